@@ -1,0 +1,211 @@
+"""Configuration schema and start-up validation.
+
+Two layers catch bad input before any data is loaded:
+
+1. The structured schema below (registered in Hydra's ConfigStore as ``base_config``) types every
+   top-level section. Hydra rejects ``trainer.epocs=3`` (unknown key) and ``trainer.epochs=abc``
+   (wrong type) while composing, naming the key.
+2. :func:`validate` checks each ``_target_`` group (model, dataset, strategy, phase, optim, sched,
+   logger) against the signature of the callable it names, so a misspelled key in a YAML file or an
+   ``+override`` is reported with the list of valid keys, and annotated types are checked too.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import secrets
+import time
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from hydra.utils import get_object
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
+
+
+class ConfigError(ValueError):
+    """A configuration problem, reported before any work is done."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Schema
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = 200
+    batch_size: int = 128
+    device: str = "auto"  # auto | cpu | cuda
+    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
+    eval_every: int = 1  # evaluate on the test set every N epochs (and always after the last)
+    eval_batch_size: int = 1024
+    train_eval_samples: int = 10000  # clean training accuracy: size of the fixed probe subset (0 = all)
+    grad_clip: Optional[float] = None  # max global grad norm; null = off
+    log_every: int = 50  # steps between reads of on-device metrics (non-finite loss check)
+    deterministic: bool = False
+    channels_last: str = "auto"  # auto (on for CUDA conv nets) | true | false
+    compile: bool = False
+
+
+@dataclass
+class MixConfig:
+    """Mixup settings shared by every strategy (a strategy decides when and at which alpha)."""
+
+    alpha: float = 1.0
+    cutmix_alpha: float = 0.0
+    label_smoothing: float = 0.0
+    mode: str = "batch"  # timm's Mixup mode: batch | pair | elem
+    prob: float = 1.0
+    switch_prob: float = 0.5
+
+
+@dataclass
+class PathsConfig:
+    data_dir: str = "${oc.env:ENLIGHTEN_DATA_DIR,./data}"
+    cache_dir: str = "${oc.env:ENLIGHTEN_CACHE_DIR,${oc.env:HOME,.}/.cache/enlighten}"
+    output_dir: str = "${hydra:runtime.output_dir}"
+
+
+@dataclass
+class EnlightenConfig:
+    # Config groups: their keys depend on the chosen option, checked by `validate` via `_target_`.
+    model: Any = MISSING
+    dataset: Any = MISSING
+    strategy: Any = MISSING
+    phase: Any = MISSING
+    optim: Any = MISSING
+    sched: Any = MISSING
+    logger: Any = MISSING
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    mix: MixConfig = field(default_factory=MixConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    seed: int = 0
+    name: str = "default"  # experiment name, used in W&B tags and tables
+    tags: list = field(default_factory=list)
+
+
+GROUPS = ("model", "dataset", "strategy", "phase", "optim", "sched", "logger")
+
+
+def register_configs() -> None:
+    """Store the schema and the resolvers (idempotent: multirun jobs import this repeatedly)."""
+    ConfigStore.instance().store(name="base_config", node=EnlightenConfig)
+    if not OmegaConf.has_resolver("unique_stamp"):
+        # A per-process stamp for output directories: two sweeps started in the same second get
+        # different directories (pid and a random suffix), while every use within one process
+        # resolves to the same value.
+        stamp = f"{time.strftime('%H-%M-%S')}_{os.getpid()}{secrets.token_hex(2)}"
+        OmegaConf.register_new_resolver("unique_stamp", lambda: stamp, use_cache=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------------------
+
+# Parameters the training code fills in when it instantiates a group: not expected in the config.
+RUNTIME_ARGS = {
+    "model": {"num_classes", "input_shape"},
+    "dataset": set(),
+    "strategy": set(),
+    "phase": set(),
+    "optim": {"model"},
+    "sched": {"optimizer", "total_steps", "steps_per_epoch"},
+    "logger": {"run_dir", "run_config"},
+}
+
+_CHOICES = {
+    "trainer.device": ("auto", "cpu", "cuda"),
+    "trainer.precision": ("auto", "fp32", "bf16"),
+    "trainer.channels_last": ("auto", "true", "false"),
+    "mix.mode": ("batch", "pair", "elem"),
+}
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ConfigError naming the offending key; called before any data is loaded."""
+    for key, allowed in _CHOICES.items():
+        value = str(OmegaConf.select(cfg, key))
+        if value.lower() not in allowed:
+            raise ConfigError(f"{key}={value!r} is not one of {list(allowed)}.")
+    t = cfg.trainer
+    for key in ("epochs", "batch_size", "eval_every", "eval_batch_size", "log_every"):
+        if t[key] < 1:
+            raise ConfigError(f"trainer.{key} must be >= 1, got {t[key]}.")
+    if t.train_eval_samples < 0:
+        raise ConfigError("trainer.train_eval_samples must be >= 0 (0 means the whole training set).")
+    if t.grad_clip is not None and t.grad_clip <= 0:
+        raise ConfigError(f"trainer.grad_clip must be positive or null, got {t.grad_clip}.")
+    m = cfg.mix
+    for key in ("alpha", "cutmix_alpha"):
+        if m[key] < 0:
+            raise ConfigError(f"mix.{key} must be >= 0, got {m[key]} (0 turns it off).")
+    for key in ("label_smoothing", "prob", "switch_prob"):
+        if not 0.0 <= m[key] <= 1.0:
+            raise ConfigError(f"mix.{key} must be in [0, 1], got {m[key]}.")
+    for group in GROUPS:
+        node = cfg.get(group)
+        if not isinstance(node, DictConfig) or "_target_" not in node:
+            raise ConfigError(f"Config group '{group}' has no _target_; choose an option, e.g. {group}=<name>.")
+        check_target_node(group, node, RUNTIME_ARGS[group])
+
+
+def check_target_node(prefix: str, node: DictConfig, runtime_args: set[str] = frozenset()) -> None:
+    """Check the keys (and annotated basic types) of a `_target_` node against its callable."""
+    target = node["_target_"]
+    try:
+        fn = get_object(target)
+    except Exception as e:  # noqa: BLE001 - any import problem is a config problem here
+        raise ConfigError(f"{prefix}._target_={target!r} cannot be imported: {e}") from e
+    sig = inspect.signature(fn)
+    params = sig.parameters
+    takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    try:
+        hints = typing.get_type_hints(fn.__init__ if inspect.isclass(fn) else fn)
+    except Exception:  # noqa: BLE001 - unresolvable annotations: skip type checks
+        hints = {}
+    keys = [k for k in node.keys() if not str(k).startswith("_")]
+    for key in keys:
+        if key not in params:
+            if takes_kwargs:
+                continue
+            valid = sorted(k for k in params if k not in runtime_args and k not in ("self", "args", "kwargs"))
+            raise ConfigError(
+                f"Unknown key '{prefix}.{key}' for {target}. Valid keys: {', '.join(valid)}."
+            )
+        if key in hints and not OmegaConf.is_missing(node, key):
+            _check_type(f"{prefix}.{key}", node[key], hints[key])
+    for name, p in params.items():
+        if p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD) or name == "self":
+            continue
+        if p.default is inspect.Parameter.empty and name not in keys and name not in runtime_args:
+            raise ConfigError(f"Missing key '{prefix}.{name}' required by {target}.")
+
+
+def _check_type(key: str, value: Any, hint: Any) -> None:
+    """Check value against int/float/bool/str (optionally Optional[...]); other hints pass."""
+    origin = typing.get_origin(hint)
+    allowed = typing.get_args(hint) if origin in (typing.Union, types.UnionType) else (hint,)
+    if value is None:
+        if type(None) in allowed:
+            return
+        raise ConfigError(f"{key} must not be null.")
+    basic = [a for a in allowed if a in (int, float, bool, str)]
+    if not basic or len(basic) != len([a for a in allowed if a is not type(None)]):
+        return  # a complex annotation (list, tuple, callable...): leave it to the callable
+    if isinstance(value, (DictConfig, ListConfig)):
+        raise ConfigError(f"{key} must be {' or '.join(a.__name__ for a in basic)}, got a {type(value).__name__}.")
+    ok = any(
+        (a is float and isinstance(value, (int, float)) and not isinstance(value, bool))
+        or (a is int and isinstance(value, int) and not isinstance(value, bool))
+        or (a is bool and isinstance(value, bool))
+        or (a is str and isinstance(value, str))
+        for a in basic
+    )
+    if not ok:
+        raise ConfigError(
+            f"{key}={value!r} has the wrong type: expected {' or '.join(a.__name__ for a in basic)}."
+        )

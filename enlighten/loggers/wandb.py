@@ -1,0 +1,60 @@
+"""Weights & Biases, offline by default: no account, no network, files inside the run directory.
+
+Offline runs write only W&B's binary `.wandb` log (sync it later with `wandb sync`); tables and
+figures are made from our own metrics.jsonl and summary.json, never from W&B.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence
+
+from enlighten.loggers.base import Logger
+
+
+class WandbLogger(Logger):
+    def __init__(
+        self,
+        run_dir: Path | str,
+        run_config: Optional[dict] = None,
+        project: str = "enlighten",
+        entity: Optional[str] = None,
+        group: Optional[str] = None,
+        job_type: Optional[str] = None,
+        name: Optional[str] = None,
+        tags: Sequence[str] = (),
+        mode: str = "offline",
+    ) -> None:
+        super().__init__(run_dir, run_config)
+        import wandb
+
+        if mode not in ("offline", "online", "disabled"):
+            raise ValueError(f"logger.mode must be offline, online or disabled, got {mode!r}.")
+        self._wandb = wandb
+        self.run = wandb.init(
+            project=project,
+            entity=entity,
+            group=group,
+            job_type=job_type,
+            name=name,
+            tags=[str(t) for t in tags if t],
+            config=run_config,
+            dir=str(self.run_dir),
+            mode=mode,
+            # A multirun calls init once per job in one process: never hand back the previous run.
+            reinit="finish_previous",
+            settings=wandb.Settings(silent=True, console="off", x_disable_stats=True),
+        )
+
+    def log_metrics(self, metrics: dict, step: int) -> None:
+        self.run.log({k: v for k, v in metrics.items() if v is not None}, step=step)
+
+    def log_summary(self, summary: dict) -> None:
+        for k, v in summary.items():
+            if k != "config" and v is not None:
+                self.run.summary[k] = v
+
+    def finish(self, exit_code: int = 0) -> None:
+        if self.run is not None:
+            self.run.finish(exit_code=exit_code)
+            self.run = None

@@ -1,0 +1,34 @@
+"""A small conv net for quick CPU runs (MNIST, 8x8 digits, smoke tests).
+
+conv(32)-BN-ReLU stem, then conv(64)-BN-ReLU-maxpool and conv(128)-BN-ReLU-maxpool,
+global average pool, linear: about 94k parameters at width 1. Global pooling makes it
+independent of the input size; the two 2x2 max-pools need at least 4x4 inputs.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from enlighten.models.resnet import GlobalAvgPool, StagedNet, as_input_shape, check_width, conv3x3, scaled
+
+
+def _conv_bn_relu(in_ch: int, out_ch: int, pool: bool) -> nn.Sequential:
+    layers: list[nn.Module] = [conv3x3(in_ch, out_ch), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True)]
+    if pool:
+        layers.append(nn.MaxPool2d(2))
+    return nn.Sequential(*layers)
+
+
+def cnn(num_classes: int, input_shape: tuple[int, ...] | list[int], width: float = 1.0) -> nn.Module:
+    """Three conv-BN-ReLU blocks (32, 64, 128 channels x width) with two max-pools."""
+    width = check_width(width)
+    in_chans, height, width_px = as_input_shape(input_shape)
+    if min(height, width_px) < 4:
+        raise ValueError(
+            "cnn needs inputs of at least 4x4 (two 2x2 max-pools), "
+            f"got input_shape {(in_chans, height, width_px)}."
+        )
+    c1, c2, c3 = (scaled(c, width) for c in (32, 64, 128))
+    stem = _conv_bn_relu(in_chans, c1, pool=False)
+    stages = nn.Sequential(_conv_bn_relu(c1, c2, pool=True), _conv_bn_relu(c2, c3, pool=True))
+    return StagedNet(stem, stages, c3, num_classes, GlobalAvgPool())

@@ -1,0 +1,97 @@
+"""Results on disk: every file is written atomically (temporary file, fsync, rename).
+
+A run directory holds `metrics.jsonl` (one JSON object per epoch) and `summary.json` (status, final
+numbers and the resolved config). Readers (tables, figures, resumed sweeps) therefore only ever see a
+previous complete version or the new complete version of a file, never a half-written one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+
+METRICS_FILE = "metrics.jsonl"
+SUMMARY_FILE = "summary.json"
+
+
+def _atomic_write(path: Path, write) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path | str, text: str) -> None:
+    _atomic_write(Path(path), lambda f: f.write(text.encode()))
+
+
+def atomic_torch_save(obj: Any, path: Path | str) -> None:
+    _atomic_write(Path(path), lambda f: torch.save(obj, f))
+
+
+def to_jsonable(value: Any) -> Any:
+    """Plain JSON: tensors to numbers, non-finite floats to null (JSON has no NaN)."""
+    if isinstance(value, torch.Tensor):
+        value = value.item() if value.numel() == 1 else value.tolist()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+def write_json(path: Path | str, obj: dict) -> None:
+    atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: Path | str) -> dict:
+    with open(path) as f:
+        return json.load(f)
+
+
+def write_jsonl(path: Path | str, rows: Iterable[dict]) -> None:
+    atomic_write_text(path, "".join(json.dumps(to_jsonable(r)) + "\n" for r in rows))
+
+
+def read_jsonl(path: Path | str) -> list[dict]:
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+class RunResults:
+    """The files of one run directory. Metrics are kept in memory and the file rewritten each epoch
+    (small files), which keeps every write atomic."""
+
+    def __init__(self, run_dir: Path | str) -> None:
+        self.run_dir = Path(run_dir)
+        self.metrics: list[dict] = []
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        probe = self.run_dir / ".write_test"
+        try:  # fail before training, not after hours of it
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as e:
+            raise OSError(f"Results directory {self.run_dir} is not writable: {e}") from e
+
+    def log_epoch(self, row: dict) -> None:
+        self.metrics.append(to_jsonable(row))
+        write_jsonl(self.run_dir / METRICS_FILE, self.metrics)
+
+    def write_summary(self, summary: dict) -> None:
+        write_json(self.run_dir / SUMMARY_FILE, summary)

@@ -1,0 +1,148 @@
+"""One run, from a composed config to its result files: validate, build, train, summarize.
+
+`train.py` calls `run(cfg)`; tests call it too, with configs from Hydra's compose API.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from enlighten.config import ConfigError, validate
+from enlighten.loggers.base import Logger
+from enlighten.results import RunResults
+from enlighten.training.loop import Diverged, LoopConfig, Trainer
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("trainer.device=cuda but no CUDA device is available; use trainer.device=cpu or auto.")
+    return torch.device(name)
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    """Seed Python, numpy (timm's Mixup draws lambda there) and torch; every seed, 0 included."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    # Set both ways: a multirun runs its jobs in one process, and the previous job's mode must not leak.
+    torch.use_deterministic_algorithms(deterministic)
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = not deterministic
+
+
+def _hydra_info() -> dict:
+    """Sweep name, job name and chosen group options when running under Hydra (else empty)."""
+    if not HydraConfig.initialized():
+        return {}
+    hc = HydraConfig.get()
+    multirun = hc.mode == RunMode.MULTIRUN
+    return {
+        "choices": {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra/")},
+        "overrides": list(hc.overrides.task),
+        "group": Path(hc.sweep.dir).name if multirun else None,
+        "job_name": hc.job.override_dirname or hc.job.name,
+    }
+
+
+def build_logger(cfg: DictConfig, run_dir: Path, config: dict) -> Logger:
+    info = _hydra_info()
+    strategy = info.get("choices", {}).get("strategy") or cfg.strategy._target_.rsplit(".", 1)[-1]
+    extra = {}
+    for key, default in (("group", info.get("group")), ("job_type", strategy), ("name", info.get("job_name"))):
+        if key in cfg.logger and cfg.logger[key] is None and default is not None:
+            extra[key] = default
+    return instantiate(cfg.logger, run_dir=str(run_dir), run_config=config, _recursive_=False, **extra)
+
+
+def run(cfg: DictConfig) -> dict:
+    """Train one configuration; return its summary (also written to summary.json)."""
+    validate(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    results = RunResults(run_dir)
+    t = cfg.trainer
+    device = resolve_device(t.device)
+    try:  # objects that need no data: fail on bad settings before anything is loaded
+        strategy = instantiate(cfg.strategy)
+        strategy.check(t.batch_size)
+        detector = instantiate(cfg.phase)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(str(e)) from e
+    seed_everything(cfg.seed, t.deterministic)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    info = _hydra_info()
+    summary: dict = {"status": "failed", "error": None}
+    start = time.perf_counter()
+    with build_logger(cfg, run_dir, config) as logger:
+        try:
+            data = instantiate(cfg.dataset).to(device)
+            if data.steps_per_epoch(t.batch_size) == 0:
+                raise ConfigError(
+                    f"trainer.batch_size={t.batch_size} is larger than the training set ({data.num_train} samples)."
+                )
+            strategy.setup(data.num_classes)
+            model = instantiate(cfg.model, num_classes=data.num_classes, input_shape=list(data.input_shape))
+            summary["num_params"] = sum(p.numel() for p in model.parameters())
+            has_conv = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+            channels_last = t.channels_last == "true" or (t.channels_last == "auto" and device.type == "cuda" and has_conv)
+            model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+            optimizer = instantiate(cfg.optim, model=model)
+            steps_per_epoch = data.steps_per_epoch(t.batch_size)
+            scheduler = instantiate(
+                cfg.sched, optimizer=optimizer, total_steps=steps_per_epoch * t.epochs, steps_per_epoch=steps_per_epoch
+            )
+            bf16 = t.precision == "bf16" or (t.precision == "auto" and device.type == "cuda")
+            trainer = Trainer(
+                LoopConfig(
+                    epochs=t.epochs,
+                    batch_size=t.batch_size,
+                    eval_every=t.eval_every,
+                    eval_batch_size=t.eval_batch_size,
+                    train_eval_samples=t.train_eval_samples,
+                    grad_clip=t.grad_clip,
+                    log_every=t.log_every,
+                    bf16=bf16,
+                    channels_last=channels_last,
+                ),
+                torch.compile(model) if t.compile else model,
+                data,
+                strategy,
+                detector,
+                optimizer,
+                scheduler,
+                results,
+                logger,
+                generator=torch.Generator().manual_seed(cfg.seed),
+                device=device,
+            )
+            summary.update(trainer.fit(), status="completed")
+        except Diverged as e:
+            summary.update(status="diverged", error=str(e), diverged_step=e.step, epochs=e.epoch)
+        except BaseException as e:
+            summary["error"] = f"{type(e).__name__}: {e}"
+            summary["traceback"] = traceback.format_exc()
+            raise
+        finally:
+            summary["wall_time_s"] = time.perf_counter() - start
+            summary["choices"] = info.get("choices", {})
+            summary["overrides"] = info.get("overrides", [])
+            summary["config"] = config
+            results.write_summary(summary)
+            logger.log_summary(summary)
+    if summary["status"] == "diverged":
+        raise Diverged(summary["diverged_step"], summary["epochs"])
+    return summary

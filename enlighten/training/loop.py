@@ -1,0 +1,179 @@
+"""The training loop: the only one in the project.
+
+Each step the loop asks the phase detector whether training is still in the ENP and the strategy what
+the batch becomes and how per-sample losses are reduced; neither reaches into the loop. Metrics
+accumulate on the device and are read once per `log_every` steps and once per epoch, so the step has
+no host-device synchronization.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from enlighten.loggers.base import Logger
+from enlighten.phase.base import PhaseDetector, Progress
+from enlighten.results import RunResults
+from enlighten.strategies.base import Strategy, soft_cross_entropy
+
+
+class Diverged(RuntimeError):
+    """The training loss became non-finite."""
+
+    def __init__(self, step: int, epoch: int) -> None:
+        super().__init__(f"non-finite training loss by step {step} (epoch {epoch})")
+        self.step, self.epoch = step, epoch
+
+
+@dataclass
+class LoopConfig:
+    epochs: int
+    batch_size: int
+    eval_every: int = 1
+    eval_batch_size: int = 1024
+    train_eval_samples: int = 10000
+    grad_clip: Optional[float] = None
+    log_every: int = 50
+    bf16: bool = False
+    channels_last: bool = False
+
+
+class Trainer:
+    """Trains `model` on `data` for `cfg.epochs` epochs; `fit()` returns the summary numbers."""
+
+    def __init__(
+        self,
+        cfg: LoopConfig,
+        model: nn.Module,
+        data,
+        strategy: Strategy,
+        detector: PhaseDetector,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
+        results: RunResults,
+        logger: Logger,
+        generator: torch.Generator,
+        device: torch.device,
+    ) -> None:
+        self.cfg, self.model, self.data = cfg, model, data
+        self.strategy, self.detector = strategy, detector
+        self.optimizer, self.scheduler = optimizer, scheduler
+        self.results, self.logger = results, logger
+        self.generator, self.device = generator, device
+        self.steps_per_epoch = data.steps_per_epoch(cfg.batch_size)
+        self.total_steps = self.steps_per_epoch * cfg.epochs
+        self.step = 0
+        self.epoch = 0
+        # Clean training accuracy is measured on a fixed probe subset of the training set,
+        # un-augmented and un-mixed: accuracy on mixed batches is ill-defined.
+        n = data.num_train if cfg.train_eval_samples == 0 else min(cfg.train_eval_samples, data.num_train)
+        self.train_probe = torch.randperm(data.num_train, generator=torch.Generator().manual_seed(0))[:n].sort().values
+        self.detector.setup(data.num_classes, self.steps_per_epoch, self.total_steps)
+
+    def autocast(self):
+        if self.cfg.bf16:
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _to_model_layout(self, x: Tensor) -> Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last and x.ndim == 4 else x
+
+    @torch.no_grad()
+    def evaluate(self, split: str, indices: Optional[Tensor] = None) -> tuple[float, float]:
+        """(mean cross-entropy, accuracy) on clean inputs with hard labels."""
+        self.model.eval()
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        count = 0
+        for x, y in self.data.eval_batches(split, self.cfg.eval_batch_size, indices):
+            with self.autocast():
+                logits = self.model(self._to_model_layout(x))
+            loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
+            correct += (logits.argmax(-1) == y).sum()
+            count += len(y)
+        self.model.train()
+        return loss_sum.item() / count, correct.item() / count
+
+    def train_step(self, x: Tensor, y: Tensor) -> Tensor:
+        in_enp = self.detector.in_enp
+        x, target = self.strategy.prepare(x, y, in_enp)
+        with self.autocast():
+            logits = self.model(self._to_model_layout(x))
+        loss = self.strategy.reduce(soft_cross_entropy(logits, target), in_enp)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.grad_clip:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+        return loss.detach()
+
+    def fit(self) -> dict:
+        cfg = self.cfg
+        best_val_acc, final_val_acc, val_loss, val_acc = None, None, None, None
+        start = time.perf_counter()
+        self.model.train()
+        for epoch in range(self.epoch, cfg.epochs):
+            self.epoch = epoch
+            loss_sum = torch.zeros((), device=self.device)
+            enp_steps = mixing_steps = 0
+            alpha_sum = 0.0
+            t0 = time.perf_counter()
+            for x, y in self.data.train_batches(cfg.batch_size, self.generator):
+                in_enp = self.detector.in_enp
+                enp_steps += in_enp
+                mixing_steps += self.strategy.mixing(in_enp)
+                alpha_sum += self.strategy.alpha(in_enp)
+                lr = self.optimizer.param_groups[0]["lr"]
+                loss = self.train_step(x, y)
+                loss_sum += loss
+                self.detector.observe(Progress(self.step, epoch, self.steps_per_epoch, self.total_steps), {"loss": loss})
+                if self.step % cfg.log_every == 0 and not torch.isfinite(loss_sum):
+                    raise Diverged(self.step, epoch)
+            train_loss = loss_sum.item() / self.steps_per_epoch  # the epoch's one sync
+            train_time = time.perf_counter() - t0
+            if not math.isfinite(train_loss):
+                raise Diverged(self.step, epoch)
+            _, train_acc = self.evaluate("train", self.train_probe)
+            last = epoch == cfg.epochs - 1
+            if (epoch + 1) % cfg.eval_every == 0 or last:
+                val_loss, val_acc = self.evaluate("test")
+                final_val_acc = val_acc
+                best_val_acc = val_acc if best_val_acc is None else max(best_val_acc, val_acc)
+            row = {
+                "epoch": epoch,
+                "step": self.step,
+                "lr": lr,
+                "train_loss": train_loss,
+                "train_acc": train_acc,
+                "val_loss": val_loss,
+                "val_acc": val_acc,
+                "alpha": alpha_sum / self.steps_per_epoch,
+                "mixing": mixing_steps / self.steps_per_epoch,
+                "in_enp": enp_steps / self.steps_per_epoch,
+                "images_per_sec": self.steps_per_epoch * cfg.batch_size / train_time,
+                "wall_time_s": time.perf_counter() - start,
+            }
+            self.results.log_epoch(row)
+            self.logger.log_metrics(row, step=self.step)
+            print(
+                f"epoch {epoch + 1}/{cfg.epochs}  loss {train_loss:.4f}  train_acc {train_acc:.4f}  "
+                f"val_acc {val_acc if val_acc is None else round(val_acc, 4)}  "
+                f"{row['images_per_sec']:.0f} img/s",
+                flush=True,
+            )
+        return {
+            "final_val_acc": final_val_acc,
+            "best_val_acc": best_val_acc,
+            "epochs": cfg.epochs,
+            "steps": self.step,
+            **self.detector.summary(),
+        }

@@ -1,0 +1,136 @@
+"""Results tables from run directories: one row per cell, seeds aggregated.
+
+    python scripts/make_tables.py SWEEP_DIR... [--rows KEYS] [--format md|latex|csv] [--out FILE]
+
+Reads only summary.json files (found recursively), so it works offline and on copied results.
+A key is a config group (`strategy`, `model`, ...) or a dotted config key (`mix.alpha`,
+`dataset.fraction`). Without --rows, the keys the runs were launched with (their overrides, minus
+`seed`) make the rows. Failed, diverged and incomplete runs are listed under the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import statistics
+import sys
+from pathlib import Path
+
+IGNORED_OVERRIDES = ("seed", "paths.", "logger", "hydra.", "experiment", "trainer.device")
+
+
+def load_runs(dirs: list[str]) -> list[dict]:
+    runs = []
+    for d in dirs:
+        root = Path(d)
+        if not root.exists():
+            sys.exit(f"error: {root} does not exist")
+        for path in sorted(root.rglob("summary.json")):
+            try:
+                run = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError) as e:
+                run = {"status": "unreadable", "error": str(e)}
+            run["_dir"] = str(path.parent)
+            runs.append(run)
+    return runs
+
+
+def lookup(run: dict, key: str):
+    """A group choice (`strategy`) or a dotted config key (`mix.alpha`)."""
+    if key in run.get("choices", {}):
+        return run["choices"][key]
+    node = run.get("config", {})
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def default_rows(runs: list[dict]) -> list[str]:
+    keys: list[str] = []
+    for run in runs:
+        for override in run.get("overrides", []):
+            key = override.split("=", 1)[0].lstrip("+~")
+            if not key.startswith(IGNORED_OVERRIDES) and key not in keys:
+                keys.append(key)
+    return keys or ["strategy"]
+
+
+def mean_std(values: list[float]) -> str:
+    if not values:
+        return "-"
+    m = 100 * statistics.fmean(values)
+    s = 100 * statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{m:.2f} ± {s:.2f}"
+
+
+def build_table(runs: list[dict], rows: list[str]) -> tuple[list[str], list[list[str]], list[dict]]:
+    cells: dict[tuple, list[dict]] = {}
+    problems = []
+    for run in runs:
+        if run.get("status") != "completed":
+            problems.append(run)
+            continue
+        cells.setdefault(tuple(str(lookup(run, k)) for k in rows), []).append(run)
+    header = rows + ["seeds", "final val acc (%)", "best val acc (%)"]
+    body = []
+    for cell in sorted(cells):
+        members = cells[cell]
+        body.append(
+            list(cell)
+            + [
+                str(len(members)),
+                mean_std([r["final_val_acc"] for r in members if r.get("final_val_acc") is not None]),
+                mean_std([r["best_val_acc"] for r in members if r.get("best_val_acc") is not None]),
+            ]
+        )
+    return header, body, problems
+
+
+def render(header: list[str], body: list[list[str]], fmt: str) -> str:
+    if fmt == "csv":
+        out = io.StringIO()
+        csv.writer(out).writerows([header] + body)
+        return out.getvalue()
+    if fmt == "latex":
+        lines = ["\\begin{tabular}{" + "l" * len(header) + "}", "\\toprule", " & ".join(header) + " \\\\", "\\midrule"]
+        lines += [" & ".join(c.replace("±", "$\\pm$") for c in row) + " \\\\" for row in body]
+        return "\n".join(lines + ["\\bottomrule", "\\end{tabular}"]) + "\n"
+    widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(header)]
+    fmt_row = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    lines = [fmt_row(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    return "\n".join(lines + [fmt_row(r) for r in body]) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("dirs", nargs="+", help="sweep or run directories")
+    ap.add_argument("--rows", help="comma-separated keys that make the rows (default: the swept keys)")
+    ap.add_argument("--format", choices=["md", "latex", "csv"], default="md")
+    ap.add_argument("--out", help="write the table to this file as well")
+    args = ap.parse_args(argv)
+    runs = load_runs(args.dirs)
+    if not runs:
+        sys.exit(f"error: no summary.json under {', '.join(args.dirs)}")
+    rows = args.rows.split(",") if args.rows else default_rows(runs)
+    header, body, problems = build_table(runs, rows)
+    text = render(header, body, args.format)
+    if problems:
+        text += "\nNot in the table:\n" + "".join(
+            f"- {p.get('status', '?')}: {p['_dir']}" + (f" ({p['error']})" if p.get("error") else "") + "\n"
+            for p in problems
+        )
+    print(text, end="")
+    if args.out:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from enlighten.results import atomic_write_text
+
+        atomic_write_text(args.out, text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Shared fixtures: where the real data is, Hydra's compose API, and subprocess runs of train.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import open_dict
+
+from enlighten.config import register_configs
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("ENLIGHTEN_DATA_DIR", REPO.parent / "shared" / "data")).resolve()
+
+register_configs()
+
+
+def needs_shared(*parts: str):
+    """Skip (with the reason) when the shared real data is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    return pytest.mark.skipif(not path.exists(), reason=f"real data not found at {path} (set ENLIGHTEN_DATA_DIR)")
+
+
+def compose_cfg(overrides: list[str], output_dir: Path):
+    """Compose the real config tree through Hydra's compose API (no hydra runtime)."""
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+    return cfg
+
+
+def run_train(args: list[str], cwd: Path, timeout: int = 300, check: bool = True) -> subprocess.CompletedProcess:
+    """Run train.py in a subprocess, as a user would."""
+    env = {**os.environ, "ENLIGHTEN_DATA_DIR": str(SHARED_DATA), "ENLIGHTEN_CACHE_DIR": str(cwd / "cache")}
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"train.py failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
+
+
+def read_run(run_dir: Path) -> tuple[list[dict], dict]:
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    return metrics, summary
+
+
+@pytest.fixture(scope="session")
+def cifar_folder(tmp_path_factory) -> Path:
+    """A small CIFAR-10 image folder made by the shared prepare.py (real JPEGs)."""
+    prepare = SHARED_DATA / "cifar10" / "prepare.py"
+    if not prepare.exists():
+        pytest.skip(f"CIFAR-10 copy not found at {prepare}")
+    out = tmp_path_factory.mktemp("cifar10")
+    subprocess.run(
+        [sys.executable, str(prepare), str(out), "--per-class-train", "200", "--per-class-test", "50"],
+        check=True, capture_output=True,
+    )
+    return out

@@ -1,0 +1,145 @@
+"""Data: real loaders on real files, class-balanced subsets, batched augmentation."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from enlighten.data.base import DataError, InMemoryData, Normalize, balanced_subset
+from enlighten.data.digits import digits
+from enlighten.data.image_folder import image_folder
+from enlighten.data.synthetic import synthetic
+from enlighten.data.torchvision_sets import torchvision_dataset
+from tests.conftest import SHARED_DATA, needs_shared
+
+
+def test_balanced_subset_keeps_each_class_share_and_its_own_seed():
+    labels = torch.arange(1000) % 10
+    idx = balanced_subset(labels, 0.1, seed=3)
+    assert len(idx) == 100
+    assert torch.bincount(labels[idx], minlength=10).tolist() == [10] * 10
+    assert torch.equal(idx, balanced_subset(labels, 0.1, seed=3))
+    assert not torch.equal(idx, balanced_subset(labels, 0.1, seed=4))
+    assert torch.equal(balanced_subset(labels, 1.0, seed=0), torch.arange(1000))
+    with pytest.raises(DataError, match="fraction"):
+        balanced_subset(labels, 1.5, seed=0)
+    with pytest.raises(DataError, match="fraction"):
+        balanced_subset(labels, 0.0, seed=0)
+
+
+def _tiny(pad: int, flip: bool) -> InMemoryData:
+    x = torch.arange(2 * 1 * 4 * 4, dtype=torch.uint8).view(2, 1, 4, 4)
+    y = torch.tensor([0, 1])
+    return InMemoryData(x, y, x, y, num_classes=2, normalize=None, crop_padding=pad, flip=flip)
+
+
+def test_batched_crop_is_a_shifted_window_of_the_zero_padded_image():
+    data = _tiny(pad=2, flip=False)
+    gen = torch.Generator().manual_seed(0)
+    padded = torch.nn.functional.pad(torch.arange(32, dtype=torch.uint8).view(2, 1, 4, 4), (2, 2, 2, 2))
+    for _ in range(20):
+        (x, y), = list(data.train_batches(2, gen))
+        for xi, yi in zip(x, y):
+            windows = [padded[yi, :, r : r + 4, c : c + 4] for r in range(5) for c in range(5)]
+            assert any(torch.equal(xi, w) for w in windows)
+
+
+def test_flip_and_eval_batches_are_exact():
+    data = _tiny(pad=0, flip=True)
+    gen = torch.Generator().manual_seed(0)
+    orig = torch.arange(32, dtype=torch.uint8).view(2, 1, 4, 4)
+    seen_flip = seen_plain = False
+    for _ in range(20):
+        (x, y), = list(data.train_batches(2, gen))
+        for xi, yi in zip(x, y):
+            flipped = torch.equal(xi, orig[yi].flip(-1))
+            plain = torch.equal(xi, orig[yi])
+            assert flipped or plain
+            seen_flip |= flipped
+            seen_plain |= plain
+    assert seen_flip and seen_plain
+    (x, y), = list(_tiny(pad=3, flip=True).eval_batches("train", 8))
+    assert torch.equal(x, orig) and torch.equal(y, torch.tensor([0, 1]))
+
+
+def test_train_batches_drop_last_and_cover_each_sample_once():
+    data = synthetic(num_train=100, num_test=10, image_size=8, channels=1)
+    gen = torch.Generator().manual_seed(0)
+    batches = list(data.train_batches(32, gen))
+    assert len(batches) == data.steps_per_epoch(32) == 3
+    assert all(x.shape == (32, 1, 8, 8) and x.dtype == torch.float32 for x, _ in batches)
+    ys = torch.cat([y for _, y in batches])
+    assert len(ys) == 96
+
+
+def test_normalize_matches_the_definition():
+    x = torch.randint(0, 256, (4, 3, 5, 5), dtype=torch.uint8)
+    norm = Normalize([0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616])
+    ref = (x.float() / 255 - torch.tensor(norm.mean).view(1, 3, 1, 1)) / torch.tensor(norm.std).view(1, 3, 1, 1)
+    torch.testing.assert_close(norm(x), ref)
+
+
+def test_digits_is_real_stratified_and_normalized():
+    data = digits()
+    assert data.num_classes == 10 and data.input_shape == (1, 8, 8)
+    assert data.num_train + len(data.test_y) == 1797
+    (x, _), = list(data.eval_batches("train", 10_000))
+    assert abs(x.mean().item()) < 0.05 and abs(x.std().item() - 1) < 0.05
+    half = digits(fraction=0.5)
+    assert abs(half.num_train - data.num_train / 2) <= 10
+
+
+@needs_shared("MNIST", "raw")
+def test_mnist_real_files_subset_and_test_whole():
+    data = torchvision_dataset("mnist", str(SHARED_DATA), download=False, fraction=0.01, crop_padding=2, flip=False)
+    assert data.input_shape == (1, 28, 28) and data.num_classes == 10
+    assert len(data.test_y) == 10_000  # the test split stays whole
+    assert torch.bincount(data.train_y).tolist() == [round(0.01 * n) for n in (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949)]
+
+
+def test_missing_torchvision_data_names_the_path_and_the_fix(tmp_path):
+    with pytest.raises(DataError) as e:
+        torchvision_dataset("cifar10", str(tmp_path / "nowhere"), download=False)
+    msg = str(e.value)
+    assert str(tmp_path / "nowhere" / "cifar-10-batches-py") in msg and "dataset.download=true" in msg
+
+
+def test_image_folder_real_cifar_and_cache(cifar_folder, tmp_path):
+    cache = tmp_path / "cache"
+    data = image_folder(str(cifar_folder), cache_dir=str(cache))
+    assert data.num_classes == 10 and data.input_shape == (3, 32, 32)
+    assert data.num_train == 2000 and len(data.test_y) == 500
+    assert data.train_x.dtype == torch.uint8
+    cached = list(cache.rglob("*.pt"))
+    assert len(cached) == 1
+    again = image_folder(str(cifar_folder), cache_dir=str(cache), fraction=0.1)
+    assert again.num_train == 200 and torch.bincount(again.train_y).tolist() == [20] * 10
+    assert len(list(cache.rglob("*.pt"))) == 1  # the fraction is taken after the cache
+
+
+def test_image_folder_streaming_matches_interface(cifar_folder, tmp_path):
+    data = image_folder(str(cifar_folder), in_memory="false", num_workers=0, fraction=0.05)
+    gen = torch.Generator().manual_seed(0)
+    x, y = next(iter(data.train_batches(16, gen)))
+    assert x.shape == (16, 3, 32, 32) and x.dtype == torch.float32 and y.shape == (16,)
+    xs, ys = next(iter(data.eval_batches("test", 8)))
+    assert xs.shape == (8, 3, 32, 32)
+
+
+def test_image_folder_errors_name_the_path(cifar_folder, tmp_path):
+    with pytest.raises(DataError, match="is not a directory"):
+        image_folder(str(tmp_path / "missing"))
+    broken = tmp_path / "broken"
+    shutil.copytree(cifar_folder, broken)
+    for f in (broken / "train" / "cat").iterdir():
+        f.unlink()
+    with pytest.raises(DataError, match=f"Empty class folder: {broken / 'train' / 'cat'}"):
+        image_folder(str(broken), cache_dir=str(tmp_path / "c"))
+    shutil.rmtree(broken)
+    shutil.copytree(cifar_folder, broken)
+    bad = broken / "train" / "dog" / "0003.jpg"
+    bad.write_bytes(b"not a jpeg")
+    with pytest.raises(DataError, match=str(bad)):
+        image_folder(str(broken), cache_dir=str(tmp_path / "c"))

@@ -1,0 +1,49 @@
+"""Result files are written atomically and hold plain JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from enlighten.results import RunResults, atomic_write_text, read_jsonl, write_json
+
+
+def test_atomic_write_replaces_whole_file_and_leaves_no_temp(tmp_path):
+    path = tmp_path / "a.json"
+    write_json(path, {"x": 1, "nan": float("nan")})
+    assert json.loads(path.read_text()) == {"x": 1, "nan": None}
+    write_json(path, {"x": 2})
+    assert json.loads(path.read_text()) == {"x": 2}
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_failed_write_keeps_the_previous_version(tmp_path):
+    path = tmp_path / "s.json"
+    write_json(path, {"ok": True})
+
+    class Boom:
+        pass
+
+    with pytest.raises(TypeError):
+        write_json(path, {"bad": Boom()})
+    assert json.loads(path.read_text()) == {"ok": True}
+    assert len(list(tmp_path.iterdir())) == 1
+
+
+def test_run_results_metrics_are_appended_as_complete_lines(tmp_path):
+    res = RunResults(tmp_path / "run")
+    res.log_epoch({"epoch": 0, "val_acc": 0.5})
+    res.log_epoch({"epoch": 1, "val_acc": 0.6})
+    assert read_jsonl(tmp_path / "run" / "metrics.jsonl") == [{"epoch": 0, "val_acc": 0.5}, {"epoch": 1, "val_acc": 0.6}]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_results_dir_fails_before_training(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    with pytest.raises(OSError, match="not writable"):
+        RunResults(ro / "run")
+    atomic_write_text(tmp_path / "x", "y")

@@ -1,0 +1,23 @@
+"""Train one configuration (or, with -m, a sweep of them). See README.md.
+
+    python train.py                                   # ResNet-18 + Mixup on CIFAR-10
+    python train.py dataset=mnist model=cnn trainer.epochs=2
+    python train.py -m strategy=vanilla,mixup seed=0,1 dataset=digits model=cnn
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+from enlighten.config import register_configs
+from enlighten.run import run
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> float | None:
+    return run(cfg).get("final_val_acc")
+
+
+if __name__ == "__main__":
+    main()
