@@ -11,17 +11,21 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from enlighten import models
+from enlighten.models.cnn import cnn
+from enlighten.models.mlp import mlp
+from enlighten.models.preact_resnet import preactresnet18, preactresnet50
+from enlighten.models.resnet import resnet18
+from enlighten.models.vit import vit_small, vit_tiny
 
 ROOT = Path(__file__).resolve().parents[1]
 FACTORIES = {
-    "resnet18": models.resnet18,
-    "preactresnet18": models.preactresnet18,
-    "preactresnet50": models.preactresnet50,
-    "vit_tiny": models.vit_tiny,
-    "vit_small": models.vit_small,
-    "cnn": models.cnn,
-    "mlp": models.mlp,
+    "resnet18": resnet18,
+    "preactresnet18": preactresnet18,
+    "preactresnet50": preactresnet50,
+    "vit_tiny": vit_tiny,
+    "vit_small": vit_small,
+    "cnn": cnn,
+    "mlp": mlp,
 }
 OURS = ("resnet18", "preactresnet18", "preactresnet50", "cnn", "mlp")
 # Width 1, 10 classes, input (3, 32, 32) (ViTs: patch 4). All are matched exactly.
@@ -79,7 +83,7 @@ def test_reference_param_counts(name: str) -> None:
 
 
 def test_meta_count_matches_real_model() -> None:
-    assert n_params(models.resnet18(10, (3, 32, 32))) == count("resnet18")
+    assert n_params(resnet18(10, (3, 32, 32))) == count("resnet18")
 
 
 def test_preact_final_norm_adds_one_bn() -> None:
@@ -109,7 +113,7 @@ def test_vit_shape_errors(name: str) -> None:
 
 def test_vit_width_keeps_integer_head_dim() -> None:
     with torch.device("meta"):
-        model = models.vit_small(10, (3, 32, 32), width=0.3)
+        model = vit_small(10, (3, 32, 32), width=0.3)
     assert model.embed_dim % 6 == 0 and model.embed_dim == 114
 
 
@@ -164,7 +168,7 @@ def test_channels_last(name: str, built) -> None:
 
 def test_train_step_updates_params() -> None:
     torch.manual_seed(0)
-    model = models.cnn(10, (1, 8, 8))
+    model = cnn(10, (1, 8, 8))
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     x, y = batch((1, 8, 8), 8), torch.arange(8)
     before = model.head.weight.detach().clone()

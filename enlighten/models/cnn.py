@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from enlighten.models.resnet import GlobalAvgPool, StagedNet, as_input_shape, check_width, conv3x3, scaled
+from enlighten.models.layers import GlobalAvgPool, StagedNet, as_input_shape, check_width, conv3x3, scaled
 
 
 def _conv_bn_relu(in_ch: int, out_ch: int, pool: bool) -> nn.Sequential:

@@ -6,7 +6,7 @@ import math
 
 from torch import nn
 
-from enlighten.models.resnet import StagedNet, as_input_shape, check_width, scaled
+from enlighten.models.layers import StagedNet, as_input_shape, check_width, scaled
 
 
 def mlp(

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from enlighten.models.resnet import (
+from enlighten.models.layers import (
     GlobalAvgPool,
     StagedNet,
     as_input_shape,

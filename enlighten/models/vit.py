@@ -10,7 +10,7 @@ from __future__ import annotations
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
-from enlighten.models.resnet import as_input_shape, check_width
+from enlighten.models.layers import as_input_shape, check_width
 
 
 def _vit(
