@@ -19,7 +19,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from enlighten.config import ConfigError, validate
-from enlighten.loggers.base import Logger
+from enlighten.loggers.base import Logger, NoLogger
 from enlighten.results import RunResults
 from enlighten.training.loop import Diverged, LoopConfig, Trainer
 
@@ -66,7 +66,7 @@ def build_logger(cfg: DictConfig, run_dir: Path, config: dict) -> Logger:
     for key, default in (("group", info.get("group")), ("job_type", strategy), ("name", info.get("job_name"))):
         if key in cfg.logger and cfg.logger[key] is None and default is not None:
             extra[key] = default
-    return instantiate(cfg.logger, run_dir=str(run_dir), run_config=config, _recursive_=False, **extra)
+    return instantiate(cfg.logger, run_dir=str(run_dir), run_config=config, _recursive_=False, _convert_="all", **extra)
 
 
 def run(cfg: DictConfig) -> dict:
@@ -87,62 +87,65 @@ def run(cfg: DictConfig) -> dict:
     info = _hydra_info()
     summary: dict = {"status": "failed", "error": None}
     start = time.perf_counter()
-    with build_logger(cfg, run_dir, config) as logger:
-        try:
-            data = instantiate(cfg.dataset).to(device)
-            if data.steps_per_epoch(t.batch_size) == 0:
-                raise ConfigError(
-                    f"trainer.batch_size={t.batch_size} is larger than the training set ({data.num_train} samples)."
-                )
-            strategy.setup(data.num_classes)
-            model = instantiate(cfg.model, num_classes=data.num_classes, input_shape=list(data.input_shape))
-            summary["num_params"] = sum(p.numel() for p in model.parameters())
-            has_conv = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
-            channels_last = t.channels_last == "true" or (t.channels_last == "auto" and device.type == "cuda" and has_conv)
-            model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-            optimizer = instantiate(cfg.optim, model=model)
-            steps_per_epoch = data.steps_per_epoch(t.batch_size)
-            scheduler = instantiate(
-                cfg.sched, optimizer=optimizer, total_steps=steps_per_epoch * t.epochs, steps_per_epoch=steps_per_epoch
+    logger: Logger = NoLogger()
+    try:
+        logger = build_logger(cfg, run_dir, config)
+        data = instantiate(cfg.dataset).to(device)
+        if data.steps_per_epoch(t.batch_size) == 0:
+            raise ConfigError(
+                f"trainer.batch_size={t.batch_size} is larger than the training set ({data.num_train} samples)."
             )
-            bf16 = t.precision == "bf16" or (t.precision == "auto" and device.type == "cuda")
-            trainer = Trainer(
-                LoopConfig(
-                    epochs=t.epochs,
-                    batch_size=t.batch_size,
-                    eval_every=t.eval_every,
-                    eval_batch_size=t.eval_batch_size,
-                    train_eval_samples=t.train_eval_samples,
-                    grad_clip=t.grad_clip,
-                    log_every=t.log_every,
-                    bf16=bf16,
-                    channels_last=channels_last,
-                ),
-                torch.compile(model) if t.compile else model,
-                data,
-                strategy,
-                detector,
-                optimizer,
-                scheduler,
-                results,
-                logger,
-                generator=torch.Generator().manual_seed(cfg.seed),
-                device=device,
-            )
-            summary.update(trainer.fit(), status="completed")
-        except Diverged as e:
-            summary.update(status="diverged", error=str(e), diverged_step=e.step, epochs=e.epoch)
-        except BaseException as e:
-            summary["error"] = f"{type(e).__name__}: {e}"
-            summary["traceback"] = traceback.format_exc()
-            raise
-        finally:
-            summary["wall_time_s"] = time.perf_counter() - start
-            summary["choices"] = info.get("choices", {})
-            summary["overrides"] = info.get("overrides", [])
-            summary["config"] = config
-            results.write_summary(summary)
-            logger.log_summary(summary)
+        strategy.setup(data.num_classes)
+        model = instantiate(cfg.model, num_classes=data.num_classes, input_shape=list(data.input_shape))
+        summary["num_params"] = sum(p.numel() for p in model.parameters())
+        has_conv = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+        channels_last = t.channels_last == "true" or (t.channels_last == "auto" and device.type == "cuda" and has_conv)
+        model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        optimizer = instantiate(cfg.optim, model=model)
+        steps_per_epoch = data.steps_per_epoch(t.batch_size)
+        scheduler = instantiate(
+            cfg.sched, optimizer=optimizer, total_steps=steps_per_epoch * t.epochs, steps_per_epoch=steps_per_epoch
+        )
+        bf16 = t.precision == "bf16" or (t.precision == "auto" and device.type == "cuda")
+        trainer = Trainer(
+            LoopConfig(
+                epochs=t.epochs,
+                batch_size=t.batch_size,
+                eval_every=t.eval_every,
+                eval_batch_size=t.eval_batch_size,
+                train_eval_samples=t.train_eval_samples,
+                grad_clip=t.grad_clip,
+                log_every=t.log_every,
+                bf16=bf16,
+                channels_last=channels_last,
+            ),
+            torch.compile(model) if t.compile else model,
+            data,
+            strategy,
+            detector,
+            optimizer,
+            scheduler,
+            results,
+            logger,
+            generator=torch.Generator().manual_seed(cfg.seed),
+            device=device,
+        )
+        summary.update(trainer.fit(), status="completed")
+    except Diverged as e:
+        summary.update(status="diverged", error=str(e), diverged_step=e.step, epochs=e.epoch)
+    except BaseException as e:
+        summary["error"] = f"{type(e).__name__}: {e}"
+        summary["traceback"] = traceback.format_exc()
+        raise
+    finally:
+        summary["wall_time_s"] = time.perf_counter() - start
+        summary["choices"] = info.get("choices", {})
+        summary["overrides"] = info.get("overrides", [])
+        summary["config"] = config
+        results.write_summary(summary)
+        logger.log_summary(summary)
+        # Always finish, also on failure: in a multirun the next job must get a fresh W&B run.
+        logger.finish(exit_code=0 if summary["status"] == "completed" else 1)
     if summary["status"] == "diverged":
         raise Diverged(summary["diverged_step"], summary["epochs"])
     return summary

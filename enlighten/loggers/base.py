@@ -20,13 +20,6 @@ class Logger:
     def finish(self, exit_code: int = 0) -> None:
         pass
 
-    def __enter__(self) -> "Logger":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        # Always finish, also on failure: in a multirun the next job must get a fresh run.
-        self.finish(exit_code=0 if exc_type is None else 1)
-
 
 class NoLogger(Logger):
     """`logger=none`."""

@@ -43,7 +43,7 @@ class WandbLogger(Logger):
             mode=mode,
             # A multirun calls init once per job in one process: never hand back the previous run.
             reinit="finish_previous",
-            settings=wandb.Settings(silent=True, console="off", x_disable_stats=True),
+            settings=wandb.Settings(silent=True, console="off", x_disable_stats=True, disable_git=True),
         )
 
     def log_metrics(self, metrics: dict, step: int) -> None:

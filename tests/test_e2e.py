@@ -1,0 +1,113 @@
+"""End to end: train.py in a subprocess on real data, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import SHARED_DATA, needs_shared, read_run, run_train
+
+METRIC_KEYS = {"epoch", "step", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "alpha", "images_per_sec", "wall_time_s"}
+MNIST_CLASS_COUNTS = (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949)
+SUMMARY_KEYS = {"status", "error", "final_val_acc", "best_val_acc", "epochs", "steps", "num_params", "wall_time_s", "config"}
+
+
+@needs_shared("MNIST", "raw")
+def test_mnist_cnn_two_epochs(tmp_path):
+    run_dir = tmp_path / "run"
+    run_train(
+        ["dataset=mnist", "model=cnn", "trainer.epochs=2", f"paths.data_dir={SHARED_DATA}", "dataset.fraction=0.05",
+         "dataset.download=false", "logger=none", f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path,
+    )
+    metrics, summary = read_run(run_dir)
+    assert [m["epoch"] for m in metrics] == [0, 1]
+    assert all(METRIC_KEYS <= m.keys() for m in metrics)
+    num_train = sum(round(0.05 * n) for n in MNIST_CLASS_COUNTS)
+    assert metrics[-1]["step"] == summary["steps"] == 2 * (num_train // 128)
+    assert metrics[0]["alpha"] == 1.0 and metrics[0]["mixing"] == 1.0  # default strategy: mixup at mix.alpha
+    assert SUMMARY_KEYS <= summary.keys() and summary["status"] == "completed" and summary["error"] is None
+    assert summary["final_val_acc"] == metrics[-1]["val_acc"] > 0.3  # well above chance (0.1)
+    assert summary["best_val_acc"] == max(m["val_acc"] for m in metrics)
+    assert summary["config"]["dataset"]["name"] == "mnist" and summary["epochs"] == 2
+
+
+def test_image_folder_resnet18_from_prepare_py(cifar_folder, tmp_path):
+    run_dir = tmp_path / "run"
+    run_train(
+        ["dataset=image_folder", f"dataset.root={cifar_folder}", "model=resnet18", "model.width=0.25",
+         "dataset.fraction=0.1", "trainer.epochs=1", "trainer.batch_size=32", "logger=none", f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path,
+    )
+    metrics, summary = read_run(run_dir)
+    assert summary["status"] == "completed" and len(metrics) == 1
+    assert summary["steps"] == 200 // 32
+    assert summary["num_params"] < 11_173_962 / 10  # width 0.25: about 1/16 of the parameters
+    assert 0.0 <= summary["final_val_acc"] <= 1.0
+    assert list((tmp_path / "cache").rglob("*.pt")), "the decoded folder is cached for the next run"
+
+
+def test_wandb_offline_run_lives_in_the_run_directory(tmp_path):
+    run_dir = tmp_path / "run"
+    run_train(["dataset=digits", "model=cnn", "trainer.epochs=1", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    runs = list((run_dir / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    assert len(list(runs[0].glob("run-*.wandb"))) == 1
+    _, summary = read_run(run_dir)
+    assert summary["status"] == "completed"
+
+
+def test_multirun_2x2_gives_one_directory_and_one_wandb_run_per_job(tmp_path):
+    sweep = tmp_path / "sweep"
+    run_train(
+        ["-m", "strategy=vanilla,mixup", "mix.alpha=0.2,1.0", "dataset=digits", "model=cnn", "trainer.epochs=1",
+         f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path, timeout=600,
+    )
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    assert len(jobs) == 4
+    run_ids = set()
+    seen = set()
+    for job in jobs:
+        metrics, summary = read_run(job)
+        assert summary["status"] == "completed" and len(metrics) == 1
+        wandb_runs = list((job / "wandb").glob("offline-run-*"))
+        assert len(wandb_runs) == 1, f"{job} has {len(wandb_runs)} W&B runs"
+        run_ids.add(wandb_runs[0].name.rsplit("-", 1)[-1])
+        seen.add((summary["choices"]["strategy"], summary["config"]["mix"]["alpha"]))
+        expected_alpha = 0.0 if summary["choices"]["strategy"] == "vanilla" else summary["config"]["mix"]["alpha"]
+        assert metrics[0]["alpha"] == pytest.approx(expected_alpha)
+    assert len(run_ids) == 4
+    assert seen == {("vanilla", 0.2), ("vanilla", 1.0), ("mixup", 0.2), ("mixup", 1.0)}
+    assert "strategy=mixup" in " ".join(p.name for p in jobs)  # directory names show the overrides
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["trainer.epocs=3"], "epocs"),
+        (["trainer.epochs=abc"], "trainer.epochs"),
+        (["dataset=mnist", "paths.data_dir=/no/such/dir", "dataset.download=false"], "/no/such/dir/MNIST/raw"),
+        (["dataset=image_folder", "dataset.root=/no/such/folder"], "/no/such/folder"),
+        (["+model.widht=2"], "model.widht"),
+        (["trainer.batch_size=63", "dataset=digits"], "batch_size=63 is odd"),
+    ],
+)
+def test_bad_input_fails_before_training_naming_the_problem(args, message, tmp_path):
+    run_dir = tmp_path / "run"
+    proc = run_train(["model=cnn", "logger=none", f"hydra.run.dir={run_dir}", *args], cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr
+    assert not (run_dir / "metrics.jsonl").exists()  # no epoch was trained
+
+
+def test_failed_run_writes_a_failed_summary(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = run_train(
+        ["dataset=image_folder", "dataset.root=/no/such/folder", "logger=none", f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path, check=False,
+    )
+    assert proc.returncode != 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "failed" and "/no/such/folder" in summary["error"]

@@ -1,0 +1,65 @@
+"""The loop through the real code path (compose API, run()): seeding, determinism, schedules."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from enlighten.run import run
+from enlighten.training.optim import cosine, multistep
+from tests.conftest import compose_cfg, read_run
+
+FAST = ["dataset=synthetic", "model=cnn", "model.width=0.25", "trainer.epochs=2", "trainer.batch_size=64",
+        "logger=none", "trainer.device=cpu"]
+
+
+def test_same_seed_same_metrics_other_seed_differs(tmp_path):
+    results = []
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        cfg = compose_cfg([*FAST, f"seed={seed}", "trainer.deterministic=true"], tmp_path / name)
+        run(cfg)
+        results.append(read_run(tmp_path / name)[0])
+    strip = lambda ms: [{k: v for k, v in m.items() if k not in ("images_per_sec", "wall_time_s")} for m in ms]  # noqa: E731
+    assert strip(results[0]) == strip(results[1])
+    assert strip(results[0]) != strip(results[2])
+    torch.use_deterministic_algorithms(False)
+
+
+def test_training_lowers_the_loss_and_summary_matches_metrics(tmp_path):
+    cfg = compose_cfg([*FAST, "trainer.epochs=4", "strategy=vanilla", "optim.lr=0.05"], tmp_path)
+    summary = run(cfg)
+    metrics, written = read_run(tmp_path)
+    assert metrics[-1]["train_loss"] < metrics[0]["train_loss"]
+    assert summary["status"] == written["status"] == "completed"
+    assert written["final_val_acc"] == metrics[-1]["val_acc"] > 0.3
+    assert written["enp_end_reason"] == "none"  # phase=never: no ENP
+    assert all(m["alpha"] == 0.0 and m["mixing"] == 0.0 for m in metrics)
+
+
+def test_eval_every_skips_epochs_but_always_evaluates_the_last(tmp_path):
+    cfg = compose_cfg([*FAST, "trainer.epochs=3", "trainer.eval_every=2"], tmp_path)
+    run(cfg)
+    metrics, _ = read_run(tmp_path)
+    assert [m["val_acc"] is not None for m in metrics] == [False, True, True]
+
+
+def _lrs(make, steps):
+    opt = torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=1.0)
+    sched = make(opt)
+    lrs = []
+    for _ in range(steps):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return lrs
+
+
+def test_cosine_with_warmup_and_multistep_per_iteration():
+    lrs = _lrs(lambda o: cosine(o, total_steps=100, steps_per_epoch=10, warmup_epochs=1), 100)
+    assert lrs[:3] == [0.1, 0.2, 0.3000000000000001] or math.isclose(lrs[2], 0.3)
+    assert math.isclose(lrs[9], 1.0) and math.isclose(lrs[10], 1.0)
+    assert math.isclose(lrs[55], 0.5, rel_tol=1e-9)  # half-way through the decay
+    assert lrs[-1] < 0.001
+    lrs = _lrs(lambda o: multistep(o, total_steps=100, steps_per_epoch=10, milestones=[5, 8], gamma=0.1), 100)
+    assert lrs[49] == 1.0 and math.isclose(lrs[50], 0.1) and math.isclose(lrs[80], 0.01)
