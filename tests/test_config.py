@@ -113,3 +113,14 @@ def test_resolved_config_is_plain_yaml(tmp_path):
     cfg = compose_cfg(["dataset=digits", "model=cnn"], tmp_path)
     text = OmegaConf.to_yaml(cfg, resolve=True)
     assert "digits" in text and Path(tmp_path).name in text
+
+
+def test_output_stamp_is_fixed_in_a_process_and_differs_between_processes():
+    import subprocess
+    import sys
+
+    code = ("from enlighten.config import register_configs; from omegaconf import OmegaConf; register_configs(); "
+            "c = OmegaConf.create({'a': '${unique_stamp:}', 'b': '${unique_stamp:}'}); assert c.a == c.b; print(c.a)")
+    stamps = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+              for _ in range(2)}
+    assert len(stamps) == 2  # two sweeps started in the same second get different directories

@@ -63,3 +63,10 @@ def test_cosine_with_warmup_and_multistep_per_iteration():
     assert lrs[-1] < 0.001
     lrs = _lrs(lambda o: multistep(o, total_steps=100, steps_per_epoch=10, milestones=[5, 8], gamma=0.1), 100)
     assert lrs[49] == 1.0 and math.isclose(lrs[50], 0.1) and math.isclose(lrs[80], 0.01)
+
+
+def test_bf16_autocast_channels_last_and_grad_clip_train_on_cpu(tmp_path):
+    cfg = compose_cfg([*FAST, "trainer.epochs=1", "trainer.precision=bf16", "trainer.channels_last=true",
+                       "trainer.grad_clip=1.0", "optim=adamw", "sched.warmup_epochs=0.5"], tmp_path)
+    summary = run(cfg)
+    assert summary["status"] == "completed" and math.isfinite(read_run(tmp_path)[0][0]["train_loss"])
