@@ -1,0 +1,212 @@
+"""Datasets held as tensors on the training device, augmented a whole batch at a time.
+
+Everything that fits in memory (CIFAR, MNIST, digits, Tiny-ImageNet at 64 px) is stored as uint8 on
+the device. A training batch is produced by one gather that does random crop (with zero padding) and
+horizontal flip together, followed by one fused normalization: no per-sample PIL transforms and no
+DataLoader workers (the habit of cifar10-airbench).
+
+All the randomness of the data pipeline (sample order, crop offsets, flips) comes from one CPU
+``torch.Generator`` owned by the training loop, so a run is reproducible on any device and the
+generator's state can be checkpointed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import torch
+from torch import Tensor
+
+
+class DataError(RuntimeError):
+    """Missing, unreadable or inconsistent data, with what to do about it."""
+
+
+def balanced_subset(labels: Tensor, fraction: float, seed: int) -> Tensor:
+    """Sorted indices of a class-balanced subset holding `fraction` of every class.
+
+    The subset is drawn with its own seed, so the dataset-size axis of a sweep does not change when
+    the training seed changes. Every class keeps at least one sample.
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise DataError(f"dataset.fraction must be in (0, 1], got {fraction}.")
+    if fraction == 1.0:
+        return torch.arange(len(labels))
+    g = torch.Generator().manual_seed(seed)
+    keep = []
+    for c in torch.unique(labels):
+        idx = torch.nonzero(labels == c).flatten()
+        n = max(1, round(fraction * len(idx)))
+        keep.append(idx[torch.randperm(len(idx), generator=g)[:n]])
+    return torch.cat(keep).sort().values
+
+
+@dataclass
+class Normalize:
+    """x -> (x / scale - mean) / std per channel, fused into one multiply-add."""
+
+    mean: Sequence[float]
+    std: Sequence[float]
+    scale: float = 255.0  # uint8 images; 1.0 for data already in physical units
+
+    def __call__(self, x: Tensor) -> Tensor:
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        mean = torch.as_tensor(self.mean, dtype=torch.float32, device=x.device).view(shape)
+        std = torch.as_tensor(self.std, dtype=torch.float32, device=x.device).view(shape)
+        return torch.addcmul(-mean / std, x.float(), 1.0 / (self.scale * std))
+
+
+class InMemoryData:
+    """A classification dataset whose train and test splits live as tensors on one device.
+
+    Args:
+        train_x, test_x: samples, uint8 images [N, C, H, W] (or any tensor for other modalities).
+        train_y, test_y: int64 labels [N].
+        num_classes: number of classes.
+        normalize: applied to every batch (None: pass through, e.g. for token ids).
+        crop_padding: random-crop padding in pixels for training batches (0: no crop).
+        flip: random horizontal flips for training batches.
+        name: for logs.
+    """
+
+    def __init__(
+        self,
+        train_x: Tensor,
+        train_y: Tensor,
+        test_x: Tensor,
+        test_y: Tensor,
+        num_classes: int,
+        normalize: Normalize | None = None,
+        crop_padding: int = 0,
+        flip: bool = False,
+        name: str = "",
+    ) -> None:
+        if len(train_x) != len(train_y) or len(test_x) != len(test_y):
+            raise DataError(f"{name}: samples and labels differ in length.")
+        if len(train_x) == 0 or len(test_x) == 0:
+            raise DataError(f"{name}: the training or test split is empty.")
+        if crop_padding and train_x.ndim != 4:
+            raise DataError(f"{name}: random crops need images [N, C, H, W], got shape {tuple(train_x.shape)}.")
+        self.name = name
+        self.num_classes = int(num_classes)
+        self.normalize = normalize
+        self.crop_padding = int(crop_padding)
+        self.flip = bool(flip)
+        self.input_shape = tuple(train_x.shape[1:])
+        self.train_y, self.test_x, self.test_y = train_y, test_x, test_y
+        # Pad once, up front: every training batch is then a single gather from this tensor.
+        p = self.crop_padding
+        self.train_x = torch.nn.functional.pad(train_x, (p, p, p, p)) if p else train_x
+
+    @property
+    def num_train(self) -> int:
+        return len(self.train_y)
+
+    @property
+    def device(self) -> torch.device:
+        return self.train_x.device
+
+    def to(self, device: torch.device | str) -> "InMemoryData":
+        """Move both splits to `device` (once per run; the loop never copies data again)."""
+        for attr in ("train_x", "train_y", "test_x", "test_y"):
+            setattr(self, attr, getattr(self, attr).to(device, non_blocking=True))
+        return self
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        return self.num_train // batch_size  # drop_last: fixed shapes, even batches for Mixup
+
+    def train_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[tuple[Tensor, Tensor]]:
+        """One epoch of shuffled, augmented, normalized training batches (the last partial batch dropped)."""
+        order = torch.randperm(self.num_train, generator=generator)
+        for i in range(self.steps_per_epoch(batch_size)):
+            idx = order[i * batch_size : (i + 1) * batch_size]
+            yield self._gather(idx, generator), self.train_y[idx.to(self.device, non_blocking=True)]
+
+    def eval_batches(
+        self, split: str, batch_size: int, indices: Tensor | None = None
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """Un-augmented batches of the test split or of (a subset of) the training split."""
+        if split == "test":
+            n = len(self.test_y)
+        elif split == "train":
+            n = self.num_train
+        else:
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        idx_all = torch.arange(n) if indices is None else indices
+        for i in range(0, len(idx_all), batch_size):
+            idx = idx_all[i : i + batch_size]
+            if split == "test":
+                d = idx.to(self.device, non_blocking=True)
+                x, y = self.test_x[d], self.test_y[d]
+                yield (self.normalize(x) if self.normalize else x), y
+            else:
+                yield self._gather(idx, None), self.train_y[idx.to(self.device, non_blocking=True)]
+
+    def _gather(self, idx: Tensor, generator: torch.Generator | None) -> Tensor:
+        """Select samples `idx`; with a generator, random crop and flip them in the same gather."""
+        p = self.crop_padding
+        dev = self.device
+        if p == 0 and not (self.flip and generator is not None):
+            x = self.train_x[idx.to(dev, non_blocking=True)]
+        else:
+            b = len(idx)
+            _, h, w = self.input_shape
+            if generator is not None:
+                dy = torch.randint(0, 2 * p + 1, (b,), generator=generator)
+                dx = torch.randint(0, 2 * p + 1, (b,), generator=generator)
+                flip = torch.rand(b, generator=generator) < 0.5 if self.flip else torch.zeros(b, dtype=torch.bool)
+            else:  # evaluation: the centre crop, i.e. the original image
+                dy = dx = torch.full((b,), p)
+                flip = torch.zeros(b, dtype=torch.bool)
+            rows = dy[:, None] + torch.arange(h)
+            cols_fwd = dx[:, None] + torch.arange(w)
+            cols = torch.where(flip[:, None], cols_fwd.flip(1), cols_fwd)
+            c = torch.arange(self.input_shape[0])
+            x = self.train_x[
+                idx[:, None, None, None].to(dev, non_blocking=True),
+                c[None, :, None, None].to(dev, non_blocking=True),
+                rows[:, None, :, None].to(dev, non_blocking=True),
+                cols[:, None, None, :].to(dev, non_blocking=True),
+            ]
+        return self.normalize(x) if self.normalize else x
+
+
+def finish_split(
+    train_x: Tensor,
+    train_y: Tensor,
+    test_x: Tensor,
+    test_y: Tensor,
+    *,
+    num_classes: int,
+    fraction: float,
+    fraction_seed: int,
+    mean: Sequence[float] | None,
+    std: Sequence[float] | None,
+    crop_padding: int,
+    flip: bool,
+    name: str,
+) -> InMemoryData:
+    """Common tail of every image loader: subset the training split, fill in statistics, wrap."""
+    keep = balanced_subset(train_y, fraction, fraction_seed)
+    train_x, train_y = train_x[keep], train_y[keep]
+    if mean is None or std is None:  # statistics of the (subset) training split
+        xf = train_x.float() / 255.0
+        dims = [0] + list(range(2, xf.ndim))
+        mean = xf.mean(dims).tolist() if mean is None else mean
+        std = xf.std(dims).clamp_min(1e-3).tolist() if std is None else std
+    if len(mean) != train_x.shape[1] or len(std) != train_x.shape[1]:
+        raise DataError(
+            f"{name}: mean/std have {len(mean)}/{len(std)} entries but the images have {train_x.shape[1]} channels."
+        )
+    return InMemoryData(
+        train_x.contiguous(),
+        train_y.long(),
+        test_x.contiguous(),
+        test_y.long(),
+        num_classes=num_classes,
+        normalize=Normalize(list(mean), list(std)),
+        crop_padding=crop_padding,
+        flip=flip,
+        name=name,
+    )
