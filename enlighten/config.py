@@ -61,6 +61,7 @@ class MixConfig:
     mode: str = "batch"  # timm's Mixup mode: batch | pair | elem
     prob: float = 1.0
     switch_prob: float = 0.5
+    kind: str = "input"  # input (timm's Mixup/CutMix) | manifold (hidden states; staged models)
 
 
 @dataclass
@@ -122,6 +123,7 @@ _CHOICES = {
     "trainer.precision": ("auto", "fp32", "bf16"),
     "trainer.channels_last": ("auto", "true", "false"),
     "mix.mode": ("batch", "pair", "elem"),
+    "mix.kind": ("input", "manifold"),
 }
 
 
@@ -160,13 +162,7 @@ def check_target_node(prefix: str, node: DictConfig, runtime_args: set[str] = fr
         fn = get_object(target)
     except Exception as e:  # noqa: BLE001 - any import problem is a config problem here
         raise ConfigError(f"{prefix}._target_={target!r} cannot be imported: {e}") from e
-    sig = inspect.signature(fn)
-    params = sig.parameters
-    takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    try:
-        hints = typing.get_type_hints(fn.__init__ if inspect.isclass(fn) else fn)
-    except Exception:  # noqa: BLE001 - unresolvable annotations: skip type checks
-        hints = {}
+    params, takes_kwargs, hints = _accepted_params(fn)
     keys = [k for k in node.keys() if not str(k).startswith("_")]
     for key in keys:
         if key not in params:
@@ -179,10 +175,33 @@ def check_target_node(prefix: str, node: DictConfig, runtime_args: set[str] = fr
         if key in hints and not OmegaConf.is_missing(node, key):
             _check_type(f"{prefix}.{key}", node[key], hints[key])
     for name, p in params.items():
-        if p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD) or name == "self":
-            continue
         if p.default is inspect.Parameter.empty and name not in keys and name not in runtime_args:
             raise ConfigError(f"Missing key '{prefix}.{name}' required by {target}.")
+
+
+def _accepted_params(fn: Any) -> tuple[dict, bool, dict]:
+    """Parameters a callable accepts, following `**kwargs` of a class up to its base classes
+    (a subclass that passes **kwargs on still has its keys checked), with their type hints."""
+    params: dict = {}
+    hints: dict = {}
+    if inspect.isclass(fn):
+        chain = [c.__init__ for c in inspect.getmro(fn) if "__init__" in vars(c) and c is not object]
+    else:
+        chain = [fn]
+    takes_kwargs = False
+    for f in chain:
+        sig = inspect.signature(f)
+        for name, p in sig.parameters.items():
+            if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD) and name != "self":
+                params.setdefault(name, p)
+        try:
+            hints = {**typing.get_type_hints(f), **hints}
+        except Exception:  # noqa: BLE001 - unresolvable annotations: skip type checks for them
+            pass
+        takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
+        if not takes_kwargs:
+            break
+    return params, takes_kwargs, hints
 
 
 def _check_type(key: str, value: Any, hint: Any) -> None:

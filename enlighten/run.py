@@ -95,8 +95,8 @@ def run(cfg: DictConfig) -> dict:
             raise ConfigError(
                 f"trainer.batch_size={t.batch_size} is larger than the training set ({data.num_train} samples)."
             )
-        strategy.setup(data.num_classes)
         model = instantiate(cfg.model, num_classes=data.num_classes, input_shape=list(data.input_shape))
+        strategy.setup(data.num_classes, model)
         summary["num_params"] = sum(p.numel() for p in model.parameters())
         has_conv = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
         channels_last = t.channels_last == "true" or (t.channels_last == "auto" and device.type == "cuda" and has_conv)

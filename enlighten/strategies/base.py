@@ -2,7 +2,8 @@
 
 The training loop asks its strategy two things every step and nothing else:
 
-    x, target = strategy.prepare(x, y, in_enp)     # transform the batch (e.g. Mixup)
+    x, target = strategy.prepare(x, y, in_enp)     # transform the batch (e.g. Mixup); never in place
+    logits = strategy.forward(model, x)            # usually model(x); Manifold Mixup mixes inside
     loss = strategy.reduce(per_sample_loss, in_enp)  # weight or drop samples (e.g. High-Loss Removal)
 
 `in_enp` comes from the phase detector. Targets are always soft (probability vectors from timm's
@@ -15,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from timm.data.mixup import mixup_target
-from torch import Tensor
+from torch import Tensor, nn
 
 
 def soft_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
@@ -38,8 +39,8 @@ class Strategy:
     def check(self, batch_size: int) -> None:
         """Raise ValueError for a setting this strategy cannot train with (called before any work)."""
 
-    def setup(self, num_classes: int) -> None:
-        """Called once the data is known."""
+    def setup(self, num_classes: int, model: nn.Module | None = None) -> None:
+        """Called once the data and the model are known."""
         self.num_classes = num_classes
 
     def alpha(self, in_enp: bool) -> float:
@@ -53,8 +54,15 @@ class Strategy:
     def prepare(self, x: Tensor, y: Tensor, in_enp: bool) -> tuple[Tensor, Tensor]:
         return x, mixup_target(y, self.num_classes, 1.0, self.label_smoothing)
 
+    def forward(self, model: nn.Module, x: Tensor) -> Tensor:
+        return model(x)
+
     def reduce(self, losses: Tensor, in_enp: bool) -> Tensor:
         return losses.mean()
+
+    def epoch_stats(self) -> dict:
+        """Counters for this epoch's metrics row (reset on reading)."""
+        return {"dropped": 0}
 
     def state_dict(self) -> dict:
         return {}

@@ -32,6 +32,38 @@ class Diverged(RuntimeError):
         self.step, self.epoch = step, epoch
 
 
+class StepSignals:
+    """What a phase detector may read after a step. Each value is computed only when asked for
+    (it costs a forward pass or a device sync), and at most once per step."""
+
+    def __init__(self, trainer: "Trainer", loss: Tensor, x_clean: Tensor, y: Tensor) -> None:
+        self._trainer, self._loss, self._x, self._y = trainer, loss, x_clean, y
+        self._cache: dict = {}
+
+    def _once(self, key, fn):
+        if key not in self._cache:
+            self._cache[key] = fn()
+        return self._cache[key]
+
+    def loss(self) -> float:
+        """The step's training loss (the objective as optimized)."""
+        return self._once("loss", self._loss.item)
+
+    def train_accuracy(self, n: int) -> float:
+        """Clean accuracy (eval mode) on the first `n` samples of the fixed training probe."""
+        t = self._trainer
+        return self._once(("train", n), lambda: t.evaluate("train", t.train_probe[:n])[1])
+
+    def val_accuracy(self, n: int) -> float:
+        """Held-out accuracy on the first `n` test samples."""
+        t = self._trainer
+        return self._once(("val", n), lambda: t.evaluate("test", t.val_probe[:n])[1])
+
+    def batch_accuracy(self) -> float:
+        """Clean accuracy (eval mode) on this step's training batch before any mixing."""
+        return self._once("batch", lambda: self._trainer.batch_accuracy(self._x, self._y))
+
+
 @dataclass
 class LoopConfig:
     epochs: int
@@ -74,7 +106,9 @@ class Trainer:
         # Clean training accuracy is measured on a fixed probe subset of the training set,
         # un-augmented and un-mixed: accuracy on mixed batches is ill-defined.
         n = data.num_train if cfg.train_eval_samples == 0 else min(cfg.train_eval_samples, data.num_train)
-        self.train_probe = torch.randperm(data.num_train, generator=torch.Generator().manual_seed(0))[:n].sort().values
+        self.train_probe = torch.randperm(data.num_train, generator=torch.Generator().manual_seed(0))[:n]
+        self.val_probe = torch.arange(len(data.test_y))
+        self.enp_end_train_acc: Optional[float] = None
         self.detector.setup(data.num_classes, self.steps_per_epoch, self.total_steps)
 
     def autocast(self):
@@ -84,6 +118,14 @@ class Trainer:
 
     def _to_model_layout(self, x: Tensor) -> Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last and x.ndim == 4 else x
+
+    @torch.no_grad()
+    def batch_accuracy(self, x: Tensor, y: Tensor) -> float:
+        self.model.eval()
+        with self.autocast():
+            acc = (self.model(self._to_model_layout(x)).argmax(-1) == y).float().mean().item()
+        self.model.train()
+        return acc
 
     @torch.no_grad()
     def evaluate(self, split: str, indices: Optional[Tensor] = None) -> tuple[float, float]:
@@ -105,7 +147,7 @@ class Trainer:
         in_enp = self.detector.in_enp
         x, target = self.strategy.prepare(x, y, in_enp)
         with self.autocast():
-            logits = self.model(self._to_model_layout(x))
+            logits = self.strategy.forward(self.model, self._to_model_layout(x))
         loss = self.strategy.reduce(soft_cross_entropy(logits, target), in_enp)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -135,7 +177,10 @@ class Trainer:
                 lr = self.optimizer.param_groups[0]["lr"]
                 loss = self.train_step(x, y)
                 loss_sum += loss
-                self.detector.observe(Progress(self.step, epoch, self.steps_per_epoch, self.total_steps), {"loss": loss})
+                signals = StepSignals(self, loss, x, y)
+                self.detector.observe(Progress(self.step, epoch, self.steps_per_epoch, self.total_steps), signals)
+                if in_enp and not self.detector.in_enp:  # the ENP ended at this step: record where we stand
+                    self.enp_end_train_acc = signals.train_accuracy(len(self.train_probe))
                 if self.step % cfg.log_every == 0 and not torch.isfinite(loss_sum):
                     raise Diverged(self.step, epoch)
             train_loss = loss_sum.item() / self.steps_per_epoch  # the epoch's one sync
@@ -159,6 +204,7 @@ class Trainer:
                 "alpha": alpha_sum / self.steps_per_epoch,
                 "mixing": mixing_steps / self.steps_per_epoch,
                 "in_enp": enp_steps / self.steps_per_epoch,
+                **self.strategy.epoch_stats(),
                 "images_per_sec": self.steps_per_epoch * cfg.batch_size / train_time,
                 "wall_time_s": time.perf_counter() - start,
             }
@@ -176,4 +222,5 @@ class Trainer:
             "epochs": cfg.epochs,
             "steps": self.step,
             **self.detector.summary(),
+            "enp_end_train_acc": self.enp_end_train_acc,
         }

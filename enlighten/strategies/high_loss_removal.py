@@ -1,0 +1,52 @@
+"""`high_loss_removal` (the paper, for tasks where Mixup does not apply): during the ENP the
+`drop_fraction` highest-loss samples of each batch are left out of the loss; after it every sample
+counts. Losses are ranked within the batch, from the same forward pass (no extra cost).
+
+Mixing is off by default (`alpha: 0`, its main use); with `alpha` > 0 it mixes as `mixup` does, and
+ranks the mixed samples' losses. `whole_run=true` drops samples for the whole run (a control).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from enlighten.strategies.mixup import MixupStrategy
+
+
+class HighLossRemoval(MixupStrategy):
+    def __init__(self, drop_fraction: float = 0.1, whole_run: bool = False, **kwargs) -> None:
+        kwargs.setdefault("alpha", 0.0)
+        super().__init__(**kwargs)
+        if not 0.0 <= drop_fraction < 1.0:
+            raise ValueError(f"strategy.drop_fraction must be in [0, 1), got {drop_fraction}.")
+        self.drop_fraction = drop_fraction
+        self.whole_run = whole_run
+        self.dropped = 0  # samples left out this epoch (a Python int: no device sync)
+
+    def check(self, batch_size: int) -> None:
+        if self.mixing(False) or self.mixing(True):
+            super().check(batch_size)
+
+    def num_dropped(self, batch_size: int) -> int:
+        return math.floor(self.drop_fraction * batch_size)
+
+    def reduce(self, losses: Tensor, in_enp: bool) -> Tensor:
+        k = self.num_dropped(len(losses)) if (in_enp or self.whole_run) else 0
+        if k == 0:
+            return losses.mean()
+        self.dropped += k
+        kept = torch.topk(losses, len(losses) - k, largest=False, sorted=False).values
+        return kept.mean()
+
+    def epoch_stats(self) -> dict:
+        stats, self.dropped = {"dropped": self.dropped}, 0
+        return stats
+
+    def state_dict(self) -> dict:
+        return {"dropped": self.dropped}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.dropped = state["dropped"]
