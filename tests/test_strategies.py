@@ -60,3 +60,90 @@ def test_mixup_with_zero_alpha_does_not_mix_and_odd_batches_are_refused():
         MixupStrategy(alpha=1.0).check(127)
     with pytest.raises(ValueError, match=">= 0"):
         MixupStrategy(alpha=-0.5)
+
+
+from enlighten.models.cnn import cnn  # noqa: E402
+from enlighten.strategies.high_loss_removal import HighLossRemoval  # noqa: E402
+from enlighten.strategies.schedules import AlphaBoost, MixupEarly, MixupPause  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    "strategy, in_enp_alpha, after_alpha",
+    [
+        (MixupStrategy(alpha=0.4), 0.4, 0.4),
+        (MixupPause(alpha=0.4), 0.0, 0.4),
+        (AlphaBoost(alpha=0.4, boost_alpha=2.0), 2.0, 0.4),
+        (MixupEarly(alpha=0.4), 0.4, 0.0),
+        (Vanilla(), 0.0, 0.0),
+        (HighLossRemoval(), 0.0, 0.0),
+    ],
+)
+def test_schedules_mix_at_the_right_alpha_in_each_phase(strategy, in_enp_alpha, after_alpha):
+    strategy.setup(3)
+    x, y = torch.randn(4, 2), torch.tensor([0, 1, 2, 0])
+    for in_enp, alpha in ((True, in_enp_alpha), (False, after_alpha)):
+        assert strategy.alpha(in_enp) == alpha
+        assert strategy.mixing(in_enp) == (alpha > 0)
+        x_out, target = strategy.prepare(x, y, in_enp)
+        assert torch.equal(x, x_out) != (alpha > 0)  # mixed exactly when alpha > 0 ...
+        assert torch.equal(x, x.clone())  # ... and never in place
+        if alpha > 0:
+            assert getattr(strategy, "mixer").mixup_alpha == alpha
+
+
+def test_pause_also_pauses_cutmix():
+    s = MixupPause(alpha=0.0, cutmix_alpha=1.0)
+    s.setup(3)
+    assert not s.mixing(True) and s.mixing(False)
+
+
+def test_high_loss_removal_drops_exactly_the_top_k_losses_in_the_enp():
+    s = HighLossRemoval(drop_fraction=0.25)
+    s.setup(10)
+    losses = torch.tensor([0.1, 5.0, 0.3, 0.2, 4.0, 0.6, 0.7, 0.8])  # top 2 of 8: 5.0 and 4.0
+    assert s.reduce(losses, in_enp=True).item() == pytest.approx(torch.tensor([0.1, 0.3, 0.2, 0.6, 0.7, 0.8]).mean().item())
+    assert s.reduce(losses, in_enp=False).item() == pytest.approx(losses.mean().item())
+    assert s.epoch_stats() == {"dropped": 2} and s.epoch_stats() == {"dropped": 0}
+    whole = HighLossRemoval(drop_fraction=0.25, whole_run=True)
+    assert whole.reduce(losses, in_enp=False).item() == pytest.approx(s.reduce(losses, True).item())
+    losses.requires_grad_(True)
+    s.reduce(losses, in_enp=True).backward()
+    assert losses.grad[1] == 0 and losses.grad[4] == 0 and (losses.grad[[0, 2, 3, 5, 6, 7]] > 0).all()
+    HighLossRemoval().check(127)  # no mixing: odd batches are fine
+    with pytest.raises(ValueError):
+        HighLossRemoval(drop_fraction=1.0)
+
+
+def test_manifold_mixup_mixes_hidden_states_after_the_drawn_stage():
+    torch.manual_seed(0)
+    model = cnn(3, (1, 8, 8)).eval()
+    s = MixupStrategy(alpha=1.0, kind="manifold")
+    s.setup(3, model)
+    x, y = torch.randn(4, 1, 8, 8), torch.tensor([0, 1, 2, 0])
+    layers = set()
+    for seed in range(20):
+        np.random.seed(seed)
+        x_out, target = s.prepare(x, y, in_enp=False)
+        lam, layer = s._manifold_mix
+        assert x_out is x  # the input itself is untouched
+        layers.add(layer)
+        with torch.no_grad():
+            logits = s.forward(model, x)
+            mix = lambda h: lam * h + (1 - lam) * h.flip(0)  # noqa: E731
+            h = model.stem(mix(x) if layer == 0 else x)
+            for i, stage in enumerate(model.stages, start=1):
+                h = stage(h)
+                h = mix(h) if i == layer else h
+            torch.testing.assert_close(logits, model.forward_head(h))
+        onehot = torch.nn.functional.one_hot(y, 3).float()
+        torch.testing.assert_close(target, lam * onehot + (1 - lam) * onehot.flip(0))
+    assert layers == {0, 1}  # the input, or after the first of the cnn's two stages
+    with torch.no_grad():
+        torch.testing.assert_close(s.forward(model, x), model(x))  # nothing pending: a plain forward
+
+
+def test_manifold_mixup_needs_a_staged_model():
+    from enlighten.models.vit import vit_tiny
+
+    with pytest.raises(ValueError, match="stem/stages"):
+        MixupStrategy(kind="manifold").setup(10, vit_tiny(10, (3, 32, 32), width=0.25))
