@@ -70,3 +70,13 @@ def test_bf16_autocast_channels_last_and_grad_clip_train_on_cpu(tmp_path):
                        "trainer.grad_clip=1.0", "optim=adamw", "sched.warmup_epochs=0.5"], tmp_path)
     summary = run(cfg)
     assert summary["status"] == "completed" and math.isfinite(read_run(tmp_path)[0][0]["train_loss"])
+
+
+def test_accuracy_detector_estimators_run_through_the_loop(tmp_path):
+    """batch (clean batch before mixing) and val estimators, on the real loop: the ENP ends by the criterion."""
+    for name, extra in (("batch", ["phase.estimator=batch", "phase.ema=0.5"]), ("val", ["phase.source=val"])):
+        cfg = compose_cfg([*FAST, "trainer.epochs=3", "strategy=mixup_pause", "phase=accuracy",
+                           "phase.check_every=2", "phase.threshold=0.3", "optim.lr=0.05", *extra], tmp_path / name)
+        summary = run(cfg)
+        assert summary["enp_end_reason"] == "criterion", name
+        assert summary["enp_end_value"] >= 0.3 and summary["enp_end_step"] % 2 == 0

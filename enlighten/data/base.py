@@ -104,6 +104,10 @@ class InMemoryData:
         return len(self.train_y)
 
     @property
+    def num_test(self) -> int:
+        return len(self.test_y)
+
+    @property
     def device(self) -> torch.device:
         return self.train_x.device
 

@@ -202,6 +202,10 @@ class StreamingImageFolder:
         return len(self.train)
 
     @property
+    def num_test(self) -> int:
+        return len(self.test)
+
+    @property
     def train_y(self) -> Tensor:
         return torch.tensor(self.train.labels)
 

@@ -106,8 +106,9 @@ class Trainer:
         # Clean training accuracy is measured on a fixed probe subset of the training set,
         # un-augmented and un-mixed: accuracy on mixed batches is ill-defined.
         n = data.num_train if cfg.train_eval_samples == 0 else min(cfg.train_eval_samples, data.num_train)
+        # Fixed random orders (seed 0, not the run's seed): a detector's probe is the first n of them.
         self.train_probe = torch.randperm(data.num_train, generator=torch.Generator().manual_seed(0))[:n]
-        self.val_probe = torch.arange(len(data.test_y))
+        self.val_probe = torch.randperm(data.num_test, generator=torch.Generator().manual_seed(0))
         self.enp_end_train_acc: Optional[float] = None
         self.detector.setup(data.num_classes, self.steps_per_epoch, self.total_steps)
 
