@@ -81,6 +81,7 @@ class EnlightenConfig:
     optim: Any = MISSING
     sched: Any = MISSING
     logger: Any = MISSING
+    diagnostics: Any = MISSING
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     mix: MixConfig = field(default_factory=MixConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
@@ -89,7 +90,7 @@ class EnlightenConfig:
     tags: list = field(default_factory=list)
 
 
-GROUPS = ("model", "dataset", "strategy", "phase", "optim", "sched", "logger")
+GROUPS = ("model", "dataset", "strategy", "phase", "optim", "sched", "logger", "diagnostics")
 
 
 def register_configs() -> None:
@@ -116,6 +117,7 @@ RUNTIME_ARGS = {
     "optim": {"model"},
     "sched": {"optimizer", "total_steps", "steps_per_epoch"},
     "logger": {"run_dir", "run_config"},
+    "diagnostics": set(),
 }
 
 _CHOICES = {

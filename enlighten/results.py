@@ -17,6 +17,7 @@ from typing import Any, Iterable
 import torch
 
 METRICS_FILE = "metrics.jsonl"
+DIAGNOSTICS_FILE = "diagnostics.jsonl"
 SUMMARY_FILE = "summary.json"
 
 
@@ -81,6 +82,7 @@ class RunResults:
     def __init__(self, run_dir: Path | str) -> None:
         self.run_dir = Path(run_dir)
         self.metrics: list[dict] = []
+        self.diagnostics: list[dict] = []
         self.run_dir.mkdir(parents=True, exist_ok=True)
         probe = self.run_dir / ".write_test"
         try:  # fail before training, not after hours of it
@@ -92,6 +94,12 @@ class RunResults:
     def log_epoch(self, row: dict) -> None:
         self.metrics.append(to_jsonable(row))
         write_jsonl(self.run_dir / METRICS_FILE, self.metrics)
+
+    def log_diagnostics(self, rows: list[dict]) -> None:
+        """Step-level diagnostics, written with the epoch's metrics (one rewrite per epoch)."""
+        if rows:
+            self.diagnostics.extend(to_jsonable(r) for r in rows)
+            write_jsonl(self.run_dir / DIAGNOSTICS_FILE, self.diagnostics)
 
     def write_summary(self, summary: dict) -> None:
         write_json(self.run_dir / SUMMARY_FILE, summary)

@@ -80,6 +80,7 @@ def run(cfg: DictConfig) -> dict:
         strategy = instantiate(cfg.strategy)
         strategy.check(t.batch_size)
         detector = instantiate(cfg.phase)
+        diagnostics = instantiate(cfg.diagnostics)
     except (ValueError, TypeError) as e:
         raise ConfigError(str(e)) from e
     seed_everything(cfg.seed, t.deterministic)
@@ -129,6 +130,7 @@ def run(cfg: DictConfig) -> dict:
             logger,
             generator=torch.Generator().manual_seed(cfg.seed),
             device=device,
+            diagnostics=diagnostics,
         )
         summary.update(trainer.fit(), status="completed")
     except Diverged as e:

@@ -1,6 +1,6 @@
 """Results tables from run directories: one row per cell, seeds aggregated.
 
-    python scripts/make_tables.py SWEEP_DIR... [--rows KEYS] [--format md|latex|csv] [--out FILE]
+    python scripts/make_tables.py SWEEP_DIR... [--rows KEYS] [--extra KEYS] [--format md|latex|csv] [--out FILE]
 
 Reads only summary.json files (found recursively), so it works offline and on copied results.
 A key is a config group (`strategy`, `model`, ...) or a dotted config key (`mix.alpha`,
@@ -59,15 +59,17 @@ def default_rows(runs: list[dict]) -> list[str]:
     return keys or ["strategy"]
 
 
-def mean_std(values: list[float]) -> str:
+def mean_std(values: list[float], scale: float = 100.0, digits: int = 2) -> str:
     if not values:
         return "-"
-    m = 100 * statistics.fmean(values)
-    s = 100 * statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{m:.2f} ± {s:.2f}"
+    m = scale * statistics.fmean(values)
+    s = scale * statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{m:.{digits}f} ± {s:.{digits}f}"
 
 
-def build_table(runs: list[dict], rows: list[str]) -> tuple[list[str], list[list[str]], list[dict]]:
+def build_table(
+    runs: list[dict], rows: list[str], extra: list[str] = ()
+) -> tuple[list[str], list[list[str]], list[dict]]:
     cells: dict[tuple, list[dict]] = {}
     problems = []
     for run in runs:
@@ -75,7 +77,7 @@ def build_table(runs: list[dict], rows: list[str]) -> tuple[list[str], list[list
             problems.append(run)
             continue
         cells.setdefault(tuple(str(lookup(run, k)) for k in rows), []).append(run)
-    header = rows + ["seeds", "final val acc (%)", "best val acc (%)"]
+    header = rows + ["seeds", "final val acc (%)", "best val acc (%)"] + list(extra)
     body = []
     for cell in sorted(cells):
         members = cells[cell]
@@ -86,6 +88,7 @@ def build_table(runs: list[dict], rows: list[str]) -> tuple[list[str], list[list
                 mean_std([r["final_val_acc"] for r in members if r.get("final_val_acc") is not None]),
                 mean_std([r["best_val_acc"] for r in members if r.get("best_val_acc") is not None]),
             ]
+            + [mean_std([r[k] for r in members if r.get(k) is not None], 1.0, 3) for k in extra]
         )
     return header, body, problems
 
@@ -109,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dirs", nargs="+", help="sweep or run directories")
     ap.add_argument("--rows", help="comma-separated keys that make the rows (default: the swept keys)")
+    ap.add_argument("--extra", help="comma-separated summary.json keys to add as columns (mean ± std)")
     ap.add_argument("--format", choices=["md", "latex", "csv"], default="md")
     ap.add_argument("--out", help="write the table to this file as well")
     args = ap.parse_args(argv)
@@ -116,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     if not runs:
         sys.exit(f"error: no summary.json under {', '.join(args.dirs)}")
     rows = args.rows.split(",") if args.rows else default_rows(runs)
-    header, body, problems = build_table(runs, rows)
+    header, body, problems = build_table(runs, rows, args.extra.split(",") if args.extra else [])
     text = render(header, body, args.format)
     if problems:
         text += "\nNot in the table:\n" + "".join(

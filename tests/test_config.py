@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from enlighten.config import ConfigError, validate
 from tests.conftest import REPO, compose_cfg
 
-GROUPS = ["model", "dataset", "strategy", "phase", "optim", "sched", "logger"]
+GROUPS = ["model", "dataset", "strategy", "phase", "optim", "sched", "logger", "diagnostics"]
 TORCHVISION_SETS = {"cifar10", "cifar100", "mnist", "fashion_mnist"}
 FOLDER_SETS = {"image_folder", "tiny_imagenet", "imagenet"}
 

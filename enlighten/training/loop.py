@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from enlighten.diagnostics.monitor import NoDiagnostics
 from enlighten.loggers.base import Logger
 from enlighten.phase.base import PhaseDetector, Progress
 from enlighten.results import RunResults
@@ -93,6 +94,7 @@ class Trainer:
         logger: Logger,
         generator: torch.Generator,
         device: torch.device,
+        diagnostics=None,
     ) -> None:
         self.cfg, self.model, self.data = cfg, model, data
         self.strategy, self.detector = strategy, detector
@@ -111,6 +113,8 @@ class Trainer:
         self.val_probe = torch.randperm(data.num_test, generator=torch.Generator().manual_seed(0))
         self.enp_end_train_acc: Optional[float] = None
         self.detector.setup(data.num_classes, self.steps_per_epoch, self.total_steps)
+        self.diagnostics = diagnostics if diagnostics is not None else NoDiagnostics()
+        self.diagnostics.setup(model, data, strategy)
 
     def autocast(self):
         if self.cfg.bf16:
@@ -169,6 +173,7 @@ class Trainer:
             loss_sum = torch.zeros((), device=self.device)
             enp_steps = mixing_steps = 0
             alpha_sum = 0.0
+            diag_rows: list[dict] = []
             t0 = time.perf_counter()
             for x, y in self.data.train_batches(cfg.batch_size, self.generator):
                 in_enp = self.detector.in_enp
@@ -180,8 +185,10 @@ class Trainer:
                 loss_sum += loss
                 signals = StepSignals(self, loss, x, y)
                 self.detector.observe(Progress(self.step, epoch, self.steps_per_epoch, self.total_steps), signals)
+                diag_rows.append(self.diagnostics.after_step(self.step, epoch, in_enp))
                 if in_enp and not self.detector.in_enp:  # the ENP ended at this step: record where we stand
                     self.enp_end_train_acc = signals.train_accuracy(len(self.train_probe))
+                    diag_rows.append(self.diagnostics.at_enp_end(self.step, epoch))
                 if self.step % cfg.log_every == 0 and not torch.isfinite(loss_sum):
                     raise Diverged(self.step, epoch)
             train_loss = loss_sum.item() / self.steps_per_epoch  # the epoch's one sync
@@ -189,6 +196,8 @@ class Trainer:
             if not math.isfinite(train_loss):
                 raise Diverged(self.step, epoch)
             _, train_acc = self.evaluate("train", self.train_probe)
+            diag_cols = self.diagnostics.end_epoch(epoch)
+            diag_rows = [r for r in diag_rows if r]
             last = epoch == cfg.epochs - 1
             if (epoch + 1) % cfg.eval_every == 0 or last:
                 val_loss, val_acc = self.evaluate("test")
@@ -206,9 +215,13 @@ class Trainer:
                 "mixing": mixing_steps / self.steps_per_epoch,
                 "in_enp": enp_steps / self.steps_per_epoch,
                 **self.strategy.epoch_stats(),
+                **diag_cols,
                 "images_per_sec": self.steps_per_epoch * cfg.batch_size / train_time,
                 "wall_time_s": time.perf_counter() - start,
             }
+            for r in diag_rows:
+                self.logger.log_metrics({k: v for k, v in r.items() if k not in ("step", "epoch")}, step=r["step"])
+            self.results.log_diagnostics(diag_rows)
             self.results.log_epoch(row)
             self.logger.log_metrics(row, step=self.step)
             print(
@@ -224,4 +237,5 @@ class Trainer:
             "steps": self.step,
             **self.detector.summary(),
             "enp_end_train_acc": self.enp_end_train_acc,
+            **self.diagnostics.summary(),
         }
