@@ -141,3 +141,35 @@ def test_diagnostics_never_change_training(tmp_path):
     assert on[2]["enp_end_step"] == off[2]["enp_end_step"]
     assert (tmp_path / "on" / "diagnostics.jsonl").exists() and not (tmp_path / "off" / "diagnostics.jsonl").exists()
     assert on[2]["enp_mean/diag/cos"] is not None
+
+
+def test_a_run_with_diagnostics_writes_every_key(tmp_path):
+    from enlighten.run import run
+    from tests.conftest import compose_cfg, read_run
+
+    cfg = compose_cfg(["dataset=synthetic", "dataset.image_size=8", "dataset.channels=1", "model=cnn",
+                       "trainer.epochs=2", "trainer.batch_size=64", "logger=none", "strategy=mixup_pause",
+                       "phase=fixed_epochs", "phase.epochs=1", "diagnostics.enp_every_steps=2",
+                       "diagnostics.every_steps=3", "diagnostics.stiffness=true"], tmp_path)
+    summary = run(cfg)
+    metrics, _ = read_run(tmp_path)
+    from enlighten.results import read_jsonl
+
+    steps = read_jsonl(tmp_path / "diagnostics.jsonl")
+    cadence = [r for r in steps if "event" not in r]
+    assert [r["step"] for r in cadence] == [1, 3, 5, 7, 10, 13, 16]  # every 2 in the ENP (8 steps), then every 3
+    assert [r for r in steps if r.get("event") == "enp_end"][0]["step"] == 8
+    for key in ("cos", "r_perp_clean", "r_perp_mix", "norm_ratio"):
+        for group in ("", "/stem", "/stages.0", "/stages.1", "/head"):
+            assert f"diag/{key}{group}" in cadence[0]
+    for key in ("diag/zero_act", "diag/dead_units", "diag/zero_act_mix", "diag/dead_units_mix",
+                "diag/stiffness_within", "diag/stiffness_between"):
+        assert key in cadence[0]
+    for key in ("diag/cos", "diag/r_perp_clean", "diag/zero_act", "diag/dead_units", "diag/benr"):
+        assert all(key in m for m in metrics)
+    assert "diag/atd_mean" in metrics[1] and "diag/atd_var" in metrics[1]  # from the second epoch on
+    assert metrics[0]["diag/benr"] >= 1.0
+    assert all(cadence[i]["diag/alpha"] == 1.0 for i in range(len(cadence)))  # mix.alpha while paused
+    for key in ("diag/cos", "diag/r_perp_clean", "diag/zero_act"):
+        in_enp = [r[key] for r in cadence if r["in_enp"]]
+        assert summary[f"enp_mean/{key}"] == pytest.approx(float(np.mean(in_enp)))

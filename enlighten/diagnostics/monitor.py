@@ -67,6 +67,7 @@ class Diagnostics:
         self.do_stiffness, self.stiffness_samples = stiffness, stiffness_samples
         self.rng = np.random.default_rng(seed)  # never numpy's global stream, which Mixup uses
         self.enp_rows: list[dict] = []
+        self.epoch_rows: list[dict] = []
         self.prev_features: Optional[torch.Tensor] = None
         self.benr: Optional[BatchEpochNormRatio] = None
 
@@ -105,6 +106,7 @@ class Diagnostics:
         if (step - 1) % (self.enp_every_steps if in_enp else self.every_steps):
             return None  # measured after steps 1, 1 + every, ...: the first row is at initialization
         row = {"step": step, "epoch": epoch, "in_enp": in_enp, **self.measure(in_enp)}
+        self.epoch_rows.append(row)
         if in_enp:
             self.enp_rows.append(row)
         return row
@@ -116,7 +118,11 @@ class Diagnostics:
 
     @torch.no_grad()
     def end_epoch(self, epoch: int) -> dict:
-        out: dict = {}
+        """This epoch's columns: the mean of its step-level measurements, then the end-of-epoch ones
+        (activation revival of the clean probe at the epoch's end, BENR, ATD) on top."""
+        keys = {k for r in self.epoch_rows for k in r if k.startswith("diag/")}
+        out: dict = {k: float(np.mean([r[k] for r in self.epoch_rows if k in r])) for k in sorted(keys)}
+        self.epoch_rows = []
         if self.do_activations:
             out.update(activation_stats(self.model, [self.x]))
         if self.benr is not None:
