@@ -165,7 +165,7 @@ class Trainer:
 
     def fit(self) -> dict:
         cfg = self.cfg
-        best_val_acc, final_val_acc, val_loss, val_acc = None, None, None, None
+        best_val_acc, final_val_acc = None, None
         start = time.perf_counter()
         self.model.train()
         for epoch in range(self.epoch, cfg.epochs):
@@ -199,6 +199,7 @@ class Trainer:
             diag_cols = self.diagnostics.end_epoch(epoch)
             diag_rows = [r for r in diag_rows if r]
             last = epoch == cfg.epochs - 1
+            val_loss = val_acc = None  # null on epochs without evaluation
             if (epoch + 1) % cfg.eval_every == 0 or last:
                 val_loss, val_acc = self.evaluate("test")
                 final_val_acc = val_acc
