@@ -49,6 +49,7 @@ class TrainerConfig:
     deterministic: bool = False
     channels_last: str = "auto"  # auto (on for CUDA conv nets) | true | false
     compile: bool = False
+    skip_completed: bool = True  # a run directory whose summary.json says completed (same config) is not rerun
 
 
 @dataclass

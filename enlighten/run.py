@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import random
+import socket
 import time
 import traceback
 from pathlib import Path
@@ -20,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from enlighten.config import ConfigError, validate
 from enlighten.loggers.base import Logger, NoLogger
-from enlighten.results import RunResults
+from enlighten.results import SUMMARY_FILE, RunResults, read_json
 from enlighten.training.loop import Diverged, LoopConfig, Trainer
 
 
@@ -69,6 +70,19 @@ def build_logger(cfg: DictConfig, run_dir: Path, config: dict) -> Logger:
     return instantiate(cfg.logger, run_dir=str(run_dir), run_config=config, _recursive_=False, _convert_="all", **extra)
 
 
+def completed_summary(run_dir: Path, config: dict) -> dict | None:
+    """The summary of an earlier completed run of this config in this directory, if any: a sweep
+    re-run into the same directory then completes only its missing or failed jobs."""
+    path = run_dir / SUMMARY_FILE
+    if not path.is_file():
+        return None
+    try:
+        previous = read_json(path)
+    except (OSError, ValueError):
+        return None
+    return previous if previous.get("status") == "completed" and previous.get("config") == config else None
+
+
 def run(cfg: DictConfig) -> dict:
     """Train one configuration; return its summary (also written to summary.json)."""
     validate(cfg)
@@ -83,8 +97,12 @@ def run(cfg: DictConfig) -> dict:
         diagnostics = instantiate(cfg.diagnostics)
     except (ValueError, TypeError) as e:
         raise ConfigError(str(e)) from e
-    seed_everything(cfg.seed, t.deterministic)
     config = OmegaConf.to_container(cfg, resolve=True)
+    previous = completed_summary(run_dir, config) if t.skip_completed else None
+    if previous is not None:
+        print(f"Skipping {run_dir}: summary.json says completed, with the same config.", flush=True)
+        return previous
+    seed_everything(cfg.seed, t.deterministic)
     info = _hydra_info()
     summary: dict = {"status": "failed", "error": None}
     start = time.perf_counter()
@@ -141,6 +159,7 @@ def run(cfg: DictConfig) -> dict:
         raise
     finally:
         summary["wall_time_s"] = time.perf_counter() - start
+        summary["host"], summary["pid"] = socket.gethostname(), os.getpid()
         summary["choices"] = info.get("choices", {})
         summary["overrides"] = info.get("overrides", [])
         summary["config"] = config

@@ -1,0 +1,49 @@
+"""Sweeps: submitit's local launcher (the SLURM code path without a cluster) and re-runnable sweeps."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import REPO, read_run, run_train
+
+FAST = ["dataset=digits", "model=cnn", "trainer.epochs=1", "logger=none", "diagnostics=off"]
+
+
+def test_local_launcher_runs_each_job_in_its_own_process(tmp_path):
+    sweep = tmp_path / "sweep"
+    run_train(["-m", "hydra/launcher=local", "strategy=vanilla,mixup", *FAST, f"hydra.sweep.dir={sweep}"],
+              cwd=tmp_path, timeout=600)
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert len(jobs) == 2
+    summaries = [read_run(j)[1] for j in jobs]
+    assert all(s["status"] == "completed" for s in summaries)
+    assert len({s["pid"] for s in summaries}) == 2  # one process per job
+
+
+def test_basic_launcher_runs_jobs_in_one_process_and_rerun_completes_only_missing_jobs(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["-m", "strategy=vanilla,mixup", "seed=0,1", *FAST, f"hydra.sweep.dir={sweep}"]
+    run_train(args, cwd=tmp_path, timeout=600)
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    summaries = {j.name: read_run(j)[1] for j in jobs}
+    assert len(jobs) == 4 and len({s["pid"] for s in summaries.values()}) == 1
+    # as if the sweep had been killed: one job never finished, one failed
+    (jobs[1] / "summary.json").unlink()
+    failed = dict(summaries[jobs[2].name], status="failed")
+    (jobs[2] / "summary.json").write_text(json.dumps(failed))
+    proc = run_train(args, cwd=tmp_path, timeout=600)
+    assert proc.stdout.count("Skipping") == 2
+    again = {j.name: read_run(j)[1] for j in jobs}
+    assert all(s["status"] == "completed" for s in again.values())
+    for i in (0, 3):  # completed jobs were not rerun
+        assert again[jobs[i].name]["pid"] == summaries[jobs[i].name]["pid"]
+    for i in (1, 2):
+        assert again[jobs[i].name]["pid"] != summaries[jobs[i].name]["pid"]
+
+
+def test_every_launcher_option_composes(tmp_path):
+    for launcher in ("local", "slurm"):
+        proc = run_train([f"hydra/launcher={launcher}", "--cfg", "hydra", "-p", "hydra.launcher"],
+                         cwd=tmp_path, timeout=120)
+        assert "submitit" in proc.stdout
+    assert (REPO / "conf" / "hydra" / "launcher" / "slurm.yaml").exists()
