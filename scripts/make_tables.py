@@ -1,8 +1,14 @@
 """Results tables from run directories: one row per cell, seeds aggregated.
 
-    python scripts/make_tables.py SWEEP_DIR... [--rows KEYS] [--extra KEYS] [--format md|latex|csv] [--out FILE]
+    python scripts/make_tables.py SWEEP_DIR... [--rows KEYS] [--baseline strategy=mixup] [--extra KEYS]
+                                               [--format md|latex|csv] [--out FILE]
 
 Reads only summary.json files (found recursively), so it works offline and on copied results.
+One row per cell: seeds, mean ± std of final and best test accuracy, the mean ENP end epoch and clean
+training accuracy there, and the means over the ENP of diag/r_perp_clean and diag/zero_act. With
+--baseline KEY=VALUE, each cell is compared with the cell that differs only in KEY=VALUE: the mean
+difference of final accuracy over seeds present in both (pairs matched by seed), its 95% confidence
+interval and a paired t-test p-value.
 A key is a config group (`strategy`, `model`, ...) or a dotted config key (`mix.alpha`,
 `dataset.fraction`). Without --rows, the keys the runs were launched with (their overrides, minus
 `seed`) make the rows. Failed, diverged and incomplete runs are listed under the table.
@@ -18,7 +24,7 @@ import statistics
 import sys
 from pathlib import Path
 
-IGNORED_OVERRIDES = ("seed", "paths.", "logger", "hydra.", "experiment", "trainer.device")
+IGNORED_OVERRIDES = ("seed", "paths.", "logger", "hydra", "experiment", "trainer.device")
 
 
 def load_runs(dirs: list[str]) -> list[dict]:
@@ -27,6 +33,9 @@ def load_runs(dirs: list[str]) -> list[dict]:
         root = Path(d)
         if not root.exists():
             sys.exit(f"error: {root} does not exist")
+        for hydra_dir in sorted(root.rglob(".hydra")):  # a job that started but wrote no summary
+            if not (hydra_dir.parent / "summary.json").exists():
+                runs.append({"status": "missing", "error": "no summary.json", "_dir": str(hydra_dir.parent)})
         for path in sorted(root.rglob("summary.json")):
             try:
                 run = json.loads(path.read_text())
@@ -50,13 +59,16 @@ def lookup(run: dict, key: str):
 
 
 def default_rows(runs: list[dict]) -> list[str]:
+    """The override keys whose values differ between runs (the swept ones), `seed` aside."""
     keys: list[str] = []
     for run in runs:
         for override in run.get("overrides", []):
             key = override.split("=", 1)[0].lstrip("+~")
             if not key.startswith(IGNORED_OVERRIDES) and key not in keys:
                 keys.append(key)
-    return keys or ["strategy"]
+    done = [r for r in runs if r.get("status") == "completed"]
+    swept = [k for k in keys if len({str(lookup(r, k)) for r in done}) > 1]
+    return swept or ["strategy"]
 
 
 def mean_std(values: list[float], scale: float = 100.0, digits: int = 2) -> str:
@@ -67,8 +79,23 @@ def mean_std(values: list[float], scale: float = 100.0, digits: int = 2) -> str:
     return f"{m:.{digits}f} ± {s:.{digits}f}"
 
 
+def paired_difference(members: list[dict], baseline: list[dict]) -> tuple[str, str, str]:
+    """Mean difference of final accuracy (points), 95% CI and paired t-test p, pairs matched by seed."""
+    base = {lookup(r, "seed"): r["final_val_acc"] for r in baseline}
+    pairs = [(r["final_val_acc"], base[lookup(r, "seed")]) for r in members if lookup(r, "seed") in base]
+    if len(pairs) < 2:
+        return ("-", "-", "-") if not pairs else (f"{100 * (pairs[0][0] - pairs[0][1]):+.2f}", "-", "-")
+    from scipy import stats
+
+    diffs = [100 * (a - b) for a, b in pairs]
+    mean, sd, n = statistics.fmean(diffs), statistics.stdev(diffs), len(diffs)
+    half = stats.t.ppf(0.975, n - 1) * sd / n**0.5
+    p = stats.ttest_rel([a for a, _ in pairs], [b for _, b in pairs]).pvalue if sd > 0 else float("nan")
+    return f"{mean:+.2f}", f"[{mean - half:+.2f}, {mean + half:+.2f}]", f"{p:.3f}"
+
+
 def build_table(
-    runs: list[dict], rows: list[str], extra: list[str] = ()
+    runs: list[dict], rows: list[str], extra: list[str] = (), baseline: str | None = None
 ) -> tuple[list[str], list[list[str]], list[dict]]:
     cells: dict[tuple, list[dict]] = {}
     problems = []
@@ -77,19 +104,33 @@ def build_table(
             problems.append(run)
             continue
         cells.setdefault(tuple(str(lookup(run, k)) for k in rows), []).append(run)
-    header = rows + ["seeds", "final val acc (%)", "best val acc (%)"] + list(extra)
+    header = rows + ["seeds", "final val acc (%)", "best val acc (%)", "ENP end epoch", "train acc at ENP end",
+                     "ENP r_perp_clean", "ENP zero_act"] + list(extra)
+    if baseline:
+        base_key, base_value = baseline.split("=", 1)
+        if base_key not in rows:
+            sys.exit(f"error: --baseline key {base_key!r} must be one of the row keys {rows}")
+        header += [f"Δ vs {baseline} (pts)", "95% CI", "p (paired t)"]
     body = []
     for cell in sorted(cells):
         members = cells[cell]
-        body.append(
-            list(cell)
-            + [
-                str(len(members)),
-                mean_std([r["final_val_acc"] for r in members if r.get("final_val_acc") is not None]),
-                mean_std([r["best_val_acc"] for r in members if r.get("best_val_acc") is not None]),
-            ]
-            + [mean_std([r[k] for r in members if r.get(k) is not None], 1.0, 3) for k in extra]
-        )
+
+        def col(key: str, scale: float = 1.0, digits: int = 3) -> str:
+            return mean_std([r[key] for r in members if r.get(key) is not None], scale, digits)
+
+        line = list(cell) + [
+            str(len(members)),
+            col("final_val_acc", 100, 2),
+            col("best_val_acc", 100, 2),
+            col("enp_end_epoch", 1, 1),
+            col("enp_end_train_acc"),
+            col("enp_mean/diag/r_perp_clean"),
+            col("enp_mean/diag/zero_act"),
+        ] + [col(k) for k in extra]
+        if baseline:
+            ref = tuple(base_value if k == base_key else v for k, v in zip(rows, cell))
+            line += ["-", "-", "-"] if ref == cell or ref not in cells else list(paired_difference(members, cells[ref]))
+        body.append(line)
     return header, body, problems
 
 
@@ -112,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dirs", nargs="+", help="sweep or run directories")
     ap.add_argument("--rows", help="comma-separated keys that make the rows (default: the swept keys)")
+    ap.add_argument("--baseline", help="KEY=VALUE: compare every cell with the cell where KEY=VALUE, e.g. strategy=mixup")
     ap.add_argument("--extra", help="comma-separated summary.json keys to add as columns (mean ± std)")
     ap.add_argument("--format", choices=["md", "latex", "csv"], default="md")
     ap.add_argument("--out", help="write the table to this file as well")
@@ -120,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     if not runs:
         sys.exit(f"error: no summary.json under {', '.join(args.dirs)}")
     rows = args.rows.split(",") if args.rows else default_rows(runs)
-    header, body, problems = build_table(runs, rows, args.extra.split(",") if args.extra else [])
+    header, body, problems = build_table(runs, rows, args.extra.split(",") if args.extra else [], args.baseline)
     text = render(header, body, args.format)
     if problems:
         text += "\nNot in the table:\n" + "".join(

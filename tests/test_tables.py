@@ -1,0 +1,44 @@
+"""scripts/make_tables.py on result directories: cells, paired statistics, failed and missing runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+
+def write_run(root, name, strategy, seed, acc, status="completed"):
+    d = root / name
+    (d / ".hydra").mkdir(parents=True)
+    summary = {"status": status, "final_val_acc": acc, "best_val_acc": acc, "enp_end_epoch": 1,
+               "enp_end_train_acc": 0.5, "enp_mean/diag/r_perp_clean": 0.4, "enp_mean/diag/zero_act": 0.3,
+               "choices": {"strategy": strategy}, "overrides": [f"strategy={strategy}", f"seed={seed}"],
+               "config": {"seed": seed, "mix": {"alpha": 1.0}}, "error": None if status == "completed" else "boom"}
+    (d / "summary.json").write_text(json.dumps(summary))
+
+
+def tables(*args):
+    return subprocess.run([sys.executable, str(REPO / "scripts" / "make_tables.py"), *map(str, args)],
+                          capture_output=True, text=True, check=True).stdout
+
+
+def test_paired_difference_ci_and_p_value(tmp_path):
+    for seed, (base, pause) in enumerate([(0.90, 0.91), (0.80, 0.82), (0.70, 0.73)]):
+        write_run(tmp_path, f"m{seed}", "mixup", seed, base)
+        write_run(tmp_path, f"p{seed}", "mixup_pause", seed, pause)
+    write_run(tmp_path, "failed", "mixup_pause", 3, None, status="failed")
+    (tmp_path / "killed" / ".hydra").mkdir(parents=True)
+    out = tables(tmp_path, "--baseline", "strategy=mixup")
+    pause = next(line for line in out.splitlines() if line.startswith("| mixup_pause"))
+    cells = [c.strip() for c in pause.strip("|").split("|")]
+    assert cells[1] == "3" and cells[2] == "82.00 ± 9.00"
+    # differences 1, 2, 3 points: mean 2, t = 2 / (1 / sqrt 3) = 3.46 with 2 dof, two-sided p = 0.074
+    assert cells[-3] == "+2.00" and cells[-1] == "0.074"
+    assert cells[-2] == "[-0.48, +4.48]"  # 2 ± t(0.975, 2) * 1 / sqrt 3 = 2 ± 2.48
+    assert "failed:" in out and "boom" in out and "missing:" in out and "killed" in out
+    latex = tables(tmp_path, "--format", "latex")
+    assert "\\begin{tabular}" in latex and "$\\pm$" in latex
+    csv_out = tables(tmp_path, "--format", "csv", "--out", tmp_path / "t.csv")
+    assert (tmp_path / "t.csv").read_text() in csv_out
