@@ -79,19 +79,32 @@ def mean_std(values: list[float], scale: float = 100.0, digits: int = 2) -> str:
     return f"{m:.{digits}f} ± {s:.{digits}f}"
 
 
-def paired_difference(members: list[dict], baseline: list[dict]) -> tuple[str, str, str]:
-    """Mean difference of final accuracy (points), 95% CI and paired t-test p, pairs matched by seed."""
+def paired_stats(members: list[dict], baseline: list[dict]) -> tuple[int, float, float, float, float] | None:
+    """(pairs, mean difference of final accuracy in points, 95% CI low, high, paired t-test p), pairs
+    matched by seed; None without a pair; CI and p are nan with fewer than 2 pairs."""
     base = {lookup(r, "seed"): r["final_val_acc"] for r in baseline}
     pairs = [(r["final_val_acc"], base[lookup(r, "seed")]) for r in members if lookup(r, "seed") in base]
-    if len(pairs) < 2:
-        return ("-", "-", "-") if not pairs else (f"{100 * (pairs[0][0] - pairs[0][1]):+.2f}", "-", "-")
+    if not pairs:
+        return None
+    diffs = [100 * (a - b) for a, b in pairs]
+    mean, n = statistics.fmean(diffs), len(diffs)
+    if n < 2:
+        return n, mean, float("nan"), float("nan"), float("nan")
     from scipy import stats
 
-    diffs = [100 * (a - b) for a, b in pairs]
-    mean, sd, n = statistics.fmean(diffs), statistics.stdev(diffs), len(diffs)
+    sd = statistics.stdev(diffs)
     half = stats.t.ppf(0.975, n - 1) * sd / n**0.5
     p = stats.ttest_rel([a for a, _ in pairs], [b for _, b in pairs]).pvalue if sd > 0 else float("nan")
-    return f"{mean:+.2f}", f"[{mean - half:+.2f}, {mean + half:+.2f}]", f"{p:.3f}"
+    return n, mean, mean - half, mean + half, float(p)
+
+
+def format_paired(result) -> list[str]:
+    if result is None:
+        return ["-", "-", "-"]
+    n, mean, lo, hi, p = result
+    if n < 2:
+        return [f"{mean:+.2f}", "-", "-"]
+    return [f"{mean:+.2f}", f"[{lo:+.2f}, {hi:+.2f}]", "-" if p != p else f"{p:.3f}"]
 
 
 def build_table(
@@ -129,7 +142,7 @@ def build_table(
         ] + [col(k) for k in extra]
         if baseline:
             ref = tuple(base_value if k == base_key else v for k, v in zip(rows, cell))
-            line += ["-", "-", "-"] if ref == cell or ref not in cells else list(paired_difference(members, cells[ref]))
+            line += format_paired(None if ref == cell or ref not in cells else paired_stats(members, cells[ref]))
         body.append(line)
     return header, body, problems
 

@@ -42,3 +42,29 @@ def test_paired_difference_ci_and_p_value(tmp_path):
     assert "\\begin{tabular}" in latex and "$\\pm$" in latex
     csv_out = tables(tmp_path, "--format", "csv", "--out", tmp_path / "t.csv")
     assert (tmp_path / "t.csv").read_text() in csv_out
+
+
+def test_plot_tradeoff_writes_png_and_pdf(tmp_path):
+    n = 0
+    for strategy in ("mixup", "mixup_pause"):
+        for alpha in (0.2, 1.0):
+            for fraction in (0.5, 1.0):
+                for seed in (0, 1):
+                    d = tmp_path / f"{n}"
+                    n += 1
+                    d.mkdir()
+                    acc = 0.8 + 0.01 * seed + (0.02 if strategy == "mixup_pause" else 0.0) + 0.05 * fraction
+                    summary = {"status": "completed", "final_val_acc": acc, "best_val_acc": acc, "enp_end_step": 3,
+                               "enp_mean/diag/r_perp_clean": 0.3 + 0.1 * alpha, "enp_mean/diag/zero_act": 0.5,
+                               "choices": {"strategy": strategy},
+                               "config": {"seed": seed, "mix": {"alpha": alpha}, "dataset": {"fraction": fraction},
+                                          "model": {"width": 1.0}}}
+                    (d / "summary.json").write_text(json.dumps(summary))
+                    (d / "metrics.jsonl").write_text("".join(
+                        json.dumps({"epoch": e, "step": 10 * (e + 1), "train_acc": 0.5 + 0.1 * e, "train_loss": 2 - e,
+                                    "mixing": 0.7 if e == 0 else 1.0}) + "\n" for e in range(3)))
+    out = subprocess.run([sys.executable, str(REPO / "scripts" / "plot_tradeoff.py"), str(tmp_path), "--out",
+                          str(tmp_path / "fig" / "tradeoff")], capture_output=True, text=True, check=True).stdout
+    assert "wrote" in out
+    assert (tmp_path / "fig" / "tradeoff.png").stat().st_size > 20_000
+    assert (tmp_path / "fig" / "tradeoff.pdf").read_bytes().startswith(b"%PDF")
