@@ -15,10 +15,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## demo: vanilla vs Mixup on the bundled digits (2 seeds), then the results table
+## demo: the ENP strategies on the bundled digits (3 seeds): the table with p-values, and the figure
 demo: $(STAMP)
 	$(PY) train.py -m experiment=demo hydra.sweep.dir=$(DEMO_DIR)
-	$(PY) scripts/make_tables.py $(DEMO_DIR) --out $(DEMO_DIR)/table.md
+	$(PY) scripts/make_tables.py $(DEMO_DIR) --baseline strategy=mixup --out $(DEMO_DIR)/table.md
+	$(PY) scripts/plot_tradeoff.py $(DEMO_DIR) --out $(DEMO_DIR)/tradeoff
 
 ## test: the default suite (under 10 minutes on 2 CPU cores)
 test: $(STAMP)

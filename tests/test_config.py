@@ -63,9 +63,11 @@ def test_every_option_composes_validates_and_instantiates(group, tmp_path):
             instantiate(node)
 
 
-def test_experiment_demo_composes(tmp_path):
-    cfg = compose_cfg(["experiment=demo"], tmp_path)
-    assert cfg.dataset._target_.endswith("digits") and cfg.model._target_.endswith("cnn")
+@pytest.mark.parametrize("name", options("experiment"))
+def test_every_experiment_composes_and_validates(name, tmp_path):
+    cfg = compose_cfg([f"experiment={name}", "dataset.root=/x"] if name == "image_folder" else [f"experiment={name}"],
+                      tmp_path)
+    assert cfg.name == name
     validate(cfg)
 
 
