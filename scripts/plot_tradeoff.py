@@ -7,8 +7,9 @@ FIG.pdf with three rows of panels:
 1. heatmaps of the final-accuracy difference (each ENP strategy minus the baseline, pairs matched by
    seed) over Mixup alpha (x) and dataset fraction (y), one panel per model width and strategy;
    cells not significant at 0.05 (paired t-test) are hatched;
-2. the mechanism: the ENP means of diag/r_perp_clean and diag/zero_act against dataset fraction and
-   against model width, one line per alpha, error bars = standard deviation over seeds;
+2. the mechanism, on the baseline's runs: the ENP means of diag/r_perp_clean and diag/zero_act against
+   dataset fraction and against model width, one line per alpha, error bars = standard deviation over
+   seeds;
 3. training curves around the ENP end for one cell (default: the first mixup_pause run): clean
    training accuracy, training loss and the share of steps that mixed, per epoch, with the ENP end.
 """
@@ -119,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     fig = plt.figure(figsize=(3.6 * cols, 10.5))
     gs = fig.add_gridspec(3, cols)
     heatmaps(fig, [fig.add_subplot(gs[0, i]) for i in range(n_heat)], runs, args.baseline, strategies)
-    mechanism([fig.add_subplot(gs[1, i]) for i in range(4)], runs)
+    # the mechanism on the baseline's runs (Mixup from the start), not pooled over strategies
+    mechanism([fig.add_subplot(gs[1, i]) for i in range(4)], [r for r in runs if lookup(r, "strategy") == args.baseline] or runs)
     wanted = dict(kv.split("=", 1) for kv in args.cell.split(",")) if args.cell else {"strategy": "mixup_pause"}
     chosen = [r for r in runs if all(str(lookup(r, k)) == v for k, v in wanted.items())] or runs
     curves([fig.add_subplot(gs[2, i]) for i in range(3)], chosen[0])
