@@ -1,14 +1,14 @@
 """Results tables from run directories: one row per cell, seeds aggregated.
 
-    python scripts/make_tables.py SWEEP_DIR... [--rows KEYS] [--baseline strategy=mixup] [--extra KEYS]
-                                               [--format md|latex|csv] [--out FILE]
+    python scripts/make_tables.py SWEEP_DIR... [--rows KEYS] [--cols KEYS] [--baseline strategy=mixup]
+                                               [--extra KEYS] [--format md|latex|csv] [--out FILE] [--wandb]
 
 Reads only summary.json files (found recursively), so it works offline and on copied results.
 One row per cell: seeds, mean ± std of final and best test accuracy, the mean ENP end epoch and clean
 training accuracy there, and the means over the ENP of diag/r_perp_clean and diag/zero_act. With
 --baseline KEY=VALUE, each cell is compared with the cell that differs only in KEY=VALUE: the mean
 difference of final accuracy over seeds present in both (pairs matched by seed), its 95% confidence
-interval and a paired t-test p-value.
+interval and a paired t-test p-value (undefined, "-", when every pair differs by the same amount).
 A key is a config group (`strategy`, `model`, ...) or a dotted config key (`mix.alpha`,
 `dataset.fraction`). Without --rows, the keys the runs were launched with (their overrides, minus
 `seed`) make the rows. Failed, diverged and incomplete runs are listed under the table.
@@ -93,8 +93,10 @@ def paired_stats(members: list[dict], baseline: list[dict]) -> tuple[int, float,
     from scipy import stats
 
     sd = statistics.stdev(diffs)
+    if sd < 1e-9:  # identical differences (common with small test sets): the t-test is undefined
+        return n, mean, mean, mean, float("nan")
     half = stats.t.ppf(0.975, n - 1) * sd / n**0.5
-    p = stats.ttest_rel([a for a, _ in pairs], [b for _, b in pairs]).pvalue if sd > 0 else float("nan")
+    p = stats.ttest_rel([a for a, _ in pairs], [b for _, b in pairs]).pvalue
     return n, mean, mean - half, mean + half, float(p)
 
 
@@ -147,6 +149,32 @@ def build_table(
     return header, body, problems
 
 
+def pivot(runs: list[dict], rows: list[str], cols: list[str]) -> tuple[list[str], list[list[str]]]:
+    """Rows x columns of final accuracy (mean ± std over seeds): the compact view of a grid."""
+    done = [r for r in runs if r.get("status") == "completed"]
+    col_values = sorted({tuple(str(lookup(r, k)) for k in cols) for r in done})
+    cells: dict[tuple, list[float]] = {}
+    for r in done:
+        key = (tuple(str(lookup(r, k)) for k in rows), tuple(str(lookup(r, k)) for k in cols))
+        cells.setdefault(key, []).append(r["final_val_acc"])
+    row_values = sorted({k[0] for k in cells})
+    header = rows + [",".join(f"{k}={v}" for k, v in zip(cols, c)) for c in col_values]
+    body = [list(rv) + [mean_std(cells.get((rv, cv), [])) for cv in col_values] for rv in row_values]
+    return header, body
+
+
+def log_to_wandb(header: list[str], body: list[list[str]], dirs: list[str]) -> None:
+    """Log the table as a W&B Table (offline unless WANDB_MODE says otherwise), inside the first sweep dir."""
+    import os
+
+    import wandb
+
+    run = wandb.init(project="enlighten", job_type="table", dir=dirs[0], mode=os.environ.get("WANDB_MODE", "offline"),
+                     config={"sweeps": dirs}, settings=wandb.Settings(silent=True, console="off"))
+    run.log({"results": wandb.Table(columns=header, data=body)})
+    run.finish()
+
+
 def render(header: list[str], body: list[list[str]], fmt: str) -> str:
     if fmt == "csv":
         out = io.StringIO()
@@ -166,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dirs", nargs="+", help="sweep or run directories")
     ap.add_argument("--rows", help="comma-separated keys that make the rows (default: the swept keys)")
+    ap.add_argument("--cols", help="comma-separated keys that make the columns: a pivot of final accuracy")
+    ap.add_argument("--wandb", action="store_true", help="also log the table to W&B (offline by default)")
     ap.add_argument("--baseline", help="KEY=VALUE: compare every cell with the cell where KEY=VALUE, e.g. strategy=mixup")
     ap.add_argument("--extra", help="comma-separated summary.json keys to add as columns (mean ± std)")
     ap.add_argument("--format", choices=["md", "latex", "csv"], default="md")
@@ -175,7 +205,15 @@ def main(argv: list[str] | None = None) -> int:
     if not runs:
         sys.exit(f"error: no summary.json under {', '.join(args.dirs)}")
     rows = args.rows.split(",") if args.rows else default_rows(runs)
-    header, body, problems = build_table(runs, rows, args.extra.split(",") if args.extra else [], args.baseline)
+    if args.cols:
+        cols = args.cols.split(",")
+        rows = [k for k in rows if k not in cols] or ["strategy"]
+        header, body = pivot(runs, rows, cols)
+        problems = [r for r in runs if r.get("status") != "completed"]
+    else:
+        header, body, problems = build_table(runs, rows, args.extra.split(",") if args.extra else [], args.baseline)
+    if args.wandb:
+        log_to_wandb(header, body, args.dirs)
     text = render(header, body, args.format)
     if problems:
         text += "\nNot in the table:\n" + "".join(

@@ -126,3 +126,24 @@ def test_output_stamp_is_fixed_in_a_process_and_differs_between_processes():
     stamps = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
               for _ in range(2)}
     assert len(stamps) == 2  # two sweeps started in the same second get different directories
+
+
+PAPER = sorted(p.stem for p in (REPO / "conf" / "experiment" / "paper").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", PAPER)
+def test_paper_experiment_composes_for_every_point_of_its_grid(name, tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, str(REPO / "train.py"), f"experiment=paper/{name}", "--cfg", "job"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    base = compose_cfg([f"experiment=paper/{name}"], tmp_path)
+    phases = OmegaConf.load(REPO / "conf" / "experiment" / "paper" / f"{name}.yaml").hydra.sweeper.params.phase
+    for phase in phases.split(","):
+        cfg = compose_cfg([f"experiment=paper/{name}", f"phase={phase}"], tmp_path)
+        validate(cfg)
+        assert cfg.name == f"paper/{name}" and cfg.strategy._target_ == base.strategy._target_
+        if phase.startswith("paper/fixed"):
+            assert cfg.phase.epochs == int(phase.removeprefix("paper/fixed"))

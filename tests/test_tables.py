@@ -42,6 +42,10 @@ def test_paired_difference_ci_and_p_value(tmp_path):
     assert "\\begin{tabular}" in latex and "$\\pm$" in latex
     csv_out = tables(tmp_path, "--format", "csv", "--out", tmp_path / "t.csv")
     assert (tmp_path / "t.csv").read_text() in csv_out
+    pivot = tables(tmp_path, "--rows", "mix.alpha", "--cols", "strategy", "--wandb")
+    assert pivot.splitlines()[0].split("|")[1:4] == [" mix.alpha ", " strategy=mixup ", " strategy=mixup_pause "]
+    assert "| 1.0       | 80.00 ± 10.00" in pivot
+    assert list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))  # the table went to W&B (offline)
 
 
 def test_plot_tradeoff_writes_png_and_pdf(tmp_path):
