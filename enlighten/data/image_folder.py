@@ -17,6 +17,7 @@ from typing import Iterator, Optional
 import torch
 from torch import Tensor
 from torchvision.io import ImageReadMode, decode_image
+from torchvision.transforms.v2 import RandomResizedCrop
 from torchvision.transforms.v2 import functional as TF
 
 from enlighten.data.base import DataError, InMemoryData, Normalize, balanced_subset, finish_split
@@ -156,6 +157,8 @@ def image_folder(
 class _FolderDataset(torch.utils.data.Dataset):
     def __init__(self, files: list[Path], labels: list[int], image_size: int, channels: int, train: bool):
         self.files, self.labels, self.size, self.channels, self.train = files, labels, image_size, channels, train
+        # the standard ImageNet crop for training; flips happen batched on the device
+        self.random_crop = RandomResizedCrop(image_size, antialias=True)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -166,18 +169,11 @@ class _FolderDataset(torch.utils.data.Dataset):
             img = decode_image(str(self.files[i]), mode=mode)
         except Exception as e:  # noqa: BLE001
             raise DataError(f"Cannot decode image {self.files[i]}: {e}") from e
-        if self.train:  # the standard ImageNet crop; flips happen batched on the device
-            top, left, h, w = _random_resized_crop_params(img.shape[1], img.shape[2])
-            img = TF.resized_crop(img, top, left, h, w, [self.size, self.size], antialias=True)
+        if self.train:
+            img = self.random_crop(img)
         else:
             img = TF.center_crop(TF.resize(img, int(self.size / 0.875), antialias=True), [self.size, self.size])
         return img, self.labels[i]
-
-
-def _random_resized_crop_params(h: int, w: int, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)) -> tuple[int, int, int, int]:
-    from torchvision.transforms import RandomResizedCrop
-
-    return RandomResizedCrop.get_params(torch.empty(1, h, w), list(scale), list(ratio))
 
 
 class StreamingImageFolder:

@@ -17,6 +17,7 @@ from typing import Iterator
 
 import torch
 import torch.nn.functional as F
+from timm.data.mixup import mixup_target
 from torch import Tensor, nn
 
 from enlighten.strategies.base import soft_cross_entropy
@@ -62,10 +63,8 @@ def preserved_buffers(model: nn.Module) -> Iterator[None]:
 
 
 def mix_batch(x: Tensor, y: Tensor, lam: float, num_classes: int, label_smoothing: float = 0.0) -> tuple[Tensor, Tensor]:
-    """Input Mixup with the reversed batch (timm's pairing) at a given lambda, out of place."""
-    off = label_smoothing / num_classes
-    onehot = F.one_hot(y, num_classes).float() * (1.0 - label_smoothing) + off
-    return lam * x + (1 - lam) * x.flip(0), lam * onehot + (1 - lam) * onehot.flip(0)
+    """Input Mixup with the reversed batch (timm's pairing and targets) at a given lambda, out of place."""
+    return lam * x + (1 - lam) * x.flip(0), mixup_target(y, num_classes, lam, label_smoothing)
 
 
 def gradients(model: nn.Module, x: Tensor, target: Tensor) -> list[Tensor]:

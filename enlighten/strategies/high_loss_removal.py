@@ -26,10 +26,6 @@ class HighLossRemoval(MixupStrategy):
         self.whole_run = whole_run
         self.dropped = 0  # samples left out this epoch (a Python int: no device sync)
 
-    def check(self, batch_size: int) -> None:
-        if self.mixing(False) or self.mixing(True):
-            super().check(batch_size)
-
     def num_dropped(self, batch_size: int) -> int:
         return math.floor(self.drop_fraction * batch_size)
 

@@ -65,6 +65,8 @@ class MixupStrategy(Strategy):
         self._num_mix_layers = len(model.stages) if self.kind == "manifold" else 0
 
     def check(self, batch_size: int) -> None:
+        if not (self.mixing(True) or self.mixing(False)):
+            return  # never mixes (e.g. High-Loss Removal without Mixup): any batch size will do
         if batch_size % 2:
             raise ValueError(
                 f"trainer.batch_size={batch_size} is odd, but Mixup pairs each sample with the reversed "
