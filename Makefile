@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.enlighten-installed
 DEMO_DIR ?= outputs/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
 
-.PHONY: install demo test test-slow clean
+.PHONY: install demo test test-slow bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ test: $(STAMP)
 ## test-slow: only the tests marked slow
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow
+
+## bench: speed and memory ratios (scripts/bench.py); `make bench BENCH_ARGS=--quick` takes under a minute
+bench: $(STAMP)
+	$(PY) scripts/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf outputs multirun .pytest_cache

@@ -48,7 +48,8 @@ class TrainerConfig:
     log_every: int = 50  # steps between reads of on-device metrics (non-finite loss check)
     deterministic: bool = False
     channels_last: str = "auto"  # auto (on for CUDA conv nets) | true | false
-    compile: bool = False
+    compile: bool = False  # torch.compile the training step's model (once per process)
+    reuse_data: bool = True  # the next job of a multirun reuses this process's loaded data (same dataset config)
     skip_completed: bool = True  # a run directory whose summary.json says completed (same config) is not rerun
 
 

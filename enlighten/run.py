@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import random
+import resource
 import socket
 import time
 import traceback
@@ -20,6 +21,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from enlighten.config import ConfigError, validate
+from enlighten.data.reuse import load_dataset
 from enlighten.loggers.base import Logger, NoLogger
 from enlighten.results import SUMMARY_FILE, RunResults, read_json
 from enlighten.training.loop import Diverged, LoopConfig, Trainer
@@ -44,6 +46,16 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     torch.use_deterministic_algorithms(deterministic)
     torch.backends.cudnn.deterministic = deterministic
     torch.backends.cudnn.benchmark = not deterministic
+
+
+def peak_memory(device: torch.device) -> dict:
+    """Peak resident memory of this process so far (in a multirun: of all its jobs up to this one)
+    and, on CUDA, this run's peak allocated and reserved device memory, in MiB."""
+    peak = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}  # KiB on Linux
+    if device.type == "cuda":
+        peak["peak_cuda_allocated_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+        peak["peak_cuda_reserved_mb"] = round(torch.cuda.max_memory_reserved(device) / 2**20, 1)
+    return peak
 
 
 def _hydra_info() -> dict:
@@ -106,10 +118,12 @@ def run(cfg: DictConfig) -> dict:
     info = _hydra_info()
     summary: dict = {"status": "failed", "error": None}
     start = time.perf_counter()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     logger: Logger = NoLogger()
     try:
         logger = build_logger(cfg, run_dir, config)
-        data = instantiate(cfg.dataset).to(device)
+        data = load_dataset(cfg.dataset, device, reuse=t.reuse_data)
         if data.steps_per_epoch(t.batch_size) == 0:
             raise ConfigError(
                 f"trainer.batch_size={t.batch_size} is larger than the training set ({data.num_train} samples)."
@@ -137,8 +151,9 @@ def run(cfg: DictConfig) -> dict:
                 log_every=t.log_every,
                 bf16=bf16,
                 channels_last=channels_last,
+                compile=t.compile,
             ),
-            torch.compile(model) if t.compile else model,
+            model,
             data,
             strategy,
             detector,
@@ -160,6 +175,7 @@ def run(cfg: DictConfig) -> dict:
     finally:
         summary["wall_time_s"] = time.perf_counter() - start
         summary["host"], summary["pid"] = socket.gethostname(), os.getpid()
+        summary.update(peak_memory(device))
         summary["choices"] = info.get("choices", {})
         summary["overrides"] = info.get("overrides", [])
         summary["config"] = config

@@ -1,86 +1,372 @@
-"""Benchmarks that print ratios measured in one run (so they hold on a noisy machine).
+"""Benchmarks. Every figure is a ratio (or a rate) measured in this one run, so it holds on a noisy
+machine; timed sections alternate and keep each side's best.
 
-    python scripts/bench.py diagnostics [--quick]
+    python scripts/bench.py [--quick] [--only loop,pipeline,diagnostics,sweep,throughput] [--out FILE]
 
-`diagnostics`: training time with diagnostics at their default cadence divided by training time with
-`diagnostics=off`, same config, same process, runs interleaved (off, on, off, on; the fastest of each
-kept). Two settings: `model=cnn dataset=mnist` (a whole short run: denser cadence during the ENP, then
-the normal one) and resnet18 on CIFAR-size inputs with every step inside the ENP (the densest
-cadence: an upper bound). Training time is the run's `wall_time_s` at its last epoch (training and
-evaluation, no start-up). Prints one JSON object, then a table.
+Sections (all on `--device`, default: CUDA when present, else CPU):
+  loop         steps/s of the project's loop (run(), logging on: metrics.jsonl and offline W&B) over a
+               bare PyTorch loop with the same model, batch, optimizer, schedule and device-resident
+               data and nothing else; with diagnostics off (`loop_ratio`) and at their default cadence
+               (`loop_ratio_diagnostics`). Vanilla strategy, no ENP: the loop's own cost only.
+  pipeline     images/s of the device-resident batched augmentation (crop with padding 4, flip,
+               normalize) over a torchvision DataLoader with per-sample transforms (RandomCrop,
+               RandomHorizontalFlip, ToTensor, Normalize) on the same uint8 CIFAR-size images at the
+               same batch size; the DataLoader gets 0 or all-core workers, whichever is faster.
+  diagnostics  whole-run time with diagnostics at their default cadence over `diagnostics=off`.
+  sweep        jobs per hour of a small multirun (train.py -m, one process), with and without
+               `trainer.reuse_data`; the first job's summary gives the peak memory of a run.
+  throughput   training images/s of resnet18 and vit_tiny (patch 4) on 32x32 inputs at batch 512 with
+               Mixup, bf16 and channels_last, with and without `trainer.compile`, and the model FLOPs
+               utilization this means (FLOPs counted by torch's FlopCounterMode). CUDA only, unless
+               --only names it (then it runs, slowly and small, on the CPU too).
+
+Prints one JSON object, then a table.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime
 import json
 import os
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
+from hydra.utils import instantiate  # noqa: E402
 from omegaconf import open_dict  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from enlighten.config import register_configs  # noqa: E402
-from enlighten.results import read_jsonl  # noqa: E402
-from enlighten.run import run  # noqa: E402
+from enlighten.data.base import InMemoryData, Normalize  # noqa: E402
+from enlighten.data.reuse import load_dataset  # noqa: E402
+from enlighten.results import atomic_write_text, read_json, read_jsonl  # noqa: E402
+from enlighten.run import resolve_device, run  # noqa: E402
 
 DATA = os.environ.get("ENLIGHTEN_DATA_DIR", str(REPO.parent / "shared" / "data"))
+# Dense bf16 peak FLOP/s by device name, for the utilization figure (--peak-tflops overrides).
+PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0}
 
 
-def train_seconds(overrides: list[str]) -> float:
+def compose_run(overrides: list[str], out: str, device: torch.device):
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[*overrides, f"trainer.device={device.type}"])
+    with open_dict(cfg):
+        cfg.paths.output_dir = out
+    return cfg
+
+
+def run_epochs(overrides: list[str], device: torch.device) -> tuple[list[dict], dict]:
+    """One run() in a temporary directory: its per-epoch metrics and its summary."""
     with tempfile.TemporaryDirectory() as out:
-        with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-            cfg = compose(config_name="config", overrides=overrides + ["logger=none", "trainer.device=cpu"])
-        with open_dict(cfg):
-            cfg.paths.output_dir = out
-        run(cfg)
-        return read_jsonl(Path(out) / "metrics.jsonl")[-1]["wall_time_s"]
+        summary = run(compose_run(overrides, out, device))
+        return read_jsonl(Path(out) / "metrics.jsonl"), summary
 
 
-def ratio(overrides: list[str], repeats: int) -> dict:
-    times = {"off": [], "default": []}
-    for _ in range(repeats):
-        for mode in times:
-            times[mode].append(train_seconds(overrides + [f"diagnostics={mode}"]))
-    off, on = min(times["off"]), min(times["default"])
-    return {"seconds_off": round(off, 2), "seconds_on": round(on, 2), "ratio": round(on / off, 3)}
+def best_epoch_rate(metrics: list[dict], skip_first: bool) -> float:
+    """Training images/s of the fastest epoch (training steps only, no evaluation)."""
+    rows = metrics[1:] if skip_first and len(metrics) > 1 else metrics
+    return max(m["images_per_sec"] for m in rows)
 
 
-def bench_diagnostics(quick: bool) -> dict:
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# ----------------------------------------------------------------------------------------------- loop
+def bare_loop_rate(cfg, device: torch.device, epochs: int) -> float:
+    """Images/s of the plainest loop over the same model, batch, optimizer and device data."""
+    t = cfg.trainer
+    data = load_dataset(cfg.dataset, device)
+    torch.manual_seed(cfg.seed)
+    model = instantiate(cfg.model, num_classes=data.num_classes, input_shape=list(data.input_shape))
+    cuda = device.type == "cuda"
+    layout = torch.channels_last if cuda and any(isinstance(m, torch.nn.Conv2d) for m in model.modules()) else None
+    model = model.to(device, memory_format=layout or torch.contiguous_format)
+    steps = data.steps_per_epoch(t.batch_size)
+    optimizer = instantiate(cfg.optim, model=model)
+    scheduler = instantiate(cfg.sched, optimizer=optimizer, total_steps=steps * epochs, steps_per_epoch=steps)
+    x_all, y_all = next(iter(data.eval_batches("train", data.num_train)))  # normalized, on the device
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
+    best = 0.0
+    for _ in range(epochs):
+        order = torch.randperm(data.num_train, device=device)
+        synchronize(device)
+        start = time.perf_counter()
+        for i in range(steps):
+            idx = order[i * t.batch_size : (i + 1) * t.batch_size]
+            x = x_all[idx]
+            with autocast:
+                loss = F.cross_entropy(model(x if layout is None else x.contiguous(memory_format=layout)).float(),
+                                       y_all[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+        synchronize(device)
+        best = max(best, steps * t.batch_size / (time.perf_counter() - start))
+    return best
+
+
+def bench_loop(device: torch.device, quick: bool) -> dict:
+    cuda = device.type == "cuda"
+    epochs = 3 if quick else 5
+    base = ["dataset=synthetic", "dataset.num_test=256", "strategy=vanilla", "phase=never", "logger=wandb",
+            "trainer.train_eval_samples=256", f"trainer.epochs={epochs}"]
+    if cuda:  # the GPU setting: resnet18 at batch 512
+        base += ["model=resnet18", "trainer.batch_size=512", f"dataset.num_train={512 * (20 if quick else 50)}"]
+    else:
+        base += ["model=cnn", "trainer.batch_size=128", f"dataset.num_train={128 * (12 if quick else 24)}"]
+    rates: dict[str, list[float]] = {"bare": [], "off": [], "default": []}
+    for _ in range(2):  # alternate, keep each side's best
+        with tempfile.TemporaryDirectory() as out:
+            rates["bare"].append(bare_loop_rate(compose_run(base, out, device), device, epochs))
+        for mode in ("off", "default"):
+            rates[mode].append(best_epoch_rate(run_epochs([*base, f"diagnostics={mode}"], device)[0], skip_first=True))
+    bare, off, on = max(rates["bare"]), max(rates["off"]), max(rates["default"])
+    return {
+        "setting": " ".join(o for o in base if o.startswith(("model=", "trainer.batch_size"))),
+        "bare_images_per_sec": round(bare, 1),
+        "loop_images_per_sec": round(off, 1),
+        "loop_diagnostics_images_per_sec": round(on, 1),
+        "loop_ratio": round(off / bare, 3),
+        "loop_ratio_diagnostics": round(on / bare, 3),
+    }
+
+
+# ------------------------------------------------------------------------------------------- pipeline
+def bench_pipeline(device: torch.device, quick: bool) -> dict:
+    from PIL import Image
+    from torchvision import transforms as T
+
+    n, batch = (10_240 if quick else 50_000), 512
+    mean, std = [0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616]
+    images = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    labels = torch.randint(0, 10, (n,), generator=torch.Generator().manual_seed(1))
+
+    ours = InMemoryData(images, labels, images[:512], labels[:512], 10, Normalize(mean, std), crop_padding=4, flip=True)
+    ours.to(device)
+
+    class PerSample(torch.utils.data.Dataset):
+        transform = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(mean, std)])
+        hwc = images.permute(0, 2, 3, 1).numpy()
+
+        def __len__(self):
+            return n
+
+        def __getitem__(self, i):
+            return self.transform(Image.fromarray(self.hwc[i])), int(labels[i])
+
+    def rate(batches, limit: int) -> float:
+        """Images/s from the first batch on (excludes worker start-up), over at most `limit` batches."""
+        it = iter(batches)
+        next(it)
+        synchronize(device)
+        start, count = time.perf_counter(), 0
+        for x, _ in it:
+            count += len(x)
+            if count >= limit * batch:
+                break
+        synchronize(device)
+        return count / (time.perf_counter() - start)
+
+    def dataloader_rate(workers: int) -> float:
+        loader = torch.utils.data.DataLoader(PerSample(), batch_size=batch, shuffle=True, drop_last=True,
+                                             num_workers=workers, pin_memory=device.type == "cuda")
+        moved = ((x.to(device, non_blocking=True), y.to(device, non_blocking=True)) for x, y in loader)
+        return rate(moved, 8 if quick else 24)
+
+    workers = os.cpu_count() or 1
+    results = {"ours": [], "dataloader_0_workers": [], f"dataloader_{workers}_workers": []}
+    for _ in range(1 if quick else 2):
+        results["ours"].append(rate(ours.train_batches(batch, torch.Generator().manual_seed(0)), n // batch))
+        results["dataloader_0_workers"].append(dataloader_rate(0))
+        results[f"dataloader_{workers}_workers"].append(dataloader_rate(workers))
+    best = {k: max(v) for k, v in results.items()}
+    baseline = max(v for k, v in best.items() if k != "ours")
+    return {**{f"{k}_images_per_sec": round(v, 1) for k, v in best.items()},
+            "pipeline_ratio": round(best["ours"] / baseline, 2)}
+
+
+# ---------------------------------------------------------------------------------------- diagnostics
+def bench_diagnostics(device: torch.device, quick: bool) -> dict:
     settings = {}
-    mnist = Path(DATA) / "MNIST" / "raw"
-    if mnist.exists():
-        settings["cnn_mnist"] = (
-            ["dataset=mnist", f"paths.data_dir={DATA}", "dataset.download=false", "model=cnn", "strategy=mixup",
-             "phase=accuracy", "dataset.fraction=0.1", f"trainer.epochs={3 if quick else 6}"],
-            1 if quick else 2,
-        )
-    settings["resnet18_cifar_size_all_enp"] = (
-        ["dataset=synthetic", "dataset.num_train=1600" if quick else "dataset.num_train=3200",
-         "dataset.num_test=64", "model=resnet18", "trainer.batch_size=64", "trainer.epochs=1",
-         "trainer.train_eval_samples=64", "phase=fixed_epochs", "phase.epochs=1", "strategy=mixup"],
-        1,
-    )
-    return {name: ratio(overrides, repeats) for name, (overrides, repeats) in settings.items()}
+    if (Path(DATA) / "MNIST" / "raw").exists():
+        settings["cnn_mnist"] = ["dataset=mnist", f"paths.data_dir={DATA}", "dataset.download=false", "model=cnn",
+                                 "strategy=mixup", "phase=accuracy", "dataset.fraction=0.1",
+                                 f"trainer.epochs={3 if quick else 6}"]
+    settings["resnet18_cifar_size_all_enp"] = [
+        "dataset=synthetic", f"dataset.num_train={1600 if quick else 3200}", "dataset.num_test=64", "model=resnet18",
+        "trainer.batch_size=64", "trainer.epochs=1", "trainer.train_eval_samples=64", "phase=fixed_epochs",
+        "phase.epochs=1", "strategy=mixup"]
+    out = {}
+    for name, overrides in settings.items():
+        seconds: dict[str, list[float]] = {"off": [], "default": []}
+        for _ in range(1 if quick else 2):
+            for mode in seconds:
+                metrics, _ = run_epochs([*overrides, "logger=none", f"diagnostics={mode}"], device)
+                seconds[mode].append(metrics[-1]["wall_time_s"])
+        off, on = min(seconds["off"]), min(seconds["default"])
+        out[name] = {"seconds_off": round(off, 2), "seconds_on": round(on, 2), "ratio": round(on / off, 3)}
+    return {"diagnostics_ratio": max(r["ratio"] for r in out.values()), "diagnostics_settings": out}
+
+
+# ---------------------------------------------------------------------------------------------- sweep
+def bench_sweep(device: torch.device, quick: bool) -> dict:
+    """A multirun in a fresh process, as a user starts one; jobs/hour from its wall time."""
+    jobs = 4 if quick else 8
+    if (Path(DATA) / "MNIST" / "raw").exists():
+        data = ["dataset=mnist", f"paths.data_dir={DATA}", "dataset.download=false", "dataset.fraction=0.02"]
+    else:
+        data = ["dataset=digits"]
+    args = [*data, "model=cnn", "model.width=0.5", "trainer.epochs=1", "logger=none", "diagnostics=off",
+            f"trainer.device={device.type}", "seed=" + ",".join(str(s) for s in range(jobs))]
+    out: dict = {"setting": " ".join(args[:-1]) + f" seed=0..{jobs - 1}", "jobs": jobs}
+    for reuse in ("false", "true"):
+        with tempfile.TemporaryDirectory() as sweep_dir:
+            start = time.perf_counter()
+            proc = subprocess.run([sys.executable, str(REPO / "train.py"), "-m", *args, f"trainer.reuse_data={reuse}",
+                                   f"hydra.sweep.dir={sweep_dir}"], capture_output=True, text=True, cwd=sweep_dir)
+            seconds = time.perf_counter() - start
+            if proc.returncode != 0:
+                raise RuntimeError(f"the sweep failed:\n{proc.stderr[-3000:]}")
+            summaries = [read_json(p) for p in sorted(Path(sweep_dir).glob("*/summary.json"))]
+        key = "with_reuse" if reuse == "true" else "without_reuse"
+        out[f"jobs_per_hour_{key}"] = round(jobs * 3600 / seconds, 1)
+        out[f"seconds_{key}"] = round(seconds, 2)
+        if reuse == "false":  # a fresh process's first job: the peak memory of one run
+            first = summaries[0]
+            out["peak_memory"] = {k: v for k, v in first.items() if k.startswith("peak_")}
+    out["reuse_speedup"] = round(out["jobs_per_hour_with_reuse"] / out["jobs_per_hour_without_reuse"], 3)
+    return out
+
+
+# ----------------------------------------------------------------------------------------- throughput
+def training_flops_per_image(model: torch.nn.Module, input_shape: tuple, device: torch.device) -> float:
+    """Forward plus backward FLOPs of one image (2 per multiply-add), counted by torch."""
+    x = torch.randn(2, *input_shape, device=device)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model(x).float().sum().backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / 2
+
+
+def peak_flops(device: torch.device, override_tflops: float | None) -> float | None:
+    if override_tflops:
+        return override_tflops * 1e12
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((tf * 1e12 for key, tf in PEAK_BF16_TFLOPS.items() if key in name), None)
+
+
+def bench_throughput(device: torch.device, quick: bool, override_tflops: float | None) -> dict:
+    cuda = device.type == "cuda"
+    batch = 512 if cuda else 32
+    steps = (20 if quick else 60) if cuda else 4
+    peak = peak_flops(device, override_tflops)
+    out = {}
+    for model in ("resnet18", "vit_tiny"):
+        base = ["dataset=synthetic", f"dataset.num_train={batch * steps}", "dataset.num_test=512", f"model={model}",
+                "strategy=mixup", "phase=never", "diagnostics=off", "logger=none", f"trainer.batch_size={batch}",
+                "trainer.epochs=3", "trainer.train_eval_samples=512", "trainer.precision=bf16",
+                f"trainer.channels_last={'true' if model == 'resnet18' else 'auto'}"]
+        with tempfile.TemporaryDirectory() as out_dir:
+            cfg = compose_run(base, out_dir, device)
+            net = instantiate(cfg.model, num_classes=10, input_shape=[3, 32, 32]).to(device)
+            flops = training_flops_per_image(net, (3, 32, 32), device)
+        row = {"gflop_per_image": round(flops / 1e9, 3)}
+        for compiled in ("false", "true"):
+            metrics, summary = run_epochs([*base, f"trainer.compile={compiled}"], device)
+            rate = best_epoch_rate(metrics, skip_first=True)  # the first epoch holds compilation
+            key = "compiled" if compiled == "true" else "eager"
+            row[f"{key}_images_per_sec"] = round(rate, 1)
+            row[f"{key}_mfu"] = round(rate * flops / peak, 4) if peak else None
+            row[f"{key}_peak_memory"] = {k: v for k, v in summary.items() if k.startswith("peak_")}
+        out[model] = row
+    return {"throughput": out, "peak_tflops": peak / 1e12 if peak else None}
+
+
+# ----------------------------------------------------------------------------------------------- main
+SECTIONS = ("loop", "pipeline", "diagnostics", "sweep", "throughput")
+
+
+def print_table(report: dict) -> None:
+    rows = [("loop_ratio (diagnostics off)", report.get("loop_ratio"), ">= 0.95"),
+            ("loop_ratio (diagnostics default)", report.get("loop_ratio_diagnostics"), ""),
+            ("pipeline_ratio", report.get("pipeline_ratio"), ">= 10 (CPU)"),
+            ("diagnostics_ratio", report.get("diagnostics_ratio"), ""),
+            ("peak_rss_mb (one run)", report.get("peak_rss_mb"), ""),
+            ("sweep jobs/h without reuse", report.get("sweep", {}).get("jobs_per_hour_without_reuse"), ""),
+            ("sweep jobs/h with reuse", report.get("sweep", {}).get("jobs_per_hour_with_reuse"), "")]
+    for model, row in report.get("throughput", {}).items():
+        for key in ("eager", "compiled"):
+            mfu = row[f"{key}_mfu"]
+            rows.append((f"{model} {key} img/s" + (f" (MFU {mfu:.1%})" if mfu else ""), row[f"{key}_images_per_sec"],
+                         ">= 40000 (H100)" if key == "compiled" else ""))
+    print(f"\n{report['device']}, {report['date']}")
+    print(f"{'figure':40} {'value':>12}  target")
+    for name, value, target in rows:
+        if value is not None:
+            print(f"{name:40} {value:>12}  {target}")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["diagnostics"])
-    ap.add_argument("--quick", action="store_true", help="shorter runs")
+    ap.add_argument("--quick", action="store_true", help="small settings (under a minute on a CPU)")
+    ap.add_argument("--only", default=None, help=f"comma-separated sections of {','.join(SECTIONS)}")
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--peak-tflops", type=float, default=None, help="the device's peak bf16 TFLOP/s, for MFU")
+    ap.add_argument("--out", default=None, help="also write the JSON report to this file")
     args = ap.parse_args()
+    device = resolve_device(args.device)
+    only = SECTIONS if args.only is None else tuple(s.strip() for s in args.only.split(","))
+    unknown = sorted(set(only) - set(SECTIONS))
+    if unknown:
+        ap.error(f"unknown section(s) {unknown}; choose from {list(SECTIONS)}")
+    if args.only is None and device.type != "cuda":
+        only = tuple(s for s in only if s != "throughput")  # GPU figures; --only throughput runs it on CPU
     register_configs()
-    results = bench_diagnostics(args.quick)
-    report = {"diagnostics_ratio": max(r["ratio"] for r in results.values()), "settings": results}
-    print(json.dumps(report))
-    print(f"\n{'setting':32} {'off (s)':>9} {'on (s)':>9} {'ratio':>7}")
-    for name, r in results.items():
-        print(f"{name:32} {r['seconds_off']:9.2f} {r['seconds_on']:9.2f} {r['ratio']:7.3f}")
+    os.environ.setdefault("WANDB_SILENT", "true")
+    np.random.seed(0)
+    report: dict = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({os.cpu_count()} cores)",
+        "date": datetime.date.today().isoformat(),
+        "torch": torch.__version__,
+        "quick": args.quick,
+    }
+    start = time.perf_counter()
+    if "loop" in only:
+        loop = bench_loop(device, args.quick)
+        report.update(loop_ratio=loop["loop_ratio"], loop_ratio_diagnostics=loop["loop_ratio_diagnostics"], loop=loop)
+    if "pipeline" in only:
+        pipeline = bench_pipeline(device, args.quick)
+        report.update(pipeline_ratio=pipeline["pipeline_ratio"], pipeline=pipeline)
+    if "diagnostics" in only:
+        report.update(bench_diagnostics(device, args.quick))
+    if "sweep" in only:
+        sweep = bench_sweep(device, args.quick)
+        report.update(sweep=sweep, **sweep["peak_memory"])
+    if "throughput" in only:
+        report.update(bench_throughput(device, args.quick, args.peak_tflops))
+    report["seconds"] = round(time.perf_counter() - start, 1)
+    text = json.dumps(report)
+    print(text)
+    if args.out:
+        atomic_write_text(args.out, text + "\n")
+    print_table(report)
     return 0
 
 

@@ -54,7 +54,9 @@ class Normalize:
         shape = (1, -1) + (1,) * (x.ndim - 2)
         mean = torch.as_tensor(self.mean, dtype=torch.float32, device=x.device).view(shape)
         std = torch.as_tensor(self.std, dtype=torch.float32, device=x.device).view(shape)
-        return torch.addcmul(-mean / std, x.float(), 1.0 / (self.scale * std))
+        # In place on a fresh float copy (never on the caller's tensor): on CPU much faster than
+        # one broadcast addcmul.
+        return x.to(torch.float32, copy=True).mul_(1.0 / (self.scale * std)).sub_(mean / std)
 
 
 class InMemoryData:
@@ -121,58 +123,63 @@ class InMemoryData:
         return self.num_train // batch_size  # drop_last: fixed shapes, even batches for Mixup
 
     def train_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[tuple[Tensor, Tensor]]:
-        """One epoch of shuffled, augmented, normalized training batches (the last partial batch dropped)."""
-        order = torch.randperm(self.num_train, generator=generator)
-        for i in range(self.steps_per_epoch(batch_size)):
-            idx = order[i * batch_size : (i + 1) * batch_size]
-            yield self._gather(idx, generator), self.train_y[idx.to(self.device, non_blocking=True)]
+        """One epoch of shuffled, augmented, normalized training batches (the last partial batch dropped).
+
+        The whole epoch's randomness (order, crop offsets, flips) is drawn up front on the CPU
+        generator and moved to the device in one transfer: a step then only slices device tensors.
+        """
+        steps = self.steps_per_epoch(batch_size)
+        n = steps * batch_size
+        draws = [torch.randperm(self.num_train, generator=generator)[:n]]
+        if self.crop_padding or self.flip:
+            p = self.crop_padding
+            draws.append(torch.randint(0, 2 * p + 1, (n,), generator=generator))  # row offsets
+            draws.append(torch.randint(0, 2 * p + 1, (n,), generator=generator))  # column offsets
+            flips = torch.rand(n, generator=generator) < 0.5 if self.flip else torch.zeros(n, dtype=torch.bool)
+            draws.append(flips.long())
+        plan = torch.stack(draws)
+        if self.device.type == "cuda":
+            plan = plan.pin_memory()
+        plan = plan.to(self.device, non_blocking=True)
+        for i in range(steps):
+            cols = plan[:, i * batch_size : (i + 1) * batch_size]
+            idx = cols[0]
+            x = self._gather(idx, cols[1], cols[2], cols[3].bool()) if len(cols) > 1 else self._gather(idx)
+            yield x, self.train_y[idx]
 
     def eval_batches(
         self, split: str, batch_size: int, indices: Tensor | None = None
     ) -> Iterator[tuple[Tensor, Tensor]]:
         """Un-augmented batches of the test split or of (a subset of) the training split."""
-        if split == "test":
-            n = len(self.test_y)
-        elif split == "train":
-            n = self.num_train
-        else:
+        if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-        idx_all = torch.arange(n) if indices is None else indices
+        n = self.num_test if split == "test" else self.num_train
+        idx_all = (torch.arange(n) if indices is None else indices).to(self.device, non_blocking=True)
         for i in range(0, len(idx_all), batch_size):
             idx = idx_all[i : i + batch_size]
             if split == "test":
-                d = idx.to(self.device, non_blocking=True)
-                x, y = self.test_x[d], self.test_y[d]
+                x, y = self.test_x[idx], self.test_y[idx]
                 yield (self.normalize(x) if self.normalize else x), y
             else:
-                yield self._gather(idx, None), self.train_y[idx.to(self.device, non_blocking=True)]
+                yield self._gather(idx), self.train_y[idx]
 
-    def _gather(self, idx: Tensor, generator: torch.Generator | None) -> Tensor:
-        """Select samples `idx`; with a generator, random crop and flip them in the same gather."""
+    def _gather(
+        self, idx: Tensor, dy: Tensor | None = None, dx: Tensor | None = None, flip: Tensor | None = None
+    ) -> Tensor:
+        """Samples `idx` (device tensor), cropped at offsets (dy, dx) of the padded image and flipped
+        where `flip`; without offsets, the centre crop (the original image)."""
         p = self.crop_padding
-        dev = self.device
-        if p == 0 and not (self.flip and generator is not None):
-            x = self.train_x[idx.to(dev, non_blocking=True)]
-        else:
-            b = len(idx)
+        if p:
             _, h, w = self.input_shape
-            if generator is not None:
-                dy = torch.randint(0, 2 * p + 1, (b,), generator=generator)
-                dx = torch.randint(0, 2 * p + 1, (b,), generator=generator)
-                flip = torch.rand(b, generator=generator) < 0.5 if self.flip else torch.zeros(b, dtype=torch.bool)
-            else:  # evaluation: the centre crop, i.e. the original image
-                dy = dx = torch.full((b,), p)
-                flip = torch.zeros(b, dtype=torch.bool)
-            rows = dy[:, None] + torch.arange(h)
-            cols_fwd = dx[:, None] + torch.arange(w)
-            cols = torch.where(flip[:, None], cols_fwd.flip(1), cols_fwd)
-            c = torch.arange(self.input_shape[0])
-            x = self.train_x[
-                idx[:, None, None, None].to(dev, non_blocking=True),
-                c[None, :, None, None].to(dev, non_blocking=True),
-                rows[:, None, :, None].to(dev, non_blocking=True),
-                cols[:, None, None, :].to(dev, non_blocking=True),
-            ]
+            if dy is None:
+                dy = dx = torch.full_like(idx, p)
+            # A view of every h x w window of every image; one gather picks each sample's window.
+            windows = self.train_x.unfold(2, h, 1).unfold(3, w, 1)  # [N, C, 2p+1, 2p+1, h, w]
+            x = windows[idx, :, dy, dx]  # [B, C, h, w]
+        else:
+            x = self.train_x[idx]
+        if flip is not None and self.flip:
+            x = torch.where(flip.view(-1, *([1] * (x.ndim - 1))), x.flip(-1), x)
         return self.normalize(x) if self.normalize else x
 
 

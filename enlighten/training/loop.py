@@ -76,6 +76,7 @@ class LoopConfig:
     log_every: int = 50
     bf16: bool = False
     channels_last: bool = False
+    compile: bool = False
 
 
 class Trainer:
@@ -97,6 +98,11 @@ class Trainer:
         diagnostics=None,
     ) -> None:
         self.cfg, self.model, self.data = cfg, model, data
+        # Only the training step runs compiled: evaluation (other batch sizes, eval mode) and the
+        # diagnostics use the plain module, which shares its parameters, so nothing recompiles.
+        # Dynamo reuses the compiled graph for a new instance of the same architecture, so the next
+        # job of a multirun in this process does not compile again.
+        self.train_model = torch.compile(model) if cfg.compile else model
         self.strategy, self.detector = strategy, detector
         self.optimizer, self.scheduler = optimizer, scheduler
         self.results, self.logger = results, logger
@@ -152,7 +158,7 @@ class Trainer:
         in_enp = self.detector.in_enp
         x, target = self.strategy.prepare(x, y, in_enp)
         with self.autocast():
-            logits = self.strategy.forward(self.model, self._to_model_layout(x))
+            logits = self.strategy.forward(self.train_model, self._to_model_layout(x))
         loss = self.strategy.reduce(soft_cross_entropy(logits, target), in_enp)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
