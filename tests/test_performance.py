@@ -44,7 +44,8 @@ def test_no_host_sync_per_step(tmp_path):
     epoch ends (schedules switch at steps from the detector, not from device values)."""
     for overrides in (["strategy=mixup"], ["strategy=vanilla"], ["strategy=high_loss_removal", "phase=fraction"],
                       ["strategy=mixup_pause", "phase=fixed_epochs", "phase.epochs=1"],
-                      ["strategy=alpha_boost", "phase=fraction"], ["strategy=mixup", "mix.kind=manifold"]):
+                      ["strategy=alpha_boost", "phase=fraction"], ["strategy=mixup", "mix.kind=manifold"],
+                      ["strategy=mixup", "diagnostics=default"]):  # BENR accumulates every step
         few, many = _syncs(tmp_path / "a", overrides, 128), _syncs(tmp_path / "b", overrides, 256)
         assert few == many, f"{overrides}: {few} host reads with 8 steps per epoch, {many} with 16"
 
