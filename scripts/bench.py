@@ -52,6 +52,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from enlighten.config import register_configs  # noqa: E402
 from enlighten.data.base import InMemoryData, Normalize  # noqa: E402
 from enlighten.data.reuse import load_dataset  # noqa: E402
+from enlighten.loggers.wandb import WandbLogger  # noqa: E402
 from enlighten.results import atomic_write_text, read_json, read_jsonl  # noqa: E402
 from enlighten.run import resolve_device, run  # noqa: E402
 
@@ -88,55 +89,79 @@ def synchronize(device: torch.device) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- loop
-def bare_loop_epoch_seconds(cfg, device: torch.device) -> list[float]:
-    """Seconds of each epoch after the first (warm-up) of the plainest loop over the same model,
-    batch, optimizer, schedule and device data."""
-    gc.collect()
-    t = cfg.trainer
-    data = load_dataset(cfg.dataset, device)
-    torch.manual_seed(cfg.seed)
-    model = instantiate(cfg.model, num_classes=data.num_classes, input_shape=list(data.input_shape))
-    cuda = device.type == "cuda"
-    layout = torch.channels_last if cuda and any(isinstance(m, torch.nn.Conv2d) for m in model.modules()) else None
-    model = model.to(device, memory_format=layout or torch.contiguous_format)
-    steps = data.steps_per_epoch(t.batch_size)
-    optimizer = instantiate(cfg.optim, model=model)
-    scheduler = instantiate(cfg.sched, optimizer=optimizer, total_steps=steps * t.epochs, steps_per_epoch=steps)
-    x_all, y_all = next(iter(data.eval_batches("train", data.num_train)))  # normalized, on the device
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
-    seconds = []
-    for _ in range(t.epochs):
-        synchronize(device)
+class BareLoop:
+    """The plainest loop over the same model, batch, optimizer, schedule and device data as a run:
+    index, forward, cross-entropy, backward, step. `epoch()` trains one epoch and returns its seconds."""
+
+    def __init__(self, cfg, device: torch.device) -> None:
+        t = cfg.trainer
+        self.device, self.batch_size = device, t.batch_size
+        data = load_dataset(cfg.dataset, device)  # the very tensors the run trains on
+        torch.manual_seed(cfg.seed)
+        model = instantiate(cfg.model, num_classes=data.num_classes, input_shape=list(data.input_shape))
+        cuda = device.type == "cuda"
+        conv = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+        self.layout = torch.channels_last if cuda and conv else torch.contiguous_format
+        self.model = model.to(device, memory_format=self.layout)
+        self.steps = data.steps_per_epoch(t.batch_size)
+        self.optimizer = instantiate(cfg.optim, model=self.model)
+        self.scheduler = instantiate(cfg.sched, optimizer=self.optimizer, total_steps=self.steps * t.epochs,
+                                     steps_per_epoch=self.steps)
+        self.x, self.y = next(iter(data.eval_batches("train", data.num_train)))  # normalized, on the device
+        self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda else contextlib.nullcontext
+
+    def epoch(self) -> float:
+        synchronize(self.device)
         start = time.perf_counter()
-        order = torch.randperm(data.num_train, device=device)
-        for i in range(steps):
-            idx = order[i * t.batch_size : (i + 1) * t.batch_size]
-            x = x_all[idx]
-            with autocast:
-                logits = model(x if layout is None else x.contiguous(memory_format=layout))
-            loss = F.cross_entropy(logits.float(), y_all[idx])
-            optimizer.zero_grad(set_to_none=True)
+        order = torch.randperm(len(self.y), device=self.device)
+        for i in range(self.steps):
+            idx = order[i * self.batch_size : (i + 1) * self.batch_size]
+            with self.autocast():
+                logits = self.model(self.x[idx].contiguous(memory_format=self.layout))
+            loss = F.cross_entropy(logits.float(), self.y[idx])
+            self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
-            scheduler.step()
-        synchronize(device)
-        seconds.append(time.perf_counter() - start)
-    return seconds[1:]
+            self.optimizer.step()
+            self.scheduler.step()
+        synchronize(self.device)
+        return time.perf_counter() - start
 
 
-def project_loop_epoch_seconds(overrides: list[str], device: torch.device) -> list[float]:
-    """Seconds of each epoch after the first of run(), end to end: the steps, the per-epoch
-    train-probe accuracy, the metrics.jsonl and W&B rows, the diagnostics when on (the test set is
-    evaluated only after the last epoch)."""
-    wall = [m["wall_time_s"] for m in run_epochs(overrides, device)[0]]
-    return [b - a for a, b in zip(wall, wall[1:])]
+class InterleavedWandbLogger(WandbLogger):
+    """The run's own W&B logger (offline), which also trains one epoch of `bare` after each epoch
+    row it logs: the two loops alternate epoch by epoch, so both see the same state of a noisy
+    machine."""
+
+    bare: BareLoop | None = None
+    bare_seconds: list[float] = []
+
+    def log_metrics(self, metrics: dict, step: int) -> None:
+        super().log_metrics(metrics, step)
+        if "images_per_sec" in metrics:  # an epoch row (not a diagnostics row)
+            InterleavedWandbLogger.bare_seconds.append(InterleavedWandbLogger.bare.epoch())
+
+
+def interleaved_epochs(overrides: list[str], device: torch.device) -> tuple[list[float], list[float]]:
+    """(run's epoch seconds, bare loop's epoch seconds), alternating, the first epoch of each dropped.
+    A run's epoch is everything it does between two epoch rows: the steps, the train-probe accuracy,
+    the diagnostics when on, the metrics.jsonl and W&B rows (the bare epoch in between subtracted)."""
+    with tempfile.TemporaryDirectory() as out:
+        cfg = compose_run(overrides, out, device)
+        with open_dict(cfg):
+            cfg.logger._target_ = f"{InterleavedWandbLogger.__module__}.InterleavedWandbLogger"
+        gc.collect()
+        InterleavedWandbLogger.bare, InterleavedWandbLogger.bare_seconds = BareLoop(cfg, device), []
+        run(cfg)
+        wall = [m["wall_time_s"] for m in read_jsonl(Path(out) / "metrics.jsonl")]
+    bare = InterleavedWandbLogger.bare_seconds
+    ours = [b - a - between for a, b, between in zip(wall, wall[1:], bare)]
+    return ours[1:], bare[1:-1]
 
 
 def bench_loop(device: torch.device, quick: bool) -> dict:
-    """`loop_ratio`: the fastest epoch of each (every epoch does the same work with diagnostics off).
-    `loop_ratio_diagnostics`: whole measured windows, since diagnostics measure on some epochs only."""
+    """Ratios of total time over the interleaved epochs (after the first): bare over ours."""
     cuda = device.type == "cuda"
-    epochs, steps = (6, 16) if quick else (10, 50)  # many short epochs: the fastest is a stable estimate
+    epochs, steps = (8, 20) if quick else (12, 50)
     batch = 512 if cuda else 128
     base = ["dataset=synthetic", f"dataset.num_train={batch * steps}", "dataset.num_test=128", "strategy=vanilla",
             "phase=never", "logger=wandb", "trainer.train_eval_samples=128", f"trainer.epochs={epochs}",
@@ -145,23 +170,20 @@ def bench_loop(device: torch.device, quick: bool) -> dict:
         base += ["model=resnet18"]
     else:  # a small conv net on MNIST-size inputs: the loop's own cost shows more than with a big model
         base += ["model=cnn", "model.width=0.5", "dataset.channels=1", "dataset.image_size=28"]
-    epoch_s: dict[str, list[list[float]]] = {"bare": [], "off": [], "default": []}
-    for _ in range(2 if quick else 3):  # alternate, keep each side's best
-        with tempfile.TemporaryDirectory() as out:
-            epoch_s["bare"].append(bare_loop_epoch_seconds(compose_run(base, out, device), device))
-        for mode in ("off", "default"):
-            epoch_s[mode].append(project_loop_epoch_seconds([*base, f"diagnostics={mode}"], device))
-    fastest = {k: min(min(r) for r in v) for k, v in epoch_s.items()}
-    window = {k: min(sum(r) for r in v) for k, v in epoch_s.items()}
-    return {
-        "setting": " ".join(o for o in base if o.startswith(("model", "dataset.c", "dataset.i", "trainer.batch"))),
-        "steps_per_epoch": steps,
-        "bare_images_per_sec": round(steps * batch / fastest["bare"], 1),
-        "loop_images_per_sec": round(steps * batch / fastest["off"], 1),
-        "loop_ratio": round(fastest["bare"] / fastest["off"], 3),
-        "loop_ratio_diagnostics": round(window["bare"] / window["default"], 3),
-        "diagnostics_time_ratio": round(window["default"] / window["off"], 3),
-    }
+    out = {"setting": " ".join(o for o in base if o.startswith(("model", "dataset.c", "dataset.i", "trainer.batch"))),
+           "steps_per_epoch": steps, "measured_epochs": epochs - 2}
+    seconds = {}
+    for mode in ("off", "default"):
+        ours, bare = interleaved_epochs([*base, f"diagnostics={mode}"], device)
+        seconds[mode] = (sum(ours), sum(bare))
+        images = len(ours) * steps * batch
+        out[f"diagnostics_{mode}"] = {"bare_images_per_sec": round(images / sum(bare), 1),
+                                      "loop_images_per_sec": round(images / sum(ours), 1),
+                                      "ratio": round(sum(bare) / sum(ours), 3)}
+    out["loop_ratio"] = out["diagnostics_off"]["ratio"]
+    out["loop_ratio_diagnostics"] = out["diagnostics_default"]["ratio"]
+    out["diagnostics_time_ratio"] = round(out["loop_ratio"] / out["loop_ratio_diagnostics"], 3)
+    return out
 
 
 # ------------------------------------------------------------------------------------------- pipeline
