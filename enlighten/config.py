@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from hydra.utils import get_object
+from hydra.errors import InstantiationException
+from hydra.utils import get_object, instantiate
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 
@@ -49,6 +50,8 @@ class TrainerConfig:
     deterministic: bool = False
     channels_last: str = "auto"  # auto (on for CUDA conv nets) | true | false
     compile: bool = False  # torch.compile the training step's model (once per process)
+    checkpoint_every: int = 1  # epochs between checkpoints (0: only after the last epoch)
+    resume: str = "auto"  # auto: continue from the run directory's last checkpoint | force: even if the config differs | never
     reuse_data: bool = True  # the next job of a multirun reuses this process's loaded data (same dataset config)
     skip_completed: bool = True  # a run directory whose summary.json says completed (same config) is not rerun
 
@@ -118,12 +121,13 @@ RUNTIME_ARGS = {
     "phase": set(),
     "optim": {"model"},
     "sched": {"optimizer", "total_steps", "steps_per_epoch"},
-    "logger": {"run_dir", "run_config"},
+    "logger": {"run_dir", "run_config", "resume_id"},
     "diagnostics": set(),
 }
 
 _CHOICES = {
     "trainer.device": ("auto", "cpu", "cuda"),
+    "trainer.resume": ("auto", "force", "never"),
     "trainer.precision": ("auto", "fp32", "bf16"),
     "trainer.channels_last": ("auto", "true", "false"),
     "mix.mode": ("batch", "pair", "elem"),
@@ -141,6 +145,8 @@ def validate(cfg: DictConfig) -> None:
     for key in ("epochs", "batch_size", "eval_every", "eval_batch_size", "log_every"):
         if t[key] < 1:
             raise ConfigError(f"trainer.{key} must be >= 1, got {t[key]}.")
+    if t.checkpoint_every < 0:
+        raise ConfigError(f"trainer.checkpoint_every must be >= 0 (0: only after the last epoch), got {t.checkpoint_every}.")
     if t.train_eval_samples < 0:
         raise ConfigError("trainer.train_eval_samples must be >= 0 (0 means the whole training set).")
     if t.grad_clip is not None and t.grad_clip <= 0:
@@ -152,6 +158,9 @@ def validate(cfg: DictConfig) -> None:
     for key in ("label_smoothing", "prob", "switch_prob"):
         if not 0.0 <= m[key] <= 1.0:
             raise ConfigError(f"mix.{key} must be in [0, 1], got {m[key]}.")
+    fraction = cfg.dataset.get("fraction") if isinstance(cfg.dataset, DictConfig) else None
+    if fraction is not None and not 0.0 < fraction <= 1.0:
+        raise ConfigError(f"dataset.fraction must be in (0, 1], got {fraction} (the share of the training set kept).")
     for group in GROUPS:
         node = cfg.get(group)
         if not isinstance(node, DictConfig) or "_target_" not in node:
@@ -232,3 +241,14 @@ def _check_type(key: str, value: Any, hint: Any) -> None:
         raise ConfigError(
             f"{key}={value!r} has the wrong type: expected {' or '.join(a.__name__ for a in basic)}."
         )
+
+
+def build(node, **kwargs):
+    """`hydra.utils.instantiate`, raising the target's own error (a DataError, or a ValueError naming
+    the setting and the fix) instead of Hydra's wrapper around it, so users read our message first."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as e:
+        if e.__cause__ is not None:
+            raise e.__cause__ from None
+        raise

@@ -83,9 +83,9 @@ class RunResults:
         self.run_dir = Path(run_dir)
         self.metrics: list[dict] = []
         self.diagnostics: list[dict] = []
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         probe = self.run_dir / ".write_test"
         try:  # fail before training, not after hours of it
+            self.run_dir.mkdir(parents=True, exist_ok=True)
             probe.write_text("ok")
             probe.unlink()
         except OSError as e:
@@ -100,6 +100,12 @@ class RunResults:
         if rows:
             self.diagnostics.extend(to_jsonable(r) for r in rows)
             write_jsonl(self.run_dir / DIAGNOSTICS_FILE, self.diagnostics)
+
+    def restore(self, metrics: list[dict], diagnostics: list[dict]) -> None:
+        """Resume: the rows up to a checkpoint replace whatever later epochs wrote before a crash."""
+        self.metrics, self.diagnostics = list(metrics), list(diagnostics)
+        write_jsonl(self.run_dir / METRICS_FILE, self.metrics)
+        write_jsonl(self.run_dir / DIAGNOSTICS_FILE, self.diagnostics)
 
     def write_summary(self, summary: dict) -> None:
         write_json(self.run_dir / SUMMARY_FILE, summary)

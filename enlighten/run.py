@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import resource
@@ -17,13 +18,13 @@ import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from enlighten.config import ConfigError, validate
+from enlighten.config import ConfigError, build, validate
 from enlighten.data.reuse import load_dataset
 from enlighten.loggers.base import Logger, NoLogger
 from enlighten.results import SUMMARY_FILE, RunResults, read_json
+from enlighten.training.checkpoint import CheckpointError, load_latest
 from enlighten.training.loop import Diverged, LoopConfig, Trainer
 
 
@@ -72,14 +73,16 @@ def _hydra_info() -> dict:
     }
 
 
-def build_logger(cfg: DictConfig, run_dir: Path, config: dict) -> Logger:
+def build_logger(cfg: DictConfig, run_dir: Path, config: dict, resume_id: str | None = None) -> Logger:
     info = _hydra_info()
     strategy = info.get("choices", {}).get("strategy") or cfg.strategy._target_.rsplit(".", 1)[-1]
     extra = {}
     for key, default in (("group", info.get("group")), ("job_type", strategy), ("name", info.get("job_name"))):
         if key in cfg.logger and cfg.logger[key] is None and default is not None:
             extra[key] = default
-    return instantiate(cfg.logger, run_dir=str(run_dir), run_config=config, _recursive_=False, _convert_="all", **extra)
+    if resume_id is not None:
+        extra["resume_id"] = resume_id
+    return build(cfg.logger, run_dir=str(run_dir), run_config=config, _recursive_=False, _convert_="all", **extra)
 
 
 def completed_summary(run_dir: Path, config: dict) -> dict | None:
@@ -103,10 +106,10 @@ def run(cfg: DictConfig) -> dict:
     t = cfg.trainer
     device = resolve_device(t.device)
     try:  # objects that need no data: fail on bad settings before anything is loaded
-        strategy = instantiate(cfg.strategy)
+        strategy = build(cfg.strategy)
         strategy.check(t.batch_size)
-        detector = instantiate(cfg.phase)
-        diagnostics = instantiate(cfg.diagnostics)
+        detector = build(cfg.phase)
+        diagnostics = build(cfg.diagnostics)
     except (ValueError, TypeError) as e:
         raise ConfigError(str(e)) from e
     config = OmegaConf.to_container(cfg, resolve=True)
@@ -114,6 +117,10 @@ def run(cfg: DictConfig) -> dict:
     if previous is not None:
         print(f"Skipping {run_dir}: summary.json says completed, with the same config.", flush=True)
         return previous
+    try:  # before any work: a checkpoint of another config is refused here
+        resumed = None if t.resume == "never" else load_latest(run_dir, config, force=t.resume == "force")
+    except CheckpointError as e:
+        raise ConfigError(str(e)) from e
     seed_everything(cfg.seed, t.deterministic)
     info = _hydra_info()
     summary: dict = {"status": "failed", "error": None}
@@ -122,21 +129,21 @@ def run(cfg: DictConfig) -> dict:
         torch.cuda.reset_peak_memory_stats(device)
     logger: Logger = NoLogger()
     try:
-        logger = build_logger(cfg, run_dir, config)
+        logger = build_logger(cfg, run_dir, config, resume_id=resumed[1].get("wandb_id") if resumed else None)
         data = load_dataset(cfg.dataset, device, reuse=t.reuse_data)
         if data.steps_per_epoch(t.batch_size) == 0:
             raise ConfigError(
                 f"trainer.batch_size={t.batch_size} is larger than the training set ({data.num_train} samples)."
             )
-        model = instantiate(cfg.model, num_classes=data.num_classes, input_shape=list(data.input_shape))
+        model = build(cfg.model, num_classes=data.num_classes, input_shape=list(data.input_shape))
         strategy.setup(data.num_classes, model)
         summary["num_params"] = sum(p.numel() for p in model.parameters())
         has_conv = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
         channels_last = t.channels_last == "true" or (t.channels_last == "auto" and device.type == "cuda" and has_conv)
         model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-        optimizer = instantiate(cfg.optim, model=model)
+        optimizer = build(cfg.optim, model=model)
         steps_per_epoch = data.steps_per_epoch(t.batch_size)
-        scheduler = instantiate(
+        scheduler = build(
             cfg.sched, optimizer=optimizer, total_steps=steps_per_epoch * t.epochs, steps_per_epoch=steps_per_epoch
         )
         bf16 = t.precision == "bf16" or (t.precision == "auto" and device.type == "cuda")
@@ -152,6 +159,7 @@ def run(cfg: DictConfig) -> dict:
                 bf16=bf16,
                 channels_last=channels_last,
                 compile=t.compile,
+                checkpoint_every=t.checkpoint_every,
             ),
             model,
             data,
@@ -164,7 +172,13 @@ def run(cfg: DictConfig) -> dict:
             generator=torch.Generator().manual_seed(cfg.seed),
             device=device,
             diagnostics=diagnostics,
+            checkpoint_meta={"config_json": json.dumps(config), "wandb_id": logger.run_id},
         )
+        if resumed:
+            path, state = resumed
+            trainer.load_state_dict(state)
+            summary["resumed_from"] = str(path)
+            print(f"Resuming from {path}: {trainer.epoch} of {t.epochs} epochs done.", flush=True)
         summary.update(trainer.fit(), status="completed")
     except Diverged as e:
         summary.update(status="diverged", error=str(e), diverged_step=e.step, epochs=e.epoch)

@@ -11,7 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from enlighten.config import ConfigError, validate
-from tests.conftest import REPO, compose_cfg
+from tests.conftest import REPO, SHARED_DATA, compose_cfg
 
 GROUPS = ["model", "dataset", "strategy", "phase", "optim", "sched", "logger", "diagnostics"]
 TORCHVISION_SETS = {"cifar10", "cifar100", "mnist", "fashion_mnist"}
@@ -46,8 +46,12 @@ def test_every_option_composes_validates_and_instantiates(group, tmp_path):
         elif group == "dataset":
             if option in TORCHVISION_SETS or option in FOLDER_SETS:
                 continue  # real files: covered by the data tests and the end-to-end tests
+            if option == "ucr":
+                if not (SHARED_DATA / "ucr").exists():
+                    continue
+                node.root = str(SHARED_DATA)
             data = instantiate(node)
-            assert data.num_train > 0 and data.num_classes == 10
+            assert data.num_train > 0 and data.num_classes == (2 if option == "ucr" else 10)
         elif group == "optim":
             opt = instantiate(node, model=torch.nn.Linear(2, 2))
             assert isinstance(opt, torch.optim.Optimizer)

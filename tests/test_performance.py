@@ -46,14 +46,15 @@ def test_no_host_sync_per_step(tmp_path):
                       ["strategy=mixup_pause", "phase=fixed_epochs", "phase.epochs=1"],
                       ["strategy=alpha_boost", "phase=fraction"], ["strategy=mixup", "mix.kind=manifold"],
                       ["strategy=mixup", "diagnostics=default"]):  # BENR accumulates every step
-        few, many = _syncs(tmp_path / "a", overrides, 128), _syncs(tmp_path / "b", overrides, 256)
+        case = tmp_path / "_".join(overrides)  # a fresh directory per case (a checkpoint binds a directory to a config)
+        few, many = _syncs(case, overrides, 128), _syncs(case, overrides, 256)
         assert few == many, f"{overrides}: {few} host reads with 8 steps per epoch, {many} with 16"
 
 
 def test_data_is_reused_by_the_next_run_with_the_same_dataset_config(tmp_path, monkeypatch):
     loads = []
-    real = reuse.instantiate
-    monkeypatch.setattr(reuse, "instantiate", lambda node, **kw: loads.append(node.num_train) or real(node, **kw))
+    real = reuse.build
+    monkeypatch.setattr(reuse, "build", lambda node, **kw: loads.append(node.num_train) or real(node, **kw))
     reuse._last.clear()
     results = {}
     for name, extra in (("first", []), ("reused", ["seed=0"]), ("fresh", ["trainer.reuse_data=false"]),

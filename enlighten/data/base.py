@@ -88,6 +88,13 @@ class InMemoryData:
             raise DataError(f"{name}: samples and labels differ in length.")
         if len(train_x) == 0 or len(test_x) == 0:
             raise DataError(f"{name}: the training or test split is empty.")
+        for split, x in (("training", train_x), ("test", test_x)):
+            if x.is_floating_point() and not torch.isfinite(x).all():
+                bad = (~torch.isfinite(x)).flatten(1).any(1).nonzero().flatten()
+                raise DataError(
+                    f"{name}: the {split} split has non-finite values (NaN or inf) in {len(bad)} samples, the "
+                    f"first at index {bad[0].item()}. Clean or impute the data before training."
+                )
         if crop_padding and train_x.ndim != 4:
             raise DataError(f"{name}: random crops need images [N, C, H, W], got shape {tuple(train_x.shape)}.")
         self.name = name

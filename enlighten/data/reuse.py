@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+
+from enlighten.config import build
 
 # At most one dataset is held: a sweep over dataset sizes must not pile them up in memory.
 _last: dict = {}
@@ -24,7 +25,7 @@ def load_dataset(dataset_cfg: DictConfig, device: torch.device, reuse: bool = Tr
     if reuse and key in _last:
         return _last[key]
     _last.clear()  # free the previous dataset before loading the next
-    data = instantiate(dataset_cfg).to(device)
+    data = build(dataset_cfg).to(device)
     if reuse:
         _last[key] = data
     return data

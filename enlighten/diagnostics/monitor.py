@@ -137,6 +137,16 @@ class Diagnostics:
             self.prev_features = features
         return out
 
+    def state_dict(self) -> dict:
+        """At an epoch's end: the generator, the ENP rows and the features ATD compares with."""
+        return {"rng": self.rng.bit_generator.state, "enp_rows": self.enp_rows, "prev_features": self.prev_features}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.enp_rows, self.prev_features = list(state["enp_rows"]), state["prev_features"]
+        if self.benr is not None:  # at an epoch's end BENR's two copies both equal the current weights
+            self.benr = BatchEpochNormRatio(list(self.model.parameters()))
+
     def summary(self) -> dict:
         """Means over the measurements taken during the ENP (null where there were none)."""
         out = {}
@@ -160,6 +170,12 @@ class NoDiagnostics:
 
     def end_epoch(self, epoch: int) -> dict:
         return {}
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
 
     def summary(self) -> dict:
         return {}

@@ -8,6 +8,8 @@ from typing import Optional
 
 
 class Logger:
+    run_id: Optional[str] = None  # kept in checkpoints so a resumed run continues the same external run
+
     def __init__(self, run_dir: Path | str = ".", run_config: Optional[dict] = None) -> None:
         self.run_dir = Path(run_dir)
 

@@ -6,6 +6,7 @@ figures are made from our own metrics.jsonl and summary.json, never from W&B.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -24,6 +25,7 @@ class WandbLogger(Logger):
         name: Optional[str] = None,
         tags: Sequence[str] = (),
         mode: str = "offline",
+        resume_id: Optional[str] = None,
     ) -> None:
         super().__init__(run_dir, run_config)
         import wandb
@@ -31,7 +33,7 @@ class WandbLogger(Logger):
         if mode not in ("offline", "online", "disabled"):
             raise ValueError(f"logger.mode must be offline, online or disabled, got {mode!r}.")
         self._wandb = wandb
-        self.run = wandb.init(
+        kwargs = dict(
             project=project,
             entity=entity,
             group=group,
@@ -40,11 +42,25 @@ class WandbLogger(Logger):
             tags=[str(t) for t in tags if t],
             config=run_config,
             dir=str(self.run_dir),
-            mode=mode,
+            # A resumed run (from a checkpoint) continues the W&B run it started.
+            id=resume_id,
+            resume="allow" if resume_id else None,
             # A multirun calls init once per job in one process: never hand back the previous run.
             reinit="finish_previous",
             settings=wandb.Settings(silent=True, console="off", x_disable_stats=True, disable_git=True),
         )
+        try:
+            self.run = wandb.init(mode=mode, **kwargs)
+        except Exception as e:  # noqa: BLE001 - no network, no key, service down: never lose the run for it
+            if mode != "online":
+                raise
+            warnings.warn(
+                f"W&B could not start online ({type(e).__name__}: {e}); logging offline to {self.run_dir / 'wandb'} "
+                f"instead. Upload it later with `wandb sync`.",
+                stacklevel=2,
+            )
+            self.run = wandb.init(mode="offline", **kwargs)
+        self.run_id = self.run.id
 
     def log_metrics(self, metrics: dict, step: int) -> None:
         self.run.log({k: v for k, v in metrics.items() if v is not None}, step=step)

@@ -23,6 +23,7 @@ from enlighten.loggers.base import Logger
 from enlighten.phase.base import PhaseDetector, Progress
 from enlighten.results import RunResults
 from enlighten.strategies.base import Strategy, soft_cross_entropy
+from enlighten.training.checkpoint import rng_state, save_checkpoint, set_rng_state
 
 
 class Diverged(RuntimeError):
@@ -77,6 +78,7 @@ class LoopConfig:
     bf16: bool = False
     channels_last: bool = False
     compile: bool = False
+    checkpoint_every: int = 0  # epochs between checkpoints (0: none); the last epoch always has one
 
 
 class Trainer:
@@ -96,6 +98,7 @@ class Trainer:
         generator: torch.Generator,
         device: torch.device,
         diagnostics=None,
+        checkpoint_meta: Optional[dict] = None,
     ) -> None:
         self.cfg, self.model, self.data = cfg, model, data
         # Only the training step runs compiled: evaluation (other batch sizes, eval mode) and the
@@ -110,7 +113,8 @@ class Trainer:
         self.steps_per_epoch = data.steps_per_epoch(cfg.batch_size)
         self.total_steps = self.steps_per_epoch * cfg.epochs
         self.step = 0
-        self.epoch = 0
+        self.epoch = 0  # epochs finished
+        self.elapsed_s = 0.0  # wall time of the finished epochs (carried over a resume)
         # Clean training accuracy is measured on a fixed probe subset of the training set,
         # un-augmented and un-mixed: accuracy on mixed batches is ill-defined.
         n = data.num_train if cfg.train_eval_samples == 0 else min(cfg.train_eval_samples, data.num_train)
@@ -118,9 +122,45 @@ class Trainer:
         self.train_probe = torch.randperm(data.num_train, generator=torch.Generator().manual_seed(0))[:n]
         self.val_probe = torch.randperm(data.num_test, generator=torch.Generator().manual_seed(0))
         self.enp_end_train_acc: Optional[float] = None
+        self.best_val_acc: Optional[float] = None
+        self.final_val_acc: Optional[float] = None
+        self.checkpoint_meta = checkpoint_meta  # what run() stores with each checkpoint (its config, W&B id)
         self.detector.setup(data.num_classes, self.steps_per_epoch, self.total_steps)
         self.diagnostics = diagnostics if diagnostics is not None else NoDiagnostics()
         self.diagnostics.setup(model, data, strategy)
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue after the last finished epoch exactly as if never stopped."""
+        return {
+            **(self.checkpoint_meta or {}),
+            "epoch": self.epoch,
+            "step": self.step,
+            "elapsed_s": self.elapsed_s,
+            "best_val_acc": self.best_val_acc,
+            "final_val_acc": self.final_val_acc,
+            "enp_end_train_acc": self.enp_end_train_acc,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "strategy": self.strategy.state_dict(),
+            "detector": self.detector.state_dict(),
+            "diagnostics": self.diagnostics.state_dict(),
+            "rng": rng_state(self.generator),
+            "results": {"metrics": self.results.metrics, "diagnostics": self.results.diagnostics},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.step, self.elapsed_s = state["epoch"], state["step"], state["elapsed_s"]
+        self.best_val_acc, self.final_val_acc = state["best_val_acc"], state["final_val_acc"]
+        self.enp_end_train_acc = state["enp_end_train_acc"]
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.strategy.load_state_dict(state["strategy"])
+        self.detector.load_state_dict(state["detector"])
+        self.diagnostics.load_state_dict(state["diagnostics"])  # after the model: BENR starts from its weights
+        set_rng_state(state["rng"], self.generator)
+        self.results.restore(state["results"]["metrics"], state["results"]["diagnostics"])
 
     def autocast(self):
         if self.cfg.bf16:
@@ -171,11 +211,9 @@ class Trainer:
 
     def fit(self) -> dict:
         cfg = self.cfg
-        best_val_acc, final_val_acc = None, None
-        start = time.perf_counter()
+        start = time.perf_counter() - self.elapsed_s
         self.model.train()
         for epoch in range(self.epoch, cfg.epochs):
-            self.epoch = epoch
             loss_sum = torch.zeros((), device=self.device)
             enp_steps = mixing_steps = 0
             alpha_sum = 0.0
@@ -208,8 +246,8 @@ class Trainer:
             val_loss = val_acc = None  # null on epochs without evaluation
             if (epoch + 1) % cfg.eval_every == 0 or last:
                 val_loss, val_acc = self.evaluate("test")
-                final_val_acc = val_acc
-                best_val_acc = val_acc if best_val_acc is None else max(best_val_acc, val_acc)
+                self.final_val_acc = val_acc
+                self.best_val_acc = val_acc if self.best_val_acc is None else max(self.best_val_acc, val_acc)
             row = {
                 "epoch": epoch,
                 "step": self.step,
@@ -237,9 +275,14 @@ class Trainer:
                 f"{row['images_per_sec']:.0f} img/s",
                 flush=True,
             )
+            self.epoch, self.elapsed_s = epoch + 1, row["wall_time_s"]
+            if self.checkpoint_meta is not None and (
+                last or (cfg.checkpoint_every and self.epoch % cfg.checkpoint_every == 0)
+            ):
+                save_checkpoint(self.results.run_dir, self.epoch, self.state_dict())
         return {
-            "final_val_acc": final_val_acc,
-            "best_val_acc": best_val_acc,
+            "final_val_acc": self.final_val_acc,
+            "best_val_acc": self.best_val_acc,
             "epochs": cfg.epochs,
             "steps": self.step,
             **self.detector.summary(),

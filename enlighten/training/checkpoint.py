@@ -1,0 +1,122 @@
+"""Checkpoints: everything a run needs to continue exactly where it stopped.
+
+A checkpoint is written atomically at the end of every `trainer.checkpoint_every` epochs and after
+the last one, as `<run_dir>/checkpoints/epoch_NNNN.pt`; the newest two are kept, so a checkpoint
+damaged by a crash mid-write (which atomic writes prevent) or on disk falls back to the one before.
+It holds plain data only (tensors, numbers, strings, lists, dicts) and is read with
+`torch.load(weights_only=True)`, which never runs code from the file.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from enlighten.results import atomic_torch_save
+
+CHECKPOINT_DIR = "checkpoints"
+KEEP = 2
+# Settings that may differ between the run that wrote a checkpoint and the one resuming it: they
+# change where things go or how often they are written, not what is computed.
+IGNORED_KEYS = ("paths", "logger", "trainer.resume", "trainer.skip_completed", "trainer.reuse_data",
+                "trainer.checkpoint_every", "trainer.log_every", "trainer.device")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be resumed, with what to do about it."""
+
+
+def checkpoint_path(run_dir: Path, epoch: int) -> Path:
+    return Path(run_dir) / CHECKPOINT_DIR / f"epoch_{epoch:04d}.pt"
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Checkpoints of a run directory, newest first."""
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    found = [p for p in folder.glob("epoch_*.pt") if re.fullmatch(r"epoch_\d+\.pt", p.name)] if folder.is_dir() else []
+    return sorted(found, reverse=True)
+
+
+def save_checkpoint(run_dir: Path, epoch: int, state: dict) -> Path:
+    """Write the checkpoint after `epoch` (epochs count from 1 here) and drop all but the newest KEEP."""
+    path = checkpoint_path(run_dir, epoch)
+    atomic_torch_save(state, path)
+    for old in list_checkpoints(run_dir)[KEEP:]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def _flatten(tree, prefix: str = "") -> dict:
+    if isinstance(tree, dict):
+        out = {}
+        for k, v in tree.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: tree}
+
+
+def config_differences(saved: dict, current: dict) -> list[str]:
+    """`key: saved -> current` for every setting that differs (ignoring IGNORED_KEYS)."""
+    a, b = _flatten(saved), _flatten(current)
+    keep = lambda k: not any(k == i or k.startswith(i + ".") for i in IGNORED_KEYS)  # noqa: E731
+    return [f"{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}"
+            for k in sorted(set(a) | set(b)) if keep(k) and a.get(k, "<absent>") != b.get(k, "<absent>")]
+
+
+def load_latest(run_dir: Path, config: dict, force: bool = False) -> Optional[tuple[Path, dict]]:
+    """The newest readable checkpoint of `run_dir` as (path, state), or None if there is none.
+
+    An unreadable one (truncated, corrupt) is skipped with a warning for the one before it. One
+    written by a different config raises CheckpointError naming the differences, unless `force`.
+    """
+    for path in list_checkpoints(run_dir):
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            saved = json.loads(state["config_json"])
+        except Exception as e:  # noqa: BLE001 - any failure to read means: try the previous one
+            warnings.warn(f"Checkpoint {path} is unreadable ({type(e).__name__}: {e}); trying the previous one.",
+                          stacklevel=2)
+            continue
+        diffs = config_differences(saved, config)
+        if diffs and not force:
+            shown = "; ".join(diffs[:8]) + (f"; and {len(diffs) - 8} more" if len(diffs) > 8 else "")
+            raise CheckpointError(
+                f"Checkpoint {path} was written by a different config ({shown}). Resume it anyway with "
+                f"trainer.resume=force, start afresh with trainer.resume=never, or use another output directory."
+            )
+        if diffs:
+            warnings.warn(f"Resuming {path} with a different config (trainer.resume=force): {'; '.join(diffs)}",
+                          stacklevel=2)
+        return path, state
+    return None
+
+
+def rng_state(data_generator: torch.Generator) -> dict:
+    """Every random stream a run draws from: Python, numpy's global one (timm's Mixup draws lambda
+    there), torch on the CPU and on every CUDA device, and the data-order generator."""
+    _, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
+                  "cached_gaussian": float(cached)},
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "data": data_generator.get_state(),
+    }
+
+
+def set_rng_state(state: dict, data_generator: torch.Generator) -> None:
+    random.setstate(state["python"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    data_generator.set_state(state["data"])

@@ -1,0 +1,122 @@
+"""Bad input: each case is caught before any training, with the message a user sees.
+
+Checkpoint cases (another config, truncated) are in test_resume.py."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException, MissingConfigException
+
+from enlighten.config import ConfigError
+from enlighten.data.base import DataError
+from enlighten.run import run
+from tests.conftest import compose_cfg, needs_shared, SHARED_DATA
+
+BASE = ["dataset=digits", "model=mlp", "trainer.epochs=1", "logger=none", "trainer.device=cpu"]
+
+
+@pytest.mark.parametrize(
+    "overrides, error, message",
+    [
+        (["trainer.epocs=3"], ConfigCompositionException, "Key 'epocs' not in 'TrainerConfig'"),
+        (["trainer.epochs=abc"], ConfigCompositionException, "Value 'abc' of type 'str' could not be converted to Integer"),
+        (["model=resnet19"], MissingConfigException, "Could not find 'model/resnet19'"),
+        (["dataset=cifar11"], MissingConfigException, "Could not find 'dataset/cifar11'"),
+    ],
+)
+def test_composition_errors_name_the_key_or_option(overrides, error, message, tmp_path):
+    with pytest.raises(error) as e:
+        compose_cfg([*BASE, *overrides], tmp_path)
+    assert message in str(e.value) + str(e.value.__cause__)
+
+
+def _ucr_root(tmp_path: Path, train_lines: list[str]) -> Path:
+    folder = tmp_path / "data" / "ucr" / "Toy"
+    folder.mkdir(parents=True)
+    (folder / "Toy_TRAIN.tsv").write_text("\n".join(train_lines) + "\n")
+    (folder / "Toy_TEST.tsv").write_text("1\t0.1\t0.2\t0.3\n2\t0.3\t0.2\t0.1\n")
+    return tmp_path / "data"
+
+
+RUN_CASES = {
+    "negative alpha": (["mix.alpha=-1"], ConfigError, "mix.alpha must be >= 0, got -1.0 (0 turns it off)."),
+    "fraction above 1": (["dataset.fraction=1.5"], ConfigError,
+                         "dataset.fraction must be in (0, 1], got 1.5 (the share of the training set kept)."),
+    "fraction 0": (["dataset.fraction=0"], ConfigError,
+                   "dataset.fraction must be in (0, 1], got 0 (the share of the training set kept)."),
+    "odd batch with Mixup": (["trainer.batch_size=63"], ConfigError,
+                             "trainer.batch_size=63 is odd, but Mixup pairs each sample with the reversed batch and "
+                             "needs an even batch size: use 64 or 62."),
+    "threshold above 1": (["phase=accuracy", "phase.threshold=1.5"], ConfigError,
+                          "phase.threshold must be in (0, 1), got 1.5."),
+    "unknown device": (["trainer.device=tpu"], ConfigError, "trainer.device='tpu' is not one of ['auto', 'cpu', 'cuda']."),
+    "unknown resume mode": (["trainer.resume=sometimes"], ConfigError,
+                            "trainer.resume='sometimes' is not one of ['auto', 'force', 'never']."),
+    "misspelled model key": (["+model.widht=2"], ConfigError, "Unknown key 'model.widht'"),
+    "missing data directory": (["dataset=mnist", "paths.data_dir={tmp}/nowhere", "dataset.download=false"], DataError,
+                               "{tmp}/nowhere/MNIST/raw"),
+    "ragged UCR rows": (["dataset=ucr", "dataset.name=Toy", "paths.data_dir={ucr_ragged}"], DataError,
+                        "{ucr_ragged}/ucr/Toy/Toy_TRAIN.tsv, line 2: 2 values where earlier lines have 3. Ragged "
+                        "(variable-length) series are not supported: pad or resample them to one length."),
+    "non-finite UCR values": (["dataset=ucr", "dataset.name=Toy", "paths.data_dir={ucr_nan}"], DataError,
+                              "{ucr_nan}/ucr/Toy/Toy_TRAIN.tsv, line 2, field 3: non-finite value 'NaN'. Impute or "
+                              "drop missing values before training."),
+}
+
+
+@pytest.mark.parametrize("case", list(RUN_CASES))
+def test_bad_input_stops_the_run_before_training_with_its_message(case, tmp_path):
+    overrides, error, message = RUN_CASES[case]
+    paths = {
+        "tmp": tmp_path,
+        "ucr_ragged": _ucr_root(tmp_path / "r", ["1\t0.1\t0.2\t0.3", "2\t0.3\t0.2"]) if "ragged" in case else None,
+        "ucr_nan": _ucr_root(tmp_path / "n", ["1\t0.1\t0.2\t0.3", "2\t0.3\tNaN\t0.1"]) if "non-finite" in case else None,
+    }
+    run_dir = tmp_path / "run"
+    with pytest.raises(error) as e:
+        run(compose_cfg([*BASE, *(o.format(**paths) for o in overrides)], run_dir))
+    assert message.format(**paths) in str(e.value)
+    assert not (run_dir / "metrics.jsonl").exists()  # no epoch was trained
+
+
+@needs_shared("cifar10", "prepare.py")
+def test_empty_class_folder_and_corrupt_image_are_named(cifar_folder, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(cifar_folder, broken)
+    corrupt = broken / "train" / "dog" / "corrupt.jpg"
+    corrupt.write_bytes(b"not a jpeg at all")
+    cfg = lambda root, out: compose_cfg(  # noqa: E731
+        [*BASE, "dataset=image_folder", f"dataset.root={root}", f"paths.cache_dir={tmp_path / 'cache'}"], out)
+    with pytest.raises(DataError) as e:
+        run(cfg(broken, tmp_path / "a"))
+    assert str(e.value).startswith(f"Cannot decode image {corrupt}: ")
+    assert str(e.value).endswith("Remove or replace the file.")
+    corrupt.unlink()
+    for f in (broken / "train" / "cat").iterdir():
+        f.unlink()
+    with pytest.raises(DataError) as e:
+        run(cfg(broken, tmp_path / "b"))
+    assert str(e.value).startswith(f"Empty class folder: {broken / 'train' / 'cat'} holds no images")
+    assert not (tmp_path / "a" / "metrics.jsonl").exists() and not (tmp_path / "b" / "metrics.jsonl").exists()
+
+
+def test_results_directory_that_cannot_be_written_fails_first_and_keeps_earlier_results(tmp_path):
+    earlier = tmp_path / "earlier"
+    run(compose_cfg(BASE, earlier))
+    before = {p.name: p.read_bytes() for p in earlier.iterdir() if p.is_file()}
+    blocked = earlier / "summary.json" / "run"  # a directory inside a file: cannot be created (even by root)
+    with pytest.raises(OSError) as e:
+        run(compose_cfg(BASE, blocked))
+    assert str(e.value).startswith(f"Results directory {blocked} is not writable: ")
+    assert {p.name: p.read_bytes() for p in earlier.iterdir() if p.is_file()} == before
+
+
+def test_the_real_ucr_files_load(tmp_path):
+    if not (SHARED_DATA / "ucr" / "ECG200").exists():
+        pytest.skip("shared UCR data not found")
+    summary = run(compose_cfg([*BASE, "dataset=ucr", "dataset.name=ECG200", f"paths.data_dir={SHARED_DATA}",
+                               "trainer.batch_size=16", "trainer.epochs=2", "strategy=vanilla"], tmp_path))
+    assert summary["status"] == "completed" and summary["final_val_acc"] > 0.5

@@ -1,0 +1,181 @@
+"""Runs that survive: checkpoints, exact resume after SIGKILL, refused and damaged checkpoints,
+divergence, and W&B continuing the same run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from enlighten.config import ConfigError
+from enlighten.run import run
+from enlighten.training.checkpoint import list_checkpoints, load_latest
+from tests.conftest import REPO, SHARED_DATA, compose_cfg, read_run, run_train
+
+TIMING = ("images_per_sec", "wall_time_s")
+
+
+def _strip(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
+
+
+def _outcome(run_dir: Path) -> tuple:
+    """Everything a run reports that must not depend on interruptions: metrics, diagnostics, the
+    summary's numbers."""
+    metrics, summary = read_run(run_dir)
+    diagnostics = [json.loads(x) for x in (run_dir / "diagnostics.jsonl").read_text().splitlines()]
+    keep = {k: v for k, v in summary.items()
+            if k.startswith(("final_", "best_", "enp_", "steps", "epochs", "status", "num_params"))}
+    return _strip(metrics), diagnostics, keep
+
+
+# One epoch takes about a second on a CPU: long enough to be killed in its middle.
+KILLABLE = ["dataset=synthetic", "dataset.num_train=2048", "dataset.num_test=256", "dataset.image_size=16",
+            "model=cnn", "trainer.batch_size=32", "trainer.epochs=4", "trainer.deterministic=true",
+            "trainer.train_eval_samples=256", "strategy=mixup_pause", "phase=accuracy", "phase.threshold=0.3",
+            "diagnostics.enp_every_steps=10", "diagnostics.every_steps=20", "logger=wandb", "trainer.device=cpu"]
+
+
+def test_sigkill_mid_epoch_then_the_same_command_ends_exactly_as_an_uninterrupted_run(tmp_path):
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    run_train([*KILLABLE, f"hydra.run.dir={reference}"], cwd=tmp_path)
+
+    command = [sys.executable, str(REPO / "train.py"), *KILLABLE, f"hydra.run.dir={killed}"]
+    env = {**os.environ, "ENLIGHTEN_DATA_DIR": str(SHARED_DATA)}
+    proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    second = killed / "checkpoints" / "epoch_0002.pt"
+    deadline = time.time() + 240
+    while not second.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)  # into the third epoch
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "summary.json").exists(), "the run ended before it could be killed"
+    rows_at_kill = len((killed / "metrics.jsonl").read_text().splitlines())
+    assert rows_at_kill in (2, 3)
+
+    run_train([*KILLABLE, f"hydra.run.dir={killed}"], cwd=tmp_path)  # the same command again
+    assert _outcome(killed) == _outcome(reference)
+    summary = read_run(killed)[1]
+    assert summary["resumed_from"].endswith(f"epoch_000{rows_at_kill}.pt")
+    # The W&B run continues under the same id: two offline run folders (two processes), one id.
+    ids = {p.name.rsplit("-", 1)[-1] for p in (killed / "wandb").glob("offline-run-*")}
+    assert len(ids) == 1
+    assert [p.name for p in list_checkpoints(killed)] == ["epoch_0004.pt", "epoch_0003.pt"]  # the newest two
+
+
+FAST = ["dataset=synthetic", "dataset.num_train=256", "dataset.num_test=64", "dataset.image_size=8", "model=mlp",
+        "model.hidden=32", "trainer.batch_size=32", "trainer.epochs=3", "trainer.deterministic=true",
+        "trainer.train_eval_samples=64", "strategy=alpha_boost", "phase=fraction", "logger=none",
+        "trainer.device=cpu"]
+
+
+def _run(tmp_path: Path, name: str, *extra: str) -> dict:
+    return run(compose_cfg([*FAST, *extra], tmp_path / name))
+
+
+def test_a_damaged_checkpoint_falls_back_to_the_previous_one(tmp_path):
+    _run(tmp_path, "ref")
+    _run(tmp_path, "run")
+    latest = tmp_path / "run" / "checkpoints" / "epoch_0003.pt"
+    latest.write_bytes(latest.read_bytes()[:1000])  # truncated
+    (tmp_path / "run" / "summary.json").unlink()
+    with pytest.warns(UserWarning, match=r"Checkpoint .*epoch_0003\.pt is unreadable .*trying the previous one"):
+        summary = _run(tmp_path, "run")
+    assert summary["resumed_from"].endswith("epoch_0002.pt")
+    assert _outcome(tmp_path / "run") == _outcome(tmp_path / "ref")
+    torch.use_deterministic_algorithms(False)
+
+
+def test_a_checkpoint_from_another_config_is_refused_naming_the_difference(tmp_path):
+    _run(tmp_path, "run", "trainer.epochs=2")
+    before = (tmp_path / "run" / "summary.json").read_text()
+    with pytest.raises(ConfigError) as e:
+        _run(tmp_path, "run", "trainer.epochs=2", "optim.lr=0.05")
+    assert "was written by a different config (optim.lr: 0.1 -> 0.05)" in str(e.value)
+    assert "trainer.resume=force" in str(e.value)
+    assert (tmp_path / "run" / "summary.json").read_text() == before  # earlier results intact
+    with pytest.warns(UserWarning, match="trainer.resume=force"):
+        summary = _run(tmp_path, "run", "trainer.epochs=2", "optim.lr=0.05", "trainer.resume=force")
+    assert summary["status"] == "completed" and summary["resumed_from"].endswith("epoch_0002.pt")
+    fresh = _run(tmp_path, "run", "trainer.epochs=2", "optim.lr=0.05", "trainer.resume=never")
+    assert "resumed_from" not in fresh
+    torch.use_deterministic_algorithms(False)
+
+
+class NotData:
+    """Anything but plain data: a checkpoint holding it must not be unpickled."""
+
+    def __reduce__(self):
+        return (os.getcwd, ())
+
+
+def test_checkpoints_load_with_weights_only(tmp_path):
+    _run(tmp_path, "run", "trainer.epochs=1")
+    config = read_run(tmp_path / "run")[1]["config"]
+    path, state = load_latest(tmp_path / "run", config)
+    assert torch.load(path, weights_only=True)["epoch"] == 1
+    torch.save({**state, "payload": NotData()}, path)  # a file that would run code if fully unpickled
+    with pytest.warns(UserWarning, match="unreadable .*Unsupported global|unreadable .*weights_only"):
+        assert load_latest(tmp_path / "run", config) is None
+    torch.use_deterministic_algorithms(False)
+
+
+def test_divergence_stops_the_run_with_a_diverged_summary_and_nonzero_exit(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = run_train(["dataset=digits", "model=mlp", "optim.lr=1e30", "trainer.epochs=3", "trainer.log_every=5",
+                      "logger=wandb", f"hydra.run.dir={run_dir}"], cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "diverged" and summary["diverged_step"] > 0
+    assert "non-finite training loss" in summary["error"]
+    assert list((run_dir / "wandb").glob("offline-run-*/*.wandb"))  # the W&B run was written and closed
+
+
+def test_a_diverged_job_does_not_stop_the_others_and_tables_report_it(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = run_train(["-m", "dataset=digits", "model=mlp", "optim.lr=1e30,0.05", "trainer.epochs=2",
+                      "trainer.log_every=5", "logger=none", f"hydra.sweep.dir={sweep}"], cwd=tmp_path, check=False)
+    assert proc.returncode != 0  # the sweep reports its failure...
+    statuses = sorted(json.loads(p.read_text())["status"] for p in sweep.glob("*/summary.json"))
+    assert statuses == ["completed", "diverged"]  # ...after every job ran
+    tables = subprocess.run([sys.executable, str(REPO / "scripts" / "make_tables.py"), str(sweep)],
+                            capture_output=True, text=True)
+    assert "diverged" in tables.stdout + tables.stderr
+
+
+def test_online_logging_without_network_falls_back_to_offline(tmp_path):
+    """No key and no reachable server: the run goes on offline, with a warning that says so."""
+    run_dir = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env.update(WANDB_BASE_URL="http://127.0.0.1:9", WANDB_INIT_TIMEOUT="20", HOME=str(tmp_path),
+               ENLIGHTEN_DATA_DIR=str(SHARED_DATA))
+    proc = subprocess.run([sys.executable, str(REPO / "train.py"), "dataset=digits", "model=mlp", "trainer.epochs=1",
+                           "logger.mode=online", f"hydra.run.dir={run_dir}"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "W&B could not start online" in proc.stderr and "logging offline" in proc.stderr
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+    assert list((run_dir / "wandb").glob("offline-run-*"))
+
+
+def test_no_secret_reaches_configs_logs_summaries_or_wandb(tmp_path):
+    secret = "wandb-key-0123456789abcdef0123456789abcdef"
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "WANDB_API_KEY": secret, "MY_TOKEN": secret, "ENLIGHTEN_DATA_DIR": str(SHARED_DATA)}
+    proc = subprocess.run([sys.executable, str(REPO / "train.py"), "dataset=digits", "model=mlp", "trainer.epochs=1",
+                           f"hydra.run.dir={run_dir}"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert secret not in proc.stdout + proc.stderr
+    files = [p for p in run_dir.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".wandb" for p in files) and any(p.name == "config.yaml" for p in files)
+    leaking = [str(p) for p in files if secret.encode() in p.read_bytes()]
+    assert not leaking
