@@ -12,6 +12,7 @@ Two layers catch bad input before any data is loaded:
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import os
 import secrets
@@ -107,6 +108,16 @@ def register_configs() -> None:
         # resolves to the same value.
         stamp = f"{time.strftime('%H-%M-%S')}_{os.getpid()}{secrets.token_hex(2)}"
         OmegaConf.register_new_resolver("unique_stamp", lambda: stamp, use_cache=True)
+    if not OmegaConf.has_resolver("short_name"):
+        OmegaConf.register_new_resolver("short_name", short_name)
+
+
+def short_name(name: str, limit: int = 160) -> str:
+    """A job directory name that fits the file system (255 bytes): long override lists are cut and
+    keep a hash of the whole, so names stay distinct."""
+    if len(name.encode()) <= limit:
+        return name
+    return name.encode()[: limit - 9].decode(errors="ignore") + "_" + hashlib.sha1(name.encode()).hexdigest()[:8]
 
 
 # --------------------------------------------------------------------------------------------------

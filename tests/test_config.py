@@ -151,3 +151,11 @@ def test_paper_experiment_composes_for_every_point_of_its_grid(name, tmp_path):
         assert cfg.name == f"paper/{name}" and cfg.strategy._target_ == base.strategy._target_
         if phase.startswith("paper/fixed"):
             assert cfg.phase.epochs == int(phase.removeprefix("paper/fixed"))
+
+
+def test_long_job_directory_names_are_cut_and_stay_distinct():
+    from enlighten.config import short_name
+
+    assert short_name("seed=1,strategy=mixup") == "seed=1,strategy=mixup"
+    a, b = (short_name(",".join(f"key{i}=value{i}" for i in range(40)) + tail) for tail in ("x", "y"))
+    assert len(a.encode()) <= 160 and len(b.encode()) <= 160 and a != b

@@ -179,3 +179,40 @@ def test_no_secret_reaches_configs_logs_summaries_or_wandb(tmp_path):
     assert any(p.suffix == ".wandb" for p in files) and any(p.name == "config.yaml" for p in files)
     leaking = [str(p) for p in files if secret.encode() in p.read_bytes()]
     assert not leaking
+
+
+def _processes_with(text: str) -> list[int]:
+    """Pids whose command line contains `text`."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if text in (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                    pids.append(int(proc.name))
+            except OSError:
+                pass
+    return pids
+
+
+def test_a_preempted_submitit_job_is_requeued_and_resumes_exactly(tmp_path):
+    """Preemption as SLURM delivers it (SIGUSR2 to the job), through Hydra's submitit launcher
+    (`hydra/launcher=local`, the same code as `slurm`): submitit's checkpoint protocol requeues the
+    job, which resumes from its checkpoint and ends as an uninterrupted run does."""
+    reference, sweep = tmp_path / "reference", tmp_path / "sweep"
+    run_train([*KILLABLE, "logger=none", f"hydra.run.dir={reference}"], cwd=tmp_path)
+    env = {**os.environ, "ENLIGHTEN_DATA_DIR": str(SHARED_DATA)}
+    launcher = subprocess.Popen(
+        [sys.executable, str(REPO / "train.py"), "-m", "hydra/launcher=local", *KILLABLE, "logger=none",
+         f"hydra.sweep.dir={sweep}"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not list(sweep.glob("*/checkpoints/epoch_0002.pt")) and launcher.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    workers = _processes_with(f"submitit.core._submit {sweep}")
+    assert len(workers) == 1, workers
+    os.kill(workers[0], signal.SIGUSR2)  # what SLURM sends before preempting or at the time limit
+    assert launcher.wait(timeout=300) == 0
+    job = next(p.parent for p in sweep.glob("*/summary.json"))
+    assert _outcome(job) == _outcome(reference)
+    assert read_run(job)[1]["resumed_from"].endswith((".pt"))
+    logs = "".join(p.read_text(errors="replace") for p in (sweep / ".submitit").rglob("*.err"))
+    assert "preempted" in logs.lower() or "requeu" in logs.lower()
