@@ -24,7 +24,7 @@ from enlighten.config import ConfigError, build, validate
 from enlighten.data.reuse import load_dataset
 from enlighten.loggers.base import Logger, NoLogger
 from enlighten.results import SUMMARY_FILE, RunResults, read_json
-from enlighten.training.checkpoint import CheckpointError, load_latest
+from enlighten.training.checkpoint import CheckpointError, clear_checkpoints, load_latest
 from enlighten.training.loop import Diverged, LoopConfig, Trainer
 
 
@@ -121,6 +121,8 @@ def run(cfg: DictConfig) -> dict:
         resumed = None if t.resume == "never" else load_latest(run_dir, config, force=t.resume == "force")
     except CheckpointError as e:
         raise ConfigError(str(e)) from e
+    if resumed is None and clear_checkpoints(run_dir):
+        print(f"Starting afresh in {run_dir}: its earlier checkpoints were removed.", flush=True)
     seed_everything(cfg.seed, t.deterministic)
     info = _hydra_info()
     summary: dict = {"status": "failed", "error": None}
@@ -177,6 +179,7 @@ def run(cfg: DictConfig) -> dict:
         if resumed:
             path, state = resumed
             trainer.load_state_dict(state)
+            resumed = state = None  # free the CPU copy of the weights and optimizer state
             summary["resumed_from"] = str(path)
             print(f"Resuming from {path}: {trainer.epoch} of {t.epochs} epochs done.", flush=True)
         summary.update(trainer.fit(), status="completed")

@@ -105,8 +105,12 @@ def test_a_checkpoint_from_another_config_is_refused_naming_the_difference(tmp_p
     with pytest.warns(UserWarning, match="trainer.resume=force"):
         summary = _run(tmp_path, "run", "trainer.epochs=2", "optim.lr=0.05", "trainer.resume=force")
     assert summary["status"] == "completed" and summary["resumed_from"].endswith("epoch_0002.pt")
+    old = tmp_path / "run" / "checkpoints" / "epoch_0010.pt"  # a longer earlier run's checkpoint
+    old.write_bytes((tmp_path / "run" / "checkpoints" / "epoch_0002.pt").read_bytes())
     fresh = _run(tmp_path, "run", "trainer.epochs=2", "optim.lr=0.05", "trainer.resume=never")
     assert "resumed_from" not in fresh
+    # A fresh start removes the earlier checkpoints, so a later resume can never pick up the old run's.
+    assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["epoch_0002.pt", "epoch_0001.pt"]
     torch.use_deterministic_algorithms(False)
 
 
@@ -216,3 +220,11 @@ def test_a_preempted_submitit_job_is_requeued_and_resumes_exactly(tmp_path):
     assert read_run(job)[1]["resumed_from"].endswith((".pt"))
     logs = "".join(p.read_text(errors="replace") for p in (sweep / ".submitit").rglob("*.err"))
     assert "preempted" in logs.lower() or "requeu" in logs.lower()
+
+
+def test_checkpoints_are_ordered_by_epoch_number(tmp_path):
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    for epoch in (9999, 10000, 2):
+        (folder / f"epoch_{epoch:04d}.pt").write_bytes(b"")
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["epoch_10000.pt", "epoch_9999.pt", "epoch_0002.pt"]

@@ -12,7 +12,7 @@ generator's state can be checkpointed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 import torch
@@ -44,19 +44,26 @@ def balanced_subset(labels: Tensor, fraction: float, seed: int) -> Tensor:
 
 @dataclass
 class Normalize:
-    """x -> (x / scale - mean) / std per channel, fused into one multiply-add."""
+    """x -> (x / scale - mean) / std per channel, as one multiply and one subtract."""
 
     mean: Sequence[float]
     std: Sequence[float]
     scale: float = 255.0  # uint8 images; 1.0 for data already in physical units
+    # (device, ndim) -> (multiplier, offset): built once per device, since a copy from host lists to a
+    # GPU waits for the device.
+    _constants: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __call__(self, x: Tensor) -> Tensor:
-        shape = (1, -1) + (1,) * (x.ndim - 2)
-        mean = torch.as_tensor(self.mean, dtype=torch.float32, device=x.device).view(shape)
-        std = torch.as_tensor(self.std, dtype=torch.float32, device=x.device).view(shape)
+        key = (x.device, x.ndim)
+        if key not in self._constants:
+            shape = (1, -1) + (1,) * (x.ndim - 2)
+            mean = torch.tensor(self.mean, dtype=torch.float32).view(shape)
+            std = torch.tensor(self.std, dtype=torch.float32).view(shape)
+            self._constants[key] = ((1.0 / (self.scale * std)).to(x.device), (mean / std).to(x.device))
+        multiplier, offset = self._constants[key]
         # In place on a fresh float copy (never on the caller's tensor): on CPU much faster than
         # one broadcast addcmul.
-        return x.to(torch.float32, copy=True).mul_(1.0 / (self.scale * std)).sub_(mean / std)
+        return x.to(torch.float32, copy=True).mul_(multiplier).sub_(offset)
 
 
 class InMemoryData:

@@ -143,7 +143,9 @@ class Diagnostics:
 
     def load_state_dict(self, state: dict) -> None:
         self.rng.bit_generator.state = state["rng"]
-        self.enp_rows, self.prev_features = list(state["enp_rows"]), state["prev_features"]
+        self.enp_rows = list(state["enp_rows"])
+        prev = state["prev_features"]  # checkpoints load onto the CPU
+        self.prev_features = None if prev is None else prev.to(self.x.device)
         if self.benr is not None:  # at an epoch's end BENR's two copies both equal the current weights
             self.benr = BatchEpochNormRatio(list(self.model.parameters()))
 

@@ -26,7 +26,7 @@ KEEP = 2
 # Settings that may differ between the run that wrote a checkpoint and the one resuming it: they
 # change where things go or how often they are written, not what is computed.
 IGNORED_KEYS = ("paths", "logger", "trainer.resume", "trainer.skip_completed", "trainer.reuse_data",
-                "trainer.checkpoint_every", "trainer.log_every", "trainer.device")
+                "trainer.checkpoint_every", "trainer.log_every")
 
 
 class CheckpointError(RuntimeError):
@@ -37,20 +37,36 @@ def checkpoint_path(run_dir: Path, epoch: int) -> Path:
     return Path(run_dir) / CHECKPOINT_DIR / f"epoch_{epoch:04d}.pt"
 
 
+def _epoch_of(path: Path) -> int:
+    return int(path.stem.split("_")[1])
+
+
 def list_checkpoints(run_dir: Path) -> list[Path]:
-    """Checkpoints of a run directory, newest first."""
+    """Checkpoints of a run directory, newest (highest epoch) first."""
     folder = Path(run_dir) / CHECKPOINT_DIR
     found = [p for p in folder.glob("epoch_*.pt") if re.fullmatch(r"epoch_\d+\.pt", p.name)] if folder.is_dir() else []
-    return sorted(found, reverse=True)
+    return sorted(found, key=_epoch_of, reverse=True)
 
 
 def save_checkpoint(run_dir: Path, epoch: int, state: dict) -> Path:
     """Write the checkpoint after `epoch` (epochs count from 1 here) and drop all but the newest KEEP."""
     path = checkpoint_path(run_dir, epoch)
+    for stale in path.parent.glob(".epoch_*.tmp"):  # left by a process killed while writing
+        stale.unlink(missing_ok=True)
     atomic_torch_save(state, path)
     for old in list_checkpoints(run_dir)[KEEP:]:
-        old.unlink(missing_ok=True)
+        if old != path:
+            old.unlink(missing_ok=True)
     return path
+
+
+def clear_checkpoints(run_dir: Path) -> list[Path]:
+    """Remove a directory's checkpoints before a fresh start in it, so they are never mixed with the
+    new run's (a later resume would otherwise pick the old run's higher epoch)."""
+    removed = list_checkpoints(run_dir)
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
 
 
 def _flatten(tree, prefix: str = "") -> dict:
@@ -98,25 +114,25 @@ def load_latest(run_dir: Path, config: dict, force: bool = False) -> Optional[tu
     return None
 
 
-def rng_state(data_generator: torch.Generator) -> dict:
+def rng_state(data_generator: torch.Generator, device: torch.device) -> dict:
     """Every random stream a run draws from: Python, numpy's global one (timm's Mixup draws lambda
-    there), torch on the CPU and on every CUDA device, and the data-order generator."""
+    there), torch on the CPU and on the training GPU, and the data-order generator."""
     _, keys, pos, has_gauss, cached = np.random.get_state()
     return {
         "python": random.getstate(),
         "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
                   "cached_gaussian": float(cached)},
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
         "data": data_generator.get_state(),
     }
 
 
-def set_rng_state(state: dict, data_generator: torch.Generator) -> None:
+def set_rng_state(state: dict, data_generator: torch.Generator, device: torch.device) -> None:
     random.setstate(state["python"])
     n = state["numpy"]
     np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
     torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if state["cuda"] is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
     data_generator.set_state(state["data"])

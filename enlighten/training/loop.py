@@ -145,7 +145,7 @@ class Trainer:
             "strategy": self.strategy.state_dict(),
             "detector": self.detector.state_dict(),
             "diagnostics": self.diagnostics.state_dict(),
-            "rng": rng_state(self.generator),
+            "rng": rng_state(self.generator, self.device),
             "results": {"metrics": self.results.metrics, "diagnostics": self.results.diagnostics},
         }
 
@@ -159,7 +159,7 @@ class Trainer:
         self.strategy.load_state_dict(state["strategy"])
         self.detector.load_state_dict(state["detector"])
         self.diagnostics.load_state_dict(state["diagnostics"])  # after the model: BENR starts from its weights
-        set_rng_state(state["rng"], self.generator)
+        set_rng_state(state["rng"], self.generator, self.device)
         self.results.restore(state["results"]["metrics"], state["results"]["diagnostics"])
 
     def autocast(self):
