@@ -13,7 +13,7 @@ from hydra.errors import ConfigCompositionException, MissingConfigException
 from enlighten.config import ConfigError
 from enlighten.data.base import DataError
 from enlighten.run import run
-from tests.conftest import compose_cfg, needs_shared, SHARED_DATA
+from tests.conftest import compose_cfg, needs_shared
 
 BASE = ["dataset=digits", "model=mlp", "trainer.epochs=1", "logger=none", "trainer.device=cpu"]
 
@@ -112,11 +112,3 @@ def test_results_directory_that_cannot_be_written_fails_first_and_keeps_earlier_
         run(compose_cfg(BASE, blocked))
     assert str(e.value).startswith(f"Results directory {blocked} is not writable: ")
     assert {p.name: p.read_bytes() for p in earlier.iterdir() if p.is_file()} == before
-
-
-def test_the_real_ucr_files_load(tmp_path):
-    if not (SHARED_DATA / "ucr" / "ECG200").exists():
-        pytest.skip("shared UCR data not found")
-    summary = run(compose_cfg([*BASE, "dataset=ucr", "dataset.name=ECG200", f"paths.data_dir={SHARED_DATA}",
-                               "trainer.batch_size=16", "trainer.epochs=2", "strategy=vanilla"], tmp_path))
-    assert summary["status"] == "completed" and summary["final_val_acc"] > 0.5

@@ -41,8 +41,9 @@ def test_every_option_composes_validates_and_instantiates(group, tmp_path):
         validate(cfg)
         node = cfg[group]
         if group == "model":
-            model = instantiate(node, num_classes=10, input_shape=[3, 32, 32])
-            assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+            shape = [1, 96] if option in ("fcn1d", "resnet1d") else [3, 32, 32]  # time series: [channels, length]
+            model = instantiate(node, num_classes=10, input_shape=shape)
+            assert model(torch.randn(2, *shape)).shape == (2, 10)
         elif group == "dataset":
             if option in TORCHVISION_SETS or option in FOLDER_SETS:
                 continue  # real files: covered by the data tests and the end-to-end tests

@@ -147,3 +147,20 @@ def test_manifold_mixup_needs_a_staged_model():
 
     with pytest.raises(ValueError, match="stem/stages"):
         MixupStrategy(kind="manifold").setup(10, vit_tiny(10, (3, 32, 32), width=0.25))
+
+
+def test_removal_controls_drop_the_lowest_or_random_losses_in_the_enp():
+    from enlighten.strategies.high_loss_removal import LowLossRemoval, RandomRemoval
+
+    losses = torch.arange(10, dtype=torch.float32)  # 0..9
+    low = LowLossRemoval(drop_fraction=0.2)
+    assert low.reduce(losses, in_enp=True).item() == pytest.approx(sum(range(2, 10)) / 8)  # 0 and 1 dropped
+    assert low.reduce(losses, in_enp=False).item() == pytest.approx(4.5)  # after the ENP every sample counts
+    rand = RandomRemoval(drop_fraction=0.3)
+    torch.manual_seed(0)
+    means = {round(rand.reduce(losses, in_enp=True).item(), 4) for _ in range(20)}
+    assert len(means) > 1  # a different subset each time
+    torch.manual_seed(0)
+    again = {round(rand.reduce(losses, in_enp=True).item(), 4) for _ in range(20)}
+    assert again == means  # drawn from torch's seeded generator
+    assert rand.epoch_stats() == {"dropped": 3 * 40} and low.epoch_stats() == {"dropped": 2}

@@ -29,17 +29,18 @@ def as_input_shape(input_shape: Sequence[int], ndim: int | None = 3) -> tuple[in
     """
     shape = tuple(int(s) for s in input_shape)
     if ndim is not None and len(shape) != ndim:
-        raise ValueError(f"input_shape must be (C, H, W) of one sample, got {shape}.")
+        layout = {2: "(channels, length)", 3: "(C, H, W)"}.get(ndim, f"{ndim} sizes")
+        raise ValueError(f"input_shape must be {layout} of one sample, got {shape}.")
     if not shape or any(s < 1 for s in shape):
         raise ValueError(f"input_shape must have positive sizes, got {shape}.")
     return shape
 
 
 class GlobalAvgPool(nn.Module):
-    """Average over the spatial dimensions: [B, C, H, W] -> [B, C]."""
+    """Average over every dimension after the channels: [B, C, H, W] or [B, C, L] -> [B, C]."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.mean(dim=(2, 3))
+        return x.mean(dim=tuple(range(2, x.ndim)))
 
 
 class StagedNet(nn.Module):

@@ -34,8 +34,11 @@ class HighLossRemoval(MixupStrategy):
         if k == 0:
             return losses.mean()
         self.dropped += k
-        kept = torch.topk(losses, len(losses) - k, largest=False, sorted=False).values
-        return kept.mean()
+        return self.keep(losses, len(losses) - k).mean()
+
+    def keep(self, losses: Tensor, n: int) -> Tensor:
+        """The `n` losses that count: here the lowest (the highest are dropped)."""
+        return torch.topk(losses, n, largest=False, sorted=False).values
 
     def epoch_stats(self) -> dict:
         stats, self.dropped = {"dropped": self.dropped}, 0
@@ -46,3 +49,18 @@ class HighLossRemoval(MixupStrategy):
 
     def load_state_dict(self, state: dict) -> None:
         self.dropped = state["dropped"]
+
+
+class LowLossRemoval(HighLossRemoval):
+    """Control: drop the `drop_fraction` lowest-loss samples instead (is it the loss ranking that helps?)."""
+
+    def keep(self, losses: Tensor, n: int) -> Tensor:
+        return torch.topk(losses, n, largest=True, sorted=False).values
+
+
+class RandomRemoval(HighLossRemoval):
+    """Control: drop the same share at random (is it thinning the batch that helps?). Draws from torch's
+    generator on the loss's device (seeded by the run, saved in checkpoints): no host sync."""
+
+    def keep(self, losses: Tensor, n: int) -> Tensor:
+        return losses[torch.randperm(len(losses), device=losses.device)[:n]]
