@@ -79,12 +79,6 @@ def run_epochs(overrides: list[str], device: torch.device) -> tuple[list[dict], 
         return read_jsonl(Path(out) / "metrics.jsonl"), summary
 
 
-def best_epoch_rate(metrics: list[dict], skip_first: bool) -> float:
-    """Training images/s of the fastest epoch (training steps only, no evaluation)."""
-    rows = metrics[1:] if skip_first and len(metrics) > 1 else metrics
-    return max(m["images_per_sec"] for m in rows)
-
-
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -346,7 +340,7 @@ def bench_throughput(device: torch.device, quick: bool, override_tflops: float |
         row = {"gflop_per_image": round(flops / 1e9, 3)}
         for compiled in ("false", "true"):
             metrics, summary = run_epochs([*base, f"trainer.compile={compiled}"], device)
-            rate = best_epoch_rate(metrics, skip_first=True)  # the first epoch holds compilation
+            rate = max(m["images_per_sec"] for m in metrics[1:])  # the fastest epoch; the first holds compilation
             key = "compiled" if compiled == "true" else "eager"
             row[f"{key}_images_per_sec"] = round(rate, 1)
             row[f"{key}_mfu"] = round(rate * flops / peak, 4) if peak else None
