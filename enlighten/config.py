@@ -40,6 +40,7 @@ class ConfigError(ValueError):
 @dataclass
 class TrainerConfig:
     epochs: int = 200
+    max_steps: Optional[int] = None  # train exactly this many optimizer steps instead (epochs is then ignored)
     batch_size: int = 128
     device: str = "auto"  # auto | cpu | cuda
     precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
@@ -71,6 +72,14 @@ class MixConfig:
 
 
 @dataclass
+class RemovalConfig:
+    """High-Loss Removal and its controls read their share from here, so one sweep key varies it for
+    all of them (as `mix.alpha` does for the Mixup strategies)."""
+
+    drop_fraction: float = 0.1
+
+
+@dataclass
 class PathsConfig:
     data_dir: str = "${oc.env:ENLIGHTEN_DATA_DIR,./data}"
     cache_dir: str = "${oc.env:ENLIGHTEN_CACHE_DIR,${oc.env:HOME,.}/.cache/enlighten}"
@@ -90,6 +99,7 @@ class EnlightenConfig:
     diagnostics: Any = MISSING
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     mix: MixConfig = field(default_factory=MixConfig)
+    removal: RemovalConfig = field(default_factory=RemovalConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     seed: int = 0
     name: str = "default"  # experiment name, used in W&B tags and tables
@@ -156,6 +166,8 @@ def validate(cfg: DictConfig) -> None:
     for key in ("epochs", "batch_size", "eval_every", "eval_batch_size", "log_every"):
         if t[key] < 1:
             raise ConfigError(f"trainer.{key} must be >= 1, got {t[key]}.")
+    if t.max_steps is not None and t.max_steps < 1:
+        raise ConfigError(f"trainer.max_steps must be >= 1 or null (train trainer.epochs epochs), got {t.max_steps}.")
     if t.checkpoint_every < 0:
         raise ConfigError(f"trainer.checkpoint_every must be >= 0 (0: only after the last epoch), got {t.checkpoint_every}.")
     if t.train_eval_samples < 0:
@@ -169,6 +181,8 @@ def validate(cfg: DictConfig) -> None:
     for key in ("label_smoothing", "prob", "switch_prob"):
         if not 0.0 <= m[key] <= 1.0:
             raise ConfigError(f"mix.{key} must be in [0, 1], got {m[key]}.")
+    if not 0.0 <= cfg.removal.drop_fraction < 1.0:
+        raise ConfigError(f"removal.drop_fraction must be in [0, 1), got {cfg.removal.drop_fraction}.")
     fraction = cfg.dataset.get("fraction") if isinstance(cfg.dataset, DictConfig) else None
     if fraction is not None and not 0.0 < fraction <= 1.0:
         raise ConfigError(f"dataset.fraction must be in (0, 1], got {fraction} (the share of the training set kept).")

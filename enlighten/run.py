@@ -137,6 +137,11 @@ def run(cfg: DictConfig) -> dict:
             raise ConfigError(
                 f"trainer.batch_size={t.batch_size} is larger than the training set ({data.num_train} samples)."
             )
+        if getattr(data, "tokens", False) and (strategy.mixing(True) or strategy.mixing(False)):
+            raise ConfigError(
+                f"strategy {cfg.strategy._target_.rsplit('.', 1)[-1]} mixes inputs, but {data.name} gives token ids, "
+                f"which cannot be mixed: use strategy=vanilla, high_loss_removal or its controls (with alpha 0)."
+            )
         model = build(cfg.model, num_classes=data.num_classes, input_shape=list(data.input_shape))
         strategy.setup(data.num_classes, model)
         summary["num_params"] = sum(p.numel() for p in model.parameters())
@@ -144,25 +149,27 @@ def run(cfg: DictConfig) -> dict:
         channels_last = t.channels_last == "true" or (t.channels_last == "auto" and device.type == "cuda" and has_conv)
         model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
         optimizer = build(cfg.optim, model=model)
+        bf16 = t.precision == "bf16" or (t.precision == "auto" and device.type == "cuda")
+        loop_cfg = LoopConfig(
+            epochs=t.epochs,
+            max_steps=t.max_steps,
+            batch_size=t.batch_size,
+            eval_every=t.eval_every,
+            eval_batch_size=t.eval_batch_size,
+            train_eval_samples=t.train_eval_samples,
+            grad_clip=t.grad_clip,
+            log_every=t.log_every,
+            bf16=bf16,
+            channels_last=channels_last,
+            compile=t.compile,
+            checkpoint_every=t.checkpoint_every,
+        )
         steps_per_epoch = data.steps_per_epoch(t.batch_size)
         scheduler = build(
-            cfg.sched, optimizer=optimizer, total_steps=steps_per_epoch * t.epochs, steps_per_epoch=steps_per_epoch
+            cfg.sched, optimizer=optimizer, total_steps=loop_cfg.total_steps(steps_per_epoch), steps_per_epoch=steps_per_epoch
         )
-        bf16 = t.precision == "bf16" or (t.precision == "auto" and device.type == "cuda")
         trainer = Trainer(
-            LoopConfig(
-                epochs=t.epochs,
-                batch_size=t.batch_size,
-                eval_every=t.eval_every,
-                eval_batch_size=t.eval_batch_size,
-                train_eval_samples=t.train_eval_samples,
-                grad_clip=t.grad_clip,
-                log_every=t.log_every,
-                bf16=bf16,
-                channels_last=channels_last,
-                compile=t.compile,
-                checkpoint_every=t.checkpoint_every,
-            ),
+            loop_cfg,
             model,
             data,
             strategy,
@@ -181,7 +188,7 @@ def run(cfg: DictConfig) -> dict:
             trainer.load_state_dict(state)
             resumed = state = None  # free the CPU copy of the weights and optimizer state
             summary["resumed_from"] = str(path)
-            print(f"Resuming from {path}: {trainer.epoch} of {t.epochs} epochs done.", flush=True)
+            print(f"Resuming from {path}: {trainer.epoch} of {trainer.num_epochs} epochs done.", flush=True)
         summary.update(trainer.fit(), status="completed")
     except Diverged as e:
         summary.update(status="diverged", error=str(e), diverged_step=e.step, epochs=e.epoch)

@@ -79,6 +79,8 @@ class InMemoryData:
         name: for logs.
     """
 
+    tokens = False  # inputs are continuous (images, series): they can be mixed
+
     def __init__(
         self,
         train_x: Tensor,

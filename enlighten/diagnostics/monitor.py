@@ -74,6 +74,13 @@ class Diagnostics:
     def setup(self, model: nn.Module, data, strategy) -> None:
         self.model, self.strategy = model, strategy
         self.num_classes = data.num_classes
+        # Token ids (language models) cannot be mixed and a sequence has no single class: interference,
+        # stiffness and mixed-input activations are skipped there.
+        self.can_mix = not getattr(data, "tokens", False)
+        if not self.can_mix and (self.do_interference or self.do_stiffness):
+            print(f"diagnostics: {data.name} gives token ids, which cannot be mixed: gradient interference, stiffness "
+                  f"and the activations of mixed inputs are not measured (clean activations, BENR and ATD are).",
+                  flush=True)
         n = min(self.probe_size - self.probe_size % 2, data.num_train)
         idx = torch.randperm(data.num_train, generator=torch.Generator().manual_seed(self.seed))[:n]
         self.x, self.y = next(iter(data.eval_batches("train", n, idx)))
@@ -84,19 +91,22 @@ class Diagnostics:
         return self.strategy.alpha(in_enp) if self.strategy.mixing(in_enp) and self.strategy.alpha(in_enp) > 0 else self.alpha
 
     def _activations(self, lam: float) -> dict:
+        clean = activation_stats(self.model, [self.x])
+        if not self.can_mix:
+            return clean
         x_mix, _ = mix_batch(self.x, self.y, lam, self.num_classes)
-        return {**activation_stats(self.model, [self.x]), **activation_stats(self.model, [x_mix], "diag/zero_act_mix")}
+        return {**clean, **activation_stats(self.model, [x_mix], "diag/zero_act_mix")}
 
     def measure(self, in_enp: bool) -> dict:
         alpha = self._alpha(in_enp)
         lam = float(self.rng.beta(alpha, alpha))
         row: dict = {"diag/alpha": alpha, "diag/lam": lam}
         with torch.random.fork_rng(devices=[self.x.device] if self.x.is_cuda else []):
-            if self.do_interference:
+            if self.do_interference and self.can_mix:
                 row.update(gradient_interference(self.model, self.x, self.y, lam, self.num_classes, self.label_smoothing))
             if self.do_activations:
                 row.update(self._activations(lam))
-            if self.do_stiffness:
+            if self.do_stiffness and self.can_mix:
                 row.update(stiffness(self.model, self.x[: self.stiffness_samples], self.y[: self.stiffness_samples]))
         return row
 

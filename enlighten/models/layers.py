@@ -8,8 +8,6 @@ import torch
 from torch import nn
 
 
-
-
 def check_width(width: float) -> float:
     """Reject non-positive width multipliers early, with the offending value in the message."""
     if not width > 0:
@@ -29,7 +27,7 @@ def as_input_shape(input_shape: Sequence[int], ndim: int | None = 3) -> tuple[in
     """
     shape = tuple(int(s) for s in input_shape)
     if ndim is not None and len(shape) != ndim:
-        layout = {2: "(channels, length)", 3: "(C, H, W)"}.get(ndim, f"{ndim} sizes")
+        layout = {1: "(length,)", 2: "(channels, length)", 3: "(C, H, W)"}.get(ndim, f"{ndim} sizes")
         raise ValueError(f"input_shape must be {layout} of one sample, got {shape}.")
     if not shape or any(s < 1 for s in shape):
         raise ValueError(f"input_shape must have positive sizes, got {shape}.")

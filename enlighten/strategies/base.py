@@ -23,8 +23,11 @@ def soft_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
     """Per-sample cross-entropy against soft targets; its batch mean is timm's SoftTargetCrossEntropy.
 
     Kept per sample (timm's module only returns the mean) so strategies can drop or weight samples.
+    For sequence outputs (logits [B, T, V], targets [B * T, V] as timm's `mixup_target` makes them
+    from labels [B, T]) a sample is a sequence: its loss is the mean over its T positions.
     """
-    return torch.sum(-target * F.log_softmax(logits.float(), dim=-1), dim=-1)
+    losses = torch.sum(-target.view(logits.shape) * F.log_softmax(logits.float(), dim=-1), dim=-1)
+    return losses.flatten(1).mean(1) if losses.ndim > 1 else losses
 
 
 class Strategy:

@@ -26,6 +26,11 @@ from enlighten.strategies.base import Strategy, soft_cross_entropy
 from enlighten.training.checkpoint import rng_state, save_checkpoint, set_rng_state
 
 
+def bits(loss_nats: Optional[float]) -> Optional[float]:
+    """Cross-entropy in nats per token -> bits per token (per character for a character-level model)."""
+    return None if loss_nats is None else loss_nats / math.log(2)
+
+
 class Diverged(RuntimeError):
     """The training loss became non-finite."""
 
@@ -79,6 +84,11 @@ class LoopConfig:
     channels_last: bool = False
     compile: bool = False
     checkpoint_every: int = 0  # epochs between checkpoints (0: none); the last epoch always has one
+    max_steps: Optional[int] = None  # train exactly this many steps instead of `epochs` epochs
+
+    def total_steps(self, steps_per_epoch: int) -> int:
+        """Optimizer steps of the whole run (what step-based schedules span)."""
+        return self.max_steps or steps_per_epoch * self.epochs
 
 
 class Trainer:
@@ -111,7 +121,11 @@ class Trainer:
         self.results, self.logger = results, logger
         self.generator, self.device = generator, device
         self.steps_per_epoch = data.steps_per_epoch(cfg.batch_size)
-        self.total_steps = self.steps_per_epoch * cfg.epochs
+        self.total_steps = cfg.total_steps(self.steps_per_epoch)
+        self.num_epochs = math.ceil(self.total_steps / self.steps_per_epoch)  # with max_steps the last may be partial
+        # Token data (language models): a sample is a sequence, accuracy is per token, and validation
+        # also reports bits per token (per character for character-level models).
+        self.tokens = getattr(data, "tokens", False)
         self.step = 0
         self.epoch = 0  # epochs finished
         self.elapsed_s = 0.0  # wall time of the finished epochs (carried over a resume)
@@ -124,6 +138,7 @@ class Trainer:
         self.enp_end_train_acc: Optional[float] = None
         self.best_val_acc: Optional[float] = None
         self.final_val_acc: Optional[float] = None
+        self.final_val_loss: Optional[float] = None
         self.checkpoint_meta = checkpoint_meta  # what run() stores with each checkpoint (its config, W&B id)
         self.detector.setup(data.num_classes, self.steps_per_epoch, self.total_steps)
         self.diagnostics = diagnostics if diagnostics is not None else NoDiagnostics()
@@ -138,6 +153,7 @@ class Trainer:
             "elapsed_s": self.elapsed_s,
             "best_val_acc": self.best_val_acc,
             "final_val_acc": self.final_val_acc,
+            "final_val_loss": self.final_val_loss,
             "enp_end_train_acc": self.enp_end_train_acc,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -152,6 +168,7 @@ class Trainer:
     def load_state_dict(self, state: dict) -> None:
         self.epoch, self.step, self.elapsed_s = state["epoch"], state["step"], state["elapsed_s"]
         self.best_val_acc, self.final_val_acc = state["best_val_acc"], state["final_val_acc"]
+        self.final_val_loss = state.get("final_val_loss")
         self.enp_end_train_acc = state["enp_end_train_acc"]
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -180,7 +197,8 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, split: str, indices: Optional[Tensor] = None) -> tuple[float, float]:
-        """(mean cross-entropy, accuracy) on clean inputs with hard labels."""
+        """(mean cross-entropy, accuracy) on clean inputs with hard labels; for token data both are
+        per token (every position of every sequence counts once)."""
         self.model.eval()
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
@@ -188,9 +206,9 @@ class Trainer:
         for x, y in self.data.eval_batches(split, self.cfg.eval_batch_size, indices):
             with self.autocast():
                 logits = self.model(self._to_model_layout(x))
-            loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
+            loss_sum += F.cross_entropy(logits.flatten(0, -2).float(), y.flatten(), reduction="sum")
             correct += (logits.argmax(-1) == y).sum()
-            count += len(y)
+            count += y.numel()
         self.model.train()
         return loss_sum.item() / count, correct.item() / count
 
@@ -213,13 +231,16 @@ class Trainer:
         cfg = self.cfg
         start = time.perf_counter() - self.elapsed_s
         self.model.train()
-        for epoch in range(self.epoch, cfg.epochs):
+        for epoch in range(self.epoch, self.num_epochs):
             loss_sum = torch.zeros((), device=self.device)
-            enp_steps = mixing_steps = 0
+            steps = enp_steps = mixing_steps = 0
             alpha_sum = 0.0
             diag_rows: list[dict] = []
             t0 = time.perf_counter()
             for x, y in self.data.train_batches(cfg.batch_size, self.generator):
+                if self.step >= self.total_steps:  # trainer.max_steps reached inside this epoch
+                    break
+                steps += 1
                 in_enp = self.detector.in_enp
                 enp_steps += in_enp
                 mixing_steps += self.strategy.mixing(in_enp)
@@ -235,18 +256,18 @@ class Trainer:
                     diag_rows.append(self.diagnostics.at_enp_end(self.step, epoch))
                 if self.step % cfg.log_every == 0 and not torch.isfinite(loss_sum):
                     raise Diverged(self.step, epoch)
-            train_loss = loss_sum.item() / self.steps_per_epoch  # the epoch's one sync
+            train_loss = loss_sum.item() / steps  # the epoch's one sync
             train_time = time.perf_counter() - t0
             if not math.isfinite(train_loss):
                 raise Diverged(self.step, epoch)
             _, train_acc = self.evaluate("train", self.train_probe)
             diag_cols = self.diagnostics.end_epoch(epoch)
             diag_rows = [r for r in diag_rows if r]
-            last = epoch == cfg.epochs - 1
+            last = epoch == self.num_epochs - 1
             val_loss = val_acc = None  # null on epochs without evaluation
             if (epoch + 1) % cfg.eval_every == 0 or last:
                 val_loss, val_acc = self.evaluate("test")
-                self.final_val_acc = val_acc
+                self.final_val_acc, self.final_val_loss = val_acc, val_loss
                 self.best_val_acc = val_acc if self.best_val_acc is None else max(self.best_val_acc, val_acc)
             row = {
                 "epoch": epoch,
@@ -256,12 +277,13 @@ class Trainer:
                 "train_acc": train_acc,
                 "val_loss": val_loss,
                 "val_acc": val_acc,
-                "alpha": alpha_sum / self.steps_per_epoch,
-                "mixing": mixing_steps / self.steps_per_epoch,
-                "in_enp": enp_steps / self.steps_per_epoch,
+                **({"val_bpc": bits(val_loss)} if self.tokens else {}),
+                "alpha": alpha_sum / steps,
+                "mixing": mixing_steps / steps,
+                "in_enp": enp_steps / steps,
                 **self.strategy.epoch_stats(),
                 **diag_cols,
-                "images_per_sec": self.steps_per_epoch * cfg.batch_size / train_time,
+                "images_per_sec": steps * cfg.batch_size / train_time,  # samples (sequences for token data)
                 "wall_time_s": time.perf_counter() - start,
             }
             for r in diag_rows:
@@ -269,10 +291,11 @@ class Trainer:
             self.results.log_diagnostics(diag_rows)
             self.results.log_epoch(row)
             self.logger.log_metrics(row, step=self.step)
+            val_bpc = f"  val_bpc {row['val_bpc']:.3f}" if row.get("val_bpc") is not None else ""
             print(
-                f"epoch {epoch + 1}/{cfg.epochs}  loss {train_loss:.4f}  train_acc {train_acc:.4f}  "
-                f"val_acc {val_acc if val_acc is None else round(val_acc, 4)}  "
-                f"{row['images_per_sec']:.0f} img/s",
+                f"epoch {epoch + 1}/{self.num_epochs}  step {self.step}  loss {train_loss:.4f}  train_acc {train_acc:.4f}  "
+                f"val_acc {val_acc if val_acc is None else round(val_acc, 4)}{val_bpc}  "
+                f"{row['images_per_sec']:.0f} samples/s",
                 flush=True,
             )
             self.epoch, self.elapsed_s = epoch + 1, row["wall_time_s"]
@@ -283,7 +306,9 @@ class Trainer:
         return {
             "final_val_acc": self.final_val_acc,
             "best_val_acc": self.best_val_acc,
-            "epochs": cfg.epochs,
+            "final_val_loss": self.final_val_loss,
+            **({"final_val_bpc": bits(self.final_val_loss)} if self.tokens else {}),
+            "epochs": self.num_epochs,
             "steps": self.step,
             **self.detector.summary(),
             "enp_end_train_acc": self.enp_end_train_acc,
