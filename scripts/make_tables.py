@@ -1,14 +1,17 @@
 """Results tables from run directories: one row per cell, seeds aggregated.
 
-    python scripts/make_tables.py SWEEP_DIR... [--rows KEYS] [--cols KEYS] [--baseline strategy=mixup]
-                                               [--extra KEYS] [--format md|latex|csv] [--out FILE] [--wandb]
+    python scripts/make_tables.py SWEEP_DIR... [--rows KEYS] [--cols KEYS] [--baseline strategy=mixup]...
+                                               [--metric KEY] [--extra KEYS] [--format md|latex|csv]
+                                               [--out FILE] [--wandb]
 
 Reads only summary.json files (found recursively), so it works offline and on copied results.
-One row per cell: seeds, mean ± std of final and best test accuracy, the mean ENP end epoch and clean
-training accuracy there, and the means over the ENP of diag/r_perp_clean and diag/zero_act. With
---baseline KEY=VALUE, each cell is compared with the cell that differs only in KEY=VALUE: the mean
-difference of final accuracy over seeds present in both (pairs matched by seed), its 95% confidence
-interval and a paired t-test p-value (undefined, "-", when every pair differs by the same amount).
+One row per cell: seeds, mean ± std of final and best test accuracy, final validation loss (and bits
+per character for language models), the mean ENP end epoch and clean training accuracy there, and
+the means over the ENP of diag/r_perp_clean and diag/zero_act. With --baseline KEY=VALUE (repeatable),
+each cell is compared with the cell that differs only in KEY=VALUE: the mean difference of the metric
+(--metric: final_val_acc in points, or final_val_bpc when the runs report it; lower is better for
+bpc and loss) over seeds present in both (pairs matched by seed), its 95% confidence interval and a
+paired t-test p-value (undefined, "-", when every pair differs by the same amount).
 A key is a config group (`strategy`, `model`, ...) or a dotted config key (`mix.alpha`,
 `dataset.fraction`). Without --rows, the keys the runs were launched with (their overrides, minus
 `seed`) make the rows. Failed, diverged and incomplete runs are listed under the table.
@@ -79,14 +82,25 @@ def mean_std(values: list[float], scale: float = 100.0, digits: int = 2) -> str:
     return f"{m:.{digits}f} ± {s:.{digits}f}"
 
 
-def paired_stats(members: list[dict], baseline: list[dict]) -> tuple[int, float, float, float, float] | None:
-    """(pairs, mean difference of final accuracy in points, 95% CI low, high, paired t-test p), pairs
-    matched by seed; None without a pair; CI and p are nan with fewer than 2 pairs."""
-    base = {lookup(r, "seed"): r["final_val_acc"] for r in baseline}
-    pairs = [(r["final_val_acc"], base[lookup(r, "seed")]) for r in members if lookup(r, "seed") in base]
+# Summary metrics a comparison can use: (column title, scale, digits); accuracies read in points.
+METRICS = {
+    "final_val_acc": ("final val acc (%)", 100.0, 2),
+    "final_val_bpc": ("final val bpc", 1.0, 3),
+    "final_val_loss": ("final val loss", 1.0, 3),
+}
+
+
+def paired_stats(
+    members: list[dict], baseline: list[dict], metric: str = "final_val_acc"
+) -> tuple[int, float, float, float, float] | None:
+    """(pairs, mean difference of `metric` (accuracy in points), 95% CI low, high, paired t-test p),
+    pairs matched by seed; None without a pair; CI and p are nan with fewer than 2 pairs."""
+    scale = METRICS.get(metric, ("", 1.0, 3))[1]
+    base = {lookup(r, "seed"): r[metric] for r in baseline if r.get(metric) is not None}
+    pairs = [(r[metric], base[lookup(r, "seed")]) for r in members if lookup(r, "seed") in base and r.get(metric) is not None]
     if not pairs:
         return None
-    diffs = [100 * (a - b) for a, b in pairs]
+    diffs = [scale * (a - b) for a, b in pairs]
     mean, n = statistics.fmean(diffs), len(diffs)
     if n < 2:
         return n, mean, float("nan"), float("nan"), float("nan")
@@ -100,17 +114,22 @@ def paired_stats(members: list[dict], baseline: list[dict]) -> tuple[int, float,
     return n, mean, mean - half, mean + half, float(p)
 
 
-def format_paired(result) -> list[str]:
+def format_paired(result, digits: int = 2) -> list[str]:
     if result is None:
         return ["-", "-", "-"]
     n, mean, lo, hi, p = result
     if n < 2:
-        return [f"{mean:+.2f}", "-", "-"]
-    return [f"{mean:+.2f}", f"[{lo:+.2f}, {hi:+.2f}]", "-" if p != p else f"{p:.3f}"]
+        return [f"{mean:+.{digits}f}", "-", "-"]
+    return [f"{mean:+.{digits}f}", f"[{lo:+.{digits}f}, {hi:+.{digits}f}]", "-" if p != p else f"{p:.3f}"]
+
+
+def default_metric(runs: list[dict]) -> str:
+    """Bits per character for language-model runs, final accuracy otherwise."""
+    return "final_val_bpc" if any(r.get("final_val_bpc") is not None for r in runs) else "final_val_acc"
 
 
 def build_table(
-    runs: list[dict], rows: list[str], extra: list[str] = (), baseline: str | None = None
+    runs: list[dict], rows: list[str], extra: list[str] = (), baselines: list[str] = (), metric: str | None = None
 ) -> tuple[list[str], list[list[str]], list[dict]]:
     cells: dict[tuple, list[dict]] = {}
     problems = []
@@ -119,13 +138,21 @@ def build_table(
             problems.append(run)
             continue
         cells.setdefault(tuple(str(lookup(run, k)) for k in rows), []).append(run)
-    header = rows + ["seeds", "final val acc (%)", "best val acc (%)", "ENP end epoch", "train acc at ENP end",
-                     "ENP r_perp_clean", "ENP zero_act"] + list(extra)
-    if baseline:
-        base_key, base_value = baseline.split("=", 1)
+    done = [r for runs_ in cells.values() for r in runs_]
+    metric = metric or default_metric(done)
+    if metric not in METRICS and not any(r.get(metric) is not None for r in done):
+        sys.exit(f"error: --metric {metric!r} is in no completed run's summary.json (e.g. {', '.join(METRICS)})")
+    losses = ["final_val_loss"] + (["final_val_bpc"] if any(r.get("final_val_bpc") is not None for r in done) else [])
+    header = rows + ["seeds", "final val acc (%)", "best val acc (%)", *(METRICS[k][0] for k in losses),
+                     "ENP end epoch", "train acc at ENP end", "ENP r_perp_clean", "ENP zero_act"] + list(extra)
+    unit = "pts" if metric == "final_val_acc" else metric.removeprefix("final_val_")
+    parsed = []
+    for baseline in baselines:
+        base_key, _, base_value = baseline.partition("=")
         if base_key not in rows:
             sys.exit(f"error: --baseline key {base_key!r} must be one of the row keys {rows}")
-        header += [f"Δ vs {baseline} (pts)", "95% CI", "p (paired t)"]
+        parsed.append((base_key, base_value))
+        header += [f"Δ vs {baseline} ({unit})", "95% CI", "p (paired t)"]
     body = []
     for cell in sorted(cells):
         members = cells[cell]
@@ -137,14 +164,16 @@ def build_table(
             str(len(members)),
             col("final_val_acc", 100, 2),
             col("best_val_acc", 100, 2),
+            *(col(k, 1, 3) for k in losses),
             col("enp_end_epoch", 1, 1),
             col("enp_end_train_acc"),
             col("enp_mean/diag/r_perp_clean"),
             col("enp_mean/diag/zero_act"),
         ] + [col(k) for k in extra]
-        if baseline:
+        for base_key, base_value in parsed:
             ref = tuple(base_value if k == base_key else v for k, v in zip(rows, cell))
-            line += format_paired(None if ref == cell or ref not in cells else paired_stats(members, cells[ref]))
+            result = None if ref == cell or ref not in cells else paired_stats(members, cells[ref], metric)
+            line += format_paired(result, 2 if metric == "final_val_acc" else 3)
         body.append(line)
     return header, body, problems
 
@@ -196,7 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", help="comma-separated keys that make the rows (default: the swept keys)")
     ap.add_argument("--cols", help="comma-separated keys that make the columns: a pivot of final accuracy")
     ap.add_argument("--wandb", action="store_true", help="also log the table to W&B (offline by default)")
-    ap.add_argument("--baseline", help="KEY=VALUE: compare every cell with the cell where KEY=VALUE, e.g. strategy=mixup")
+    ap.add_argument("--baseline", action="append", default=[],
+                    help="KEY=VALUE: compare every cell with the cell where KEY=VALUE, e.g. strategy=mixup (repeatable)")
+    ap.add_argument("--metric", help="summary key the comparisons use (default: final_val_bpc if present, else final_val_acc)")
     ap.add_argument("--extra", help="comma-separated summary.json keys to add as columns (mean ± std)")
     ap.add_argument("--format", choices=["md", "latex", "csv"], default="md")
     ap.add_argument("--out", help="write the table to this file as well")
@@ -211,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         header, body = pivot(runs, rows, cols)
         problems = [r for r in runs if r.get("status") != "completed"]
     else:
-        header, body, problems = build_table(runs, rows, args.extra.split(",") if args.extra else [], args.baseline)
+        extra = args.extra.split(",") if args.extra else []
+        header, body, problems = build_table(runs, rows, extra, args.baseline, args.metric)
     if args.wandb:
         log_to_wandb(header, body, args.dirs)
     text = render(header, body, args.format)
