@@ -19,7 +19,9 @@ FOLDER_SETS = {"image_folder", "tiny_imagenet", "imagenet"}
 
 
 def options(group: str) -> list[str]:
-    return sorted(p.stem for p in (REPO / "conf" / group).glob("*.yaml"))
+    """Every option of a group, those in sub-folders too (`experiment=hlr/ucr`)."""
+    root = REPO / "conf" / group
+    return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
 
 
 def test_default_config_is_resnet18_mixup_cifar10(tmp_path):
@@ -40,19 +42,22 @@ def test_every_option_composes_validates_and_instantiates(group, tmp_path):
         cfg = compose_cfg(overrides, tmp_path)
         validate(cfg)
         node = cfg[group]
-        if group == "model":
+        if group == "model" and option == "char_transformer":  # token ids [B, T] -> logits [B, T, vocab]
+            model = instantiate(node, num_classes=10, input_shape=[32])
+            assert model(torch.randint(0, 10, (2, 32))).shape == (2, 32, 10)
+        elif group == "model":
             shape = [1, 96] if option in ("fcn1d", "resnet1d") else [3, 32, 32]  # time series: [channels, length]
             model = instantiate(node, num_classes=10, input_shape=shape)
             assert model(torch.randn(2, *shape)).shape == (2, 10)
         elif group == "dataset":
             if option in TORCHVISION_SETS or option in FOLDER_SETS:
                 continue  # real files: covered by the data tests and the end-to-end tests
-            if option == "ucr":
-                if not (SHARED_DATA / "ucr").exists():
+            if option in ("ucr", "tinyshakespeare"):
+                if not (SHARED_DATA / option).exists():
                     continue
                 node.root = str(SHARED_DATA)
             data = instantiate(node)
-            assert data.num_train > 0 and data.num_classes == (2 if option == "ucr" else 10)
+            assert data.num_train > 0 and data.num_classes == {"ucr": 2, "tinyshakespeare": 65}.get(option, 10)
         elif group == "optim":
             opt = instantiate(node, model=torch.nn.Linear(2, 2))
             assert isinstance(opt, torch.optim.Optimizer)
@@ -152,6 +157,28 @@ def test_paper_experiment_composes_for_every_point_of_its_grid(name, tmp_path):
         assert cfg.name == f"paper/{name}" and cfg.strategy._target_ == base.strategy._target_
         if phase.startswith("paper/fixed"):
             assert cfg.phase.epochs == int(phase.removeprefix("paper/fixed"))
+
+
+@pytest.mark.parametrize("name", ["hlr/ucr", "hlr/charlm"])
+def test_hlr_experiments_compose_and_build_for_every_point_of_their_grid(name, tmp_path):
+    """Every strategy x share of the sweep composes, validates and builds; none mixes (the language
+    model's token ids cannot be mixed); the share reaches every removal strategy and only them."""
+    from hydra.utils import instantiate
+
+    params = OmegaConf.load(REPO / "conf" / "experiment" / f"{name}.yaml").hydra.sweeper.params
+    strategies = params.strategy.split(",")
+    assert {"vanilla", "high_loss_removal", "random_removal", "low_loss_removal",
+            "high_loss_removal_whole_run"} <= set(strategies)
+    assert str(params["removal.drop_fraction"]) == "0.05,0.1,0.2"
+    for strategy in strategies:
+        for share in params["removal.drop_fraction"].split(","):
+            cfg = compose_cfg([f"experiment={name}", f"strategy={strategy}", f"removal.drop_fraction={share}"], tmp_path)
+            validate(cfg)
+            built = instantiate(cfg.strategy)
+            built.check(cfg.trainer.batch_size)
+            assert not (built.mixing(True) or built.mixing(False))
+            assert getattr(built, "drop_fraction", float(share)) == float(share)
+            assert getattr(built, "whole_run", False) == (strategy == "high_loss_removal_whole_run")
 
 
 def test_long_job_directory_names_are_cut_and_stay_distinct():

@@ -3,13 +3,18 @@ strategy on them."""
 
 from __future__ import annotations
 
+import statistics
+import subprocess
+import sys
+
 import pytest
 import torch
+from scipy import stats
 
 from enlighten.data.ucr import ucr
 from enlighten.models.series import fcn1d, resnet1d
 from enlighten.run import run
-from tests.conftest import SHARED_DATA, compose_cfg, needs_shared
+from tests.conftest import REPO, SHARED_DATA, compose_cfg, needs_shared, read_run, run_train
 
 BASE = ["model=mlp", "trainer.epochs=1", "logger=none", "trainer.device=cpu"]
 
@@ -45,3 +50,51 @@ def test_real_ucr_series_train_with_the_series_models_and_strategies(model, stra
     # Beats always answering the majority class (64% of the test set).
     assert summary["status"] == "completed" and summary["final_val_acc"] > 0.64
     assert summary["num_params"] > 0
+
+
+@needs_shared("ucr", "ECG200")
+def test_hlr_ucr_sweep_gives_a_table_against_vanilla_and_the_controls_with_p_values(tmp_path):
+    """A shortened `experiment=hlr/ucr` multirun on the real ECG200 and GunPoint; the table's paired
+    differences and p-values are checked against the summaries; the ENP-only and whole-run removals
+    differ where they should (no drops after the ENP, drops after it)."""
+    sweep = tmp_path / "sweep"
+    run_train(["-m", "experiment=hlr/ucr", "dataset.name=ECG200,GunPoint", "trainer.max_steps=18",
+               "strategy=vanilla,high_loss_removal,high_loss_removal_whole_run", "removal.drop_fraction=0.2",
+               "seed=0,1,2", "diagnostics=off", f"hydra.sweep.dir={sweep}"], cwd=tmp_path, timeout=600)
+    runs = {}
+    for path in sweep.glob("*/summary.json"):
+        metrics, summary = read_run(path.parent)
+        assert summary["status"] == "completed" and summary["steps"] == 18
+        key = (summary["choices"]["strategy"], summary["config"]["dataset"]["name"], summary["config"]["seed"])
+        runs[key] = (metrics, summary)
+    assert len(runs) == 18
+    for (strategy, _, _), (metrics, summary) in runs.items():
+        after = [m["dropped"] for m in metrics if m["in_enp"] == 0.0]
+        if strategy == "vanilla":
+            assert all(m["dropped"] == 0 for m in metrics)
+        elif after and strategy == "high_loss_removal":
+            assert sum(after) == 0
+        elif after:
+            assert all(d > 0 for d in after)  # whole run: 3 of 16 dropped at every step
+
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "make_tables.py"), str(sweep),
+                           "--baseline", "strategy=vanilla", "--baseline", "strategy=high_loss_removal_whole_run"],
+                          capture_output=True, text=True, check=True)
+    lines = proc.stdout.splitlines()
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert header[:2] == ["strategy", "dataset.name"] and "Δ vs strategy=vanilla (pts)" in header
+    assert "Δ vs strategy=high_loss_removal_whole_run (pts)" in header
+    first = header.index("Δ vs strategy=vanilla (pts)")
+    for line in lines[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if cells[0] != "high_loss_removal":
+            continue
+        diffs = [100 * (runs[("high_loss_removal", cells[1], s)][1]["final_val_acc"]
+                        - runs[("vanilla", cells[1], s)][1]["final_val_acc"]) for s in range(3)]
+        assert cells[first] == f"{statistics.fmean(diffs):+.2f}"
+        if statistics.stdev(diffs) > 1e-9:
+            p = stats.ttest_rel([runs[("high_loss_removal", cells[1], s)][1]["final_val_acc"] for s in range(3)],
+                                [runs[("vanilla", cells[1], s)][1]["final_val_acc"] for s in range(3)]).pvalue
+            assert cells[first + 2] == f"{p:.3f}"
+        else:
+            assert cells[first + 2] == "-"

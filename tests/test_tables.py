@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 
@@ -46,6 +47,34 @@ def test_paired_difference_ci_and_p_value(tmp_path):
     assert pivot.splitlines()[0].split("|")[1:4] == [" mix.alpha ", " strategy=mixup ", " strategy=mixup_pause "]
     assert "| 1.0       | 80.00 ± 10.00" in pivot
     assert list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))  # the table went to W&B (offline)
+
+
+def test_language_model_runs_are_compared_in_bits_per_character(tmp_path):
+    """With final_val_bpc in the summaries the comparison is in bpc (lower is better), with loss and
+    bpc columns; each --baseline adds its own comparison."""
+    bpc = {"vanilla": [2.50, 2.60, 2.55], "high_loss_removal": [2.48, 2.57, 2.54], "random_removal": [2.51, 2.61, 2.55]}
+    for strategy, values in bpc.items():
+        for seed, b in enumerate(values):
+            d = tmp_path / f"{strategy}{seed}"
+            d.mkdir()
+            summary = {"status": "completed", "final_val_acc": 0.45, "best_val_acc": 0.45, "final_val_bpc": b,
+                       "final_val_loss": b * math.log(2), "choices": {"strategy": strategy},
+                       "overrides": [f"strategy={strategy}", f"seed={seed}"], "config": {"seed": seed}}
+            (d / "summary.json").write_text(json.dumps(summary))
+    out = tables(tmp_path, "--baseline", "strategy=vanilla", "--baseline", "strategy=random_removal")
+    header = [c.strip() for c in out.splitlines()[0].strip("|").split("|")]
+    assert header[4:6] == ["final val loss", "final val bpc"]
+    assert header.count("p (paired t)") == 2 and "Δ vs strategy=random_removal (bpc)" in header
+    hlr = [c.strip() for c in next(x for x in out.splitlines() if x.startswith("| high_loss_removal")).strip("|").split("|")]
+    assert hlr[5] == "2.530 ± 0.046"
+    # vs vanilla: differences -0.02, -0.03, -0.01 (mean -0.02, sd 0.01): t = -3.46, p = 0.074
+    i = header.index("Δ vs strategy=vanilla (bpc)")
+    assert hlr[i:i + 3] == ["-0.020", "[-0.045, +0.005]", "0.074"]
+    # vs random removal: -0.03, -0.04, -0.01
+    j = header.index("Δ vs strategy=random_removal (bpc)")
+    assert hlr[j] == "-0.027"
+    accuracy = tables(tmp_path, "--baseline", "strategy=vanilla", "--metric", "final_val_acc")
+    assert "Δ vs strategy=vanilla (pts)" in accuracy
 
 
 def test_plot_tradeoff_writes_png_and_pdf(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from enlighten.run import run
@@ -42,6 +43,22 @@ def test_eval_every_skips_epochs_but_always_evaluates_the_last(tmp_path):
     run(cfg)
     metrics, _ = read_run(tmp_path)
     assert [m["val_acc"] is not None for m in metrics] == [False, True, False, True]
+
+
+def test_max_steps_replaces_epochs_for_the_loop_schedule_and_detector(tmp_path):
+    """512 samples at batch 64: 8 steps an epoch. max_steps=20 trains 20 steps (the third epoch
+    partial), the cosine schedule and the fraction detector span those 20 steps, not trainer.epochs."""
+    cfg = compose_cfg([*FAST, "trainer.epochs=50", "trainer.max_steps=20", "sched=cosine", "optim.lr=0.1",
+                       "phase=fraction", "phase.fraction=0.5", "diagnostics=off", "trainer.eval_every=2"], tmp_path)
+    summary = run(cfg)
+    metrics, _ = read_run(tmp_path)
+    assert summary["steps"] == 20 and summary["epochs"] == 3
+    assert [m["step"] for m in metrics] == [8, 16, 20]
+    assert [m["val_acc"] is not None for m in metrics] == [False, True, True]  # the last, partial epoch is evaluated
+    assert summary["enp_end_step"] == 10
+    assert metrics[-1]["in_enp"] == 0.0 and metrics[0]["in_enp"] == 1.0
+    # the lr of the last step (index 19 of 20): 0.1 * (1 + cos(pi * 19 / 20)) / 2
+    assert metrics[-1]["lr"] == pytest.approx(0.1 * (1 + math.cos(math.pi * 19 / 20)) / 2)
 
 
 def _lrs(make, steps):

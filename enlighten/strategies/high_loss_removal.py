@@ -3,7 +3,9 @@
 counts. Losses are ranked within the batch, from the same forward pass (no extra cost).
 
 Mixing is off by default (`alpha: 0`, its main use); with `alpha` > 0 it mixes as `mixup` does, and
-ranks the mixed samples' losses. `whole_run=true` drops samples for the whole run (a control).
+ranks the mixed samples' losses. `whole_run=true` drops samples for the whole run (the control
+`strategy=high_loss_removal_whole_run`). For a language model a sample is a sequence (its loss the
+mean over its tokens), so whole sequences are dropped.
 """
 
 from __future__ import annotations
