@@ -52,6 +52,14 @@ RUN_CASES = {
                              "needs an even batch size: use 64 or 62."),
     "threshold above 1": (["phase=accuracy", "phase.threshold=1.5"], ConfigError,
                           "phase.threshold must be in (0, 1), got 1.5."),
+    "removal share below one sample": (["strategy=high_loss_removal", "removal.drop_fraction=0.05",
+                                        "trainer.batch_size=16"], ConfigError,
+                                       "drop_fraction=0.05 drops floor(0.05 x 16) = 0 samples of a batch of 16: nothing "
+                                       "would be removed. Use a share of at least 1/16 = 0.0625 or a larger "
+                                       "trainer.batch_size."),
+    "removal share 1": (["removal.drop_fraction=1.0"], ConfigError, "removal.drop_fraction must be in [0, 1), got 1.0."),
+    "max_steps 0": (["trainer.max_steps=0"], ConfigError,
+                    "trainer.max_steps must be >= 1 or null (train trainer.epochs epochs), got 0."),
     "unknown device": (["trainer.device=tpu"], ConfigError, "trainer.device='tpu' is not one of ['auto', 'cpu', 'cuda']."),
     "unknown resume mode": (["trainer.resume=sometimes"], ConfigError,
                             "trainer.resume='sometimes' is not one of ['auto', 'force', 'never']."),

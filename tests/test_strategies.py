@@ -110,6 +110,10 @@ def test_high_loss_removal_drops_exactly_the_top_k_losses_in_the_enp():
     s.reduce(losses, in_enp=True).backward()
     assert losses.grad[1] == 0 and losses.grad[4] == 0 and (losses.grad[[0, 2, 3, 5, 6, 7]] > 0).all()
     HighLossRemoval().check(127)  # no mixing: odd batches are fine
+    assert HighLossRemoval(drop_fraction=0.29).num_dropped(100) == 29  # not 28.999... floored
+    with pytest.raises(ValueError, match=r"drops floor\(0.05 x 16\) = 0 samples of a batch of 16: nothing would be removed"):
+        HighLossRemoval(drop_fraction=0.05).check(16)
+    HighLossRemoval(drop_fraction=0.0).check(16)  # a share of 0 is vanilla, on purpose
     with pytest.raises(ValueError):
         HighLossRemoval(drop_fraction=1.0)
 

@@ -29,7 +29,16 @@ class HighLossRemoval(MixupStrategy):
         self.dropped = 0  # samples left out this epoch (a Python int: no device sync)
 
     def num_dropped(self, batch_size: int) -> int:
-        return math.floor(self.drop_fraction * batch_size)
+        return math.floor(self.drop_fraction * batch_size + 1e-9)  # 0.29 x 100 is 28.999... in floating point
+
+    def check(self, batch_size: int) -> None:
+        super().check(batch_size)
+        if self.drop_fraction > 0 and self.num_dropped(batch_size) == 0:
+            raise ValueError(
+                f"drop_fraction={self.drop_fraction} drops floor({self.drop_fraction} x {batch_size}) = 0 samples of a "
+                f"batch of {batch_size}: nothing would be removed. Use a share of at least 1/{batch_size} = "
+                f"{1 / batch_size:.4g} or a larger trainer.batch_size."
+            )
 
     def reduce(self, losses: Tensor, in_enp: bool) -> Tensor:
         k = self.num_dropped(len(losses)) if (in_enp or self.whole_run) else 0
