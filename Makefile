@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.enlighten-installed
 DEMO_DIR ?= outputs/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
 
-.PHONY: install demo test test-slow bench clean
+.PHONY: install demo test test-slow bench ddp clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,13 @@ test-slow: $(STAMP)
 ## bench: speed and memory ratios (scripts/bench.py); `make bench BENCH_ARGS=--quick` takes under a minute
 bench: $(STAMP)
 	$(PY) scripts/bench.py $(BENCH_ARGS)
+
+## ddp: one run data-parallel through torchrun: `make ddp NPROC=8 ARGS="experiment=paper/imagenet_vit_tiny"`;
+## the default is the CPU check, 2 processes (gloo) on 10% of MNIST
+NPROC ?= 2
+ARGS ?= dataset=mnist model=cnn dataset.fraction=0.1 trainer.epochs=2 phase=accuracy logger=none
+ddp: $(STAMP)
+	$(PY) -m torch.distributed.run --standalone --nproc_per_node=$(NPROC) train.py $(ARGS)
 
 clean:
 	rm -rf outputs multirun .pytest_cache

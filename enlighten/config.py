@@ -12,6 +12,7 @@ Two layers catch bad input before any data is loaded:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import os
@@ -113,13 +114,24 @@ def register_configs() -> None:
     """Store the schema and the resolvers (idempotent: multirun jobs import this repeatedly)."""
     ConfigStore.instance().store(name="base_config", node=EnlightenConfig)
     if not OmegaConf.has_resolver("unique_stamp"):
-        # A per-process stamp for output directories: two sweeps started in the same second get
-        # different directories (pid and a random suffix), while every use within one process
-        # resolves to the same value.
-        stamp = f"{time.strftime('%H-%M-%S')}_{os.getpid()}{secrets.token_hex(2)}"
-        OmegaConf.register_new_resolver("unique_stamp", lambda: stamp, use_cache=True)
+        OmegaConf.register_new_resolver("unique_stamp", unique_stamp, use_cache=True)
     if not OmegaConf.has_resolver("short_name"):
         OmegaConf.register_new_resolver("short_name", short_name)
+
+
+@functools.cache
+def unique_stamp() -> str:
+    """`date/time_pid+random` for output directories: two sweeps started in the same second get
+    different directories, while every use within one process resolves to the same value. The
+    processes of one torchrun job all take the first process's stamp (so they share one directory):
+    reading it joins the process group, which the run would join next anyway."""
+    stamp = f"{time.strftime('%Y-%m-%d/%H-%M-%S')}_{os.getpid()}{secrets.token_hex(2)}"
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from enlighten.training import distributed
+
+        distributed.init()
+        stamp = distributed.broadcast_object(stamp)
+    return stamp
 
 
 def short_name(name: str, limit: int = 160) -> str:

@@ -77,12 +77,16 @@ def read_jsonl(path: Path | str) -> list[dict]:
 
 class RunResults:
     """The files of one run directory. Metrics are kept in memory and the file rewritten each epoch
-    (small files), which keeps every write atomic."""
+    (small files), which keeps every write atomic. `write=False` (the other processes of a
+    data-parallel run) keeps the rows and writes nothing: one set of files per run."""
 
-    def __init__(self, run_dir: Path | str) -> None:
+    def __init__(self, run_dir: Path | str, write: bool = True) -> None:
         self.run_dir = Path(run_dir)
+        self.write = write
         self.metrics: list[dict] = []
         self.diagnostics: list[dict] = []
+        if not write:
+            return
         probe = self.run_dir / ".write_test"
         try:  # fail before training, not after hours of it
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -93,19 +97,23 @@ class RunResults:
 
     def log_epoch(self, row: dict) -> None:
         self.metrics.append(to_jsonable(row))
-        write_jsonl(self.run_dir / METRICS_FILE, self.metrics)
+        if self.write:
+            write_jsonl(self.run_dir / METRICS_FILE, self.metrics)
 
     def log_diagnostics(self, rows: list[dict]) -> None:
         """Step-level diagnostics, written with the epoch's metrics (one rewrite per epoch)."""
         if rows:
             self.diagnostics.extend(to_jsonable(r) for r in rows)
-            write_jsonl(self.run_dir / DIAGNOSTICS_FILE, self.diagnostics)
+            if self.write:
+                write_jsonl(self.run_dir / DIAGNOSTICS_FILE, self.diagnostics)
 
     def restore(self, metrics: list[dict], diagnostics: list[dict]) -> None:
         """Resume: the rows up to a checkpoint replace whatever later epochs wrote before a crash."""
         self.metrics, self.diagnostics = list(metrics), list(diagnostics)
-        write_jsonl(self.run_dir / METRICS_FILE, self.metrics)
-        write_jsonl(self.run_dir / DIAGNOSTICS_FILE, self.diagnostics)
+        if self.write:
+            write_jsonl(self.run_dir / METRICS_FILE, self.metrics)
+            write_jsonl(self.run_dir / DIAGNOSTICS_FILE, self.diagnostics)
 
     def write_summary(self, summary: dict) -> None:
-        write_json(self.run_dir / SUMMARY_FILE, summary)
+        if self.write:
+            write_json(self.run_dir / SUMMARY_FILE, summary)

@@ -22,8 +22,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from enlighten.config import ConfigError, build, validate
 from enlighten.data.reuse import load_dataset
+from enlighten.diagnostics.monitor import NoDiagnostics
 from enlighten.loggers.base import Logger, NoLogger
 from enlighten.results import SUMMARY_FILE, RunResults, read_json
+from enlighten.training import distributed
 from enlighten.training.checkpoint import CheckpointError, clear_checkpoints, load_latest
 from enlighten.training.loop import Diverged, LoopConfig, Trainer
 
@@ -101,17 +103,30 @@ def completed_summary(run_dir: Path, config: dict) -> dict | None:
 def run(cfg: DictConfig) -> dict:
     """Train one configuration; return its summary (also written to summary.json)."""
     validate(cfg)
-    run_dir = Path(cfg.paths.output_dir)
-    results = RunResults(run_dir)
     t = cfg.trainer
+    group = distributed.init()  # several processes (torchrun, a multi-task SLURM job): one run, data-parallel
+    run_dir = Path(cfg.paths.output_dir)
+    results = RunResults(run_dir, write=group.main)  # only the main process writes results
     device = resolve_device(t.device)
+    if device.type == "cuda" and group.enabled:
+        device = torch.device("cuda", group.local_rank)
+    if t.batch_size % group.world_size:
+        raise ConfigError(
+            f"trainer.batch_size={t.batch_size} is the global batch and must split evenly over the {group.world_size} "
+            f"processes: use a multiple of {group.world_size}."
+        )
     try:  # objects that need no data: fail on bad settings before anything is loaded
         strategy = build(cfg.strategy)
-        strategy.check(t.batch_size)
+        strategy.check(t.batch_size // group.world_size)  # the batch one process sees
         detector = build(cfg.phase)
-        diagnostics = build(cfg.diagnostics)
+        diagnostics = build(cfg.diagnostics) if group.main else NoDiagnostics()  # same weights everywhere
     except (ValueError, TypeError) as e:
         raise ConfigError(str(e)) from e
+    if group.enabled and getattr(strategy, "kind", "input") == "manifold":
+        raise ConfigError(
+            "mix.kind=manifold calls the model's stages one by one, which bypasses DistributedDataParallel's "
+            "gradient averaging: use mix.kind=input when training on several processes."
+        )
     config = OmegaConf.to_container(cfg, resolve=True)
     previous = completed_summary(run_dir, config) if t.skip_completed else None
     if previous is not None:
@@ -121,7 +136,10 @@ def run(cfg: DictConfig) -> dict:
         resumed = None if t.resume == "never" else load_latest(run_dir, config, force=t.resume == "force")
     except CheckpointError as e:
         raise ConfigError(str(e)) from e
-    if resumed is None and clear_checkpoints(run_dir):
+    if resumed is not None and resumed[1].get("world_size", 1) != group.world_size:
+        print(f"Resuming a checkpoint of {resumed[1].get('world_size', 1)} processes on {group.world_size}: the global "
+              f"batch is the same; per-process batch statistics and pairings follow the new split.", flush=True)
+    if resumed is None and group.main and clear_checkpoints(run_dir):
         print(f"Starting afresh in {run_dir}: its earlier checkpoints were removed.", flush=True)
     seed_everything(cfg.seed, t.deterministic)
     info = _hydra_info()
@@ -131,7 +149,8 @@ def run(cfg: DictConfig) -> dict:
         torch.cuda.reset_peak_memory_stats(device)
     logger: Logger = NoLogger()
     try:
-        logger = build_logger(cfg, run_dir, config, resume_id=resumed[1].get("wandb_id") if resumed else None)
+        if group.main:  # one W&B run per job
+            logger = build_logger(cfg, run_dir, config, resume_id=resumed[1].get("wandb_id") if resumed else None)
         data = load_dataset(cfg.dataset, device, reuse=t.reuse_data)
         if data.steps_per_epoch(t.batch_size) == 0:
             raise ConfigError(
@@ -181,7 +200,8 @@ def run(cfg: DictConfig) -> dict:
             generator=torch.Generator().manual_seed(cfg.seed),
             device=device,
             diagnostics=diagnostics,
-            checkpoint_meta={"config_json": json.dumps(config), "wandb_id": logger.run_id},
+            # only the main process writes checkpoints
+            checkpoint_meta={"config_json": json.dumps(config), "wandb_id": logger.run_id} if group.main else None,
         )
         if resumed:
             path, state = resumed
@@ -190,6 +210,8 @@ def run(cfg: DictConfig) -> dict:
             summary["resumed_from"] = str(path)
             print(f"Resuming from {path}: {trainer.epoch} of {trainer.num_epochs} epochs done.", flush=True)
         summary.update(trainer.fit(), status="completed")
+        if group.enabled:  # every process says where it stands: the ENP must have ended at one step for all
+            print(f"[rank {group.rank}] finished at step {summary['steps']}; ENP end step {summary['enp_end_step']}", flush=True)
     except Diverged as e:
         summary.update(status="diverged", error=str(e), diverged_step=e.step, epochs=e.epoch)
     except BaseException as e:
@@ -203,6 +225,8 @@ def run(cfg: DictConfig) -> dict:
         summary["choices"] = info.get("choices", {})
         summary["overrides"] = info.get("overrides", [])
         summary["config"] = config
+        if group.enabled:
+            summary["world_size"] = group.world_size
         results.write_summary(summary)
         logger.log_summary(summary)
         # Always finish, also on failure: in a multirun the next job must get a fresh W&B run.

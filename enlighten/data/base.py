@@ -138,11 +138,15 @@ class InMemoryData:
     def steps_per_epoch(self, batch_size: int) -> int:
         return self.num_train // batch_size  # drop_last: fixed shapes, even batches for Mixup
 
-    def train_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[tuple[Tensor, Tensor]]:
+    def train_batches(
+        self, batch_size: int, generator: torch.Generator, shard: tuple[int, int] = (0, 1)
+    ) -> Iterator[tuple[Tensor, Tensor]]:
         """One epoch of shuffled, augmented, normalized training batches (the last partial batch dropped).
 
         The whole epoch's randomness (order, crop offsets, flips) is drawn up front on the CPU
         generator and moved to the device in one transfer: a step then only slices device tensors.
+        `shard=(rank, world_size)`: every process draws the same plan and takes its slice of each
+        global batch of `batch_size`, so together the processes see exactly the one-process batches.
         """
         steps = self.steps_per_epoch(batch_size)
         n = steps * batch_size
@@ -157,8 +161,11 @@ class InMemoryData:
         if self.device.type == "cuda":
             plan = plan.pin_memory()
         plan = plan.to(self.device, non_blocking=True)
+        rank, world = shard
+        local = batch_size // world
         for i in range(steps):
-            cols = plan[:, i * batch_size : (i + 1) * batch_size]
+            start = i * batch_size + rank * local
+            cols = plan[:, start : start + local]
             idx = cols[0]
             x = self._gather(idx, cols[1], cols[2], cols[3].bool()) if len(cols) > 1 else self._gather(idx)
             yield x, self.train_y[idx]

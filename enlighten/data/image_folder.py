@@ -225,12 +225,21 @@ class StreamingImageFolder:
         for x, y in loader:
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
-    def train_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[tuple[Tensor, Tensor]]:
-        order = torch.randperm(self.num_train, generator=generator).tolist()
-        for x, y in self._loader(self.train, batch_size, order):
-            if self.flip:
-                flip = (torch.rand(len(x), generator=generator) < 0.5).to(self.device)
-                x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    def train_batches(
+        self, batch_size: int, generator: torch.Generator, shard: tuple[int, int] = (0, 1)
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """With `shard=(rank, world_size)` the workers read only this process's slice of each global
+        batch of the shared order (not DistributedSampler, which shuffles with its own seed and deals
+        samples out round-robin: here the processes together see exactly the one-process batches)."""
+        rank, world = shard
+        local = batch_size // world
+        steps = self.steps_per_epoch(batch_size)
+        order = torch.randperm(self.num_train, generator=generator)[: steps * batch_size].view(steps, batch_size)
+        mine = order[:, rank * local : (rank + 1) * local].flatten().tolist()
+        for x, y in self._loader(self.train, local, mine):
+            if self.flip:  # drawn for the global batch, so the generator advances alike on every process
+                flip = (torch.rand(batch_size, generator=generator) < 0.5)[rank * local : (rank + 1) * local]
+                x = torch.where(flip.to(self.device)[:, None, None, None], x.flip(3), x)
             yield self.normalize(x), y
 
     def eval_batches(self, split: str, batch_size: int, indices: Tensor | None = None):

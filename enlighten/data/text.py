@@ -76,12 +76,18 @@ class CharText:
         w = stream.unfold(0, self.block_size + 1, 1)[starts]  # [B, T + 1]: one gather
         return w[:, :-1].contiguous(), w[:, 1:].contiguous()
 
-    def train_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[tuple[Tensor, Tensor]]:
+    def train_batches(
+        self, batch_size: int, generator: torch.Generator, shard: tuple[int, int] = (0, 1)
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """Random windows; with `shard=(rank, world_size)` this process's slice of each global batch."""
         steps = self.steps_per_epoch(batch_size)
         starts = torch.randint(0, len(self.train) - self.block_size, (steps * batch_size,), generator=generator)
         starts = starts.to(self.device, non_blocking=True)
+        rank, world = shard
+        local = batch_size // world
         for i in range(steps):
-            yield self._windows(self.train, starts[i * batch_size : (i + 1) * batch_size])
+            first = i * batch_size + rank * local
+            yield self._windows(self.train, starts[first : first + local])
 
     def eval_batches(
         self, split: str, batch_size: int, indices: Tensor | None = None

@@ -4,6 +4,11 @@ Each step the loop asks the phase detector whether training is still in the ENP 
 the batch becomes and how per-sample losses are reduced; neither reaches into the loop. Metrics
 accumulate on the device and are read once per `log_every` steps and once per epoch, so the step has
 no host-device synchronization.
+
+Data-parallel (several processes, `enlighten.training.distributed`): each process trains on its slice
+of every global batch through DistributedDataParallel; everything a decision rests on (the loss and
+accuracies a detector reads, evaluation, the epoch's metrics) is reduced over the processes, so every
+process takes the same decisions at the same step.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from enlighten.loggers.base import Logger
 from enlighten.phase.base import PhaseDetector, Progress
 from enlighten.results import RunResults
 from enlighten.strategies.base import Strategy, soft_cross_entropy
+from enlighten.training import distributed
 from enlighten.training.checkpoint import rng_state, save_checkpoint, set_rng_state
 
 
@@ -53,8 +59,8 @@ class StepSignals:
         return self._cache[key]
 
     def loss(self) -> float:
-        """The step's training loss (the objective as optimized)."""
-        return self._once("loss", self._loss.item)
+        """The step's training loss (the objective as optimized; the mean over the processes)."""
+        return self._once("loss", lambda: self._trainer.mean_over_processes(self._loss))
 
     def train_accuracy(self, n: int) -> float:
         """Clean accuracy (eval mode) on the first `n` samples of the fixed training probe."""
@@ -67,7 +73,7 @@ class StepSignals:
         return self._once(("val", n), lambda: t.evaluate("test", t.val_probe[:n])[1])
 
     def batch_accuracy(self) -> float:
-        """Clean accuracy (eval mode) on this step's training batch before any mixing."""
+        """Clean accuracy (eval mode) on this step's training batch before any mixing (the global batch)."""
         return self._once("batch", lambda: self._trainer.batch_accuracy(self._x, self._y))
 
 
@@ -111,11 +117,18 @@ class Trainer:
         checkpoint_meta: Optional[dict] = None,
     ) -> None:
         self.cfg, self.model, self.data = cfg, model, data
-        # Only the training step runs compiled: evaluation (other batch sizes, eval mode) and the
-        # diagnostics use the plain module, which shares its parameters, so nothing recompiles.
-        # Dynamo reuses the compiled graph for a new instance of the same architecture, so the next
-        # job of a multirun in this process does not compile again.
-        self.train_model = torch.compile(model) if cfg.compile else model
+        self.dist = distributed.current()
+        # Only the training step runs through DDP (gradients averaged over the processes) and
+        # compiled: evaluation (other batch sizes, eval mode) and the diagnostics use the plain
+        # module, which shares its parameters, so nothing recompiles. Dynamo reuses the compiled graph
+        # for a new instance of the same architecture, so the next job of a multirun in this process
+        # does not compile again.
+        train_model = model
+        if self.dist.enabled:
+            train_model = nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None
+            )
+        self.train_model = torch.compile(train_model) if cfg.compile else train_model
         self.strategy, self.detector = strategy, detector
         self.optimizer, self.scheduler = optimizer, scheduler
         self.results, self.logger = results, logger
@@ -148,6 +161,7 @@ class Trainer:
         """Everything needed to continue after the last finished epoch exactly as if never stopped."""
         return {
             **(self.checkpoint_meta or {}),
+            "world_size": self.dist.world_size,
             "epoch": self.epoch,
             "step": self.step,
             "elapsed_s": self.elapsed_s,
@@ -187,18 +201,35 @@ class Trainer:
     def _to_model_layout(self, x: Tensor) -> Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last and x.ndim == 4 else x
 
+    def mean_over_processes(self, value: Tensor) -> float:
+        """A per-process scalar averaged over the processes (a host read)."""
+        (total,) = distributed.all_reduce_sum(value.detach().float())
+        return total.item() / self.dist.world_size
+
+    def _sync_buffers(self) -> None:
+        """Every process takes the main process's batch-norm statistics before evaluating (each has
+        updated its own copy on its own slice since DDP last broadcast them)."""
+        if self.dist.enabled:
+            for b in self.model.buffers():
+                torch.distributed.broadcast(b, 0)
+
     @torch.no_grad()
     def batch_accuracy(self, x: Tensor, y: Tensor) -> float:
         self.model.eval()
         with self.autocast():
-            acc = (self.model(self._to_model_layout(x)).argmax(-1) == y).float().mean().item()
+            acc = (self.model(self._to_model_layout(x)).argmax(-1) == y).float().mean()
         self.model.train()
-        return acc
+        return self.mean_over_processes(acc)
 
     @torch.no_grad()
     def evaluate(self, split: str, indices: Optional[Tensor] = None) -> tuple[float, float]:
         """(mean cross-entropy, accuracy) on clean inputs with hard labels; for token data both are
         per token (every position of every sequence counts once)."""
+        if indices is None:
+            indices = torch.arange(self.data.num_test if split == "test" else self.data.num_train)
+        if self.dist.enabled:  # each process evaluates its share; the sums are reduced
+            indices = indices[self.dist.rank :: self.dist.world_size]
+            self._sync_buffers()
         self.model.eval()
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
@@ -210,7 +241,8 @@ class Trainer:
             correct += (logits.argmax(-1) == y).sum()
             count += y.numel()
         self.model.train()
-        return loss_sum.item() / count, correct.item() / count
+        loss_sum, correct, count = distributed.all_reduce_sum(loss_sum, correct, torch.tensor(count, device=self.device))
+        return loss_sum.item() / count.item(), correct.item() / count.item()
 
     def train_step(self, x: Tensor, y: Tensor) -> Tensor:
         in_enp = self.detector.in_enp
@@ -227,6 +259,13 @@ class Trainer:
         self.step += 1
         return loss.detach()
 
+    def _summed(self, counters: dict) -> dict:
+        """Per-process counters (samples dropped, ...) summed over the processes."""
+        if not self.dist.enabled or not counters:
+            return counters
+        totals = distributed.all_reduce_sum(torch.tensor(list(counters.values()), dtype=torch.float64, device=self.device))[0]
+        return {k: int(v) if isinstance(counters[k], int) else v for k, v in zip(counters, totals.tolist())}
+
     def fit(self) -> dict:
         cfg = self.cfg
         start = time.perf_counter() - self.elapsed_s
@@ -237,7 +276,8 @@ class Trainer:
             alpha_sum = 0.0
             diag_rows: list[dict] = []
             t0 = time.perf_counter()
-            for x, y in self.data.train_batches(cfg.batch_size, self.generator):
+            shard = (self.dist.rank, self.dist.world_size)
+            for x, y in self.data.train_batches(cfg.batch_size, self.generator, shard):
                 if self.step >= self.total_steps:  # trainer.max_steps reached inside this epoch
                     break
                 steps += 1
@@ -254,9 +294,11 @@ class Trainer:
                 if in_enp and not self.detector.in_enp:  # the ENP ended at this step: record where we stand
                     self.enp_end_train_acc = signals.train_accuracy(len(self.train_probe))
                     diag_rows.append(self.diagnostics.at_enp_end(self.step, epoch))
-                if self.step % cfg.log_every == 0 and not torch.isfinite(loss_sum):
+                    rank = f"[rank {self.dist.rank}] " if self.dist.enabled else ""
+                    print(f"{rank}ENP ended at step {self.step} (epoch {epoch + 1}, {self.detector.end.reason})", flush=True)
+                if self.step % cfg.log_every == 0 and not torch.isfinite(distributed.all_reduce_sum(loss_sum)[0]):
                     raise Diverged(self.step, epoch)
-            train_loss = loss_sum.item() / steps  # the epoch's one sync
+            train_loss = self.mean_over_processes(loss_sum) / steps  # the epoch's one sync
             train_time = time.perf_counter() - t0
             if not math.isfinite(train_loss):
                 raise Diverged(self.step, epoch)
@@ -281,7 +323,7 @@ class Trainer:
                 "alpha": alpha_sum / steps,
                 "mixing": mixing_steps / steps,
                 "in_enp": enp_steps / steps,
-                **self.strategy.epoch_stats(),
+                **self._summed(self.strategy.epoch_stats()),
                 **diag_cols,
                 "images_per_sec": steps * cfg.batch_size / train_time,  # samples (sequences for token data)
                 "wall_time_s": time.perf_counter() - start,
@@ -292,12 +334,13 @@ class Trainer:
             self.results.log_epoch(row)
             self.logger.log_metrics(row, step=self.step)
             val_bpc = f"  val_bpc {row['val_bpc']:.3f}" if row.get("val_bpc") is not None else ""
-            print(
-                f"epoch {epoch + 1}/{self.num_epochs}  step {self.step}  loss {train_loss:.4f}  train_acc {train_acc:.4f}  "
-                f"val_acc {val_acc if val_acc is None else round(val_acc, 4)}{val_bpc}  "
-                f"{row['images_per_sec']:.0f} samples/s",
-                flush=True,
-            )
+            if self.dist.main:  # one progress line per epoch, not one per process
+                print(
+                    f"epoch {epoch + 1}/{self.num_epochs}  step {self.step}  loss {train_loss:.4f}  train_acc {train_acc:.4f}  "
+                    f"val_acc {val_acc if val_acc is None else round(val_acc, 4)}{val_bpc}  "
+                    f"{row['images_per_sec']:.0f} samples/s",
+                    flush=True,
+                )
             self.epoch, self.elapsed_s = epoch + 1, row["wall_time_s"]
             if self.checkpoint_meta is not None and (
                 last or (cfg.checkpoint_every and self.epoch % cfg.checkpoint_every == 0)
