@@ -228,3 +228,31 @@ def test_checkpoints_are_ordered_by_epoch_number(tmp_path):
     for epoch in (9999, 10000, 2):
         (folder / f"epoch_{epoch:04d}.pt").write_bytes(b"")
     assert [p.name for p in list_checkpoints(tmp_path)] == ["epoch_10000.pt", "epoch_9999.pt", "epoch_0002.pt"]
+
+
+def test_a_wandb_run_id_still_held_by_a_killed_process_is_waited_for(tmp_path, monkeypatch):
+    """After a SIGKILL, W&B's service of the dead process may hold the run id for a moment: the
+    resumed run waits and continues the same W&B run; if the id stays taken, a new W&B run starts
+    (with a warning) rather than the training run failing for its logger."""
+    import wandb
+
+    import enlighten.loggers.wandb as wandb_logger
+
+    real_init, failures = wandb.init, {"left": 2}
+
+    def init_after_failures(**kwargs):
+        if kwargs.get("id") and failures["left"] > 0:
+            failures["left"] -= 1
+            raise RuntimeError(f"run ID {kwargs['id']} is in use")
+        return real_init(**kwargs)
+
+    monkeypatch.setattr(wandb, "init", init_after_failures)
+    monkeypatch.setattr(wandb_logger.time, "sleep", lambda s: None)
+    logger = wandb_logger.WandbLogger(tmp_path / "a", resume_id="held1234")
+    assert logger.run_id == "held1234" and failures["left"] == 0
+    logger.finish()
+    failures["left"] = 100
+    with pytest.warns(UserWarning, match="stays in use"):
+        logger = wandb_logger.WandbLogger(tmp_path / "b", resume_id="held5678")
+    assert logger.run_id != "held5678"
+    logger.finish()

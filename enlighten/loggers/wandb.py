@@ -6,6 +6,7 @@ figures are made from our own metrics.jsonl and summary.json, never from W&B.
 
 from __future__ import annotations
 
+import time
 import warnings
 from pathlib import Path
 from typing import Optional, Sequence
@@ -50,7 +51,7 @@ class WandbLogger(Logger):
             settings=wandb.Settings(silent=True, console="off", x_disable_stats=True, disable_git=True),
         )
         try:
-            self.run = wandb.init(mode=mode, **kwargs)
+            self.run = self._init(mode, kwargs)
         except Exception as e:  # noqa: BLE001 - no network, no key, service down: never lose the run for it
             if mode != "online":
                 raise
@@ -59,8 +60,23 @@ class WandbLogger(Logger):
                 f"instead. Upload it later with `wandb sync`.",
                 stacklevel=2,
             )
-            self.run = wandb.init(mode="offline", **kwargs)
+            self.run = self._init("offline", kwargs)
         self.run_id = self.run.id
+
+    def _init(self, mode: str, kwargs: dict, waits: Sequence[float] = (1, 2, 4, 8)):
+        """wandb.init; when resuming right after the previous process was killed, W&B's service of that
+        process may still hold the run id for a few seconds ("run ID ... is in use"): wait for it, and
+        if it stays taken continue in a new W&B run rather than lose the training run for its logger."""
+        for wait in (*waits, None):
+            try:
+                return self._wandb.init(mode=mode, **kwargs)
+            except Exception as e:  # noqa: BLE001 - W&B raises its own error types
+                if not kwargs.get("id") or "in use" not in str(e):
+                    raise
+                if wait is None:
+                    warnings.warn(f"W&B run {kwargs['id']} stays in use ({e}); continuing in a new W&B run.", stacklevel=3)
+                    return self._wandb.init(mode=mode, **{**kwargs, "id": None, "resume": None})
+                time.sleep(wait)
 
     def log_metrics(self, metrics: dict, step: int) -> None:
         self.run.log({k: v for k, v in metrics.items() if v is not None}, step=step)
