@@ -151,7 +151,11 @@ def run(cfg: DictConfig) -> dict:
     try:
         if group.main:  # one W&B run per job
             logger = build_logger(cfg, run_dir, config, resume_id=resumed[1].get("wandb_id") if resumed else None)
+        if group.enabled and not group.main:
+            torch.distributed.barrier()  # the main process loads (and downloads) first: one download
         data = load_dataset(cfg.dataset, device, reuse=t.reuse_data)
+        if group.enabled and group.main:
+            torch.distributed.barrier()
         if data.steps_per_epoch(t.batch_size) == 0:
             raise ConfigError(
                 f"trainer.batch_size={t.batch_size} is larger than the training set ({data.num_train} samples)."

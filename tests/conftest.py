@@ -35,9 +35,18 @@ def compose_cfg(overrides: list[str], output_dir: Path):
     return cfg
 
 
+def user_env(**extra: str) -> dict[str, str]:
+    """The environment of a user's shell for a train.py subprocess. Without WANDB_SERVICE: once a test
+    has used W&B in the pytest process, wandb puts its service's address there, and every child would
+    log through pytest's long-lived service instead of its own (a killed child's run id then stays
+    "in use" there for the rest of the session)."""
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
+    return {**env, "ENLIGHTEN_DATA_DIR": str(SHARED_DATA), **extra}
+
+
 def run_train(args: list[str], cwd: Path, timeout: int = 300, check: bool = True) -> subprocess.CompletedProcess:
     """Run train.py in a subprocess, as a user would."""
-    env = {**os.environ, "ENLIGHTEN_DATA_DIR": str(SHARED_DATA), "ENLIGHTEN_CACHE_DIR": str(cwd / "cache")}
+    env = user_env(ENLIGHTEN_CACHE_DIR=str(cwd / "cache"))
     proc = subprocess.run(
         [sys.executable, str(REPO / "train.py"), *args],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,

@@ -4,7 +4,6 @@ W&B run, and a resume on another number of processes."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -17,7 +16,7 @@ from enlighten.data.image_folder import image_folder
 from enlighten.data.synthetic import synthetic
 from enlighten.data.text import char_text
 from enlighten.run import run
-from tests.conftest import REPO, SHARED_DATA, compose_cfg, needs_shared, read_run
+from tests.conftest import REPO, SHARED_DATA, compose_cfg, needs_shared, read_run, user_env
 
 # digits through an MLP (no batch norm: per-process batch statistics would make two processes differ
 # from one by design), deterministic, the ENP detected at 50% clean accuracy.
@@ -50,7 +49,7 @@ def test_processes_take_disjoint_slices_that_make_up_the_one_process_batch(cifar
 
 
 def torchrun(args: list[str], cwd, nproc: int = 2) -> subprocess.CompletedProcess:
-    env = {**os.environ, "ENLIGHTEN_DATA_DIR": str(SHARED_DATA), "ENLIGHTEN_CACHE_DIR": str(cwd / "cache")}
+    env = user_env(ENLIGHTEN_CACHE_DIR=str(cwd / "cache"))
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
          str(REPO / "train.py"), *args],

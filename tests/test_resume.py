@@ -17,7 +17,7 @@ import torch
 from enlighten.config import ConfigError
 from enlighten.run import run
 from enlighten.training.checkpoint import list_checkpoints, load_latest
-from tests.conftest import REPO, SHARED_DATA, compose_cfg, read_run, run_train
+from tests.conftest import REPO, SHARED_DATA, compose_cfg, read_run, run_train, user_env
 
 TIMING = ("images_per_sec", "wall_time_s")
 
@@ -48,7 +48,7 @@ def test_sigkill_mid_epoch_then_the_same_command_ends_exactly_as_an_uninterrupte
     run_train([*KILLABLE, f"hydra.run.dir={reference}"], cwd=tmp_path)
 
     command = [sys.executable, str(REPO / "train.py"), *KILLABLE, f"hydra.run.dir={killed}"]
-    env = {**os.environ, "ENLIGHTEN_DATA_DIR": str(SHARED_DATA)}
+    env = user_env()
     proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     second = killed / "checkpoints" / "epoch_0002.pt"
     deadline = time.time() + 240
@@ -173,7 +173,7 @@ def test_online_logging_without_network_falls_back_to_offline(tmp_path):
 def test_no_secret_reaches_configs_logs_summaries_or_wandb(tmp_path):
     secret = "wandb-key-0123456789abcdef0123456789abcdef"
     run_dir = tmp_path / "run"
-    env = {**os.environ, "WANDB_API_KEY": secret, "MY_TOKEN": secret, "ENLIGHTEN_DATA_DIR": str(SHARED_DATA)}
+    env = user_env(WANDB_API_KEY=secret, MY_TOKEN=secret)
     proc = subprocess.run([sys.executable, str(REPO / "train.py"), "dataset=digits", "model=mlp", "trainer.epochs=1",
                            f"hydra.run.dir={run_dir}"], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=300)
@@ -204,7 +204,7 @@ def test_a_preempted_submitit_job_is_requeued_and_resumes_exactly(tmp_path):
     job, which resumes from its checkpoint and ends as an uninterrupted run does."""
     reference, sweep = tmp_path / "reference", tmp_path / "sweep"
     run_train([*KILLABLE, "logger=none", f"hydra.run.dir={reference}"], cwd=tmp_path)
-    env = {**os.environ, "ENLIGHTEN_DATA_DIR": str(SHARED_DATA)}
+    env = user_env()
     launcher = subprocess.Popen(
         [sys.executable, str(REPO / "train.py"), "-m", "hydra/launcher=local", *KILLABLE, "logger=none",
          f"hydra.sweep.dir={sweep}"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -243,6 +243,9 @@ def test_a_wandb_run_id_still_held_by_a_killed_process_is_waited_for(tmp_path, m
     def init_after_failures(**kwargs):
         if kwargs.get("id") and failures["left"] > 0:
             failures["left"] -= 1
+            # The real init gets as far as taking the id (it writes it into the Settings it is given)
+            # before W&B's service refuses it.
+            real_init(**{**kwargs, "mode": "disabled"}).finish()
             raise RuntimeError(f"run ID {kwargs['id']} is in use")
         return real_init(**kwargs)
 

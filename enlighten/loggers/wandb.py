@@ -48,7 +48,6 @@ class WandbLogger(Logger):
             resume="allow" if resume_id else None,
             # A multirun calls init once per job in one process: never hand back the previous run.
             reinit="finish_previous",
-            settings=wandb.Settings(silent=True, console="off", x_disable_stats=True, disable_git=True),
         )
         try:
             self.run = self._init(mode, kwargs)
@@ -69,14 +68,19 @@ class WandbLogger(Logger):
         if it stays taken continue in a new W&B run rather than lose the training run for its logger."""
         for wait in (*waits, None):
             try:
-                return self._wandb.init(mode=mode, **kwargs)
+                return self._wandb.init(mode=mode, settings=self._settings(), **kwargs)
             except Exception as e:  # noqa: BLE001 - W&B raises its own error types
                 if not kwargs.get("id") or "in use" not in str(e):
                     raise
                 if wait is None:
                     warnings.warn(f"W&B run {kwargs['id']} stays in use ({e}); continuing in a new W&B run.", stacklevel=3)
-                    return self._wandb.init(mode=mode, **{**kwargs, "id": None, "resume": None})
+                    return self._wandb.init(mode=mode, settings=self._settings(), **{**kwargs, "id": None, "resume": None})
                 time.sleep(wait)
+
+    def _settings(self):
+        # Fresh for every init: wandb.init writes the run id into the Settings object it is given, so a
+        # shared one would carry the id that is in use into the fallback run.
+        return self._wandb.Settings(silent=True, console="off", x_disable_stats=True, disable_git=True)
 
     def log_metrics(self, metrics: dict, step: int) -> None:
         self.run.log({k: v for k, v in metrics.items() if v is not None}, step=step)

@@ -41,6 +41,8 @@ class HighLossRemoval(MixupStrategy):
 
     def check(self, batch_size: int) -> None:
         super().check(batch_size)
+        if self.scope == "global" and dist.is_initialized():  # ranked over the global batch
+            batch_size *= dist.get_world_size()
         if self.drop_fraction > 0 and self.num_dropped(batch_size) == 0:
             raise ValueError(
                 f"drop_fraction={self.drop_fraction} drops floor({self.drop_fraction} x {batch_size}) = 0 samples of a "

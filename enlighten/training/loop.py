@@ -298,6 +298,8 @@ class Trainer:
                     print(f"{rank}ENP ended at step {self.step} (epoch {epoch + 1}, {self.detector.end.reason})", flush=True)
                 if self.step % cfg.log_every == 0 and not torch.isfinite(distributed.all_reduce_sum(loss_sum)[0]):
                     raise Diverged(self.step, epoch)
+            if steps == 0:  # a forced resume with a smaller trainer.max_steps: the budget is spent
+                break
             train_loss = self.mean_over_processes(loss_sum) / steps  # the epoch's one sync
             train_time = time.perf_counter() - t0
             if not math.isfinite(train_loss):
