@@ -114,6 +114,20 @@ def test_a_checkpoint_from_another_config_is_refused_naming_the_difference(tmp_p
     torch.use_deterministic_algorithms(False)
 
 
+def test_a_forced_resume_with_a_larger_batch_stops_at_the_step_budget(tmp_path):
+    """Twice the batch halves the steps per epoch, so trainer.max_steps runs out epochs before the
+    recomputed num_epochs: the run ends there, evaluated and checkpointed, instead of running empty epochs."""
+    _run(tmp_path, "run", "trainer.epochs=2")  # 256 samples / 32 = 8 steps per epoch: step 16 at epoch 2
+    with pytest.warns(UserWarning, match="trainer.resume=force"):
+        summary = _run(tmp_path, "run", "trainer.batch_size=64", "trainer.max_steps=20", "trainer.resume=force")
+    metrics = read_run(tmp_path / "run")[0]
+    assert summary["status"] == "completed" and summary["steps"] == 20 and summary["epochs"] == 3
+    assert [m["step"] for m in metrics] == [8, 16, 20]
+    assert metrics[-1]["val_acc"] is not None and summary["final_val_acc"] == metrics[-1]["val_acc"]
+    assert list_checkpoints(tmp_path / "run")[0].name == "epoch_0003.pt"
+    torch.use_deterministic_algorithms(False)
+
+
 class NotData:
     """Anything but plain data: a checkpoint holding it must not be unpickled."""
 

@@ -298,7 +298,7 @@ class Trainer:
                     print(f"{rank}ENP ended at step {self.step} (epoch {epoch + 1}, {self.detector.end.reason})", flush=True)
                 if self.step % cfg.log_every == 0 and not torch.isfinite(distributed.all_reduce_sum(loss_sum)[0]):
                     raise Diverged(self.step, epoch)
-            if steps == 0:  # a forced resume with a smaller trainer.max_steps: the budget is spent
+            if steps == 0:  # a forced resume (other batch size or max_steps) found the budget already spent
                 break
             train_loss = self.mean_over_processes(loss_sum) / steps  # the epoch's one sync
             train_time = time.perf_counter() - t0
@@ -307,7 +307,8 @@ class Trainer:
             _, train_acc = self.evaluate("train", self.train_probe)
             diag_cols = self.diagnostics.end_epoch(epoch)
             diag_rows = [r for r in diag_rows if r]
-            last = epoch == self.num_epochs - 1
+            # The budget can run out before num_epochs when a forced resume changed the batch size.
+            last = epoch == self.num_epochs - 1 or self.step >= self.total_steps
             val_loss = val_acc = None  # null on epochs without evaluation
             if (epoch + 1) % cfg.eval_every == 0 or last:
                 val_loss, val_acc = self.evaluate("test")
@@ -348,12 +349,14 @@ class Trainer:
                 last or (cfg.checkpoint_every and self.epoch % cfg.checkpoint_every == 0)
             ):
                 save_checkpoint(self.results.run_dir, self.epoch, self.state_dict())
+            if last:
+                break
         return {
             "final_val_acc": self.final_val_acc,
             "best_val_acc": self.best_val_acc,
             "final_val_loss": self.final_val_loss,
             **({"final_val_bpc": bits(self.final_val_loss)} if self.tokens else {}),
-            "epochs": self.num_epochs,
+            "epochs": self.epoch,  # trained, normally num_epochs
             "steps": self.step,
             **self.detector.summary(),
             "enp_end_train_acc": self.enp_end_train_acc,
