@@ -153,14 +153,16 @@ def run(cfg: DictConfig) -> dict:
             logger = build_logger(cfg, run_dir, config, resume_id=resumed[1].get("wandb_id") if resumed else None)
         if group.enabled and not group.main:
             torch.distributed.barrier()  # the main process loads (and downloads) first: one download
-        data = load_dataset(cfg.dataset, device, reuse=t.reuse_data)
-        if group.enabled and group.main:
-            torch.distributed.barrier()
+        try:
+            data = load_dataset(cfg.dataset, device, reuse=t.reuse_data)
+        finally:  # also when loading fails: the others then load, fail with the same error and exit
+            if group.enabled and group.main:
+                torch.distributed.barrier()
         if data.steps_per_epoch(t.batch_size) == 0:
             raise ConfigError(
                 f"trainer.batch_size={t.batch_size} is larger than the training set ({data.num_train} samples)."
             )
-        if getattr(data, "tokens", False) and (strategy.mixing(True) or strategy.mixing(False)):
+        if data.tokens and (strategy.mixing(True) or strategy.mixing(False)):
             raise ConfigError(
                 f"strategy {cfg.strategy._target_.rsplit('.', 1)[-1]} mixes inputs, but {data.name} gives token ids, "
                 f"which cannot be mixed: use strategy=vanilla, high_loss_removal or its controls (with alpha 0)."

@@ -179,6 +179,8 @@ class _FolderDataset(torch.utils.data.Dataset):
 class StreamingImageFolder:
     """A folder too large for memory, read by DataLoader workers; same interface as InMemoryData."""
 
+    tokens = False
+
     def __init__(self, root, image_size, channels, splits, fraction, fraction_seed, mean, std, flip, num_workers):
         classes, files, labels = list_split(root / splits[0])
         keep = balanced_subset(torch.tensor(labels), fraction, fraction_seed).tolist()

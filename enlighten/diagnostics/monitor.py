@@ -76,7 +76,7 @@ class Diagnostics:
         self.num_classes = data.num_classes
         # Token ids (language models) cannot be mixed and a sequence has no single class: interference,
         # stiffness and mixed-input activations are skipped there.
-        self.can_mix = not getattr(data, "tokens", False)
+        self.can_mix = not data.tokens
         if not self.can_mix and (self.do_interference or self.do_stiffness):
             print(f"diagnostics: {data.name} gives token ids, which cannot be mixed: gradient interference, stiffness "
                   f"and the activations of mixed inputs are not measured (clean activations, BENR and ATD are).",

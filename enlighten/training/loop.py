@@ -138,7 +138,7 @@ class Trainer:
         self.num_epochs = math.ceil(self.total_steps / self.steps_per_epoch)  # with max_steps the last may be partial
         # Token data (language models): a sample is a sequence, accuracy is per token, and validation
         # also reports bits per token (per character for character-level models).
-        self.tokens = getattr(data, "tokens", False)
+        self.tokens = data.tokens
         self.step = 0
         self.epoch = 0  # epochs finished
         self.elapsed_s = 0.0  # wall time of the finished epochs (carried over a resume)
