@@ -32,7 +32,8 @@ def _batches(data, rank: int, world: int) -> list:
 
 def test_processes_take_disjoint_slices_that_make_up_the_one_process_batch(cifar_folder):
     """Every process draws the same epoch plan and keeps its slice of each global batch: in-memory
-    images (crops and flips), text windows and a streamed image folder (its samples: the labels)."""
+    images (crops and flips), text windows and a streamed image folder (random-resized crops seeded
+    per sample, so also the same with two DataLoader workers)."""
     datasets = {
         "images": synthetic(num_train=40, num_test=8, image_size=8, crop_padding=2, flip=True),
         "text": char_text("the quick brown fox jumps over the lazy dog. " * 20, block_size=6),
@@ -43,9 +44,12 @@ def test_processes_take_disjoint_slices_that_make_up_the_one_process_batch(cifar
         assert len(one) == len(halves[0]) == len(halves[1]) == data.steps_per_epoch(8), name
         for (x, y), (x0, y0), (x1, y1) in zip(one, *halves):
             assert len(x0) == len(x1) == 4, name
-            if name != "stream":  # streamed folders crop in the DataLoader workers, from their own seeds
-                torch.testing.assert_close(torch.cat([x0, x1]), x, msg=name)
+            torch.testing.assert_close(torch.cat([x0, x1]), x, msg=name)
             torch.testing.assert_close(torch.cat([y0, y1]), y, msg=name)
+    with_workers = image_folder(str(cifar_folder), in_memory="false", num_workers=2, fraction=0.02, flip=True)
+    for (x, y), (xw, yw) in zip(_batches(datasets["stream"], 0, 1), _batches(with_workers, 0, 1), strict=True):
+        torch.testing.assert_close(xw, x)
+        torch.testing.assert_close(yw, y)
 
 
 def torchrun(args: list[str], cwd, nproc: int = 2) -> subprocess.CompletedProcess:

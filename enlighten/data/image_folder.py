@@ -163,14 +163,20 @@ class _FolderDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, i: int) -> tuple[Tensor, int]:
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple[Tensor, int]:
+        """`item` is an index, or for training (index, crop seed)."""
+        i, crop_seed = item if isinstance(item, tuple) else (item, None)
         mode = ImageReadMode.RGB if self.channels == 3 else ImageReadMode.GRAY
         try:
             img = decode_image(str(self.files[i]), mode=mode)
         except Exception as e:  # noqa: BLE001
             raise DataError(f"Cannot decode image {self.files[i]}: {e}") from e
         if self.train:
-            img = self.random_crop(img)
+            # The crop comes from the sample's own seed, drawn with the epoch's order: the same on any
+            # number of workers or processes (worker seeds would repeat on every process).
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(crop_seed)
+                img = self.random_crop(img)
         else:
             img = TF.center_crop(TF.resize(img, int(self.size / 0.875), antialias=True), [self.size, self.size])
         return img, self.labels[i]
@@ -237,7 +243,8 @@ class StreamingImageFolder:
         local = batch_size // world
         steps = self.steps_per_epoch(batch_size)
         order = torch.randperm(self.num_train, generator=generator)[: steps * batch_size].view(steps, batch_size)
-        mine = order[:, rank * local : (rank + 1) * local].flatten().tolist()
+        crop_seeds = torch.randint(2**62, (steps, batch_size), generator=generator)
+        mine = list(zip(*(t[:, rank * local : (rank + 1) * local].flatten().tolist() for t in (order, crop_seeds))))
         for x, y in self._loader(self.train, local, mine):
             if self.flip:  # drawn for the global batch, so the generator advances alike on every process
                 flip = (torch.rand(batch_size, generator=generator) < 0.5)[rank * local : (rank + 1) * local]
