@@ -69,7 +69,8 @@ class MixConfig:
     mode: str = "batch"  # timm's Mixup mode: batch | pair | elem
     prob: float = 1.0
     switch_prob: float = 0.5
-    kind: str = "input"  # input (timm's Mixup/CutMix) | manifold (hidden states; staged models)
+    kind: str = "input"  # input (Mixup/CutMix) | manifold (hidden states; staged models)
+    pairing: str = "permutation"  # permutation (a random partner per sample and step) | flip (timm's reversed batch)
 
 
 @dataclass
@@ -165,6 +166,7 @@ _CHOICES = {
     "trainer.channels_last": ("auto", "true", "false"),
     "mix.mode": ("batch", "pair", "elem"),
     "mix.kind": ("input", "manifold"),
+    "mix.pairing": ("permutation", "flip"),
 }
 
 

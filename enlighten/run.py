@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -49,6 +50,15 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     torch.use_deterministic_algorithms(deterministic)
     torch.backends.cudnn.deterministic = deterministic
     torch.backends.cudnn.benchmark = not deterministic
+
+
+def params_digest(model: torch.nn.Module) -> str:
+    """SHA-1 of the parameters' bytes: equal digests mean equal weights (runs paired by seed start
+    from the same point)."""
+    digest = hashlib.sha1()
+    for p in model.parameters():
+        digest.update(p.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def peak_memory(device: torch.device) -> dict:
@@ -167,9 +177,13 @@ def run(cfg: DictConfig) -> dict:
                 f"strategy {cfg.strategy._target_.rsplit('.', 1)[-1]} mixes inputs, but {data.name} gives token ids, "
                 f"which cannot be mixed: use strategy=vanilla, high_loss_removal or its controls (with alpha 0)."
             )
+        # The initial weights depend on the seed and the model only, not on the data (its size, a
+        # reused copy): a sweep over dataset sizes starts every size from the same point.
+        torch.manual_seed(cfg.seed)
         model = build(cfg.model, num_classes=data.num_classes, input_shape=list(data.input_shape))
         strategy.setup(data.num_classes, model)
         summary["num_params"] = sum(p.numel() for p in model.parameters())
+        summary["init_params_sha1"] = params_digest(model)
         has_conv = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
         channels_last = t.channels_last == "true" or (t.channels_last == "auto" and device.type == "cuda" and has_conv)
         model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)

@@ -7,7 +7,12 @@
 Reads only summary.json files (found recursively), so it works offline and on copied results.
 One row per cell: seeds, mean ± std of final and best test accuracy, final validation loss (and bits
 per character for language models), the mean ENP end epoch and clean training accuracy there, and
-the means over the ENP of diag/r_perp_clean and diag/zero_act. With --baseline KEY=VALUE (repeatable),
+the means over the ENP of diag/r_perp_clean and diag/zero_act ("ENP not reached" where no run of the
+cell left the ENP; "(k/n reached)" where some did not: their means cover the runs that did).
+With --at-step S, keys `diag/...` (in --metric and --extra) are read from each run's diagnostics.jsonl
+row at step S of the shared grid, so runs are compared at the same point of training, paired by seed
+(e.g. activation revival: --rows strategy,mix.alpha --baseline strategy=vanilla --metric diag/zero_act
+--at-step 50). With --baseline KEY=VALUE (repeatable),
 each cell is compared with the cell that differs only in KEY=VALUE: the mean difference of the metric
 (--metric: final_val_acc in points, or final_val_bpc when the runs report it; lower is better for
 bpc and loss) over seeds present in both (pairs matched by seed), its 95% confidence interval and a
@@ -28,6 +33,19 @@ import sys
 from pathlib import Path
 
 IGNORED_OVERRIDES = ("seed", "paths.", "logger", "hydra", "experiment", "trainer.device")
+
+
+def add_grid_row(run: dict, step: int) -> None:
+    """Copy the diag/ values of the run's diagnostics.jsonl row at `step` of the shared grid into the
+    run as `step<S>/diag/...` (nothing when the run has no such row)."""
+    path = Path(run["_dir"]) / "diagnostics.jsonl"
+    if not path.exists():
+        return
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        if row.get("grid") and row.get("step") == step and "event" not in row:
+            run.update({f"step{step}/{k}": v for k, v in row.items() if k.startswith("diag/")})
+            return
 
 
 def load_runs(dirs: list[str]) -> list[dict]:
@@ -141,7 +159,8 @@ def build_table(
     done = [r for runs_ in cells.values() for r in runs_]
     metric = metric or default_metric(done)
     if metric not in METRICS and not any(r.get(metric) is not None for r in done):
-        sys.exit(f"error: --metric {metric!r} is in no completed run's summary.json (e.g. {', '.join(METRICS)})")
+        sys.exit(f"error: --metric {metric!r} is in no completed run's summary.json (e.g. {', '.join(METRICS)}; "
+                 f"with --at-step, a diag/ key of the diagnostics.jsonl row at a step of the grid 0, 1, 2, 5, 10, ...)")
     losses = ["final_val_loss"] + (["final_val_bpc"] if any(r.get("final_val_bpc") is not None for r in done) else [])
     header = rows + ["seeds", "final val acc (%)", "best val acc (%)", *(METRICS[k][0] for k in losses),
                      "ENP end epoch", "train acc at ENP end", "ENP r_perp_clean", "ENP zero_act"] + list(extra)
@@ -160,15 +179,24 @@ def build_table(
         def col(key: str, scale: float = 1.0, digits: int = 3) -> str:
             return mean_std([r[key] for r in members if r.get(key) is not None], scale, digits)
 
+        reached = [r for r in members if r.get("enp_end_step") is not None]
+
+        def enp_col(key: str, scale: float = 1.0, digits: int = 3) -> str:
+            """ENP columns: never a whole-run mean for runs whose ENP did not end."""
+            if not reached:
+                return "ENP not reached"
+            text = mean_std([r[key] for r in reached if r.get(key) is not None], scale, digits)
+            return text if len(reached) == len(members) else f"{text} ({len(reached)}/{len(members)} reached)"
+
         line = list(cell) + [
             str(len(members)),
             col("final_val_acc", 100, 2),
             col("best_val_acc", 100, 2),
             *(col(k, 1, 3) for k in losses),
-            col("enp_end_epoch", 1, 1),
-            col("enp_end_train_acc"),
-            col("enp_mean/diag/r_perp_clean"),
-            col("enp_mean/diag/zero_act"),
+            enp_col("enp_end_epoch", 1, 1),
+            enp_col("enp_end_train_acc"),
+            enp_col("enp_mean/diag/r_perp_clean"),
+            enp_col("enp_mean/diag/zero_act"),
         ] + [col(k) for k in extra]
         for base_key, base_value in parsed:
             ref = tuple(base_value if k == base_key else v for k, v in zip(rows, cell))
@@ -229,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="KEY=VALUE: compare every cell with the cell where KEY=VALUE, e.g. strategy=mixup (repeatable)")
     ap.add_argument("--metric", help="summary key the comparisons use (default: final_val_bpc if present, else final_val_acc)")
     ap.add_argument("--extra", help="comma-separated summary.json keys to add as columns (mean ± std)")
+    ap.add_argument("--at-step", type=int,
+                    help="read diag/ keys of --metric and --extra from each run's diagnostics.jsonl row at this grid step")
     ap.add_argument("--format", choices=["md", "latex", "csv"], default="md")
     ap.add_argument("--out", help="write the table to this file as well")
     args = ap.parse_args(argv)
@@ -243,7 +273,15 @@ def main(argv: list[str] | None = None) -> int:
         problems = [r for r in runs if r.get("status") != "completed"]
     else:
         extra = args.extra.split(",") if args.extra else []
-        header, body, problems = build_table(runs, rows, extra, args.baseline, args.metric)
+        metric = args.metric
+        if args.at_step is not None:
+            for run in runs:
+                add_grid_row(run, args.at_step)
+            at = lambda key: f"step{args.at_step}/{key}" if key and key.startswith("diag/") else key  # noqa: E731
+            metric, extra = at(metric), [at(k) for k in extra]
+            if metric and metric != args.metric and metric not in extra:
+                extra.append(metric)  # the compared measure also gets its own column
+        header, body, problems = build_table(runs, rows, extra, args.baseline, metric)
     if args.wandb:
         log_to_wandb(header, body, args.dirs)
     text = render(header, body, args.format)

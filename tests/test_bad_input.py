@@ -47,9 +47,11 @@ RUN_CASES = {
                          "dataset.fraction must be in (0, 1], got 1.5 (the share of the training set kept)."),
     "fraction 0": (["dataset.fraction=0"], ConfigError,
                    "dataset.fraction must be in (0, 1], got 0 (the share of the training set kept)."),
-    "odd batch with Mixup": (["trainer.batch_size=63"], ConfigError,
-                             "trainer.batch_size=63 is odd, but Mixup pairs each sample with the reversed batch and "
-                             "needs an even batch size: use 64 or 62."),
+    "odd batch with flip pairing": (["trainer.batch_size=63", "mix.pairing=flip"], ConfigError,
+                                    "trainer.batch_size=63 is odd, but mix.pairing=flip mixes sample i with sample B-1-i "
+                                    "and needs an even batch size: use 64 or 62, or mix.pairing=permutation."),
+    "unknown pairing": (["mix.pairing=reverse"], ConfigError, "mix.pairing='reverse' is not one of ['permutation', 'flip']."),
+    "diagnostics lambda above 0.5": (["diagnostics.lambdas=[0.3,0.7]"], ConfigError, "diagnostics.lambdas must be in (0, 0.5], got 0.7."),
     "threshold above 1": (["phase=accuracy", "phase.threshold=1.5"], ConfigError,
                           "phase.threshold must be in (0, 1), got 1.5."),
     "removal share below one sample": (["strategy=high_loss_removal", "removal.drop_fraction=0.05",

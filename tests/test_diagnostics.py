@@ -1,61 +1,213 @@
-"""Diagnostics with known answers, and the guarantee that measuring never changes training."""
+"""Diagnostics with known answers (the paper's own model, a planted effect, exact quadrature), and the
+guarantee that measuring never changes training."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
 import torch
+from scipy import integrate, stats
 from torch import nn
 
 from enlighten.data.synthetic import synthetic
 from enlighten.diagnostics.measures import (
     BatchEpochNormRatio,
+    Variant,
     activation_stats,
-    gradient_interference,
+    beta_quadrature,
+    clean_gradients,
+    interference,
+    mixed_gradients,
     parameter_groups,
+    read_values,
     trajectory_distance,
 )
-from enlighten.diagnostics.monitor import Diagnostics, NoDiagnostics
+from enlighten.diagnostics.monitor import Diagnostics, NoDiagnostics, on_grid
 from enlighten.diagnostics.stiffness import stiffness
 from enlighten.loggers.base import NoLogger
 from enlighten.models.cnn import cnn
 from enlighten.phase.accuracy import AccuracyThreshold
-from enlighten.results import RunResults
+from enlighten.results import RunResults, read_jsonl
+from enlighten.strategies.mixing import partners
 from enlighten.strategies.mixup import MixupStrategy
+from enlighten.strategies.vanilla import Vanilla
 from enlighten.training.loop import LoopConfig, Trainer
 from enlighten.training.optim import cosine, sgd
+from tests.conftest import SHARED_DATA, compose_cfg, needs_shared, read_run
+
+# --------------------------------------------------------------------------------------------------
+# The paper's model: a linear layer with a sigmoid, binary labels, normalized inputs, at initialization
+# --------------------------------------------------------------------------------------------------
 
 
 class SigmoidLinear(nn.Module):
-    """A linear model with a sigmoid, written as two-class logits [0, w.x]: softmax = sigmoid."""
+    """A linear model with a sigmoid, written as two-class logits [0, w.x]: softmax = sigmoid. At
+    initialization (w = 0) every output is exactly 0.5."""
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, weight: torch.Tensor | None = None) -> None:
         super().__init__()
         self.linear = nn.Linear(dim, 1, bias=False)
-        nn.init.normal_(self.linear.weight, std=1e-4)  # at initialization: outputs near 0.5
+        nn.init.zeros_(self.linear.weight)
+        if weight is not None:
+            with torch.no_grad():
+                self.linear.weight.copy_(weight)
 
     def forward(self, x):
         z = self.linear(x)
         return torch.cat([torch.zeros_like(z), z], dim=1)
 
 
-def test_paper_setting_mixup_gradient_is_orthogonal_to_the_clean_gradient():
-    torch.manual_seed(0)
-    x = torch.nn.functional.normalize(torch.randn(2, 50, dtype=torch.float64), dim=1).float()  # normalized
-    y = torch.tensor([1, 0])  # a positive and a negative sample
-    d = gradient_interference(SigmoidLinear(50), x, y, lam=0.5, num_classes=2)
-    assert abs(d["diag/cos"]) < 1e-2
-    assert d["diag/r_perp_mix"] == pytest.approx(1.0, abs=1e-3)
-    assert d["diag/cos/linear"] == pytest.approx(d["diag/cos"])
+DIM = 64
 
 
-def test_interference_of_identical_gradients_is_zero():
+def two_classes(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unit-norm inputs whose classes have separated means (+e1 and -e1) plus isotropic noise, in a
+    random order: the clean gradient adds up coherently, the Mixup perturbation does not."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randperm(n, generator=g) % 2
+    mean = torch.zeros(DIM, dtype=torch.float64)
+    mean[0] = 1.0
+    x = (2 * y[:, None] - 1) * mean + torch.randn(n, DIM, generator=g, dtype=torch.float64) / math.sqrt(DIM)
+    return nn.functional.normalize(x, dim=1).float(), y
+
+
+def chunks(x: torch.Tensor, y: torch.Tensor, size: int = 64, seed: int = 0):
+    """The dataset in chunks of `size`, each with fixed partners for both pairings (as the monitor's
+    dataset scope makes them)."""
+
+    def gen():
+        g = torch.Generator().manual_seed(seed)
+        for i in range(0, len(x) - size + 1, size):
+            yield x[i : i + size], y[i : i + size], {p: partners(size, p, x.device, g) for p in ("permutation", "flip")}
+
+    return gen
+
+
+def measure(x, y, variants, weight=None, seed=0) -> dict:
+    _, out = interference(SigmoidLinear(DIM, weight), chunks(x, y, seed=seed), variants, num_classes=2)
+    return {v: {k: float(t) for k, t in r.items()} for v, r in out.items()}
+
+
+def test_flip_pairing_of_opposite_labels_cancels_the_interference_exactly_at_any_lambda():
+    x, y = two_classes(64, seed=0)
+    order = torch.argsort(y, descending=True)  # positives first: every pair (i, 63 - i) has opposite labels
+    x, y = x[order], y[order]
+    for lam in (0.3, 0.7):
+        flip, perm = Variant("flip", "mixup", lam), Variant("permutation", "mixup", lam)
+        d = measure(x, y, [flip, perm])
+        assert d[flip]["r_perp_clean"] < 1e-6 and d[flip]["cos"] == pytest.approx(1.0, abs=1e-9)
+        # the Mixup gradient of each mirrored pair is (1 - 2 lambda)^2 times its clean gradient
+        assert d[flip]["norm_ratio"] == pytest.approx((1 - 2 * lam) ** 2, rel=1e-5)
+        assert d[perm]["r_perp_clean"] > 0.01  # one-way random pairs keep the x_i + x_j part
+
+
+def test_flip_mixup_gradient_reweights_clean_pair_gradients_and_permutation_adds_the_sum_part():
+    """Paper's model at w = 0: a sample's gradient is (0.5 - target) x. Flip pairing gives exactly the
+    clean gradients of its pairs reweighted: (1 - 2 lambda)^2 for opposite labels, 1 for equal ones."""
+    x, y = two_classes(64, seed=1)
+    model = SigmoidLinear(DIM)
+    yf = y.float()
+    for lam in (0.3, 0.7):
+        for pairing in ("flip", "permutation"):
+            partner = partners(64, pairing, x.device, torch.Generator().manual_seed(2))
+            (g,) = mixed_gradients(model, x, y, partner, Variant(pairing, "mixup", lam), 2, 0.0)
+            target = lam * yf + (1 - lam) * yf[partner]
+            mixed = lam * x + (1 - lam) * x[partner]
+            torch.testing.assert_close(g[0], ((0.5 - target)[:, None] * mixed).mean(0), rtol=1e-5, atol=1e-7)
+            weight = torch.where(yf != yf[partner], torch.tensor((1 - 2 * lam) ** 2), torch.tensor(1.0))
+            reweighted = ((weight * (0.5 - yf))[:, None] * x).mean(0)
+            if pairing == "flip":
+                torch.testing.assert_close(g[0], reweighted, rtol=1e-5, atol=1e-7)
+            else:  # not a reweighting of clean gradients: the x_i + x_j parts remain
+                assert (g[0] - reweighted).norm() > 0.01 * reweighted.norm()  # flip: 1e-7
+
+
+def test_dataset_level_interference_falls_as_one_over_sqrt_n_with_permutation_pairing():
+    """The paper's diminishing effect: over N samples the Mixup perturbation averages out like
+    1/sqrt(N) while the clean gradient adds up. Tolerance on the log-log slope: 0.1 (8 datasets per
+    N; the measured slope is -0.505)."""
+    sizes = (256, 1024, 4096, 16384)
+    for lam in (0.3, 0.7):
+        v = Variant("permutation", "mixup", lam)
+        mean_log_r = [np.mean([math.log(measure(*two_classes(n, s), [v], seed=s)[v]["r_perp_clean"]) for s in range(8)])
+                      for n in sizes]
+        slope = np.polyfit(np.log(sizes), mean_log_r, 1)[0]
+        assert slope == pytest.approx(-0.5, abs=0.1), slope
+
+
+def test_unbiased_estimate_removes_the_noise_floor_and_keeps_a_planted_effect():
+    """At w = 0 the expected Mixup gradient is parallel to the clean one (no systematic interference):
+    the plain |g_perp|^2 is only sampling noise, the unbiased estimate is zero within its error. With
+    trained weights (a planted systematic part) the unbiased estimate stays put as N grows while the
+    plain one falls toward it."""
+    v = Variant("permutation", "mixup", 0.3)
+
+    def perp(n, weight=None, seeds=range(32)):
+        rows = [measure(*two_classes(n, s), [v], weight, seed=s)[v] for s in seeds]
+        return np.array([r["perp_sq"] for r in rows]), np.array([r["perp_sq_unbiased"] for r in rows])
+
+    def standard_error(a):
+        return a.std(ddof=1) / math.sqrt(len(a))
+
+    plain, unbiased = perp(1024)
+    assert abs(unbiased.mean()) < 3 * standard_error(unbiased)  # zero within its error
+    assert (plain - unbiased).mean() > 5 * standard_error(plain - unbiased)  # the floor it removes
+    weight = torch.zeros(1, DIM)
+    weight[0, 0], weight[0, 1:5] = 3.0, 1.0
+    (plain_small, unbiased_small), (plain_large, unbiased_large) = perp(1024, weight), perp(4096, weight)
+    assert plain_small.mean() / plain_large.mean() > 1.6  # the noise floor falls with N
+    assert 0.67 < unbiased_small.mean() / unbiased_large.mean() < 1.5  # the systematic part does not
+
+
+@pytest.mark.parametrize("alpha", [0.2, 1.0, 2.0, 4.0])
+def test_beta_quadrature_is_exact_for_piecewise_linear_and_close_for_smooth_functions(alpha):
+    nodes = [0.1, 0.2, 0.3, 0.4, 0.5]
+    w = beta_quadrature(nodes, alpha)
+    assert sum(w) == pytest.approx(1.0, abs=1e-12)
+
+    def expectation(f):
+        return integrate.quad(lambda t: f(t) * stats.beta.pdf(t, alpha, alpha), 0, 1, limit=200)[0]
+
+    tent = lambda t: min(t, 1 - t)  # noqa: E731 - linear on [0, 0.5], symmetric
+    assert w[0] * 0 + sum(wi * tent(t) for wi, t in zip(w[1:], nodes)) == pytest.approx(expectation(tent), abs=1e-9)
+    smooth = lambda t: t * (1 - t)  # noqa: E731 - smooth and linear near 0, as r(lambda) is
+    assert sum(wi * smooth(t) for wi, t in zip(w[1:], nodes)) == pytest.approx(expectation(smooth), abs=0.005)
+
+
+def test_quadrature_of_r_matches_a_monte_carlo_mean_over_beta_lambdas():
+    """The quantity the single random draw estimated, without its noise: E over lambda ~ Beta(alpha,
+    alpha) of r, from five fixed lambdas, against 200 random draws (within 3 standard errors)."""
+    x, y = two_classes(1024, seed=1)
+    nodes = [0.1, 0.2, 0.3, 0.4, 0.5]
+    at_nodes = measure(x, y, [Variant("permutation", "mixup", lam) for lam in nodes], seed=1)
+    r = [at_nodes[Variant("permutation", "mixup", lam)]["r_perp_clean"] for lam in nodes]
+    rng = np.random.default_rng(0)
+    for alpha in (0.2, 1.0):
+        quadrature = sum(w * v for w, v in zip(beta_quadrature(nodes, alpha)[1:], r))
+        draws = [Variant("permutation", "mixup", float(lam)) for lam in rng.beta(alpha, alpha, 200)]
+        mc = np.array([d["r_perp_clean"] for d in measure(x, y, draws, seed=1).values()])
+        assert abs(quadrature - mc.mean()) < 3 * mc.std(ddof=1) / math.sqrt(len(mc))
+
+
+def test_clean_gradient_has_the_label_smoothing_training_uses():
     torch.manual_seed(0)
-    model = SigmoidLinear(5)
-    x, y = torch.randn(4, 5), torch.tensor([0, 1, 0, 1])
-    d = gradient_interference(model, x, y, lam=1.0, num_classes=2)  # lambda 1: the "mixed" batch is clean
-    assert d["diag/cos"] == pytest.approx(1.0) and d["diag/r_perp_clean"] == pytest.approx(0.0, abs=1e-6)
-    assert d["diag/norm_ratio"] == pytest.approx(1.0)
+    model = cnn(4, (1, 8, 8))
+    x, y = torch.randn(8, 1, 8, 8), torch.tensor([0, 1, 2, 3] * 2)
+    vanilla = Vanilla(label_smoothing=0.1)
+    vanilla.setup(4)
+    _, target = vanilla.prepare(x, y, in_enp=False)
+    expected = torch.autograd.grad(vanilla.reduce(nn.functional.cross_entropy(model(x), y, label_smoothing=0.1,
+                                                                              reduction="none"), False),
+                                   list(model.parameters()))
+    for a, b in zip(clean_gradients(model, x, y, 4, 0.1), expected):
+        torch.testing.assert_close(a, b)
+
+
+# --------------------------------------------------------------------------------------------------
+# The other measures
+# --------------------------------------------------------------------------------------------------
 
 
 def test_colinear_updates_give_benr_one_and_a_detour_more():
@@ -78,12 +230,28 @@ def test_known_zero_activations_and_dead_units():
     with torch.no_grad():
         model[0].weight.copy_(torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, -1.0]]))
     x = torch.tensor([[1.0, 1.0], [2.0, 1.0]])  # pre-activations [[1,-1,-1],[2,-2,-1]]
-    d = activation_stats(model, [x])
+    d = read_values([activation_stats(model, [x])])[0]
     assert d["diag/zero_act"] == pytest.approx(4 / 6) and d["diag/zero_act/1"] == pytest.approx(4 / 6)
     assert d["diag/dead_units"] == pytest.approx(2 / 3)  # units 1 and 2 are zero on every sample
     gelu = nn.Sequential(nn.Linear(2, 3, bias=False), nn.GELU())
     gelu[0].load_state_dict(model[0].state_dict())
-    assert activation_stats(gelu, [x])["diag/zero_act"] == pytest.approx(4 / 6)  # pre-activations <= 0
+    assert float(activation_stats(gelu, [x])["diag/zero_act"]) == pytest.approx(4 / 6)  # pre-activations <= 0
+
+
+def test_train_mode_activations_use_batch_statistics_and_restore_the_running_ones():
+    """Batch norm centres each channel on the batch's own mean in train mode: half the units of a
+    symmetric batch are zero after the ReLU, whatever the (stale) running statistics say."""
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU())
+    with torch.no_grad():
+        model[1].running_mean.fill_(100.0)  # eval mode: every unit is far below its running mean
+    before = [b.clone() for b in model.buffers()]
+    x = torch.randn(64, 4)
+    x = torch.cat([x, -x])  # symmetric around the batch mean: half of each unit's values are below it
+    eval_mode = read_values([activation_stats(model, [x])])[0]
+    train_mode = read_values([activation_stats(model, [x], "diag/zero_act_train", train_mode=True, per_site=False)])[0]
+    assert eval_mode["diag/zero_act"] == 1.0 and train_mode["diag/zero_act_train"] == pytest.approx(0.5, abs=0.02)
+    assert "diag/zero_act_train/2" not in train_mode  # per site: eval mode only
+    assert all(torch.equal(a, b) for a, b in zip(model.buffers(), before))
 
 
 def test_atd_is_zero_for_identical_features_and_the_distance_otherwise():
@@ -107,8 +275,25 @@ def test_stiffness_of_one_repeated_example_is_one():
     torch.manual_seed(0)
     model = cnn(3, (1, 8, 8))
     x = torch.randn(1, 1, 8, 8).repeat(4, 1, 1, 1)
-    d = stiffness(model, x, torch.tensor([0, 0, 1, 1]))
+    d = read_values([stiffness(model, x, torch.tensor([0, 0, 1, 1]))])[0]
     assert d["diag/stiffness_within"] == pytest.approx(1.0)
+
+
+def test_the_shared_step_grid():
+    assert [s for s in range(0, 1001) if on_grid(s)] == [0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
+
+
+def test_settings_are_checked_when_the_monitor_is_built():
+    for kwargs, message in (({"lambdas": [0.3, 0.7]}, "lambdas"), ({"lambdas": [0.3, 0.2]}, "increasing"),
+                            ({"alpha": float("nan")}, "alpha"), ({"pairing": "reverse"}, "pairings"),
+                            ({"dataset_steps": [-1]}, "dataset_steps"), ({"alpha": 0.0}, "interference")):
+        with pytest.raises(ValueError, match=message):
+            Diagnostics(**kwargs)
+
+
+# --------------------------------------------------------------------------------------------------
+# In training
+# --------------------------------------------------------------------------------------------------
 
 
 def _train(diagnostics, tmp_path):
@@ -117,7 +302,7 @@ def _train(diagnostics, tmp_path):
     torch.use_deterministic_algorithms(True)
     data = synthetic(num_train=256, num_test=64, image_size=8, channels=1)
     model = cnn(10, (1, 8, 8))
-    strategy = MixupStrategy(alpha=1.0)
+    strategy = MixupStrategy(alpha=1.0, pairing="permutation")
     strategy.setup(10, model)
     opt = sgd(model, lr=0.05)
     cfg = LoopConfig(epochs=3, batch_size=32, train_eval_samples=64)
@@ -130,8 +315,8 @@ def _train(diagnostics, tmp_path):
 
 
 def test_diagnostics_never_change_training(tmp_path):
-    on = _train(Diagnostics(every_steps=2, enp_every_steps=1, probe_size=16, stiffness=True, stiffness_samples=4),
-                tmp_path / "on")
+    on = _train(Diagnostics(every_steps=2, enp_every_steps=1, probe_size=16, stiffness=True, stiffness_samples=4,
+                            batch_size=32, dataset_steps=[0, 5], dataset_at_enp_end=True), tmp_path / "on")
     off = _train(NoDiagnostics(), tmp_path / "off")
     for (k, a), (_, b) in zip(on[0].state_dict().items(), off[0].state_dict().items()):
         assert torch.equal(a, b), k  # parameters and batch-norm buffers, bitwise
@@ -141,35 +326,111 @@ def test_diagnostics_never_change_training(tmp_path):
     assert on[2]["enp_end_step"] == off[2]["enp_end_step"]
     assert (tmp_path / "on" / "diagnostics.jsonl").exists() and not (tmp_path / "off" / "diagnostics.jsonl").exists()
     assert on[2]["enp_mean/diag/cos"] is not None
+    points = {r.get("point") for r in read_jsonl(tmp_path / "on" / "diagnostics.jsonl") if r.get("event") == "dataset"}
+    assert points == {"init", "step5", "enp_end"}
+
+
+TINY_RUN = ["dataset=synthetic", "dataset.image_size=8", "dataset.channels=1", "model=cnn", "trainer.epochs=2",
+            "trainer.batch_size=64", "logger=none"]
 
 
 def test_a_run_with_diagnostics_writes_every_key(tmp_path):
     from enlighten.run import run
-    from tests.conftest import compose_cfg, read_run
 
-    cfg = compose_cfg(["dataset=synthetic", "dataset.image_size=8", "dataset.channels=1", "model=cnn",
-                       "trainer.epochs=2", "trainer.batch_size=64", "logger=none", "strategy=mixup_pause",
-                       "phase=fixed_epochs", "phase.epochs=1", "diagnostics.enp_every_steps=2",
-                       "diagnostics.every_steps=3", "diagnostics.stiffness=true"], tmp_path)
+    cfg = compose_cfg([*TINY_RUN, "strategy=mixup_pause", "phase=fixed_epochs", "phase.epochs=1",
+                       "diagnostics.enp_every_steps=2", "diagnostics.every_steps=3", "diagnostics.stiffness=true",
+                       "mix.alpha=0.4"], tmp_path)
     summary = run(cfg)
     metrics, _ = read_run(tmp_path)
-    from enlighten.results import read_jsonl
-
     steps = read_jsonl(tmp_path / "diagnostics.jsonl")
     cadence = [r for r in steps if "event" not in r]
-    assert [r["step"] for r in cadence] == [1, 3, 5, 7, 10, 13, 16]  # every 2 in the ENP (8 steps), then every 3
+    # step 0 (initialization); in the ENP (steps 1-8) the grid 1, 2, 5 and every 2; then the grid (10) and every 3
+    assert [r["step"] for r in cadence] == [0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 15]
+    assert [r["step"] for r in cadence if r["grid"]] == [0, 1, 2, 5, 10]
     assert [r for r in steps if r.get("event") == "enp_end"][0]["step"] == 8
     for key in ("cos", "r_perp_clean", "r_perp_mix", "norm_ratio"):
-        for group in ("", "/stem", "/stages.0", "/stages.1", "/head"):
-            assert f"diag/{key}{group}" in cadence[0]
-    for key in ("diag/zero_act", "diag/dead_units", "diag/zero_act_mix", "diag/dead_units_mix",
+        for suffix in ("", "/stem", "/stages.0", "/stages.1", "/head", "@0.1", "@0.3", "@0.5"):
+            assert f"diag/{key}{suffix}" in cadence[0], f"diag/{key}{suffix}"
+    for key in ("diag/zero_act", "diag/dead_units", "diag/zero_act_train", "diag/zero_act_mix", "diag/dead_units_mix",
                 "diag/stiffness_within", "diag/stiffness_between"):
         assert key in cadence[0]
-    for key in ("diag/cos", "diag/r_perp_clean", "diag/zero_act", "diag/dead_units", "diag/benr"):
+    assert cadence[0]["diag/pairing"] == "permutation" and cadence[0]["diag/mix_kind"] == "mixup"
+    assert all(r["diag/alpha"] == 0.4 for r in cadence)  # mix.alpha, also while paused
+    # per-epoch columns, each measured at the epoch's end (no means over the epoch's rows)
+    for key in ("diag/zero_act", "diag/zero_act_train", "diag/zero_act_mix", "diag/dead_units", "diag/benr"):
         assert all(key in m for m in metrics)
+    assert not any(k.startswith(("diag/cos", "diag/r_perp")) for m in metrics for k in m)
     assert "diag/atd_mean" in metrics[1] and "diag/atd_var" in metrics[1]  # from the second epoch on
     assert metrics[0]["diag/benr"] >= 1.0
-    assert all(cadence[i]["diag/alpha"] == 1.0 for i in range(len(cadence)))  # mix.alpha while paused
     for key in ("diag/cos", "diag/r_perp_clean", "diag/zero_act"):
         in_enp = [r[key] for r in cadence if r["in_enp"]]
         assert summary[f"enp_mean/{key}"] == pytest.approx(float(np.mean(in_enp)))
+    # the expectation over Beta(0.4, 0.4) from the per-lambda values (r = 0 at lambda 0)
+    row, nodes = cadence[0], [0.1, 0.2, 0.3, 0.4, 0.5]
+    weights = beta_quadrature(nodes, 0.4)
+    assert row["diag/r_perp_clean"] == pytest.approx(sum(w * row[f"diag/r_perp_clean@{lam}"] for w, lam in zip(weights[1:], nodes)))
+    assert row["diag/cos"] == pytest.approx(weights[0] + sum(w * row[f"diag/cos@{lam}"] for w, lam in zip(weights[1:], nodes)))
+
+
+def test_enp_means_are_null_when_the_enp_never_ended(tmp_path):
+    from enlighten.run import run
+
+    summary = run(compose_cfg([*TINY_RUN, "trainer.epochs=1", "strategy=mixup", "phase=never"], tmp_path))
+    assert summary["enp_end_step"] is None
+    assert all(summary[f"enp_mean/diag/{k}"] is None for k in ("cos", "r_perp_clean", "zero_act"))
+
+
+def test_cutmix_and_mixup_are_both_measured_as_training_mixes(tmp_path):
+    from enlighten.run import run
+
+    run(compose_cfg([*TINY_RUN, "trainer.epochs=1", "dataset.image_size=16", "strategy=mixup",
+                     "mix.cutmix_alpha=1.0", "mix.switch_prob=0.25", "diagnostics.lambdas=[0.2,0.5]"], tmp_path))
+    row = read_jsonl(tmp_path / "diagnostics.jsonl")[0]
+    assert row["diag/mix_kind"] == "mixup+cutmix"
+    for kind in ("mixup", "cutmix"):
+        assert f"diag/{kind}/r_perp_clean@0.2" in row and f"diag/{kind}/r_perp_clean@0.5" in row
+    mixup_q = sum(w * row[f"diag/mixup/r_perp_clean@{lam}"] for w, lam in zip(beta_quadrature([0.2, 0.5], 1.0)[1:], (0.2, 0.5)))
+    cutmix_q = sum(w * row[f"diag/cutmix/r_perp_clean@{lam}"] for w, lam in zip(beta_quadrature([0.2, 0.5], 1.0)[1:], (0.2, 0.5)))
+    assert row["diag/r_perp_clean"] == pytest.approx(0.75 * mixup_q + 0.25 * cutmix_q)
+
+
+def test_dataset_scope_records_both_pairings_and_every_size_starts_from_the_same_weights(tmp_path):
+    from enlighten.run import run
+
+    summaries = {}
+    for fraction in (0.5, 1.0):
+        out = tmp_path / str(fraction)
+        summaries[fraction] = run(compose_cfg([*TINY_RUN, "trainer.epochs=1", "dataset.num_train=512", "strategy=mixup",
+                                               "mix.pairing=permutation", "diagnostics=dataset", "phase=accuracy",
+                                               "phase.threshold=0.2", f"dataset.fraction={fraction}"], out))
+        rows = [r for r in read_jsonl(out / "diagnostics.jsonl") if r.get("event") == "dataset"]
+        assert rows[0]["point"] == "init" and rows[0]["step"] == 0
+        assert rows[0]["data/num_samples"] == int(512 * fraction)
+    assert summaries[0.5]["init_params_sha1"] == summaries[1.0]["init_params_sha1"]
+    s = summaries[1.0]
+    for pairing in ("permutation", "flip"):
+        for suffix in ("", "@0.1", "@0.3", "@0.5", "_unbiased", "_unbiased@0.3"):
+            assert isinstance(s[f"init/data/{pairing}/r_perp_clean{suffix}"], float)
+        assert s[f"init/data/{pairing}/cos"] <= 1.0
+    assert s["init/data/num_samples"] == 512 and s["init/data/clean_sq_unbiased"] > 0
+    if s["enp_end_step"] is not None:
+        assert "enp_end/data/permutation/r_perp_clean" in s
+
+
+@needs_shared("MNIST", "raw")
+def test_dataset_scope_on_mnist_with_permutation_pairing(tmp_path):
+    """The issue's run: MNIST, mix.pairing=permutation, the dataset scope: r at initialization per
+    lambda and by quadrature, for both pairings, in diagnostics.jsonl and summary.json."""
+    from enlighten.run import run
+
+    summary = run(compose_cfg(["dataset=mnist", f"paths.data_dir={SHARED_DATA}", "dataset.download=false",
+                               "dataset.fraction=0.02", "model=cnn", "model.width=0.5", "trainer.max_steps=5",
+                               "trainer.batch_size=128", "logger=none", "strategy=mixup", "mix.pairing=permutation",
+                               "diagnostics=dataset"], tmp_path))
+    row = [r for r in read_jsonl(tmp_path / "diagnostics.jsonl") if r.get("event") == "dataset"][0]
+    assert row["point"] == "init" and row["data/num_samples"] == 1152  # 1,200 samples in chunks of 128
+    for pairing in ("permutation", "flip"):
+        for lam in (0.1, 0.2, 0.3, 0.4, 0.5):
+            key = f"data/{pairing}/r_perp_clean@{lam:g}"
+            assert 0 < row[key] < 2 and summary[f"init/{key}"] == row[key]
+        assert summary[f"init/data/{pairing}/r_perp_clean"] == row[f"data/{pairing}/r_perp_clean"]

@@ -34,20 +34,49 @@ def test_vanilla_is_cross_entropy_with_label_smoothing():
         )
 
 
-def test_mixup_mixes_with_the_reversed_batch_at_numpy_lambda():
-    s = MixupStrategy(alpha=0.4, label_smoothing=0.0)
+@pytest.mark.parametrize("alpha, cutmix_alpha, smoothing", [(0.4, 0.0, 0.0), (0.0, 1.0, 0.1), (0.8, 1.0, 0.1)])
+def test_flip_pairing_reproduces_timms_mixup_and_cutmix_bitwise(alpha, cutmix_alpha, smoothing):
+    from timm.data.mixup import Mixup
+
+    s = MixupStrategy(alpha=alpha, cutmix_alpha=cutmix_alpha, label_smoothing=smoothing, pairing="flip")
     s.setup(num_classes=3)
-    assert s.mixer.num_classes == 3 and s.mixer.label_smoothing == 0.0  # not timm's 1000 / 0.1
-    x, y = torch.randn(4, 2, 5, 5), torch.tensor([0, 1, 2, 0])
-    np.random.seed(7)
-    np.random.rand()  # timm first draws whether to mix at all (mix.prob)
-    lam = np.random.beta(0.4, 0.4)
-    np.random.seed(7)
-    xm, target = s.prepare(x.clone(), y, in_enp=False)
-    torch.testing.assert_close(xm, lam * x + (1 - lam) * x.flip(0))
-    onehot = torch.nn.functional.one_hot(y, 3).float()
-    torch.testing.assert_close(target, lam * onehot + (1 - lam) * onehot.flip(0))
-    assert s.mixing(False) and s.alpha(False) == 0.4
+    timm_mixup = Mixup(mixup_alpha=alpha, cutmix_alpha=cutmix_alpha, label_smoothing=smoothing, num_classes=3)
+    x, y = torch.randn(4, 2, 8, 8), torch.tensor([0, 1, 2, 0])
+    for seed in range(10):
+        np.random.seed(seed)
+        ours = s.prepare(x, y, in_enp=False)
+        np.random.seed(seed)
+        theirs = timm_mixup(x.clone(), y)
+        assert torch.equal(ours[0], theirs[0]) and torch.equal(ours[1], theirs[1])
+
+
+def test_permutation_pairing_mixes_each_sample_with_a_fresh_random_partner():
+    from enlighten.strategies.mixing import draw_lambda
+
+    s = MixupStrategy(alpha=0.4, label_smoothing=0.1, pairing="permutation")
+    s.setup(num_classes=3)
+    x, y = torch.randn(6, 5), torch.tensor([0, 1, 2, 0, 1, 2])
+    original = x.clone()
+    partners_seen = set()
+    for seed in range(5):
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+        xm, target = s.prepare(x, y, in_enp=False)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+        lam, _ = draw_lambda(0.4, 0.0)  # numpy's generator, as timm draws it
+        partner = torch.randperm(6)  # torch's generator: seeded by the run, saved in checkpoints
+        partners_seen.add(tuple(partner.tolist()))
+        torch.testing.assert_close(xm, lam * x + (1 - lam) * x[partner])
+        smooth = torch.nn.functional.one_hot(y, 3).float() * 0.9 + 0.1 / 3
+        torch.testing.assert_close(target, lam * smooth + (1 - lam) * smooth[partner])
+    assert torch.equal(x, original)  # never in place
+    assert len(partners_seen) == 5  # a fresh permutation every step
+    MixupStrategy(alpha=1.0, pairing="permutation").check(127)  # any batch size pairs
+    with pytest.raises(ValueError, match="mix.pairing=flip with it"):
+        MixupStrategy(alpha=1.0, mode="pair", pairing="permutation")
+    with pytest.raises(ValueError, match="mix.pairing must be one of"):
+        MixupStrategy(alpha=1.0, pairing="reversed")
 
 
 def test_mixup_with_zero_alpha_does_not_mix_and_odd_batches_are_refused():
@@ -57,13 +86,14 @@ def test_mixup_with_zero_alpha_does_not_mix_and_odd_batches_are_refused():
     x_out, _ = s.prepare(x, torch.arange(4), in_enp=False)
     assert x_out is x and not s.mixing(False)
     with pytest.raises(ValueError, match="odd"):
-        MixupStrategy(alpha=1.0).check(127)
+        MixupStrategy(alpha=1.0, pairing="flip").check(127)
     with pytest.raises(ValueError, match=">= 0"):
         MixupStrategy(alpha=-0.5)
 
 
 from enlighten.models.cnn import cnn  # noqa: E402
 from enlighten.strategies.high_loss_removal import HighLossRemoval  # noqa: E402
+from enlighten.strategies.mixing import draw_lambda, mix_inputs  # noqa: E402
 from enlighten.strategies.schedules import AlphaBoost, MixupEarly, MixupPause  # noqa: E402
 
 
@@ -84,11 +114,17 @@ def test_schedules_mix_at_the_right_alpha_in_each_phase(strategy, in_enp_alpha, 
     for in_enp, alpha in ((True, in_enp_alpha), (False, after_alpha)):
         assert strategy.alpha(in_enp) == alpha
         assert strategy.mixing(in_enp) == (alpha > 0)
+        original = x.clone()
+        np.random.seed(0)
+        torch.manual_seed(0)
         x_out, target = strategy.prepare(x, y, in_enp)
         assert torch.equal(x, x_out) != (alpha > 0)  # mixed exactly when alpha > 0 ...
-        assert torch.equal(x, x.clone())  # ... and never in place
-        if alpha > 0:
-            assert getattr(strategy, "mixer").mixup_alpha == alpha
+        assert torch.equal(x, original)  # ... and never in place
+        if alpha > 0:  # ... at lambda drawn from Beta(alpha, alpha)
+            np.random.seed(0)
+            torch.manual_seed(0)
+            lam, _ = draw_lambda(alpha, 0.0)
+            torch.testing.assert_close(x_out, mix_inputs(x, torch.randperm(4), lam))
 
 
 def test_pause_also_pauses_cutmix():
@@ -118,29 +154,31 @@ def test_high_loss_removal_drops_exactly_the_top_k_losses_in_the_enp():
         HighLossRemoval(drop_fraction=1.0)
 
 
-def test_manifold_mixup_mixes_hidden_states_after_the_drawn_stage():
+@pytest.mark.parametrize("pairing", ["permutation", "flip"])
+def test_manifold_mixup_mixes_hidden_states_after_the_drawn_stage(pairing):
     torch.manual_seed(0)
     model = cnn(3, (1, 8, 8)).eval()
-    s = MixupStrategy(alpha=1.0, kind="manifold")
+    s = MixupStrategy(alpha=1.0, kind="manifold", pairing=pairing)
     s.setup(3, model)
     x, y = torch.randn(4, 1, 8, 8), torch.tensor([0, 1, 2, 0])
     layers = set()
     for seed in range(20):
         np.random.seed(seed)
         x_out, target = s.prepare(x, y, in_enp=False)
-        lam, layer = s._manifold_mix
+        lam, layer, partner = s._manifold_mix
         assert x_out is x  # the input itself is untouched
+        assert pairing == "permutation" or partner.tolist() == [3, 2, 1, 0]
         layers.add(layer)
         with torch.no_grad():
             logits = s.forward(model, x)
-            mix = lambda h: lam * h + (1 - lam) * h.flip(0)  # noqa: E731
+            mix = lambda h: lam * h + (1 - lam) * h[partner]  # noqa: E731
             h = model.stem(mix(x) if layer == 0 else x)
             for i, stage in enumerate(model.stages, start=1):
                 h = stage(h)
                 h = mix(h) if i == layer else h
             torch.testing.assert_close(logits, model.forward_head(h))
         onehot = torch.nn.functional.one_hot(y, 3).float()
-        torch.testing.assert_close(target, lam * onehot + (1 - lam) * onehot.flip(0))
+        torch.testing.assert_close(target, lam * onehot + (1 - lam) * onehot[partner])
     assert layers == {0, 1}  # the input, or after the first of the cnn's two stages
     with torch.no_grad():
         torch.testing.assert_close(s.forward(model, x), model(x))  # nothing pending: a plain forward

@@ -1,6 +1,7 @@
-"""The measures behind the paper's two effects, as plain functions of a model and a batch.
+"""The measures behind the paper's two effects, as plain functions of a model and its batches.
 
-- Gradient interference: the Mixup gradient's component orthogonal to the clean gradient.
+- Gradient interference: the Mixup gradient's component orthogonal to the clean gradient, at fixed
+  lambdas, on one batch or accumulated over a dataset.
 - Activation revival: the share of zero (saturated) activations, and units dead on every sample.
 - BENR: the noise of an epoch's path through parameter space (sum of step lengths / net change).
 - ATD: how far the penultimate features of fixed inputs move between epochs.
@@ -12,15 +13,17 @@ training uses: callers get numbers, training goes on as if nothing was measured.
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections import defaultdict
-from typing import Iterator
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator, Sequence
 
 import torch
-import torch.nn.functional as F
-from timm.data.mixup import mixup_target
+from scipy.special import betainc
 from torch import Tensor, nn
 
 from enlighten.strategies.base import soft_cross_entropy
+from enlighten.strategies.mixing import centred_box, cutmix_inputs, manifold_forward, mix_inputs, mixed_targets
 
 # --------------------------------------------------------------------------------------------------
 # Parameter groups
@@ -49,6 +52,12 @@ def parameter_groups(model: nn.Module) -> dict[str, list[int]]:
 # Gradient interference
 # --------------------------------------------------------------------------------------------------
 
+INTERFERENCE = ("cos", "r_perp_clean", "r_perp_mix", "norm_ratio")
+# The value of each measure at lambda 0 (and 1): the mixed batch is then the clean batch reordered, so
+# the Mixup gradient is the clean gradient. The quadrature uses these as its end points.
+AT_LAMBDA_0 = {"cos": 1.0, "r_perp_clean": 0.0, "r_perp_mix": 0.0, "norm_ratio": 1.0, "perp_sq": 0.0,
+               "r_perp_clean_unbiased": 0.0, "perp_sq_unbiased": 0.0}
+
 
 @contextlib.contextmanager
 def preserved_buffers(model: nn.Module) -> Iterator[None]:
@@ -62,67 +71,212 @@ def preserved_buffers(model: nn.Module) -> Iterator[None]:
                 b.copy_(s)
 
 
-def mix_batch(x: Tensor, y: Tensor, lam: float, num_classes: int, label_smoothing: float = 0.0) -> tuple[Tensor, Tensor]:
-    """Input Mixup with the reversed batch (timm's pairing and targets) at a given lambda, out of place."""
-    return lam * x + (1 - lam) * x.flip(0), mixup_target(y, num_classes, lam, label_smoothing)
+def beta_quadrature(nodes: Sequence[float], alpha: float) -> list[float]:
+    """Weights [w_0, w_1, ..., w_K] such that E[f(lambda)] = w_0 f(0) + sum_k w_k f(nodes[k-1]) for
+    lambda ~ Beta(alpha, alpha), exactly when f is symmetric (f(l) = f(1 - l)), linear between 0 and
+    the nodes (increasing, in (0, 0.5]) and constant from the last node to 0.5.
 
-
-def gradients(model: nn.Module, x: Tensor, target: Tensor) -> list[Tensor]:
-    """d(mean loss)/d(params) for hard (long) or soft (float) targets, without touching `.grad`."""
-    params = [p for p in model.parameters()]
-    logits = model(x)
-    if target.dtype == torch.long:
-        loss = F.cross_entropy(logits.float(), target)
-    else:
-        loss = soft_cross_entropy(logits, target).mean()
-    grads = torch.autograd.grad(loss, [p for p in params if p.requires_grad], allow_unused=True)
-    it = iter(grads)
-    return [(next(it) if p.requires_grad else None) for p in params]
-
-
-def interference(g_mix: list[Tensor], g_clean: list[Tensor], groups: dict[str, list[int]]) -> dict[str, float]:
-    """cos, |g_perp|/|g_clean|, |g_perp|/|g_mix| and |g_mix|/|g_clean|, overall and per group.
-
-    g_perp = g_mix - (<g_mix, g_clean> / |g_clean|^2) g_clean, the part of the Mixup gradient that
-    does not move along the clean gradient.
+    Built from the Beta distribution's CDF I_t(alpha, alpha) and its partial first moment
+    0.5 I_t(alpha + 1, alpha) on each interval; the mass of [0.5, 1] mirrors that of [0, 0.5].
     """
+    points = [0.0, *nodes]
+    weights = [0.0] * len(points)
 
-    def stats(idx: list[int]) -> tuple[Tensor, Tensor, Tensor]:
-        pairs = [(g_mix[i], g_clean[i]) for i in idx if g_mix[i] is not None and g_clean[i] is not None]
-        dot = sum((a.double() * b.double()).sum() for a, b in pairs)
-        mm = sum(a.double().pow(2).sum() for a, _ in pairs)
-        cc = sum(b.double().pow(2).sum() for _, b in pairs)
-        return torch.as_tensor(dot), torch.as_tensor(mm), torch.as_tensor(cc)
+    def mass(t: float) -> float:
+        return float(betainc(alpha, alpha, t))
 
-    out: dict[str, Tensor] = {}
-    all_idx = list(range(len(g_mix)))
-    for name, idx in [("", all_idx), *groups.items()]:
-        dot, mm, cc = stats(idx)
-        perp2 = (mm - dot * dot / cc.clamp_min(1e-300)).clamp_min(0.0)
-        suffix = f"/{name}" if name else ""
-        out[f"diag/cos{suffix}"] = dot / (mm.sqrt() * cc.sqrt()).clamp_min(1e-300)
-        out[f"diag/r_perp_clean{suffix}"] = perp2.sqrt() / cc.sqrt().clamp_min(1e-300)
-        out[f"diag/r_perp_mix{suffix}"] = perp2.sqrt() / mm.sqrt().clamp_min(1e-300)
-        out[f"diag/norm_ratio{suffix}"] = mm.sqrt() / cc.sqrt().clamp_min(1e-300)
-    values = torch.stack(list(out.values())).tolist()  # one sync for all
-    return dict(zip(out.keys(), values))
+    def moment(t: float) -> float:
+        return 0.5 * float(betainc(alpha + 1.0, alpha, t))
+
+    for k in range(len(points) - 1):
+        a, b = points[k], points[k + 1]
+        p, m = mass(b) - mass(a), moment(b) - moment(a)
+        weights[k] += (b * p - m) / (b - a)
+        weights[k + 1] += (m - a * p) / (b - a)
+    weights[-1] += mass(0.5) - mass(points[-1])
+    return [2.0 * w for w in weights]
 
 
-def gradient_interference(
-    model: nn.Module, x: Tensor, y: Tensor, lam: float, num_classes: int, label_smoothing: float = 0.0
-) -> dict[str, float]:
-    """Clean and Mixup gradients of one probe batch at the current parameters, compared.
+@dataclass(frozen=True)
+class Variant:
+    """One Mixup gradient to measure: the pairing, the kind of mixing (`mixup`, `cutmix`,
+    `manifold`), lambda and, for Manifold Mixup, the layer mixed (0: the input, i: after stage i)."""
 
-    Runs in training mode (the gradients training would see) and restores batch-norm statistics.
+    pairing: str
+    kind: str
+    lam: float
+    layer: int = 0
+
+
+def gradients(model: nn.Module, x: Tensor, target: Tensor, forward: Callable | None = None) -> list[Tensor]:
+    """d(mean soft cross-entropy)/d(params), without touching `.grad`; zeros for unused parameters."""
+    params = list(model.parameters())
+    logits = forward(model, x) if forward is not None else model(x)
+    loss = soft_cross_entropy(logits, target).mean()
+    trainable = [p for p in params if p.requires_grad]
+    grads = iter(torch.autograd.grad(loss, trainable, allow_unused=True))
+    out = []
+    for p in params:
+        g = next(grads) if p.requires_grad else None
+        out.append(torch.zeros_like(p) if g is None else g.detach())
+    return out
+
+
+def clean_gradients(model: nn.Module, x: Tensor, y: Tensor, num_classes: int, label_smoothing: float) -> list[Tensor]:
+    """The clean gradient with the targets training uses (label-smoothed as the mixed ones are)."""
+    return gradients(model, x, mixed_targets(y, None, 1.0, num_classes, label_smoothing))
+
+
+def mixed_gradients(
+    model: nn.Module, x: Tensor, y: Tensor, partner: Tensor, v: Variant, num_classes: int, label_smoothing: float
+) -> list[Tensor]:
+    """The Mixup gradient of one batch for variant `v`, mixed by the functions training mixes with.
+    CutMix takes a centred box of area about 1 - lambda (its lambda corrected to the box's area)."""
+    if v.kind == "mixup":
+        return gradients(model, mix_inputs(x, partner, v.lam), mixed_targets(y, partner, v.lam, num_classes, label_smoothing))
+    if v.kind == "cutmix":
+        box, lam = centred_box(x.shape, v.lam)
+        return gradients(model, cutmix_inputs(x, partner, box), mixed_targets(y, partner, lam, num_classes, label_smoothing))
+    if v.kind == "manifold":
+        target = mixed_targets(y, partner, v.lam, num_classes, label_smoothing)
+        return gradients(model, x, target, forward=lambda m, h: manifold_forward(m, h, partner, v.lam, v.layer))
+    raise ValueError(f"unknown mixing kind {v.kind!r}")
+
+
+class SplitSums:
+    """Per-chunk gradients summed in four independent parts (chunk k in part k mod 4): the mean over
+    all chunks, and four independent estimates of the expected gradient, from which inner products
+    and squares of inner products are estimated without bias (a plain squared norm adds the sampling
+    variance: a floor of about 1/n)."""
+
+    PARTS = 4
+
+    def __init__(self) -> None:
+        self.sums: list[list[Tensor] | None] = [None] * self.PARTS
+        self.counts = [0] * self.PARTS
+
+    def add(self, chunk: int, grads: list[Tensor]) -> None:
+        part = chunk % self.PARTS
+        if self.sums[part] is None:
+            self.sums[part] = [g.float().clone() for g in grads]
+        else:
+            torch._foreach_add_(self.sums[part], [g.float() for g in grads])
+        self.counts[part] += 1
+
+    def mean(self) -> list[Tensor]:
+        filled = [s for s in self.sums if s is not None]
+        total = filled[0]
+        for other in filled[1:]:
+            total = torch._foreach_add(total, other)
+        return torch._foreach_div(total, float(sum(self.counts)))
+
+    def parts(self) -> list[list[Tensor]] | None:
+        """The four part means, or None with fewer than four chunks."""
+        if not all(self.counts):
+            return None
+        return [torch._foreach_div(s, float(n)) for s, n in zip(self.sums, self.counts)]
+
+
+def _dots(a: list[Tensor], b: list[Tensor]) -> Tensor:
+    """Inner products per parameter tensor, in float64: [number of parameter tensors]."""
+    return torch.stack([(x.double() * y.double()).sum() for x, y in zip(a, b)])
+
+
+def _ratios(mm: Tensor, mc: Tensor, cc: Tensor) -> dict[str, Tensor]:
+    """cos, |g_perp|/|g_clean|, |g_perp|/|g_mix|, |g_mix|/|g_clean| and |g_perp|^2 from the three
+    inner products; g_perp = g_mix - (<g_mix, g_clean> / |g_clean|^2) g_clean."""
+    tiny = 1e-300
+    perp = (mm - mc * mc / cc.clamp_min(tiny)).clamp_min(0.0)
+    return {
+        "cos": mc / (mm.sqrt() * cc.sqrt()).clamp_min(tiny),
+        "r_perp_clean": perp.sqrt() / cc.sqrt().clamp_min(tiny),
+        "r_perp_mix": perp.sqrt() / mm.sqrt().clamp_min(tiny),
+        "norm_ratio": mm.sqrt() / cc.sqrt().clamp_min(tiny),
+        "perp_sq": perp,
+    }
+
+
+def _unbiased(parts_m: list[list[Tensor]], parts_c: list[list[Tensor]]) -> dict[str, Tensor]:
+    """|g_perp|^2 and r_perp_clean of the expected gradients M and C from four independent estimates:
+    |M|^2, <M, C> and |C|^2 as means of inner products of different parts, <M, C>^2 as the mean of
+    <m_a, c_b> <m_c, c_d> over distinct a, b, c, d (each unbiased), then
+    perp_sq = |M|^2 - <M, C>^2 / |C|^2 (only the division by the estimate of |C|^2 is not unbiased:
+    a second-order error, small while the clean gradient is coherent). NaN when |C|^2's estimate
+    is not positive. No branch on a value: no host read."""
+    k = len(parts_m)
+    pairs = list(itertools.permutations(range(k), 2))
+    cross = torch.stack([torch.stack([_dots(parts_m[a], parts_c[b]).sum() for b in range(k)]) for a in range(k)])
+    mm = torch.stack([_dots(parts_m[a], parts_m[b]).sum() for a, b in pairs]).mean()
+    cc = torch.stack([_dots(parts_c[a], parts_c[b]).sum() for a, b in pairs]).mean()
+    mc_sq = torch.stack([cross[a, b] * cross[c, d] for a, b, c, d in itertools.permutations(range(k), 4)]).mean()
+    nan = torch.full_like(cc, float("nan"))
+    perp = torch.where(cc > 0, mm - mc_sq / cc, nan)
+    return {"perp_sq_unbiased": perp, "r_perp_clean_unbiased": torch.where(cc > 0, (perp.clamp_min(0.0) / cc).sqrt(), nan),
+            "clean_sq_unbiased": cc}
+
+
+def _compare(mixed: SplitSums, clean: SplitSums, groups: dict[str, list[int]] | None) -> dict[str, Tensor]:
+    m, c = mixed.mean(), clean.mean()
+    mm, mc, cc = _dots(m, m), _dots(m, c), _dots(c, c)
+    out = _ratios(mm.sum(), mc.sum(), cc.sum())
+    for name, idx in (groups or {}).items():
+        for key, value in _ratios(mm[idx].sum(), mc[idx].sum(), cc[idx].sum()).items():
+            if key != "perp_sq":
+                out[f"{key}/{name}"] = value
+    parts_m, parts_c = mixed.parts(), clean.parts()
+    if parts_m is not None:
+        out.update(_unbiased(parts_m, parts_c))
+    return out
+
+
+def interference(
+    model: nn.Module,
+    chunks: Callable[[], Iterable[tuple[Tensor, Tensor, dict[str, Tensor]]]],
+    variants: Sequence[Variant],
+    num_classes: int,
+    label_smoothing: float = 0.0,
+    groups: dict[str, list[int]] | None = None,
+) -> tuple[dict[str, Tensor], dict[Variant, dict[str, Tensor]]]:
+    """The clean gradient and each variant's Mixup gradient, accumulated over the batches `chunks()`
+    yields (x, y, partners by pairing) at the current parameters, compared.
+
+    One chunk is a probe batch; many are a dataset (chunks of the training batch size; from four
+    chunks on, also unbiased estimates, see `_unbiased`). Gradients are taken in training mode (the batch statistics
+    training sees, per chunk); batch-norm buffers are restored. Returns the clean gradient's squared
+    norm (plain and unbiased) and, per variant, cos, r_perp_clean, r_perp_mix, norm_ratio and
+    perp_sq (per parameter group too when `groups` is given), plus r_perp_clean_unbiased and
+    perp_sq_unbiased with four or more chunks.
     """
     was_training = model.training
     model.train()
     with preserved_buffers(model):
-        g_clean = gradients(model, x, y)
-        x_mix, t_mix = mix_batch(x, y, lam, num_classes, label_smoothing)
-        g_mix = gradients(model, x_mix, t_mix)
+        clean = SplitSums()
+        for i, (x, y, _) in enumerate(chunks()):
+            clean.add(i, clean_gradients(model, x, y, num_classes, label_smoothing))
+        results = {}
+        for v in variants:  # one variant at a time: 8 parameter-sized sums in memory, not 4 + 4 per variant
+            mixed = SplitSums()
+            for i, (x, y, pairs) in enumerate(chunks()):
+                mixed.add(i, mixed_gradients(model, x, y, pairs[v.pairing], v, num_classes, label_smoothing))
+            results[v] = _compare(mixed, clean, groups)
     model.train(was_training)
-    return interference(g_mix, g_clean, parameter_groups(model))
+    c = clean.mean()
+    clean_stats = {"clean_sq": _dots(c, c).sum()}
+    for r in results.values():  # the same for every variant
+        if "clean_sq_unbiased" in r:
+            clean_stats["clean_sq_unbiased"] = r.pop("clean_sq_unbiased")
+    return clean_stats, results
+
+
+def read_values(rows: list[dict]) -> list[dict]:
+    """Replace every 0-d tensor in `rows` (in place) by its value, with one read from the device: the
+    measures queue their work on the device and are read once, at the epoch's end."""
+    slots = [(row, key) for row in rows for key, value in row.items() if isinstance(value, Tensor)]
+    values = torch.stack([row[key].detach().double().reshape(()) for row, key in slots]).tolist() if slots else \
+        torch.zeros(0).tolist()  # one read either way: the count of reads does not depend on the cadence
+    for (row, key), value in zip(slots, values):
+        row[key] = value
+    return rows
 
 
 # --------------------------------------------------------------------------------------------------
@@ -175,29 +329,34 @@ class ActivationRecorder:
 
 
 @torch.no_grad()
-def activation_stats(model: nn.Module, batches: list[Tensor], prefix: str = "diag/zero_act") -> dict[str, float]:
-    """Share of zero activations (overall and per site) and of dead units, in eval mode."""
+def activation_stats(
+    model: nn.Module, batches: list[Tensor], prefix: str = "diag/zero_act", train_mode: bool = False, per_site: bool = True
+) -> dict[str, Tensor]:
+    """Share of zero activations (overall and, with `per_site`, per site) and of dead units, as 0-d
+    tensors. In eval mode by default; `train_mode` uses each batch's own batch-norm statistics (as
+    training sees them) and restores the running statistics afterwards."""
     was_training = model.training
-    model.eval()
+    model.train(train_mode)
     rec = ActivationRecorder(model)
     try:
-        for x in batches:
-            rec.new_forward()
-            model(x)
+        with preserved_buffers(model) if train_mode else contextlib.nullcontext():
+            for x in batches:
+                rec.new_forward()
+                model(x)
     finally:
         rec.close()
         model.train(was_training)
     if not rec.total:
         return {}
     sites = list(rec.total)
-    zeros = torch.stack([torch.as_tensor(rec.zeros[s], dtype=torch.float64) for s in sites]).cpu()
-    dead = torch.stack([(~rec.alive[s]).sum().double() for s in sites]).cpu()
-    units = [rec.alive[s].numel() for s in sites]
-    totals = [rec.total[s] for s in sites]
-    dead_name = prefix.replace("zero_act", "dead_units")
-    out = {prefix: zeros.sum().item() / sum(totals), dead_name: dead.sum().item() / sum(units)}
-    for s, z, t in zip(sites, zeros.tolist(), totals):
-        out[f"{prefix}/{s}"] = z / t
+    zeros = torch.stack([torch.as_tensor(rec.zeros[s]).double() for s in sites])
+    dead = torch.stack([(~rec.alive[s]).sum().double() for s in sites])
+    totals = torch.tensor([rec.total[s] for s in sites], dtype=torch.float64, device=zeros.device)
+    units = sum(rec.alive[s].numel() for s in sites)
+    out = {prefix: zeros.sum() / totals.sum(), prefix.replace("zero_act", "dead_units"): dead.sum() / units}
+    if per_site:
+        shares = zeros / totals
+        out.update({f"{prefix}/{s}": shares[i] for i, s in enumerate(sites)})
     return out
 
 

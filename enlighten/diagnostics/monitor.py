@@ -1,53 +1,116 @@
 """When and on what the measures run during training (`diagnostics=default`; `diagnostics=off`).
 
-The loop calls four hooks; the monitor never changes training (its own random generator, gradients
-through `torch.autograd.grad`, batch-norm statistics restored, eval-mode probes):
+The loop calls these hooks; the monitor never changes training (gradients through
+`torch.autograd.grad`, batch-norm statistics restored, its own random generators, torch's forked):
 
-    monitor.setup(model, data, strategy)      # once: fixed probe batch, parameter snapshots
-    row = monitor.after_step(step, epoch, in_enp)  # every step: BENR path; on the cadence a row
-    row = monitor.at_enp_end(step, epoch)     # activation revival where the ENP ends
-    cols = monitor.end_epoch(epoch)           # per-epoch columns for metrics.jsonl
-    monitor.summary()                         # means over the ENP for summary.json
+    rows = monitor.start(in_enp)                    # before the first step: the rows of step 0
+    rows = monitor.after_step(step, epoch, in_enp)  # every step: BENR's path; rows on the cadence
+    rows = monitor.at_enp_end(step, epoch)          # where the ENP ends
+    rows = monitor.read(rows)                       # at the epoch's end: values read in one go
+    cols = monitor.end_epoch(epoch)                 # per-epoch columns for metrics.jsonl
+    monitor.summary()                               # ENP means and dataset-scope values for summary.json
+
+Measurements queue their work on the device and return 0-d tensors; the loop reads a whole epoch's
+rows once (`read`), so measuring adds no host-device sync inside the epoch.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+import math
+import time
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from enlighten.diagnostics.measures import (
+    AT_LAMBDA_0,
+    INTERFERENCE,
     BatchEpochNormRatio,
+    Variant,
     activation_stats,
-    gradient_interference,
-    mix_batch,
+    beta_quadrature,
+    interference,
+    parameter_groups,
     penultimate_features,
+    read_values,
     trajectory_distance,
 )
 from enlighten.diagnostics.stiffness import stiffness
+from enlighten.strategies.mixing import PAIRINGS, check_manifold, mix_inputs, partners
 
 ENP_MEAN_KEYS = ("diag/cos", "diag/r_perp_clean", "diag/zero_act")
+# Measures the dataset scope reports per pairing, at each lambda and by quadrature.
+DATASET_MEASURES = (*INTERFERENCE, "perp_sq", "r_perp_clean_unbiased", "perp_sq_unbiased")
+
+
+def on_grid(step: int) -> bool:
+    """The step grid every run shares: 0 (initialization) and 1, 2, 5 x 10^k (1, 2, 5, 10, 20, 50,
+    100, ...), dense early where the ENP is, a few rows per decade after."""
+    if step == 0:
+        return True
+    while step % 10 == 0:
+        step //= 10
+    return step in (1, 2, 5)
+
+
+def point_name(step: int) -> str:
+    return "init" if step == 0 else f"step{step}"
+
+
+def _finite(name: str, value: float, low: float, high: float = math.inf, low_open: bool = True) -> float:
+    """A float setting in (low, high] (or [low, high] when not `low_open`), NaN refused."""
+    value = float(value)
+    ok = math.isfinite(value) and (value > low if low_open else value >= low) and value <= high
+    if not ok:
+        bound = f"{'(' if low_open else '['}{low:g}, {high:g}]" if math.isfinite(high) else f"{'>' if low_open else '>='} {low:g}"
+        raise ValueError(f"diagnostics.{name} must be {'in ' if math.isfinite(high) else ''}{bound}, got {value}.")
+    return value
+
+
+class MixKind:
+    """One kind of mixing training uses, its alpha, and the share of mixed steps that use it."""
+
+    def __init__(self, name: str, alpha: float, weight: float) -> None:
+        self.name, self.alpha, self.weight = name, alpha, weight
 
 
 class Diagnostics:
-    """Gradient interference every `every_steps` steps (`enp_every_steps` during the ENP) on a fixed
-    probe batch of `probe_size` training samples; activation revival on the same cadence, at the ENP
-    end and every epoch; BENR and ATD every epoch; stiffness (off by default) on the cadence.
+    """The paper's measures during training (README, "Diagnostics"), on the probe (a fixed batch of
+    `probe_size` training samples) and optionally on the whole training subset (the dataset scope).
 
-    `alpha` is Mixup's alpha for measuring interference while the strategy does not mix (vanilla,
-    High-Loss Removal, a paused Mixup), so the effect is measured whatever the strategy does.
+    Probe rows go to diagnostics.jsonl at the steps of the shared grid (`on_grid`), every
+    `enp_every_steps` steps during the ENP and every `every_steps` steps after it, at the ENP end,
+    and at initialization (step 0): gradient interference at each of `lambdas` and their Beta(alpha,
+    alpha) expectation, and activation statistics. The dataset scope (`dataset_steps`,
+    `dataset_at_enp_end`) accumulates the gradients over the training subset for each of
+    `dataset_pairings`. The per-epoch columns (activations at the epoch's end, BENR, ATD) go to
+    metrics.jsonl.
+
+    The measurement mixes as training mixes: `kind`, `pairing`, `cutmix_alpha`, `switch_prob` and
+    `label_smoothing` follow `mix.*`; alpha is the strategy's at that step, or `alpha` while the
+    strategy does not mix (vanilla, High-Loss Removal, a paused Mixup), so the effect is measured
+    whatever the strategy does.
     """
 
     def __init__(
         self,
         alpha: float = 1.0,
+        cutmix_alpha: float = 0.0,
+        switch_prob: float = 0.5,
+        kind: str = "input",
+        pairing: str = "permutation",
         label_smoothing: float = 0.0,
-        every_steps: int = 100,
-        enp_every_steps: int = 25,
+        lambdas: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5),
+        every_steps: int = 1000,
+        enp_every_steps: int = 50,
         probe_size: int = 64,
         seed: int = 0,
+        batch_size: int = 128,
+        dataset_steps: Sequence[int] = (),
+        dataset_at_enp_end: bool = False,
+        dataset_pairings: Sequence[str] = PAIRINGS,
         interference: bool = True,
         activations: bool = True,
         benr: bool = True,
@@ -55,86 +118,226 @@ class Diagnostics:
         stiffness: bool = False,
         stiffness_samples: int = 16,
     ) -> None:
-        if every_steps < 1 or enp_every_steps < 1 or probe_size < 2:
-            raise ValueError("diagnostics.every_steps and enp_every_steps must be >= 1, probe_size >= 2.")
-        if alpha <= 0:
-            raise ValueError(f"diagnostics.alpha must be > 0 (Mixup's alpha for measuring), got {alpha}.")
-        self.alpha, self.label_smoothing = alpha, label_smoothing
+        for name, value in (("every_steps", every_steps), ("enp_every_steps", enp_every_steps),
+                            ("batch_size", batch_size), ("stiffness_samples", stiffness_samples)):
+            if value < 1:
+                raise ValueError(f"diagnostics.{name} must be >= 1, got {value}.")
+        if probe_size < 2:
+            raise ValueError(f"diagnostics.probe_size must be >= 2, got {probe_size}.")
+        if seed < 0:
+            raise ValueError(f"diagnostics.seed must be >= 0, got {seed}.")
+        self.alpha = _finite("alpha", alpha, 0.0, low_open=False)
+        self.cutmix_alpha = _finite("cutmix_alpha", cutmix_alpha, 0.0, low_open=False)
+        if interference and self.alpha == 0 and self.cutmix_alpha == 0:
+            raise ValueError("diagnostics.alpha (mix.alpha) and cutmix_alpha are both 0: interference needs a Mixup to "
+                             "measure. Set diagnostics.alpha=1.0, or diagnostics.interference=false.")
+        self.switch_prob = _finite("switch_prob", switch_prob, 0.0, 1.0, low_open=False)
+        self.label_smoothing = _finite("label_smoothing", label_smoothing, 0.0, 1.0, low_open=False)
+        if kind not in ("input", "manifold"):
+            raise ValueError(f"diagnostics.kind must be input or manifold, got {kind!r}.")
+        self.lambdas = [_finite("lambdas", lam, 0.0, 0.5) for lam in lambdas]
+        if not self.lambdas or any(b <= a for a, b in zip(self.lambdas, self.lambdas[1:])):
+            raise ValueError(
+                f"diagnostics.lambdas must be increasing values in (0, 0.5], got {list(lambdas)}: lambda and 1 - lambda "
+                f"mix the same pairs (exactly with flip pairing, in distribution with permutation), so 0.7 is 0.3.")
+        for p in (pairing, *dataset_pairings):
+            if p not in PAIRINGS:
+                raise ValueError(f"diagnostics pairings must be among {list(PAIRINGS)}, got {p!r}.")
+        self.dataset_steps = sorted({int(s) for s in dataset_steps})
+        if any(s < 0 for s in self.dataset_steps):
+            raise ValueError(f"diagnostics.dataset_steps must be steps >= 0 (0: at initialization), got {list(dataset_steps)}.")
+        self.kind, self.pairing, self.dataset_pairings = kind, pairing, list(dataset_pairings)
         self.every_steps, self.enp_every_steps = every_steps, enp_every_steps
-        self.probe_size, self.seed = probe_size, seed
+        self.probe_size, self.seed, self.batch_size = probe_size, seed, batch_size
+        self.dataset_at_enp_end = dataset_at_enp_end
         self.do_interference, self.do_activations = interference, activations
         self.do_benr, self.do_atd = benr, atd
         self.do_stiffness, self.stiffness_samples = stiffness, stiffness_samples
-        self.rng = np.random.default_rng(seed)  # never numpy's global stream, which Mixup uses
         self.enp_rows: list[dict] = []
-        self.epoch_rows: list[dict] = []
-        self.prev_features: Optional[torch.Tensor] = None
+        self.enp_ended = False
+        self.dataset_summary: dict = {}
+        self._pending_dataset: list[dict] = []  # dataset rows of this epoch, for the summary once read
+        self.prev_features: Optional[Tensor] = None
         self.benr: Optional[BatchEpochNormRatio] = None
 
+    # ------------------------------------------------------------------------------------------ setup
     def setup(self, model: nn.Module, data, strategy) -> None:
-        self.model, self.strategy = model, strategy
+        self.model, self.data, self.strategy = model, data, strategy
         self.num_classes = data.num_classes
         # Token ids (language models) cannot be mixed and a sequence has no single class: interference,
         # stiffness and mixed-input activations are skipped there.
         self.can_mix = not data.tokens
-        if not self.can_mix and (self.do_interference or self.do_stiffness):
-            print(f"diagnostics: {data.name} gives token ids, which cannot be mixed: gradient interference, stiffness "
-                  f"and the activations of mixed inputs are not measured (clean activations, BENR and ATD are).",
-                  flush=True)
+        if not self.can_mix and (self.do_interference or self.do_stiffness or self.dataset_scope):
+            print(f"diagnostics: {data.name} gives token ids, which cannot be mixed: gradient interference (probe and "
+                  f"dataset scope), stiffness and the activations of mixed inputs are not measured (clean "
+                  f"activations, BENR and ATD are).", flush=True)
+        if self.can_mix and self.kind == "manifold":
+            check_manifold(model)
+        # The probe and its pairs are fixed for the run (drawn from the run's seed): rows at different
+        # steps differ only by the weights.
+        g = torch.Generator().manual_seed(self.seed)
         n = min(self.probe_size - self.probe_size % 2, data.num_train)
-        idx = torch.randperm(data.num_train, generator=torch.Generator().manual_seed(self.seed))[:n]
+        idx = torch.randperm(data.num_train, generator=g)[:n]
         self.x, self.y = next(iter(data.eval_batches("train", n, idx)))
+        self.probe_partners = {p: partners(n, p, self.x.device, g) for p in PAIRINGS}
+        self.groups = parameter_groups(model)
         if self.do_benr:
             self.benr = BatchEpochNormRatio(list(model.parameters()))
 
-    def _alpha(self, in_enp: bool) -> float:
-        return self.strategy.alpha(in_enp) if self.strategy.mixing(in_enp) and self.strategy.alpha(in_enp) > 0 else self.alpha
+    @property
+    def dataset_scope(self) -> bool:
+        return bool(self.dataset_steps) or self.dataset_at_enp_end
 
-    def _activations(self, lam: float) -> dict:
+    # ------------------------------------------------------------------------------------ interference
+    def _kinds(self, in_enp: bool) -> list[MixKind]:
+        """The kinds of mixing a step would use, with their alphas and shares of the mixed steps."""
+        mixing = self.strategy.mixing(in_enp) and self.strategy.alpha(in_enp) > 0
+        alpha = self.strategy.alpha(in_enp) if mixing else self.alpha
+        if self.kind == "manifold":
+            return [MixKind("manifold", alpha, 1.0)]
+        if alpha > 0 and self.cutmix_alpha > 0:
+            return [MixKind("mixup", alpha, 1.0 - self.switch_prob), MixKind("cutmix", self.cutmix_alpha, self.switch_prob)]
+        return [MixKind("mixup", alpha, 1.0)] if alpha > 0 else [MixKind("cutmix", self.cutmix_alpha, 1.0)]
+
+    def _variants(self, pairings: list[str], kinds: list[MixKind]) -> list[Variant]:
+        layers = range(len(self.model.stages)) if self.kind == "manifold" else [0]
+        return [Variant(p, k.name, lam, layer) for p in pairings for k in kinds for lam in self.lambdas for layer in layers]
+
+    def _combine(
+        self, prefix: str, pairing: str, kinds: list[MixKind], results: dict, measures: Sequence[str],
+        per_lambda: Sequence[str] | None = None,
+    ) -> dict:
+        """The `per_lambda` measures (default: all) at each lambda (Manifold Mixup: the mean over its
+        layers), and every measure's expectation over lambda by quadrature, weighted over the kinds
+        (Mixup and CutMix by switch_prob)."""
+        per_lambda = measures if per_lambda is None else per_lambda
+        out: dict = {}
+        expectation: dict[str, Tensor] = {}
+        for k in kinds:
+            weights = beta_quadrature(self.lambdas, k.alpha)
+            kind_part = f"{k.name}/" if len(kinds) > 1 else ""
+            for m in measures:
+                at = []
+                for lam in self.lambdas:
+                    values = [r[m] for v, r in results.items() if (v.pairing, v.kind, v.lam) == (pairing, k.name, lam) and m in r]
+                    if values:
+                        at.append(torch.stack(values).mean())
+                        if m in per_lambda:
+                            out[f"{prefix}{kind_part}{m}@{lam:g}"] = at[-1]
+                if len(at) == len(self.lambdas):
+                    value = weights[0] * AT_LAMBDA_0.get(m, 0.0) + sum(w * a for w, a in zip(weights[1:], at))
+                    expectation[m] = expectation.get(m, 0.0) + k.weight * value
+        return {**out, **{f"{prefix}{m}": v for m, v in expectation.items()}}
+
+    def _probe_interference(self, in_enp: bool) -> dict:
+        kinds = self._kinds(in_enp)
+        variants = self._variants([self.pairing], kinds)
+        chunk = [(self.x, self.y, self.probe_partners)]
+        _, results = interference(self.model, lambda: chunk, variants, self.num_classes, self.label_smoothing, self.groups)
+        per_group = [f"{m}/{g}" for m in INTERFERENCE for g in self.groups]  # per group: the expectation only
+        return self._combine("diag/", self.pairing, kinds, results, [*INTERFERENCE, *per_group], INTERFERENCE)
+
+    def _dataset_chunks(self):
+        """The training subset in a fixed order, in chunks of the training batch size (the last partial
+        chunk dropped, as training drops it), un-augmented, with fixed pairs per chunk: every
+        measurement of the run sees the same chunks and pairs."""
+        g = torch.Generator().manual_seed(self.seed + 1)
+        n = self.data.num_train // self.batch_size * self.batch_size
+        order = torch.randperm(self.data.num_train, generator=g)[:n]
+        for x, y in self.data.eval_batches("train", self.batch_size, order):
+            yield x, y, {p: partners(len(x), p, x.device, g) for p in PAIRINGS}
+
+    def _dataset_row(self, step: int, epoch: int, point: str, in_enp: bool) -> dict:
+        kinds = self._kinds(in_enp)
+        variants = self._variants(self.dataset_pairings, kinds)
+        start = time.perf_counter()
+        with torch.random.fork_rng(devices=[self.x.device] if self.x.is_cuda else []):
+            clean, results = interference(self.model, self._dataset_chunks, variants, self.num_classes, self.label_smoothing)
+            if self.x.is_cuda:  # one wait per dataset measurement, so that its time is real
+                torch.cuda.synchronize(self.x.device)
+        row: dict = {"step": step, "epoch": epoch, "event": "dataset", "point": point,
+                     "data/num_samples": self.data.num_train // self.batch_size * self.batch_size,
+                     "data/chunk_size": self.batch_size, "data/alpha": kinds[0].alpha,
+                     "data/mix_kind": "+".join(k.name for k in kinds),
+                     "data/clean_sq": clean["clean_sq"], "data/clean_sq_unbiased": clean.get("clean_sq_unbiased")}
+        for p in self.dataset_pairings:
+            row.update(self._combine(f"data/{p}/", p, kinds, results, DATASET_MEASURES))
+        row["data/seconds"] = time.perf_counter() - start
+        self._pending_dataset.append(row)
+        return row
+
+    # ------------------------------------------------------------------------------------- activations
+    def _activations(self) -> dict:
         clean = activation_stats(self.model, [self.x])
+        train = activation_stats(self.model, [self.x], "diag/zero_act_train", train_mode=True, per_site=False)
         if not self.can_mix:
-            return clean
-        x_mix, _ = mix_batch(self.x, self.y, lam, self.num_classes)
-        return {**clean, **activation_stats(self.model, [x_mix], "diag/zero_act_mix")}
+            return {**clean, **train}
+        x_mix = mix_inputs(self.x, self.probe_partners[self.pairing], 0.5)
+        return {**clean, **train, **activation_stats(self.model, [x_mix], "diag/zero_act_mix", per_site=False)}
 
+    # ---------------------------------------------------------------------------------------- the rows
     def measure(self, in_enp: bool) -> dict:
-        alpha = self._alpha(in_enp)
-        lam = float(self.rng.beta(alpha, alpha))
-        row: dict = {"diag/alpha": alpha, "diag/lam": lam}
+        row: dict = {}
         with torch.random.fork_rng(devices=[self.x.device] if self.x.is_cuda else []):
             if self.do_interference and self.can_mix:
-                row.update(gradient_interference(self.model, self.x, self.y, lam, self.num_classes, self.label_smoothing))
+                kinds = self._kinds(in_enp)
+                row.update({"diag/alpha": kinds[0].alpha, "diag/pairing": self.pairing,
+                            "diag/mix_kind": "+".join(k.name for k in kinds)})
+                row.update(self._probe_interference(in_enp))
             if self.do_activations:
-                row.update(self._activations(lam))
+                row.update(self._activations())
             if self.do_stiffness and self.can_mix:
                 row.update(stiffness(self.model, self.x[: self.stiffness_samples], self.y[: self.stiffness_samples]))
         return row
 
-    def after_step(self, step: int, epoch: int, in_enp: bool) -> Optional[dict]:
+    def _rows(self, step: int, epoch: int, in_enp: bool) -> list[dict]:
+        rows = []
+        cadence = step % (self.enp_every_steps if in_enp else self.every_steps) == 0
+        if on_grid(step) or cadence:
+            row = {"step": step, "epoch": epoch, "in_enp": in_enp, "grid": on_grid(step), **self.measure(in_enp)}
+            rows.append(row)
+            if in_enp:
+                self.enp_rows.append(row)
+        if step in self.dataset_steps and self.can_mix:
+            rows.append(self._dataset_row(step, epoch, point_name(step), in_enp))
+        return rows
+
+    def start(self, in_enp: bool) -> list[dict]:
+        """The rows of step 0 (at initialization, before the first step)."""
+        return self._rows(0, 0, in_enp)
+
+    def after_step(self, step: int, epoch: int, in_enp: bool) -> list[dict]:
+        """`in_enp`: whether the step just taken was in the ENP."""
         if self.benr is not None:
             self.benr.step()
-        if (step - 1) % (self.enp_every_steps if in_enp else self.every_steps):
-            return None  # measured after steps 1, 1 + every, ...: the first row is at initialization
-        row = {"step": step, "epoch": epoch, "in_enp": in_enp, **self.measure(in_enp)}
-        self.epoch_rows.append(row)
-        if in_enp:
-            self.enp_rows.append(row)
-        return row
+        return self._rows(step, epoch, in_enp)
 
-    def at_enp_end(self, step: int, epoch: int) -> dict:
-        lam = float(self.rng.beta(self.alpha, self.alpha))
+    def at_enp_end(self, step: int, epoch: int) -> list[dict]:
+        """Where the ENP ended: the probe measured as training goes on from here (in_enp false)."""
+        self.enp_ended = True
         with torch.random.fork_rng(devices=[self.x.device] if self.x.is_cuda else []):
-            return {"step": step, "epoch": epoch, "event": "enp_end", **self._activations(lam)}
+            rows = [{"step": step, "epoch": epoch, "event": "enp_end", **self.measure(False)}]
+        if self.dataset_at_enp_end and self.can_mix:
+            rows.append(self._dataset_row(step, epoch, "enp_end", False))
+        return rows
+
+    def read(self, rows: list[dict]) -> list[dict]:
+        """The epoch's rows with their values read from the device (one read); dataset-scope values
+        also go to the summary."""
+        read_values([r for r in rows if r])
+        for row in self._pending_dataset:
+            self.dataset_summary.update({f"{row['point']}/{k}": v for k, v in row.items() if k.startswith("data/")})
+        self._pending_dataset = []
+        return [r for r in rows if r]
 
     @torch.no_grad()
     def end_epoch(self, epoch: int) -> dict:
-        """This epoch's columns: the mean of its step-level measurements, then the end-of-epoch ones
-        (activation revival of the clean probe at the epoch's end, BENR, ATD) on top."""
-        keys = {k for r in self.epoch_rows for k in r if k.startswith("diag/")}
-        out: dict = {k: float(np.mean([r[k] for r in self.epoch_rows if k in r])) for k in sorted(keys)}
-        self.epoch_rows = []
+        """This epoch's columns, each measured at the epoch's end: activations of the clean probe (eval
+        and train mode) and of the mixed probe; BENR over the epoch; ATD since the previous epoch's end."""
+        out: dict = {}
         if self.do_activations:
-            out.update(activation_stats(self.model, [self.x]))
+            with torch.random.fork_rng(devices=[self.x.device] if self.x.is_cuda else []):
+                out.update(self._activations())
         if self.benr is not None:
             out["diag/benr"] = self.benr.end_epoch()
         if self.do_atd:
@@ -145,27 +348,32 @@ class Diagnostics:
             if self.prev_features is not None:
                 out.update(trajectory_distance(self.prev_features, features))
             self.prev_features = features
-        return out
+        return read_values([out])[0]
 
+    # ------------------------------------------------------------------------------------- persistence
     def state_dict(self) -> dict:
-        """At an epoch's end: the generator, the ENP rows and the features ATD compares with."""
-        return {"rng": self.rng.bit_generator.state, "enp_rows": self.enp_rows, "prev_features": self.prev_features}
+        """At an epoch's end: the ENP rows, whether the ENP ended, the dataset-scope values and the
+        features ATD compares with (the probe and its pairs are drawn again from the seed)."""
+        return {"enp_rows": self.enp_rows, "enp_ended": self.enp_ended, "dataset_summary": self.dataset_summary,
+                "prev_features": self.prev_features}
 
     def load_state_dict(self, state: dict) -> None:
-        self.rng.bit_generator.state = state["rng"]
         self.enp_rows = list(state["enp_rows"])
+        self.enp_ended = state.get("enp_ended", False)
+        self.dataset_summary = dict(state.get("dataset_summary", {}))
         prev = state["prev_features"]  # checkpoints load onto the CPU
         self.prev_features = None if prev is None else prev.to(self.x.device)
         if self.benr is not None:  # at an epoch's end BENR's two copies both equal the current weights
             self.benr = BatchEpochNormRatio(list(self.model.parameters()))
 
     def summary(self) -> dict:
-        """Means over the measurements taken during the ENP (null where there were none)."""
-        out = {}
+        """Means over the probe rows measured during the ENP (null when the ENP never ended: a mean
+        over a whole run is not an ENP mean), and the dataset-scope values by point."""
+        out: dict = {}
         for key in ENP_MEAN_KEYS:
-            values = [r[key] for r in self.enp_rows if key in r]
-            out[f"enp_mean/{key}"] = float(np.mean(values)) if values else None
-        return out
+            values = [r[key] for r in self.enp_rows if r.get(key) is not None]
+            out[f"enp_mean/{key}"] = float(np.mean(values)) if values and self.enp_ended else None
+        return {**out, **self.dataset_summary}
 
 
 class NoDiagnostics:
@@ -174,11 +382,17 @@ class NoDiagnostics:
     def setup(self, model, data, strategy) -> None:
         pass
 
-    def after_step(self, step: int, epoch: int, in_enp: bool) -> None:
-        return None
+    def start(self, in_enp: bool) -> list[dict]:
+        return []
 
-    def at_enp_end(self, step: int, epoch: int) -> None:
-        return None
+    def after_step(self, step: int, epoch: int, in_enp: bool) -> list[dict]:
+        return []
+
+    def at_enp_end(self, step: int, epoch: int) -> list[dict]:
+        return []
+
+    def read(self, rows: list[dict]) -> list[dict]:
+        return rows
 
     def end_epoch(self, epoch: int) -> dict:
         return {}

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
-def stiffness(model: nn.Module, x: Tensor, y: Tensor) -> dict[str, float]:
+def stiffness(model: nn.Module, x: Tensor, y: Tensor) -> dict[str, Tensor]:
     """Per-example gradients in eval mode (batch statistics of a single sample mean nothing)."""
     was_training = model.training
     model.eval()
@@ -24,7 +24,8 @@ def stiffness(model: nn.Module, x: Tensor, y: Tensor) -> dict[str, float]:
     same = y[:, None] == y[None, :]
     off_diag = ~torch.eye(len(y), dtype=torch.bool, device=y.device)
     within, between = cos[same & off_diag], cos[~same]
-    return {
-        "diag/stiffness_within": within.mean().item() if within.numel() else float("nan"),
-        "diag/stiffness_between": between.mean().item() if between.numel() else float("nan"),
+    nan = torch.tensor(float("nan"), dtype=torch.float64, device=cos.device)
+    return {  # 0-d tensors, read with the other measures at the epoch's end
+        "diag/stiffness_within": within.mean() if within.numel() else nan,
+        "diag/stiffness_between": between.mean() if between.numel() else nan,
     }

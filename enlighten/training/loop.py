@@ -270,11 +270,13 @@ class Trainer:
         cfg = self.cfg
         start = time.perf_counter() - self.elapsed_s
         self.model.train()
+        # Step 0: the diagnostics at initialization, before the first step (never again on a resume).
+        initial_rows = self.diagnostics.start(self.detector.in_enp) if self.step == 0 else []
         for epoch in range(self.epoch, self.num_epochs):
             loss_sum = torch.zeros((), device=self.device)
             steps = enp_steps = mixing_steps = 0
             alpha_sum = 0.0
-            diag_rows: list[dict] = []
+            diag_rows, initial_rows = initial_rows, []
             t0 = time.perf_counter()
             shard = (self.dist.rank, self.dist.world_size)
             for x, y in self.data.train_batches(cfg.batch_size, self.generator, shard):
@@ -290,10 +292,10 @@ class Trainer:
                 loss_sum += loss
                 signals = StepSignals(self, loss, x, y)
                 self.detector.observe(Progress(self.step, epoch, self.steps_per_epoch, self.total_steps), signals)
-                diag_rows.append(self.diagnostics.after_step(self.step, epoch, in_enp))
+                diag_rows += self.diagnostics.after_step(self.step, epoch, in_enp)
                 if in_enp and not self.detector.in_enp:  # the ENP ended at this step: record where we stand
                     self.enp_end_train_acc = signals.train_accuracy(len(self.train_probe))
-                    diag_rows.append(self.diagnostics.at_enp_end(self.step, epoch))
+                    diag_rows += self.diagnostics.at_enp_end(self.step, epoch)
                     rank = f"[rank {self.dist.rank}] " if self.dist.enabled else ""
                     print(f"{rank}ENP ended at step {self.step} (epoch {epoch + 1}, {self.detector.end.reason})", flush=True)
                 if self.step % cfg.log_every == 0 and not torch.isfinite(distributed.all_reduce_sum(loss_sum)[0]):
@@ -305,8 +307,8 @@ class Trainer:
             if not math.isfinite(train_loss):
                 raise Diverged(self.step, epoch)
             _, train_acc = self.evaluate("train", self.train_probe)
+            diag_rows = self.diagnostics.read(diag_rows)  # the epoch's measurements, read in one go
             diag_cols = self.diagnostics.end_epoch(epoch)
-            diag_rows = [r for r in diag_rows if r]
             # The budget can run out before num_epochs when a forced resume changed the batch size.
             last = epoch == self.num_epochs - 1 or self.step >= self.total_steps
             val_loss = val_acc = None  # null on epochs without evaluation
