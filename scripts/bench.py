@@ -12,8 +12,10 @@ Sections (all on `--device`, default: CUDA when present, else CPU):
                normalize) over a torchvision DataLoader with per-sample transforms (RandomCrop,
                RandomHorizontalFlip, ToTensor, Normalize) on the same uint8 CIFAR-size images at the
                same batch size; the DataLoader gets 0 or all-core workers, whichever is faster.
-  diagnostics  whole-run time with diagnostics at their default cadence over `diagnostics=off`, in
-               two settings through the ENP (--quick: the loop section's runs instead).
+  diagnostics  whole-run time with diagnostics at their default cadence over `diagnostics=off` (cnn on
+               10% of MNIST through its ENP); the seconds of one probe row and of one dataset-scope
+               measurement against a training step of the same model, and the overhead that means at the
+               default cadence during the ENP (`diagnostics_enp_overhead`, target <= 0.10) and after it.
   sweep        jobs per hour of a small multirun (train.py -m, one process), with and without
                `trainer.reuse_data`; the first job's summary gives the peak memory of a run.
   throughput   training images/s of resnet18 and vit_tiny (patch 4) on 32x32 inputs at batch 512 with
@@ -56,6 +58,7 @@ from enlighten.data.reuse import load_dataset  # noqa: E402
 from enlighten.loggers.wandb import WandbLogger  # noqa: E402
 from enlighten.results import atomic_write_text, read_json, read_jsonl  # noqa: E402
 from enlighten.run import resolve_device, run  # noqa: E402
+from enlighten.strategies.base import soft_cross_entropy  # noqa: E402
 
 DATA = os.environ.get("ENLIGHTEN_DATA_DIR", str(REPO.parent / "shared" / "data"))
 # Dense bf16 peak FLOP/s by device name, for the utilization figure (--peak-tflops overrides).
@@ -248,29 +251,86 @@ def bench_pipeline(device: torch.device, quick: bool) -> dict:
 
 
 # ---------------------------------------------------------------------------------------- diagnostics
-def bench_diagnostics(device: torch.device, quick: bool) -> dict:
-    """Whole runs (training and evaluation) with diagnostics at their default cadence over `off`, in
-    two settings: cnn on 10% of MNIST through its ENP (denser cadence, then the normal one), and
-    resnet18 on CIFAR-size inputs with every step inside the ENP (the densest cadence: an upper bound)."""
-    settings = {}
-    if (Path(DATA) / "MNIST" / "raw").exists():
-        settings["cnn_mnist"] = ["dataset=mnist", f"paths.data_dir={DATA}", "dataset.download=false", "model=cnn",
-                                 "strategy=mixup", "phase=accuracy", "dataset.fraction=0.1",
-                                 f"trainer.epochs={3 if quick else 6}"]
-    settings["resnet18_cifar_size_all_enp"] = [
-        "dataset=synthetic", f"dataset.num_train={1600 if quick else 3200}", "dataset.num_test=64", "model=resnet18",
-        "trainer.batch_size=64", "trainer.epochs=1", "trainer.train_eval_samples=64", "phase=fixed_epochs",
-        "phase.epochs=1", "strategy=mixup"]
-    out = {}
-    for name, overrides in settings.items():
+def measurement_costs(model_name: str, input_shape: tuple, num_train: int, batch: int, device: torch.device,
+                      repeats: int) -> dict:
+    """Seconds of one training step (Mixup, SGD), one probe row and one dataset-scope measurement of
+    the same model in this process, and the overhead they mean at the default cadence: a probe row
+    every `enp_every_steps` steps during the ENP and every `every_steps` after it; the dataset scope
+    in epochs of training (one pass over the same `num_train` samples)."""
+    from enlighten.data.synthetic import synthetic
+    from enlighten.diagnostics.measures import read_values
+    from enlighten.models.cnn import cnn
+    from enlighten.models.resnet import resnet18
+    from enlighten.strategies.mixup import MixupStrategy
+
+    factory = {"cnn": cnn, "resnet18": resnet18}[model_name]
+    data = synthetic(num_train=num_train, num_test=64, channels=input_shape[0], image_size=input_shape[1]).to(device)
+    torch.manual_seed(0)
+    model = factory(10, input_shape, width=0.25 if model_name == "resnet18" else 1.0).to(device)
+    strategy = MixupStrategy(alpha=1.0)
+    strategy.setup(10, model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"trainer.batch_size={batch}", "mix.alpha=1.0"])
+    monitor = instantiate(cfg.diagnostics)  # the default settings
+    monitor.setup(model, data, strategy)
+    x, y = next(data.train_batches(batch, torch.Generator().manual_seed(0)))
+
+    def step() -> None:
+        xm, target = strategy.prepare(x, y, in_enp=False)
+        loss = soft_cross_entropy(model(xm), target).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def best_seconds(fn, times: int) -> float:
+        fn()  # warm-up
+        results = []
+        for _ in range(times):
+            synchronize(device)
+            start = time.perf_counter()
+            fn()
+            synchronize(device)
+            results.append(time.perf_counter() - start)
+        return min(results)
+
+    step_s = min(best_seconds(lambda: [step() for _ in range(5)], repeats) / 5, 1e9)
+    row_s = best_seconds(lambda: read_values([monitor.measure(True)]), repeats)
+    dataset_s = best_seconds(lambda: read_values([monitor._dataset_row(0, 0, "init", True)]), max(1, repeats // 2))
+    epoch_s = step_s * (num_train // batch)
+    return {"setting": f"{model_name} {'x'.join(map(str, input_shape))}, batch {batch}, dataset scope over {num_train}",
+            "step_ms": round(1000 * step_s, 2), "probe_row_ms": round(1000 * row_s, 1),
+            "enp_overhead": round(row_s / (monitor.enp_every_steps * step_s), 3),
+            "after_enp_overhead": round(row_s / (monitor.every_steps * step_s), 4),
+            "dataset_scope_seconds": round(dataset_s, 2), "dataset_scope_in_epochs": round(dataset_s / epoch_s, 2)}
+
+
+def bench_diagnostics(device: torch.device, quick: bool, loop: dict | None = None) -> dict:
+    """Whole runs (training and evaluation) with diagnostics at their default cadence over `off` (cnn
+    on 10% of MNIST through its ENP), and the cost of each measurement against a training step, for
+    cnn at MNIST size and resnet18 (width 0.25) at CIFAR size (`measurement_costs`)."""
+    out: dict = {}
+    if quick and loop is not None:  # --quick: the loop section's on/off runs stand in (no time for more)
+        out["loop_runs"] = {"ratio": loop["diagnostics_time_ratio"]}
+    elif (Path(DATA) / "MNIST" / "raw").exists():
+        overrides = ["dataset=mnist", f"paths.data_dir={DATA}", "dataset.download=false", "model=cnn",
+                     "strategy=mixup", "phase=accuracy", "dataset.fraction=0.1", f"trainer.epochs={3 if quick else 6}"]
         seconds: dict[str, list[float]] = {"off": [], "default": []}
         for _ in range(1 if quick else 2):
             for mode in seconds:
                 metrics, _ = run_epochs([*overrides, "logger=none", f"diagnostics={mode}"], device)
                 seconds[mode].append(metrics[-1]["wall_time_s"])
         off, on = min(seconds["off"]), min(seconds["default"])
-        out[name] = {"seconds_off": round(off, 2), "seconds_on": round(on, 2), "ratio": round(on / off, 3)}
-    return {"diagnostics_ratio": max(r["ratio"] for r in out.values()), "diagnostics_settings": out}
+        out["cnn_mnist_run"] = {"seconds_off": round(off, 2), "seconds_on": round(on, 2), "ratio": round(on / off, 3)}
+    cuda = device.type == "cuda"
+    costs = {"cnn": measurement_costs("cnn", (1, 28, 28), 2048 if quick else 6016, 128, device, 3 if quick else 5),
+             "resnet18": measurement_costs("resnet18", (3, 32, 32), (8192 if cuda else 1024) if quick else
+                                           (50048 if cuda else 2048), 512 if cuda else 128, device, 2 if quick else 3)}
+    out["measurement_costs"] = costs
+    whole = out.get("cnn_mnist_run") or out.get("loop_runs") or {}
+    return {"diagnostics_ratio": whole.get("ratio"),
+            "diagnostics_enp_overhead": max(c["enp_overhead"] for c in costs.values()),
+            "diagnostics_settings": out}
 
 
 # ---------------------------------------------------------------------------------------------- sweep
@@ -360,7 +420,8 @@ def print_table(report: dict) -> None:
     rows = [("loop_ratio (diagnostics off)", report.get("loop_ratio"), ">= 0.95"),
             ("loop_ratio (diagnostics default)", report.get("loop_ratio_diagnostics"), ""),
             ("pipeline_ratio", report.get("pipeline_ratio"), ">= 10 (CPU)"),
-            ("diagnostics_ratio", report.get("diagnostics_ratio"), ""),
+            ("diagnostics_ratio (cnn MNIST run)", report.get("diagnostics_ratio"), ""),
+            ("diagnostics_enp_overhead", report.get("diagnostics_enp_overhead"), "<= 0.10"),
             ("peak_rss_mb (one run)", report.get("peak_rss_mb"), ""),
             ("sweep jobs/h without reuse", report.get("sweep", {}).get("jobs_per_hour_without_reuse"), ""),
             ("sweep jobs/h with reuse", report.get("sweep", {}).get("jobs_per_hour_with_reuse"), "")]
@@ -410,12 +471,8 @@ def main() -> int:
         elif section == "pipeline":
             pipeline = bench_pipeline(device, args.quick)
             report.update(pipeline_ratio=pipeline["pipeline_ratio"], pipeline=pipeline)
-        elif section == "diagnostics" and args.quick and "loop" in report:
-            # --quick: the loop section's on/off runs stand in (no time for more in a minute)
-            report.update(diagnostics_ratio=report["loop"]["diagnostics_time_ratio"],
-                          diagnostics_settings={"loop": "the loop section's runs, diagnostics default over off"})
         elif section == "diagnostics":
-            report.update(bench_diagnostics(device, args.quick))
+            report.update(bench_diagnostics(device, args.quick, report.get("loop")))
         elif section == "sweep":
             sweep = bench_sweep(device, args.quick)
             report.update(sweep=sweep, **sweep["peak_memory"])

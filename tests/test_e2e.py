@@ -91,7 +91,7 @@ def test_multirun_2x2_gives_one_directory_and_one_wandb_run_per_job(tmp_path):
         (["dataset=mnist", "paths.data_dir=/no/such/dir", "dataset.download=false"], "/no/such/dir/MNIST/raw"),
         (["dataset=image_folder", "dataset.root=/no/such/folder"], "/no/such/folder"),
         (["+model.widht=2"], "model.widht"),
-        (["trainer.batch_size=63", "dataset=digits"], "batch_size=63 is odd"),
+        (["trainer.batch_size=63", "dataset=digits", "mix.pairing=flip"], "batch_size=63 is odd"),
     ],
 )
 def test_bad_input_fails_before_training_naming_the_problem(args, message, tmp_path):
