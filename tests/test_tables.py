@@ -10,10 +10,10 @@ import sys
 from tests.conftest import REPO
 
 
-def write_run(root, name, strategy, seed, acc, status="completed"):
+def write_run(root, name, strategy, seed, acc, status="completed", enp_end_step=10):
     d = root / name
     (d / ".hydra").mkdir(parents=True)
-    summary = {"status": status, "final_val_acc": acc, "best_val_acc": acc, "enp_end_epoch": 1,
+    summary = {"status": status, "final_val_acc": acc, "best_val_acc": acc, "enp_end_step": enp_end_step, "enp_end_epoch": 1,
                "enp_end_train_acc": 0.5, "enp_mean/diag/r_perp_clean": 0.4, "enp_mean/diag/zero_act": 0.3,
                "choices": {"strategy": strategy}, "overrides": [f"strategy={strategy}", f"seed={seed}"],
                "config": {"seed": seed, "mix": {"alpha": 1.0}}, "error": None if status == "completed" else "boom"}
@@ -47,6 +47,43 @@ def test_paired_difference_ci_and_p_value(tmp_path):
     assert pivot.splitlines()[0].split("|")[1:4] == [" mix.alpha ", " strategy=mixup ", " strategy=mixup_pause "]
     assert "| 1.0       | 80.00 ± 10.00" in pivot
     assert list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))  # the table went to W&B (offline)
+
+
+def test_enp_columns_say_when_the_enp_was_not_reached(tmp_path):
+    for seed in range(2):
+        write_run(tmp_path, f"never{seed}", "mixup", seed, 0.9, enp_end_step=None)
+        write_run(tmp_path, f"some{seed}", "mixup_pause", seed, 0.9, enp_end_step=None if seed else 10)
+        write_run(tmp_path, f"all{seed}", "alpha_boost", seed, 0.9)
+    lines = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")]
+             for line in tables(tmp_path, "--rows", "strategy").splitlines()[2:]}
+    header = [c.strip() for c in tables(tmp_path, "--rows", "strategy").splitlines()[0].strip("|").split("|")]
+    enp = [header.index(h) for h in ("ENP end epoch", "train acc at ENP end", "ENP r_perp_clean", "ENP zero_act")]
+    assert [lines["mixup"][i] for i in enp] == ["ENP not reached"] * 4  # never a whole-run mean
+    assert lines["mixup_pause"][enp[2]] == "0.400 ± 0.000 (1/2 reached)"
+    assert lines["alpha_boost"][enp[2]] == "0.400 ± 0.000"
+
+
+def test_runs_are_compared_at_a_step_of_the_shared_grid_paired_by_seed(tmp_path):
+    """--at-step: a diag/ measure read from each run's diagnostics.jsonl row at that grid step."""
+    zero_act = {"vanilla": [0.50, 0.52, 0.48], "mixup": [0.47, 0.50, 0.44]}  # differences -0.03, -0.02, -0.04
+    for strategy, values in zero_act.items():
+        for seed, value in enumerate(values):
+            write_run(tmp_path, f"{strategy}{seed}", strategy, seed, 0.9)
+            rows = [{"step": 0, "grid": True, "diag/zero_act": 0.5},
+                    {"step": 40, "event": "enp_end", "diag/zero_act": 0.1},  # an event row at the same step is not it
+                    {"step": 40, "grid": False, "in_enp": True, "diag/zero_act": 0.2},
+                    {"step": 50, "grid": True, "diag/zero_act": value}]
+            (tmp_path / f"{strategy}{seed}" / "diagnostics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tables(tmp_path, "--rows", "strategy", "--baseline", "strategy=vanilla", "--metric", "diag/zero_act",
+                 "--at-step", "50")
+    header = [c.strip() for c in out.splitlines()[0].strip("|").split("|")]
+    mixup = [c.strip() for c in next(x for x in out.splitlines() if x.startswith("| mixup")).strip("|").split("|")]
+    assert mixup[header.index("step50/diag/zero_act")] == "0.470 ± 0.030"
+    i = header.index("Δ vs strategy=vanilla (step50/diag/zero_act)")
+    assert mixup[i] == "-0.030" and mixup[i + 2] == "0.035"  # mean -0.03, sd 0.01: t = -5.20 with 2 dof
+    missing = subprocess.run([sys.executable, str(REPO / "scripts" / "make_tables.py"), str(tmp_path), "--metric",
+                              "diag/zero_act", "--at-step", "7"], capture_output=True, text=True)
+    assert missing.returncode != 0 and "at a step of the grid" in missing.stderr
 
 
 def test_language_model_runs_are_compared_in_bits_per_character(tmp_path):
