@@ -125,6 +125,12 @@ def run(cfg: DictConfig) -> dict:
             f"trainer.batch_size={t.batch_size} is the global batch and must split evenly over the {group.world_size} "
             f"processes: use a multiple of {group.world_size}."
         )
+    if group.enabled and (cfg.diagnostics.get("dataset_steps") or cfg.diagnostics.get("dataset_at_enp_end")):
+        raise ConfigError(
+            "The diagnostics' dataset scope (diagnostics.dataset_steps, diagnostics.dataset_at_enp_end) runs on one "
+            "process: the others would wait in their next collective for its passes over the whole training set. "
+            "Measure it in a one-process run (same seed, same weights at initialization), or use diagnostics=default."
+        )
     try:  # objects that need no data: fail on bad settings before anything is loaded
         strategy = build(cfg.strategy)
         strategy.check(t.batch_size // group.world_size)  # the batch one process sees

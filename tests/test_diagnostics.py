@@ -283,10 +283,27 @@ def test_the_shared_step_grid():
     assert [s for s in range(0, 1001) if on_grid(s)] == [0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
 
 
+def test_per_group_expectations_equal_the_overall_ones_for_a_one_group_model():
+    """SigmoidLinear has one parameter group: its group keys must repeat the overall values (cos and
+    norm_ratio are 1 at lambda 0 for a group too)."""
+    from enlighten.data.base import InMemoryData
+
+    x, y = two_classes(256, seed=3)
+    data = InMemoryData(x, y, x[:16], y[:16], num_classes=2, name="two_classes")
+    monitor = Diagnostics(alpha=0.4, dataset_chunk_size=64)
+    torch.manual_seed(0)
+    model = SigmoidLinear(DIM, torch.randn(1, DIM) * 0.1)
+    monitor.setup(model, data, Vanilla())
+    row = read_values([monitor.measure(in_enp=True)])[0]
+    for m in ("cos", "r_perp_clean", "r_perp_mix", "norm_ratio"):
+        assert row[f"diag/{m}/linear"] == pytest.approx(row[f"diag/{m}"], rel=1e-9), m
+
+
 def test_settings_are_checked_when_the_monitor_is_built():
     for kwargs, message in (({"lambdas": [0.3, 0.7]}, "lambdas"), ({"lambdas": [0.3, 0.2]}, "increasing"),
-                            ({"alpha": float("nan")}, "alpha"), ({"pairing": "reverse"}, "pairings"),
-                            ({"dataset_steps": [-1]}, "dataset_steps"), ({"alpha": 0.0}, "interference")):
+                            ({"alpha": float("nan")}, "alpha"), ({"pairing": "reverse"}, "diagnostics.pairing"),
+                            ({"dataset_steps": [-1]}, "dataset_steps"), ({"alpha": 0.0}, "interference"),
+                            ({"kind": "manifold", "alpha": 0.0, "cutmix_alpha": 1.0}, "manifold")):
         with pytest.raises(ValueError, match=message):
             Diagnostics(**kwargs)
 
@@ -316,7 +333,7 @@ def _train(diagnostics, tmp_path):
 
 def test_diagnostics_never_change_training(tmp_path):
     on = _train(Diagnostics(every_steps=2, enp_every_steps=1, probe_size=16, stiffness=True, stiffness_samples=4,
-                            batch_size=32, dataset_steps=[0, 5], dataset_at_enp_end=True), tmp_path / "on")
+                            dataset_chunk_size=32, dataset_steps=[0, 5], dataset_at_enp_end=True), tmp_path / "on")
     off = _train(NoDiagnostics(), tmp_path / "off")
     for (k, a), (_, b) in zip(on[0].state_dict().items(), off[0].state_dict().items()):
         assert torch.equal(a, b), k  # parameters and batch-norm buffers, bitwise
@@ -382,39 +399,62 @@ def test_enp_means_are_null_when_the_enp_never_ended(tmp_path):
 
 def test_cutmix_and_mixup_are_both_measured_as_training_mixes(tmp_path):
     from enlighten.run import run
+    from enlighten.strategies.mixing import centred_box
 
     run(compose_cfg([*TINY_RUN, "trainer.epochs=1", "dataset.image_size=16", "strategy=mixup",
                      "mix.cutmix_alpha=1.0", "mix.switch_prob=0.25", "diagnostics.lambdas=[0.2,0.5]"], tmp_path))
     row = read_jsonl(tmp_path / "diagnostics.jsonl")[0]
-    assert row["diag/mix_kind"] == "mixup+cutmix"
-    for kind in ("mixup", "cutmix"):
-        assert f"diag/{kind}/r_perp_clean@0.2" in row and f"diag/{kind}/r_perp_clean@0.5" in row
+    assert row["diag/mix_kind"] == "mixup+cutmix" and row["diag/alpha"] == 1.0 and row["diag/cutmix_alpha"] == 1.0
+    # CutMix is named and integrated at the lambda its box really has (16x16: 0.234 and 0.473)
+    boxes = [centred_box((16, 16), lam)[1] for lam in (0.2, 0.5)]
+    cutmix_nodes = sorted(min(b, 1 - b) for b in boxes)
+    assert [f"{t:.3g}" for t in cutmix_nodes] == ["0.234", "0.473"]
     mixup_q = sum(w * row[f"diag/mixup/r_perp_clean@{lam}"] for w, lam in zip(beta_quadrature([0.2, 0.5], 1.0)[1:], (0.2, 0.5)))
-    cutmix_q = sum(w * row[f"diag/cutmix/r_perp_clean@{lam}"] for w, lam in zip(beta_quadrature([0.2, 0.5], 1.0)[1:], (0.2, 0.5)))
+    cutmix_q = sum(w * row[f"diag/cutmix/r_perp_clean@{t:.3g}"]
+                   for w, t in zip(beta_quadrature(cutmix_nodes, 1.0)[1:], cutmix_nodes))
     assert row["diag/r_perp_clean"] == pytest.approx(0.75 * mixup_q + 0.25 * cutmix_q)
 
 
-def test_dataset_scope_records_both_pairings_and_every_size_starts_from_the_same_weights(tmp_path):
+def test_dataset_scope_records_both_pairings_and_every_size_starts_from_the_same_weights(tmp_path, monkeypatch):
+    from enlighten.data import synthetic as synthetic_module
     from enlighten.run import run
 
+    real = synthetic_module.synthetic
+
+    def loader_that_draws(**kwargs):  # a loader that draws from torch's global stream, more for more data
+        torch.rand(int(100 * kwargs.get("fraction", 1.0)))
+        return real(**kwargs)
+
+    monkeypatch.setattr(synthetic_module, "synthetic", loader_that_draws)
     summaries = {}
     for fraction in (0.5, 1.0):
         out = tmp_path / str(fraction)
         summaries[fraction] = run(compose_cfg([*TINY_RUN, "trainer.epochs=1", "dataset.num_train=512", "strategy=mixup",
-                                               "mix.pairing=permutation", "diagnostics=dataset", "phase=accuracy",
-                                               "phase.threshold=0.2", f"dataset.fraction={fraction}"], out))
+                                               "mix.pairing=permutation", "diagnostics=dataset", "phase=fraction",
+                                               "phase.fraction=0.5", "trainer.reuse_data=false",
+                                               f"dataset.fraction={fraction}"], out))
         rows = [r for r in read_jsonl(out / "diagnostics.jsonl") if r.get("event") == "dataset"]
-        assert rows[0]["point"] == "init" and rows[0]["step"] == 0
+        assert [r["point"] for r in rows] == ["init", "enp_end"] and rows[0]["step"] == 0
         assert rows[0]["data/num_samples"] == int(512 * fraction)
     assert summaries[0.5]["init_params_sha1"] == summaries[1.0]["init_params_sha1"]
     s = summaries[1.0]
-    for pairing in ("permutation", "flip"):
-        for suffix in ("", "@0.1", "@0.3", "@0.5", "_unbiased", "_unbiased@0.3"):
-            assert isinstance(s[f"init/data/{pairing}/r_perp_clean{suffix}"], float)
-        assert s[f"init/data/{pairing}/cos"] <= 1.0
+    for point in ("init", "enp_end"):
+        for pairing in ("permutation", "flip"):
+            for suffix in ("", "@0.1", "@0.3", "@0.5", "_debiased", "_debiased@0.3"):
+                assert isinstance(s[f"{point}/data/{pairing}/r_perp_clean{suffix}"], float)
+            assert s[f"{point}/data/{pairing}/cos"] <= 1.0
     assert s["init/data/num_samples"] == 512 and s["init/data/clean_sq_unbiased"] > 0
-    if s["enp_end_step"] is not None:
-        assert "enp_end/data/permutation/r_perp_clean" in s
+
+
+def test_the_dataset_scope_is_refused_on_several_processes(tmp_path, monkeypatch):
+    from enlighten.config import ConfigError
+    from enlighten.run import run
+    from enlighten.training import distributed
+
+    monkeypatch.setattr(distributed, "init", lambda: distributed.Dist(rank=0, world_size=2))
+    with pytest.raises(ConfigError, match="dataset scope .* runs on one process"):
+        run(compose_cfg([*TINY_RUN, "diagnostics=dataset"], tmp_path))
+    assert not (tmp_path / "metrics.jsonl").exists()
 
 
 @needs_shared("MNIST", "raw")

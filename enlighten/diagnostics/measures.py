@@ -56,7 +56,12 @@ INTERFERENCE = ("cos", "r_perp_clean", "r_perp_mix", "norm_ratio")
 # The value of each measure at lambda 0 (and 1): the mixed batch is then the clean batch reordered, so
 # the Mixup gradient is the clean gradient. The quadrature uses these as its end points.
 AT_LAMBDA_0 = {"cos": 1.0, "r_perp_clean": 0.0, "r_perp_mix": 0.0, "norm_ratio": 1.0, "perp_sq": 0.0,
-               "r_perp_clean_unbiased": 0.0, "perp_sq_unbiased": 0.0}
+               "r_perp_clean_debiased": 0.0, "perp_sq_unbiased": 0.0}
+
+
+def at_lambda_0(measure: str) -> float:
+    """The value of `measure` (`cos`, or a per-group `cos/stem`) at lambda 0."""
+    return AT_LAMBDA_0[measure.split("/")[0]]
 
 
 @contextlib.contextmanager
@@ -144,10 +149,9 @@ def mixed_gradients(
 
 
 class SplitSums:
-    """Per-chunk gradients summed in four independent parts (chunk k in part k mod 4): the mean over
-    all chunks, and four independent estimates of the expected gradient, from which inner products
-    and squares of inner products are estimated without bias (a plain squared norm adds the sampling
-    variance: a floor of about 1/n)."""
+    """Per-chunk gradients summed in four parts (chunk k in part k mod 4): four independent estimates
+    of the expected gradient, whose inner products across parts are unbiased (a plain squared norm of
+    a mean adds the sampling variance: a floor of about 1/n). Holds four parameter-sized sums."""
 
     PARTS = 4
 
@@ -163,23 +167,40 @@ class SplitSums:
             torch._foreach_add_(self.sums[part], [g.float() for g in grads])
         self.counts[part] += 1
 
-    def mean(self) -> list[Tensor]:
-        filled = [s for s in self.sums if s is not None]
-        total = filled[0]
-        for other in filled[1:]:
-            total = torch._foreach_add(total, other)
-        return torch._foreach_div(total, float(sum(self.counts)))
-
-    def parts(self) -> list[list[Tensor]] | None:
-        """The four part means, or None with fewer than four chunks."""
-        if not all(self.counts):
-            return None
-        return [torch._foreach_div(s, float(n)) for s, n in zip(self.sums, self.counts)]
+    def filled(self) -> list[tuple[list[Tensor], int]]:
+        return [(s, n) for s, n in zip(self.sums, self.counts) if n]
 
 
 def _dots(a: list[Tensor], b: list[Tensor]) -> Tensor:
     """Inner products per parameter tensor, in float64: [number of parameter tensors]."""
     return torch.stack([(x.double() * y.double()).sum() for x, y in zip(a, b)])
+
+
+class PartDots:
+    """Inner products (per parameter tensor) between the part means of two `SplitSums`, computed from
+    the sums without allocating the means: `full()` for the means over all chunks, `across()` for
+    pairs of different parts (unbiased)."""
+
+    def __init__(self, a: SplitSums, b: SplitSums, symmetric: bool = False) -> None:
+        pa, pb = a.filled(), b.filled()
+        self.counts = [n for _, n in pa]
+        self.d: dict[tuple[int, int], Tensor] = {}
+        for i, (sa, na) in enumerate(pa):
+            for j, (sb, nb) in enumerate(pb):
+                self.d[i, j] = self.d[j, i] if symmetric and j < i else _dots(sa, sb) / (na * nb)
+
+    @property
+    def parts(self) -> int:
+        return len(self.counts)
+
+    def full(self) -> Tensor:
+        n = sum(self.counts)
+        return sum(self.counts[i] * self.counts[j] / n**2 * d for (i, j), d in self.d.items())
+
+    def across(self) -> Tensor:
+        """The mean over ordered pairs of different parts, summed over parameters (needs 2 parts)."""
+        pairs = [d.sum() for (i, j), d in self.d.items() if i != j]
+        return sum(pairs) / len(pairs)
 
 
 def _ratios(mm: Tensor, mc: Tensor, cc: Tensor) -> dict[str, Tensor]:
@@ -196,37 +217,52 @@ def _ratios(mm: Tensor, mc: Tensor, cc: Tensor) -> dict[str, Tensor]:
     }
 
 
-def _unbiased(parts_m: list[list[Tensor]], parts_c: list[list[Tensor]]) -> dict[str, Tensor]:
-    """|g_perp|^2 and r_perp_clean of the expected gradients M and C from four independent estimates:
-    |M|^2, <M, C> and |C|^2 as means of inner products of different parts, <M, C>^2 as the mean of
-    <m_a, c_b> <m_c, c_d> over distinct a, b, c, d (each unbiased), then
-    perp_sq = |M|^2 - <M, C>^2 / |C|^2 (only the division by the estimate of |C|^2 is not unbiased:
-    a second-order error, small while the clean gradient is coherent). NaN when |C|^2's estimate
-    is not positive. No branch on a value: no host read."""
-    k = len(parts_m)
-    pairs = list(itertools.permutations(range(k), 2))
-    cross = torch.stack([torch.stack([_dots(parts_m[a], parts_c[b]).sum() for b in range(k)]) for a in range(k)])
-    mm = torch.stack([_dots(parts_m[a], parts_m[b]).sum() for a, b in pairs]).mean()
-    cc = torch.stack([_dots(parts_c[a], parts_c[b]).sum() for a, b in pairs]).mean()
-    mc_sq = torch.stack([cross[a, b] * cross[c, d] for a, b, c, d in itertools.permutations(range(k), 4)]).mean()
-    nan = torch.full_like(cc, float("nan"))
-    perp = torch.where(cc > 0, mm - mc_sq / cc, nan)
-    return {"perp_sq_unbiased": perp, "r_perp_clean_unbiased": torch.where(cc > 0, (perp.clamp_min(0.0) / cc).sqrt(), nan),
-            "clean_sq_unbiased": cc}
+def _debiased(mm: PartDots, mc: PartDots, cc: PartDots) -> dict[str, Tensor]:
+    """|g_perp|^2 of the expected gradients M and C, without the sampling noise, from four parts:
+    |M|^2, |C|^2 as means of inner products of different parts, <M, C>^2 as the mean of
+    <m_a, c_b> <m_c, c_d> over distinct parts a, b, c, d (each unbiased), then
+    perp_sq_unbiased = |M|^2 - <M, C>^2 / |C|^2: only the division by the estimate of |C|^2 is not
+    unbiased, a second-order error while the clean gradient is coherent. It can be negative;
+    r_perp_clean_debiased = sqrt(max(0, perp_sq_unbiased) / |C|^2). NaN where |C|^2's estimate is
+    not positive. No branch on a value: no host read."""
+    cross = {k: d.sum() for k, d in mc.d.items()}
+    mc_sq = sum(cross[a, b] * cross[c, d] for a, b, c, d in itertools.permutations(range(mc.parts), 4)) / 24
+    mm_u, cc_u = mm.across(), cc.across()
+    nan = torch.full_like(cc_u, float("nan"))
+    perp = torch.where(cc_u > 0, mm_u - mc_sq / cc_u, nan)
+    return {"perp_sq_unbiased": perp, "r_perp_clean_debiased": torch.where(cc_u > 0, (perp.clamp_min(0.0) / cc_u).sqrt(), nan)}
 
 
-def _compare(mixed: SplitSums, clean: SplitSums, groups: dict[str, list[int]] | None) -> dict[str, Tensor]:
-    m, c = mixed.mean(), clean.mean()
-    mm, mc, cc = _dots(m, m), _dots(m, c), _dots(c, c)
-    out = _ratios(mm.sum(), mc.sum(), cc.sum())
-    for name, idx in (groups or {}).items():
-        for key, value in _ratios(mm[idx].sum(), mc[idx].sum(), cc[idx].sum()).items():
+def _compare(mixed: SplitSums, clean: SplitSums, cc: PartDots, groups: dict[str, Tensor] | None) -> dict[str, Tensor]:
+    mm, mc = PartDots(mixed, mixed, symmetric=True), PartDots(mixed, clean)
+    mm_full, mc_full, cc_full = mm.full(), mc.full(), cc.full()
+    out = _ratios(mm_full.sum(), mc_full.sum(), cc_full.sum())
+    for name, idx in (groups or {}).items():  # idx: indices on the device (no copy from the host)
+        for key, value in _ratios(mm_full[idx].sum(), mc_full[idx].sum(), cc_full[idx].sum()).items():
             if key != "perp_sq":
                 out[f"{key}/{name}"] = value
-    parts_m, parts_c = mixed.parts(), clean.parts()
-    if parts_m is not None:
-        out.update(_unbiased(parts_m, parts_c))
+    if mm.parts == SplitSums.PARTS:
+        out.update(_debiased(mm, mc, cc))
     return out
+
+
+@contextlib.contextmanager
+def same_random_draws(model: nn.Module) -> Iterator[Callable[[], None]]:
+    """Fork torch's random streams (training's are untouched) and yield `reset()`, which rewinds them:
+    calling it before every forward gives the clean and each mixed pass the same dropout and
+    drop-path masks, so that they differ only by the mixing."""
+    device = next(model.parameters()).device
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        cpu = torch.get_rng_state()
+        cuda = torch.cuda.get_rng_state(device) if devices else None
+
+        def reset() -> None:
+            torch.set_rng_state(cpu)
+            if cuda is not None:
+                torch.cuda.set_rng_state(cuda, device)
+
+        yield reset
 
 
 def interference(
@@ -235,36 +271,41 @@ def interference(
     variants: Sequence[Variant],
     num_classes: int,
     label_smoothing: float = 0.0,
-    groups: dict[str, list[int]] | None = None,
+    groups: dict[str, Tensor] | None = None,
 ) -> tuple[dict[str, Tensor], dict[Variant, dict[str, Tensor]]]:
     """The clean gradient and each variant's Mixup gradient, accumulated over the batches `chunks()`
     yields (x, y, partners by pairing) at the current parameters, compared.
 
     One chunk is a probe batch; many are a dataset (chunks of the training batch size; from four
-    chunks on, also unbiased estimates, see `_unbiased`). Gradients are taken in training mode (the batch statistics
-    training sees, per chunk); batch-norm buffers are restored. Returns the clean gradient's squared
-    norm (plain and unbiased) and, per variant, cos, r_perp_clean, r_perp_mix, norm_ratio and
-    perp_sq (per parameter group too when `groups` is given), plus r_perp_clean_unbiased and
-    perp_sq_unbiased with four or more chunks.
+    chunks on, also estimates without the sampling noise, see `_debiased`). Gradients are taken in
+    training mode (the batch statistics training sees, per chunk), in fp32; batch-norm buffers and
+    the random streams are restored. Returns the clean gradient's squared norm (plain and unbiased)
+    and, per variant, cos, r_perp_clean, r_perp_mix, norm_ratio and perp_sq (per parameter group too
+    when `groups` is given: indices into the parameters, on their device), plus perp_sq_unbiased and
+    r_perp_clean_debiased with four or more chunks. Values are 0-d tensors on the model's device
+    (see `read_values`).
     """
     was_training = model.training
     model.train()
-    with preserved_buffers(model):
-        clean = SplitSums()
-        for i, (x, y, _) in enumerate(chunks()):
-            clean.add(i, clean_gradients(model, x, y, num_classes, label_smoothing))
-        results = {}
-        for v in variants:  # one variant at a time: 8 parameter-sized sums in memory, not 4 + 4 per variant
-            mixed = SplitSums()
-            for i, (x, y, pairs) in enumerate(chunks()):
-                mixed.add(i, mixed_gradients(model, x, y, pairs[v.pairing], v, num_classes, label_smoothing))
-            results[v] = _compare(mixed, clean, groups)
-    model.train(was_training)
-    c = clean.mean()
-    clean_stats = {"clean_sq": _dots(c, c).sum()}
-    for r in results.values():  # the same for every variant
-        if "clean_sq_unbiased" in r:
-            clean_stats["clean_sq_unbiased"] = r.pop("clean_sq_unbiased")
+    try:
+        with preserved_buffers(model), same_random_draws(model) as reset:
+            clean = SplitSums()
+            for i, (x, y, _) in enumerate(chunks()):
+                reset()
+                clean.add(i, clean_gradients(model, x, y, num_classes, label_smoothing))
+            cc = PartDots(clean, clean, symmetric=True)
+            results = {}
+            for v in variants:  # one variant at a time: 8 parameter-sized sums in memory, 4 clean and 4 mixed
+                mixed = SplitSums()
+                for i, (x, y, pairs) in enumerate(chunks()):
+                    reset()
+                    mixed.add(i, mixed_gradients(model, x, y, pairs[v.pairing], v, num_classes, label_smoothing))
+                results[v] = _compare(mixed, clean, cc, groups)
+    finally:
+        model.train(was_training)
+    clean_stats = {"clean_sq": cc.full().sum()}
+    if cc.parts == SplitSums.PARTS:
+        clean_stats["clean_sq_unbiased"] = cc.across()
     return clean_stats, results
 
 
@@ -272,8 +313,9 @@ def read_values(rows: list[dict]) -> list[dict]:
     """Replace every 0-d tensor in `rows` (in place) by its value, with one read from the device: the
     measures queue their work on the device and are read once, at the epoch's end."""
     slots = [(row, key) for row in rows for key, value in row.items() if isinstance(value, Tensor)]
-    values = torch.stack([row[key].detach().double().reshape(()) for row, key in slots]).tolist() if slots else \
-        torch.zeros(0).tolist()  # one read either way: the count of reads does not depend on the cadence
+    if not slots:
+        return rows
+    values = torch.stack([row[key].detach().double().reshape(()) for row, key in slots]).tolist()
     for (row, key), value in zip(slots, values):
         row[key] = value
     return rows
@@ -349,13 +391,13 @@ def activation_stats(
     if not rec.total:
         return {}
     sites = list(rec.total)
-    zeros = torch.stack([torch.as_tensor(rec.zeros[s]).double() for s in sites])
-    dead = torch.stack([(~rec.alive[s]).sum().double() for s in sites])
-    totals = torch.tensor([rec.total[s] for s in sites], dtype=torch.float64, device=zeros.device)
-    units = sum(rec.alive[s].numel() for s in sites)
-    out = {prefix: zeros.sum() / totals.sum(), prefix.replace("zero_act", "dead_units"): dead.sum() / units}
+    # Divisions by Python numbers: no tensor is copied from the host (which would wait for a GPU).
+    shares = torch.stack([torch.as_tensor(rec.zeros[s]).double() / rec.total[s] for s in sites])
+    zeros = sum(torch.as_tensor(rec.zeros[s]).double() for s in sites)
+    dead = sum((~rec.alive[s]).sum().double() for s in sites)
+    out = {prefix: zeros / sum(rec.total.values()),
+           prefix.replace("zero_act", "dead_units"): dead / sum(rec.alive[s].numel() for s in sites)}
     if per_site:
-        shares = zeros / totals
         out.update({f"{prefix}/{s}": shares[i] for i, s in enumerate(sites)})
     return out
 

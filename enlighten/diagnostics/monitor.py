@@ -25,11 +25,11 @@ import torch
 from torch import Tensor, nn
 
 from enlighten.diagnostics.measures import (
-    AT_LAMBDA_0,
     INTERFERENCE,
     BatchEpochNormRatio,
     Variant,
     activation_stats,
+    at_lambda_0,
     beta_quadrature,
     interference,
     parameter_groups,
@@ -38,11 +38,18 @@ from enlighten.diagnostics.measures import (
     trajectory_distance,
 )
 from enlighten.diagnostics.stiffness import stiffness
-from enlighten.strategies.mixing import PAIRINGS, check_manifold, mix_inputs, partners
+from enlighten.strategies.mixing import PAIRINGS, centred_box, check_manifold, check_pairing, mix_inputs, partners
 
 ENP_MEAN_KEYS = ("diag/cos", "diag/r_perp_clean", "diag/zero_act")
 # Measures the dataset scope reports per pairing, at each lambda and by quadrature.
-DATASET_MEASURES = (*INTERFERENCE, "perp_sq", "r_perp_clean_unbiased", "perp_sq_unbiased")
+DATASET_MEASURES = (*INTERFERENCE, "perp_sq", "perp_sq_unbiased", "r_perp_clean_debiased")
+# Independent random streams drawn from the run's seed (a probe seeded with s + 1 would repeat the
+# dataset order of seed s).
+PROBE_STREAM, DATASET_STREAM = 0, 1
+
+
+def stream_generator(seed: int, stream: int) -> torch.Generator:
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, stream]).generate_state(1)[0]))
 
 
 def on_grid(step: int) -> bool:
@@ -107,7 +114,7 @@ class Diagnostics:
         enp_every_steps: int = 50,
         probe_size: int = 64,
         seed: int = 0,
-        batch_size: int = 128,
+        dataset_chunk_size: int = 128,
         dataset_steps: Sequence[int] = (),
         dataset_at_enp_end: bool = False,
         dataset_pairings: Sequence[str] = PAIRINGS,
@@ -119,7 +126,7 @@ class Diagnostics:
         stiffness_samples: int = 16,
     ) -> None:
         for name, value in (("every_steps", every_steps), ("enp_every_steps", enp_every_steps),
-                            ("batch_size", batch_size), ("stiffness_samples", stiffness_samples)):
+                            ("dataset_chunk_size", dataset_chunk_size), ("stiffness_samples", stiffness_samples)):
             if value < 1:
                 raise ValueError(f"diagnostics.{name} must be >= 1, got {value}.")
         if probe_size < 2:
@@ -135,20 +142,23 @@ class Diagnostics:
         self.label_smoothing = _finite("label_smoothing", label_smoothing, 0.0, 1.0, low_open=False)
         if kind not in ("input", "manifold"):
             raise ValueError(f"diagnostics.kind must be input or manifold, got {kind!r}.")
+        if interference and kind == "manifold" and self.alpha == 0:
+            raise ValueError("diagnostics.kind=manifold needs diagnostics.alpha (mix.alpha) > 0: CutMix does not apply "
+                             "to hidden states.")
         self.lambdas = [_finite("lambdas", lam, 0.0, 0.5) for lam in lambdas]
         if not self.lambdas or any(b <= a for a, b in zip(self.lambdas, self.lambdas[1:])):
             raise ValueError(
                 f"diagnostics.lambdas must be increasing values in (0, 0.5], got {list(lambdas)}: lambda and 1 - lambda "
                 f"mix the same pairs (exactly with flip pairing, in distribution with permutation), so 0.7 is 0.3.")
-        for p in (pairing, *dataset_pairings):
-            if p not in PAIRINGS:
-                raise ValueError(f"diagnostics pairings must be among {list(PAIRINGS)}, got {p!r}.")
+        check_pairing(pairing, "diagnostics.pairing")
+        for p in dataset_pairings:
+            check_pairing(p, "each of diagnostics.dataset_pairings")
         self.dataset_steps = sorted({int(s) for s in dataset_steps})
         if any(s < 0 for s in self.dataset_steps):
             raise ValueError(f"diagnostics.dataset_steps must be steps >= 0 (0: at initialization), got {list(dataset_steps)}.")
         self.kind, self.pairing, self.dataset_pairings = kind, pairing, list(dataset_pairings)
         self.every_steps, self.enp_every_steps = every_steps, enp_every_steps
-        self.probe_size, self.seed, self.batch_size = probe_size, seed, batch_size
+        self.probe_size, self.seed, self.chunk_size = probe_size, seed, dataset_chunk_size
         self.dataset_at_enp_end = dataset_at_enp_end
         self.do_interference, self.do_activations = interference, activations
         self.do_benr, self.do_atd = benr, atd
@@ -175,12 +185,13 @@ class Diagnostics:
             check_manifold(model)
         # The probe and its pairs are fixed for the run (drawn from the run's seed): rows at different
         # steps differ only by the weights.
-        g = torch.Generator().manual_seed(self.seed)
+        g = stream_generator(self.seed, PROBE_STREAM)
         n = min(self.probe_size - self.probe_size % 2, data.num_train)
         idx = torch.randperm(data.num_train, generator=g)[:n]
         self.x, self.y = next(iter(data.eval_batches("train", n, idx)))
         self.probe_partners = {p: partners(n, p, self.x.device, g) for p in PAIRINGS}
-        self.groups = parameter_groups(model)
+        device = next(model.parameters()).device
+        self.groups = {name: torch.tensor(idx, device=device) for name, idx in parameter_groups(model).items()}
         if self.do_benr:
             self.benr = BatchEpochNormRatio(list(model.parameters()))
 
@@ -203,31 +214,51 @@ class Diagnostics:
         layers = range(len(self.model.stages)) if self.kind == "manifold" else [0]
         return [Variant(p, k.name, lam, layer) for p in pairings for k in kinds for lam in self.lambdas for layer in layers]
 
+    def _nodes(self, kind: str) -> dict[float, float]:
+        """Each measured lambda -> the lambda its mixing really has. For CutMix, the box's pixel area
+        (a 28x28 box cannot have every area), folded into (0, 0.5]; 0 (the box covers the image) is
+        the end point, not a node."""
+        if kind != "cutmix":
+            return {lam: lam for lam in self.lambdas}
+        effective = {lam: centred_box(self.x.shape, lam)[1] for lam in self.lambdas}
+        return {lam: min(e, 1.0 - e) for lam, e in effective.items() if 0.0 < e < 1.0}
+
     def _combine(
         self, prefix: str, pairing: str, kinds: list[MixKind], results: dict, measures: Sequence[str],
         per_lambda: Sequence[str] | None = None,
     ) -> dict:
         """The `per_lambda` measures (default: all) at each lambda (Manifold Mixup: the mean over its
-        layers), and every measure's expectation over lambda by quadrature, weighted over the kinds
-        (Mixup and CutMix by switch_prob)."""
+        layers; CutMix: at the lambda of its box, named so), and every measure's expectation over
+        lambda by quadrature, weighted over the kinds (Mixup and CutMix by switch_prob)."""
         per_lambda = measures if per_lambda is None else per_lambda
         out: dict = {}
         expectation: dict[str, Tensor] = {}
         for k in kinds:
-            weights = beta_quadrature(self.lambdas, k.alpha)
             kind_part = f"{k.name}/" if len(kinds) > 1 else ""
+            nodes = self._nodes(k.name)
             for m in measures:
-                at = []
-                for lam in self.lambdas:
-                    values = [r[m] for v, r in results.items() if (v.pairing, v.kind, v.lam) == (pairing, k.name, lam) and m in r]
-                    if values:
-                        at.append(torch.stack(values).mean())
-                        if m in per_lambda:
-                            out[f"{prefix}{kind_part}{m}@{lam:g}"] = at[-1]
-                if len(at) == len(self.lambdas):
-                    value = weights[0] * AT_LAMBDA_0.get(m, 0.0) + sum(w * a for w, a in zip(weights[1:], at))
-                    expectation[m] = expectation.get(m, 0.0) + k.weight * value
+                at: dict[float, list[Tensor]] = {}
+                for v, r in results.items():
+                    if (v.pairing, v.kind) == (pairing, k.name) and v.lam in nodes and m in r:
+                        at.setdefault(nodes[v.lam], []).append(r[m])
+                if not at:
+                    continue
+                points = sorted(at)
+                values = [torch.stack(at[t]).mean() for t in points]  # layers (and boxes of equal area) averaged
+                if m in per_lambda:
+                    out.update({f"{prefix}{kind_part}{m}@{t:.3g}": v for t, v in zip(points, values)})
+                weights = beta_quadrature(points, k.alpha)
+                value = weights[0] * at_lambda_0(m) + sum(w * v for w, v in zip(weights[1:], values))
+                expectation[m] = expectation.get(m, 0.0) + k.weight * value
         return {**out, **{f"{prefix}{m}": v for m, v in expectation.items()}}
+
+    def _alphas(self, prefix: str, kinds: list[MixKind]) -> dict:
+        """How a row was measured: the alphas of its expectation, the pairing and the kinds."""
+        out = {f"{prefix}alpha": next((k.alpha for k in kinds if k.name != "cutmix"), None),
+               f"{prefix}mix_kind": "+".join(k.name for k in kinds)}
+        if any(k.name == "cutmix" for k in kinds):
+            out[f"{prefix}cutmix_alpha"] = self.cutmix_alpha
+        return out
 
     def _probe_interference(self, in_enp: bool) -> dict:
         kinds = self._kinds(in_enp)
@@ -238,32 +269,40 @@ class Diagnostics:
         return self._combine("diag/", self.pairing, kinds, results, [*INTERFERENCE, *per_group], INTERFERENCE)
 
     def _dataset_chunks(self):
-        """The training subset in a fixed order, in chunks of the training batch size (the last partial
+        """The training subset in a fixed order, in chunks of `dataset_chunk_size` (the last partial
         chunk dropped, as training drops it), un-augmented, with fixed pairs per chunk: every
-        measurement of the run sees the same chunks and pairs."""
-        g = torch.Generator().manual_seed(self.seed + 1)
-        n = self.data.num_train // self.batch_size * self.batch_size
+        measurement of the run sees the same chunks and pairs. Order and pairs are drawn on the CPU
+        and moved to the device once per measurement."""
+        g = stream_generator(self.seed, DATASET_STREAM)
+        size = self.chunk_size
+        n = self.data.num_train // size * size
         order = torch.randperm(self.data.num_train, generator=g)[:n]
-        for x, y in self.data.eval_batches("train", self.batch_size, order):
-            yield x, y, {p: partners(len(x), p, x.device, g) for p in PAIRINGS}
+        perms = torch.stack([torch.randperm(size, generator=g) for _ in range(n // size)]).to(self.x.device)
+        flip = partners(size, "flip", self.x.device)
 
-    def _dataset_row(self, step: int, epoch: int, point: str, in_enp: bool) -> dict:
+        def chunks():
+            for i, (x, y) in enumerate(self.data.eval_batches("train", size, order)):
+                yield x, y, {"permutation": perms[i], "flip": flip}
+
+        return chunks
+
+    def measure_dataset(self, step: int, epoch: int, point: str, in_enp: bool) -> dict:
+        """The dataset scope: interference over the whole training subset, for every pairing of
+        `dataset_pairings` (a row for diagnostics.jsonl; its values go to the summary once read)."""
         kinds = self._kinds(in_enp)
         variants = self._variants(self.dataset_pairings, kinds)
         start = time.perf_counter()
-        with torch.random.fork_rng(devices=[self.x.device] if self.x.is_cuda else []):
-            clean, results = interference(self.model, self._dataset_chunks, variants, self.num_classes, self.label_smoothing)
-            if self.x.is_cuda:  # one wait per dataset measurement, so that its time is real
-                torch.cuda.synchronize(self.x.device)
+        clean, results = interference(self.model, self._dataset_chunks(), variants, self.num_classes,
+                                      self.label_smoothing)
+        if self.x.is_cuda:  # one wait per dataset measurement, so that its time is real
+            torch.cuda.synchronize(self.x.device)
         row: dict = {"step": step, "epoch": epoch, "event": "dataset", "point": point,
-                     "data/num_samples": self.data.num_train // self.batch_size * self.batch_size,
-                     "data/chunk_size": self.batch_size, "data/alpha": kinds[0].alpha,
-                     "data/mix_kind": "+".join(k.name for k in kinds),
+                     "data/num_samples": self.data.num_train // self.chunk_size * self.chunk_size,
+                     "data/chunk_size": self.chunk_size, **self._alphas("data/", kinds),
                      "data/clean_sq": clean["clean_sq"], "data/clean_sq_unbiased": clean.get("clean_sq_unbiased")}
         for p in self.dataset_pairings:
             row.update(self._combine(f"data/{p}/", p, kinds, results, DATASET_MEASURES))
         row["data/seconds"] = time.perf_counter() - start
-        self._pending_dataset.append(row)
         return row
 
     # ------------------------------------------------------------------------------------- activations
@@ -280,9 +319,7 @@ class Diagnostics:
         row: dict = {}
         with torch.random.fork_rng(devices=[self.x.device] if self.x.is_cuda else []):
             if self.do_interference and self.can_mix:
-                kinds = self._kinds(in_enp)
-                row.update({"diag/alpha": kinds[0].alpha, "diag/pairing": self.pairing,
-                            "diag/mix_kind": "+".join(k.name for k in kinds)})
+                row.update({**self._alphas("diag/", self._kinds(in_enp)), "diag/pairing": self.pairing})
                 row.update(self._probe_interference(in_enp))
             if self.do_activations:
                 row.update(self._activations())
@@ -292,15 +329,20 @@ class Diagnostics:
 
     def _rows(self, step: int, epoch: int, in_enp: bool) -> list[dict]:
         rows = []
-        cadence = step % (self.enp_every_steps if in_enp else self.every_steps) == 0
-        if on_grid(step) or cadence:
-            row = {"step": step, "epoch": epoch, "in_enp": in_enp, "grid": on_grid(step), **self.measure(in_enp)}
+        grid = on_grid(step)
+        if grid or step % (self.enp_every_steps if in_enp else self.every_steps) == 0:
+            row = {"step": step, "epoch": epoch, "in_enp": in_enp, "grid": grid, **self.measure(in_enp)}
             rows.append(row)
             if in_enp:
                 self.enp_rows.append(row)
         if step in self.dataset_steps and self.can_mix:
-            rows.append(self._dataset_row(step, epoch, point_name(step), in_enp))
+            rows.append(self._dataset(step, epoch, point_name(step), in_enp))
         return rows
+
+    def _dataset(self, step: int, epoch: int, point: str, in_enp: bool) -> dict:
+        row = self.measure_dataset(step, epoch, point, in_enp)
+        self._pending_dataset.append(row)
+        return row
 
     def start(self, in_enp: bool) -> list[dict]:
         """The rows of step 0 (at initialization, before the first step)."""
@@ -315,10 +357,9 @@ class Diagnostics:
     def at_enp_end(self, step: int, epoch: int) -> list[dict]:
         """Where the ENP ended: the probe measured as training goes on from here (in_enp false)."""
         self.enp_ended = True
-        with torch.random.fork_rng(devices=[self.x.device] if self.x.is_cuda else []):
-            rows = [{"step": step, "epoch": epoch, "event": "enp_end", **self.measure(False)}]
+        rows = [{"step": step, "epoch": epoch, "event": "enp_end", **self.measure(False)}]
         if self.dataset_at_enp_end and self.can_mix:
-            rows.append(self._dataset_row(step, epoch, "enp_end", False))
+            rows.append(self._dataset(step, epoch, "enp_end", False))
         return rows
 
     def read(self, rows: list[dict]) -> list[dict]:

@@ -24,7 +24,7 @@ def stiffness(model: nn.Module, x: Tensor, y: Tensor) -> dict[str, Tensor]:
     same = y[:, None] == y[None, :]
     off_diag = ~torch.eye(len(y), dtype=torch.bool, device=y.device)
     within, between = cos[same & off_diag], cos[~same]
-    nan = torch.tensor(float("nan"), dtype=torch.float64, device=cos.device)
+    nan = cos.new_full((), float("nan"))  # a fill on the device, not a copy from the host
     return {  # 0-d tensors, read with the other measures at the epoch's end
         "diag/stiffness_within": within.mean() if within.numel() else nan,
         "diag/stiffness_between": between.mean() if between.numel() else nan,
