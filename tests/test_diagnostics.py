@@ -299,6 +299,35 @@ def test_per_group_expectations_equal_the_overall_ones_for_a_one_group_model():
         assert row[f"diag/{m}/linear"] == pytest.approx(row[f"diag/{m}"], rel=1e-9), m
 
 
+def test_manifold_mixup_is_measured_at_every_layer_training_draws_from():
+    torch.manual_seed(0)
+    model = cnn(10, (1, 8, 8))
+    data = synthetic(num_train=128, num_test=16, image_size=8, channels=1)
+    strategy = MixupStrategy(alpha=1.0, kind="manifold")
+    strategy.setup(10, model)
+    monitor = Diagnostics(kind="manifold", lambdas=[0.3], dataset_chunk_size=32)
+    monitor.setup(model, data, strategy)
+    row = read_values([monitor.measure(in_enp=False)])[0]
+    assert row["diag/mix_kind"] == "manifold"
+    # the mean over the layers 0 (the input) and 1 (after the first stage), as training draws them
+    x, y, partner = monitor.x, monitor.y, monitor.probe_partners["permutation"]
+    _, by_layer = interference(model, lambda: [(x, y, {"permutation": partner})],
+                               [Variant("permutation", "manifold", 0.3, layer) for layer in (0, 1)], 10)
+    expected = np.mean([float(r["r_perp_clean"]) for r in by_layer.values()])
+    assert row["diag/r_perp_clean@0.3"] == pytest.approx(expected)
+
+
+def test_the_diagnostics_follow_the_runs_seed(tmp_path):
+    assert compose_cfg(["seed=3"], tmp_path).diagnostics.seed == 3
+    data = synthetic(num_train=256, num_test=16, image_size=8, channels=1)
+    probes = []
+    for seed in (0, 0, 1):
+        monitor = Diagnostics(seed=seed)
+        monitor.setup(cnn(10, (1, 8, 8)), data, Vanilla())
+        probes.append(monitor.x)
+    assert torch.equal(probes[0], probes[1]) and not torch.equal(probes[0], probes[2])
+
+
 def test_settings_are_checked_when_the_monitor_is_built():
     for kwargs, message in (({"lambdas": [0.3, 0.7]}, "lambdas"), ({"lambdas": [0.3, 0.2]}, "increasing"),
                             ({"alpha": float("nan")}, "alpha"), ({"pairing": "reverse"}, "diagnostics.pairing"),
