@@ -29,7 +29,7 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow
 
-## bench: speed and memory ratios (scripts/bench.py); `make bench BENCH_ARGS=--quick` takes under a minute
+## bench: speed and memory ratios (scripts/bench.py); `make bench BENCH_ARGS=--quick` takes about a minute
 bench: $(STAMP)
 	$(PY) scripts/bench.py $(BENCH_ARGS)
 
