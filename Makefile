@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.enlighten-installed
 DEMO_DIR ?= outputs/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
 
-.PHONY: install demo test test-slow bench ddp clean
+.PHONY: install demo test test-slow bench ddp gpu-data gpu-wheels gpu-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,25 @@ NPROC ?= 2
 ARGS ?= dataset=mnist model=cnn dataset.fraction=0.1 trainer.epochs=2 phase=accuracy logger=none
 ddp: $(STAMP)
 	$(PY) -m torch.distributed.run --standalone --nproc_per_node=$(NPROC) train.py $(ARGS)
+
+## gpu-data: copy the CIFAR-10 copy (npz and prepare.py) into data/cifar10, an ignored folder that can travel to a GPU machine
+SHARED_DATA ?= $(or $(ENLIGHTEN_DATA_DIR),../shared/data)
+gpu-data:
+	mkdir -p data/cifar10
+	cp $(SHARED_DATA)/cifar10/cifar10_jpeg75.npz $(SHARED_DATA)/cifar10/prepare.py data/cifar10/
+
+## gpu-wheels: wheels (in .whl, ignored) of what a bare PyTorch image lacks to run gpu-check: hydra, omegaconf, antlr4
+gpu-wheels: $(STAMP)
+	$(PY) -m pip wheel --quiet --no-deps -w .whl $$($(PY) -c "from importlib.metadata import version as v; \
+		print(' '.join(f'{n}=={v(n)}' for n in ('hydra-core', 'omegaconf', 'antlr4-python3-runtime')))")
+
+## gpu-check: on one NVIDIA GPU, <= 8 min: the `gpu` tests, the bench's throughput section and 3 epochs of the
+## CIFAR-10 ResNet-18 recipe; writes gpu_check.json and gpu_check.log to GPU_CHECK_OUT. Refuses without CUDA.
+## On a machine with its own PyTorch and no network: `make gpu-check GPU_PY=python3` (docs/performance.md).
+GPU_PY ?= $(PY)
+GPU_CHECK_OUT ?= outputs/gpu-check/$(shell date +%Y-%m-%d_%H-%M-%S)
+gpu-check: $(if $(filter $(PY),$(GPU_PY)),$(STAMP))
+	$(GPU_PY) scripts/gpu_check.py --out $(GPU_CHECK_OUT)
 
 clean:
 	rm -rf outputs multirun .pytest_cache

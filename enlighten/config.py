@@ -46,12 +46,12 @@ class TrainerConfig:
     device: str = "auto"  # auto | cpu | cuda
     precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
     eval_every: int = 1  # evaluate on the test set every N epochs (and always after the last)
-    eval_batch_size: int = 1024
+    eval_batch_size: Optional[int] = None  # null: 1024 on CUDA, 128 on a CPU (cache-sized batches: 2-3x faster there)
     train_eval_samples: int = 10000  # clean training accuracy: size of the fixed probe subset (0 = all)
     grad_clip: Optional[float] = None  # max global grad norm; null = off
     log_every: int = 50  # steps between reads of on-device metrics (non-finite loss check)
     deterministic: bool = False
-    channels_last: str = "auto"  # auto (on for CUDA conv nets) | true | false
+    channels_last: str = "auto"  # auto (on for conv nets, CPU and CUDA: 1.3-1.7x faster on a CPU) | true | false
     compile: bool = False  # torch.compile the training step's model (once per process)
     checkpoint_every: int = 1  # epochs between checkpoints (0: only after the last epoch)
     resume: str = "auto"  # auto: continue from the run directory's last checkpoint | force: even if the config differs | never
@@ -176,10 +176,15 @@ def validate(cfg: DictConfig) -> None:
         value = str(OmegaConf.select(cfg, key))
         if value.lower() not in allowed:
             raise ConfigError(f"{key}={value!r} is not one of {list(allowed)}.")
+        # Used as written from here on: `trainer.channels_last=true` arrives as the string 'True'
+        # (a YAML bool in a str field), `trainer.precision=BF16` as typed.
+        OmegaConf.update(cfg, key, value.lower())
     t = cfg.trainer
-    for key in ("epochs", "batch_size", "eval_every", "eval_batch_size", "log_every"):
+    for key in ("epochs", "batch_size", "eval_every", "log_every"):
         if t[key] < 1:
             raise ConfigError(f"trainer.{key} must be >= 1, got {t[key]}.")
+    if t.eval_batch_size is not None and t.eval_batch_size < 1:
+        raise ConfigError(f"trainer.eval_batch_size must be >= 1 or null (1024 on CUDA, 128 on a CPU), got {t.eval_batch_size}.")
     if t.max_steps is not None and t.max_steps < 1:
         raise ConfigError(f"trainer.max_steps must be >= 1 or null (train trainer.epochs epochs), got {t.max_steps}.")
     if t.checkpoint_every < 0:

@@ -1,7 +1,7 @@
 """Benchmarks. Every figure is a ratio (or a rate) measured in this one run, so it holds on a noisy
 machine; timed sections alternate and keep each side's best.
 
-    python scripts/bench.py [--quick] [--only loop,pipeline,diagnostics,sweep,throughput] [--out FILE]
+    python scripts/bench.py [--quick] [--only loop,pipeline,diagnostics,sweep,throughput,cpu] [--out FILE]
 
 Sections (all on `--device`, default: CUDA when present, else CPU):
   loop         steps/s of the project's loop (run(), logging on: metrics.jsonl and offline W&B) over a
@@ -16,12 +16,17 @@ Sections (all on `--device`, default: CUDA when present, else CPU):
                10% of MNIST through its ENP); the seconds of one probe row and of one dataset-scope
                measurement against a training step of the same model, and the overhead that means at the
                default cadence during the ENP (`diagnostics_enp_overhead`, target <= 0.10) and after it.
-  sweep        jobs per hour of a small multirun (train.py -m, one process), with and without
-               `trainer.reuse_data`; the first job's summary gives the peak memory of a run.
+  sweep        jobs per hour of a claims-style grid of short jobs (train.py -m): one after another in
+               one process, with and without `trainer.reuse_data`, and packed (hydra/launcher=joblib,
+               one worker per core, cores/workers threads each): `packing_ratio`; the first job's
+               summary gives the peak memory of a run.
   throughput   training images/s of resnet18 and vit_tiny (patch 4) on 32x32 inputs at batch 512 with
                Mixup, bf16 and channels_last, with and without `trainer.compile`, and the model FLOPs
                utilization this means (FLOPs counted by torch's FlopCounterMode). CUDA only, unless
                --only names it (then it runs, slowly and small, on the CPU too).
+  cpu          training FLOP/s of the loop over a 2048x2048 matmul's FLOP/s in the same process
+               (`matmul_share`, target >= 0.6 on an idle 2-core machine) for cnn and resnet18 at width
+               0.25, with channels_last (the default) and without. CPU only, unless --only names it.
 
 Prints one JSON object, then a table.
 """
@@ -100,8 +105,8 @@ class BareLoop:
         torch.manual_seed(cfg.seed)
         model = instantiate(cfg.model, num_classes=data.num_classes, input_shape=list(data.input_shape))
         cuda = device.type == "cuda"
-        conv = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
-        self.layout = torch.channels_last if cuda and conv else torch.contiguous_format
+        conv = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())  # as trainer.channels_last=auto
+        self.layout = torch.channels_last if conv else torch.contiguous_format
         self.model = model.to(device, memory_format=self.layout)
         self.steps = data.steps_per_epoch(t.batch_size)
         self.optimizer = instantiate(cfg.optim, model=self.model)
@@ -253,7 +258,7 @@ def bench_pipeline(device: torch.device, quick: bool) -> dict:
 # ---------------------------------------------------------------------------------------- diagnostics
 def measurement_costs(model_name: str, input_shape: tuple, num_train: int, batch: int, device: torch.device,
                       repeats: int) -> dict:
-    """Seconds of one training step (Mixup, SGD; bf16 and channels_last on CUDA, as the loop trains),
+    """Seconds of one training step (Mixup, SGD, channels_last; bf16 on CUDA, as the loop trains),
     one probe row and one dataset-scope measurement of the same model (fp32) in this process, and the overhead they mean at the default cadence: a probe row
     every `enp_every_steps` steps during the ENP and every `every_steps` after it; the dataset scope
     in epochs of training (one pass over the same `num_train` samples)."""
@@ -266,8 +271,8 @@ def measurement_costs(model_name: str, input_shape: tuple, num_train: int, batch
     factory = {"cnn": cnn, "resnet18": resnet18}[model_name]
     data = synthetic(num_train=num_train, num_test=64, channels=input_shape[0], image_size=input_shape[1]).to(device)
     torch.manual_seed(0)
-    cuda = device.type == "cuda"  # the GPU path trains in bf16 and channels_last; the measures run in fp32
-    layout = torch.channels_last if cuda else torch.contiguous_format
+    cuda = device.type == "cuda"  # the GPU path trains in bf16; the measures run in fp32
+    layout = torch.channels_last  # both models are conv nets: trainer.channels_last=auto
     model = factory(10, input_shape, width=0.25 if model_name == "resnet18" else 1.0).to(device, memory_format=layout)
     strategy = MixupStrategy(alpha=1.0)
     strategy.setup(10, model)
@@ -341,33 +346,44 @@ def bench_diagnostics(device: torch.device, quick: bool, loop: dict | None = Non
 
 # ---------------------------------------------------------------------------------------------- sweep
 def bench_sweep(device: torch.device, quick: bool) -> dict:
-    """A multirun in a fresh process, as a user starts one; jobs/hour from its wall time."""
-    jobs = 3 if quick else 8
-    if (Path(DATA) / "MNIST" / "raw").exists() and not quick:
-        data = ["dataset=mnist", f"paths.data_dir={DATA}", "dataset.download=false", "dataset.fraction=0.02"]
+    """A claims-style grid of short jobs, launched as a user launches it (train.py -m, a fresh process),
+    three ways: one after another in one process with and without `trainer.reuse_data`, and packed:
+    `hydra/launcher=joblib`, one worker per core, each with cores/workers threads. Jobs/hour from the
+    wall times; `packing_ratio` = packed over one-after-another (with reuse, the default)."""
+    jobs = 4 if quick else 8
+    if (Path(DATA) / "MNIST" / "raw").exists() and not quick:  # a claims cell: the ENP ends, diagnostics on
+        data = ["dataset=mnist", f"paths.data_dir={DATA}", "dataset.download=false", "dataset.fraction=0.05",
+                "model=cnn", "trainer.epochs=2", "phase=accuracy"]
     else:
-        data = ["dataset=digits"]
-    args = [*data, "model=cnn", "model.width=0.5", "trainer.epochs=1", "logger=none", "diagnostics=off",
-            f"trainer.device={device.type}", "seed=" + ",".join(str(s) for s in range(jobs))]
-    out: dict = {"setting": " ".join(args[:-1]) + f" seed=0..{jobs - 1}", "jobs": jobs}
-    seconds: dict[str, list[float]] = {"false": [], "true": []}
-    # Alternate (and in full runs repeat in both orders), keeping each side's fastest: the first sweep
-    # also warms the file cache.
-    for reuse in ("false", "true") if quick else ("false", "true", "true", "false"):
+        data = ["dataset=digits", "model=cnn", "model.width=0.5", "trainer.epochs=1", "diagnostics=off"]
+    args = [*data, "logger=none", f"trainer.device={device.type}", "seed=" + ",".join(str(s) for s in range(jobs))]
+    workers = os.cpu_count() or 1
+    ways = {"without_reuse": ["trainer.reuse_data=false"], "with_reuse": ["trainer.reuse_data=true"],
+            "packed": ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={workers}"]}
+    out: dict = {"setting": " ".join(args[:-1]) + f" seed=0..{jobs - 1}", "jobs": jobs, "packed_workers": workers}
+    seconds: dict[str, list[float]] = {way: [] for way in ways}
+    # Alternate (and in full runs repeat in the reverse order), keeping each way's fastest: the first
+    # sweep also warms the file cache.
+    order = list(ways) if quick else [*ways, *reversed(ways)]
+    for way in order:
         with tempfile.TemporaryDirectory() as sweep_dir:
             start = time.perf_counter()
-            proc = subprocess.run([sys.executable, str(REPO / "train.py"), "-m", *args, f"trainer.reuse_data={reuse}",
+            proc = subprocess.run([sys.executable, str(REPO / "train.py"), "-m", *args, *ways[way],
                                    f"hydra.sweep.dir={sweep_dir}"], capture_output=True, text=True, cwd=sweep_dir)
-            seconds[reuse].append(time.perf_counter() - start)
+            seconds[way].append(time.perf_counter() - start)
             if proc.returncode != 0:
-                raise RuntimeError(f"the sweep failed:\n{proc.stderr[-3000:]}")
-            if reuse == "false" and "peak_memory" not in out:  # a fresh process's first job: one run's peak
-                first = read_json(sorted(Path(sweep_dir).glob("*/summary.json"))[0])
-                out["peak_memory"] = {k: v for k, v in first.items() if k.startswith("peak_")}
-    for reuse, key in (("false", "without_reuse"), ("true", "with_reuse")):
-        out[f"jobs_per_hour_{key}"] = round(jobs * 3600 / min(seconds[reuse]), 1)
-        out[f"seconds_{key}"] = round(min(seconds[reuse]), 2)
+                raise RuntimeError(f"the sweep ({way}) failed:\n{proc.stderr[-3000:]}")
+            summaries = [read_json(p) for p in sorted(Path(sweep_dir).glob("*/summary.json"))]
+            if len(summaries) != jobs or any(s["status"] != "completed" for s in summaries):
+                raise RuntimeError(f"the sweep ({way}) completed {len(summaries)} of {jobs} jobs")
+            out.setdefault("threads_per_job", {})[way] = summaries[0]["runtime"]["torch_threads"]
+            if way == "without_reuse" and "peak_memory" not in out:  # a fresh process's first job: one run's peak
+                out["peak_memory"] = {k: v for k, v in summaries[0].items() if k.startswith("peak_")}
+    for way in ways:
+        out[f"jobs_per_hour_{way}"] = round(jobs * 3600 / min(seconds[way]), 1)
+        out[f"seconds_{way}"] = round(min(seconds[way]), 2)
     out["reuse_speedup"] = round(out["jobs_per_hour_with_reuse"] / out["jobs_per_hour_without_reuse"], 3)
+    out["packing_ratio"] = round(out["jobs_per_hour_packed"] / out["jobs_per_hour_with_reuse"], 3)
     return out
 
 
@@ -418,8 +434,61 @@ def bench_throughput(device: torch.device, quick: bool, override_tflops: float |
     return {"throughput": out, "peak_tflops": peak / 1e12 if peak else None}
 
 
+# ------------------------------------------------------------------------------------------------ cpu
+def matmul_flops_per_sec(device: torch.device, n: int = 2048, repeats: int = 5) -> float:
+    """FLOP/s of an n x n fp32 matmul, the best of `repeats` (2n^3 FLOPs each): what this machine's
+    BLAS reaches, the yardstick for the training rate."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    a @ b  # warm-up: threads, caches
+    best = float("inf")
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        a @ b
+        synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best
+
+
+CPU_MODELS = (("cnn", 1.0), ("resnet18", 0.25))
+
+
+def bench_cpu(device: torch.device, quick: bool) -> dict:
+    """Training FLOP/s of the project's loop (run(): Mixup, SGD, batch 128, 3x32x32, diagnostics off)
+    over a 2048x2048 matmul's FLOP/s measured just before it in this process, for cnn (width 1) and
+    resnet18 (width 0.25), with the default layout (channels_last for conv nets) and without it.
+    The rate is the fastest epoch after the first (which holds the one-off start-up costs)."""
+    from enlighten.models.cnn import cnn
+    from enlighten.models.resnet import resnet18
+
+    factories = {"cnn": cnn, "resnet18": resnet18}
+    batch, steps, epochs = 128, (8 if quick else 25), (3 if quick else 4)
+    out: dict = {"setting": f"run(), strategy=mixup, batch {batch}, 3x32x32 synthetic, {steps} steps an epoch, "
+                            f"best of epochs 2-{epochs}", "threads": torch.get_num_threads()}
+    for model, width in CPU_MODELS:
+        flops = training_flops_per_image(factories[model](10, (3, 32, 32), width=width), (3, 32, 32), device)
+        row: dict = {"gflop_per_image": round(flops / 1e9, 4)}
+        for layout in ("true", "false"):
+            matmul = matmul_flops_per_sec(device)
+            metrics, _ = run_epochs(["dataset=synthetic", f"dataset.num_train={batch * steps}", "dataset.num_test=128",
+                                     f"model={model}", f"model.width={width}", "strategy=mixup", "phase=never",
+                                     "diagnostics=off", "logger=none", f"trainer.batch_size={batch}",
+                                     f"trainer.epochs={epochs}", "trainer.train_eval_samples=128",
+                                     f"trainer.eval_every={epochs}", "trainer.checkpoint_every=0",
+                                     f"trainer.channels_last={layout}"], device)
+            rate = max(m["images_per_sec"] for m in metrics[1:])
+            key = "channels_last" if layout == "true" else "contiguous"
+            row[key] = {"images_per_sec": round(rate, 1), "matmul_gflops": round(matmul / 1e9, 1),
+                        "matmul_share": round(rate * flops / matmul, 3)}
+        row["channels_last_speedup"] = round(row["channels_last"]["images_per_sec"] / row["contiguous"]["images_per_sec"], 3)
+        out[f"{model}_w{width:g}"] = row
+    return {"matmul_share": {name: row["channels_last"]["matmul_share"] for name, row in out.items()
+                             if isinstance(row, dict) and "channels_last" in row},
+            "cpu": out}
+
+
 # ----------------------------------------------------------------------------------------------- main
-SECTIONS = ("loop", "pipeline", "diagnostics", "sweep", "throughput")
+SECTIONS = ("loop", "pipeline", "diagnostics", "sweep", "throughput", "cpu")
 
 
 def print_table(report: dict) -> None:
@@ -430,7 +499,11 @@ def print_table(report: dict) -> None:
             ("diagnostics_enp_overhead", report.get("diagnostics_enp_overhead"), "<= 0.10"),
             ("peak_rss_mb (one run)", report.get("peak_rss_mb"), ""),
             ("sweep jobs/h without reuse", report.get("sweep", {}).get("jobs_per_hour_without_reuse"), ""),
-            ("sweep jobs/h with reuse", report.get("sweep", {}).get("jobs_per_hour_with_reuse"), "")]
+            ("sweep jobs/h with reuse", report.get("sweep", {}).get("jobs_per_hour_with_reuse"), ""),
+            ("sweep jobs/h packed (joblib)", report.get("sweep", {}).get("jobs_per_hour_packed"), ""),
+            ("packing_ratio (packed / one by one)", report.get("packing_ratio"), "> 1: pack")]
+    for model, share in report.get("matmul_share", {}).items():
+        rows.append((f"matmul_share {model}", share, ">= 0.6 (idle 2-core CPU)"))
     for model, row in report.get("throughput", {}).items():
         for key in ("eager", "compiled"):
             mfu = row[f"{key}_mfu"]
@@ -456,8 +529,8 @@ def main() -> int:
     unknown = sorted(set(only) - set(SECTIONS))
     if unknown:
         ap.error(f"unknown section(s) {unknown}; choose from {list(SECTIONS)}")
-    if args.only is None and device.type != "cuda":
-        only = tuple(s for s in only if s != "throughput")  # GPU figures; --only throughput runs it on CPU
+    if args.only is None:  # GPU figures on a GPU, CPU figures on a CPU; --only runs either anywhere
+        only = tuple(s for s in only if s != ("cpu" if device.type == "cuda" else "throughput"))
     register_configs()
     os.environ.setdefault("WANDB_SILENT", "true")
     np.random.seed(0)
@@ -481,7 +554,9 @@ def main() -> int:
             report.update(bench_diagnostics(device, args.quick, report.get("loop")))
         elif section == "sweep":
             sweep = bench_sweep(device, args.quick)
-            report.update(sweep=sweep, **sweep["peak_memory"])
+            report.update(sweep=sweep, packing_ratio=sweep["packing_ratio"], **sweep["peak_memory"])
+        elif section == "cpu":
+            report.update(bench_cpu(device, args.quick))
         elif section == "throughput":
             report.update(bench_throughput(device, args.quick, args.peak_tflops))
         seconds[section] = round(time.perf_counter() - t0, 1)

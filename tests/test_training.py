@@ -83,10 +83,25 @@ def test_cosine_with_warmup_and_multistep_per_iteration():
 
 
 def test_bf16_autocast_channels_last_and_grad_clip_train_on_cpu(tmp_path):
-    cfg = compose_cfg([*FAST, "trainer.epochs=1", "trainer.precision=bf16", "trainer.channels_last=true",
+    # As typed on a command line: `true` arrives as the string 'True', `BF16` in capitals.
+    cfg = compose_cfg([*FAST, "trainer.epochs=1", "trainer.precision=BF16", "trainer.channels_last=true",
                        "trainer.grad_clip=1.0", "optim=adamw", "sched.warmup_epochs=0.5"], tmp_path)
     summary = run(cfg)
     assert summary["status"] == "completed" and math.isfinite(read_run(tmp_path)[0][0]["train_loss"])
+    assert summary["runtime"]["bf16"] and summary["runtime"]["channels_last"]
+    assert summary["config"]["trainer"]["precision"] == "bf16"  # recorded as used
+
+
+def test_cpu_defaults_channels_last_for_conv_nets_and_cache_sized_evaluation(tmp_path):
+    """On a CPU the defaults choose NHWC for conv nets only, fp32, evaluation in batches of 128,
+    torch's threads (all cores); each explicit setting wins."""
+    cases = {"cnn": ([], (True, False, 128)), "mlp": (["model=mlp"], (False, False, 128)),
+             "off": (["trainer.channels_last=false", "trainer.eval_batch_size=512"], (False, False, 512))}
+    for name, (extra, expected) in cases.items():
+        summary = run(compose_cfg([*FAST, "trainer.epochs=1", "dataset.num_train=128", *extra], tmp_path / name))
+        runtime = summary["runtime"]
+        assert (runtime["channels_last"], runtime["bf16"], runtime["eval_batch_size"]) == expected, name
+        assert runtime["device"] == "cpu" and runtime["torch_threads"] == torch.get_num_threads()
 
 
 def test_accuracy_detector_estimators_run_through_the_loop(tmp_path):
