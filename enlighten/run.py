@@ -27,7 +27,7 @@ from enlighten.diagnostics.monitor import NoDiagnostics
 from enlighten.loggers.base import Logger, NoLogger
 from enlighten.results import SUMMARY_FILE, RunResults, read_json
 from enlighten.training import distributed
-from enlighten.training.checkpoint import CheckpointError, clear_checkpoints, load_latest
+from enlighten.training.checkpoint import CheckpointError, clear_checkpoints, config_differences, load_latest
 from enlighten.training.loop import Diverged, LoopConfig, Trainer
 
 
@@ -99,7 +99,8 @@ def build_logger(cfg: DictConfig, run_dir: Path, config: dict, resume_id: str | 
 
 def completed_summary(run_dir: Path, config: dict) -> dict | None:
     """The summary of an earlier completed run of this config in this directory, if any: a sweep
-    re-run into the same directory then completes only its missing or failed jobs."""
+    re-run into the same directory then completes only its missing or failed jobs. Settings that do
+    not change the results (paths, logger, evaluation batch, ...: checkpoint.IGNORED_KEYS) may differ."""
     path = run_dir / SUMMARY_FILE
     if not path.is_file():
         return None
@@ -107,7 +108,9 @@ def completed_summary(run_dir: Path, config: dict) -> dict | None:
         previous = read_json(path)
     except (OSError, ValueError):
         return None
-    return previous if previous.get("status") == "completed" and previous.get("config") == config else None
+    if previous.get("status") != "completed" or config_differences(previous.get("config") or {}, config):
+        return None
+    return previous
 
 
 def run(cfg: DictConfig) -> dict:

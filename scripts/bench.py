@@ -357,7 +357,8 @@ def bench_sweep(device: torch.device, quick: bool) -> dict:
     else:
         data = ["dataset=digits", "model=cnn", "model.width=0.5", "trainer.epochs=1", "diagnostics=off"]
     args = [*data, "logger=none", f"trainer.device={device.type}", "seed=" + ",".join(str(s) for s in range(jobs))]
-    workers = os.cpu_count() or 1
+    # One worker per core on a CPU; on a GPU, 4 jobs share the device (docs/performance.md: how to choose).
+    workers = 4 if device.type == "cuda" else (os.cpu_count() or 1)
     ways = {"without_reuse": ["trainer.reuse_data=false"], "with_reuse": ["trainer.reuse_data=true"],
             "packed": ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={workers}"]}
     out: dict = {"setting": " ".join(args[:-1]) + f" seed=0..{jobs - 1}", "jobs": jobs, "packed_workers": workers}

@@ -89,15 +89,20 @@ def test_exact_resume_on_cuda(tmp_path):
 
 def test_dataset_scope_diagnostics_on_cuda_match_the_cpu(tmp_path):
     """The dataset-level interference at initialization: the same weights and pairs on both devices,
-    the measures in fp32 (cuDNN may use TF32 for their convolutions), so the values agree to 2%."""
+    the measures in fp32 (TF32 off for the comparison), so the values agree to 2%."""
     overrides = ["dataset=synthetic", "dataset.num_train=1024", "dataset.num_test=128", "model=cnn",
                  "trainer.batch_size=128", "trainer.epochs=1", "trainer.train_eval_samples=128", "logger=none",
                  "strategy=mixup", "diagnostics=dataset"]
     values = {}
-    for device in ("cpu", "cuda"):
-        summary = run(compose_cfg([*overrides, f"trainer.device={device}"], tmp_path / device))
-        values[device] = {k: v for k, v in summary.items() if k.startswith("init/data/") and isinstance(v, float)
-                          and not k.endswith("seconds")}
+    tf32 = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False  # fp32 convolutions, as on the CPU (TF32 would round to 10 bits)
+    try:
+        for device in ("cpu", "cuda"):
+            summary = run(compose_cfg([*overrides, f"trainer.device={device}"], tmp_path / device))
+            values[device] = {k: v for k, v in summary.items()
+                              if k.startswith("init/data/") and isinstance(v, float) and not k.endswith("seconds")}
+    finally:
+        torch.backends.cudnn.allow_tf32 = tf32
     assert values["cuda"] and values["cuda"].keys() == values["cpu"].keys()
     for key, cpu_value in values["cpu"].items():
         assert values["cuda"][key] == pytest.approx(cpu_value, rel=0.02, abs=1e-3), key

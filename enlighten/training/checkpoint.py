@@ -26,7 +26,8 @@ KEEP = 2
 # Settings that may differ between the run that wrote a checkpoint and the one resuming it: they
 # change where things go or how often they are written, not what is computed.
 IGNORED_KEYS = ("paths", "logger", "trainer.resume", "trainer.skip_completed", "trainer.reuse_data",
-                "trainer.checkpoint_every", "trainer.log_every")
+                "trainer.checkpoint_every", "trainer.log_every",
+                "trainer.eval_batch_size")  # evaluation only (its default changed from 1024 to null)
 
 
 class CheckpointError(RuntimeError):
