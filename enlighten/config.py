@@ -33,6 +33,29 @@ class ConfigError(ValueError):
     """A configuration problem, reported before any work is done."""
 
 
+# Settings that change where things go or how often they are written, not what is computed: a
+# checkpoint resumes across them, a completed job is not re-run for them, and tables treat runs that
+# differ only in them as the same experiment.
+RESULT_NEUTRAL_KEYS = ("paths", "logger", "trainer.resume", "trainer.skip_completed", "trainer.reuse_data",
+                       "trainer.checkpoint_every", "trainer.log_every",
+                       "trainer.eval_batch_size")  # evaluation's rounding only (its default changed from 1024 to null)
+
+
+def flatten(tree, prefix: str = "") -> dict:
+    """A nested config (plain dicts) as {dotted key: value}."""
+    if isinstance(tree, dict):
+        out = {}
+        for k, v in tree.items():
+            out.update(flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: tree}
+
+
+def under(key: str, prefixes) -> bool:
+    """Whether `key` is one of `prefixes` or inside one of them (`mix.alpha` is under `mix`)."""
+    return any(key == p or key.startswith(p + ".") for p in prefixes)
+
+
 # --------------------------------------------------------------------------------------------------
 # Schema
 # --------------------------------------------------------------------------------------------------

@@ -100,7 +100,7 @@ def build_logger(cfg: DictConfig, run_dir: Path, config: dict, resume_id: str | 
 def completed_summary(run_dir: Path, config: dict) -> dict | None:
     """The summary of an earlier completed run of this config in this directory, if any: a sweep
     re-run into the same directory then completes only its missing or failed jobs. Settings that do
-    not change the results (paths, logger, evaluation batch, ...: checkpoint.IGNORED_KEYS) may differ."""
+    not change the results (paths, logger, evaluation batch, ...: config.RESULT_NEUTRAL_KEYS) may differ."""
     path = run_dir / SUMMARY_FILE
     if not path.is_file():
         return None

@@ -16,7 +16,11 @@ row at step S of the shared grid, so runs are compared at the same point of trai
 each cell is compared with the cell that differs only in KEY=VALUE: the mean difference of the metric
 (--metric: final_val_acc in points, or final_val_bpc when the runs report it; lower is better for
 bpc and loss) over seeds present in both (pairs matched by seed), its 95% confidence interval and a
-paired t-test p-value (undefined, "-", when every pair differs by the same amount).
+paired t-test p-value (undefined, "-", when every pair differs by the same amount). A member run is
+paired with the baseline run whose config is the same in every setting but KEY (seed included;
+settings that change no result, such as paths and the logger, aside). Runs that repeat another's
+config and seed are an error naming both (--keep-newest keeps the newest and lists the others), and a
+--baseline value or a --rows/--cols key that matches no run is an error listing the valid ones.
 A key is a config group (`strategy`, `model`, ...) or a dotted config key (`mix.alpha`,
 `dataset.fraction`). Without --rows, the keys the runs were launched with (their overrides, minus
 `seed`) make the rows. Failed, diverged and incomplete runs are listed under the table.
@@ -33,6 +37,41 @@ import sys
 from pathlib import Path
 
 IGNORED_OVERRIDES = ("seed", "paths.", "logger", "hydra", "experiment", "trainer.device")
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from enlighten.config import RESULT_NEUTRAL_KEYS, flatten, under  # noqa: E402  (no torch: tables stay quick)
+
+
+def identity(run: dict, without: tuple[str, ...] = ()) -> tuple:
+    """Everything in a run's config that can change its results, hashable: two runs with the same
+    identity are the same experiment. `without` leaves keys out (a config group leaves out its
+    choice and its whole subtree): runs paired for a comparison agree on everything else, the seed
+    included."""
+    drop = (*RESULT_NEUTRAL_KEYS, *without)
+    settings = {k: repr(v) for k, v in flatten(run.get("config", {})).items() if not under(k, drop)}
+    choices = {f"choice {k}": v for k, v in run.get("choices", {}).items() if not under(k, drop)}
+    return tuple(sorted({**settings, **choices}.items()))
+
+
+def drop_duplicates(runs: list[dict], keep_newest: bool) -> list[dict]:
+    """Completed runs with one identity (seed included) once: re-running a sweep into a new directory
+    and reading both must never double the seeds. Without `keep_newest` a duplicate is an error naming
+    the directories; with it, the newest summary is kept and the others are listed as 'duplicate'."""
+    groups: dict[tuple, list[dict]] = {}
+    for run in runs:
+        if run.get("status") == "completed":
+            groups.setdefault(identity(run), []).append(run)
+    repeated = [g for g in groups.values() if len(g) > 1]
+    if repeated and not keep_newest:
+        listing = "\n".join("  " + " and ".join(r["_dir"] for r in g) for g in repeated)
+        sys.exit(f"error: {sum(len(g) - 1 for g in repeated)} run(s) repeat another run's config and seed, which would "
+                 f"count one seed twice:\n{listing}\nRead one copy of each, or pass --keep-newest to keep the newest "
+                 f"summary.json of each and list the others.")
+    for group in repeated:
+        group.sort(key=lambda r: Path(r["_dir"], "summary.json").stat().st_mtime)
+        for old in group[:-1]:
+            old.update(status="duplicate", error=f"same config and seed as {group[-1]['_dir']}, which is newer")
+    return runs
 
 
 def add_grid_row(run: dict, step: int) -> None:
@@ -109,13 +148,15 @@ METRICS = {
 
 
 def paired_stats(
-    members: list[dict], baseline: list[dict], metric: str = "final_val_acc"
+    members: list[dict], baseline: list[dict], key: str, metric: str = "final_val_acc"
 ) -> tuple[int, float, float, float, float] | None:
     """(pairs, mean difference of `metric` (accuracy in points), 95% CI low, high, paired t-test p),
-    pairs matched by seed; None without a pair; CI and p are nan with fewer than 2 pairs."""
+    each member paired with the baseline run that has the same config except `key` (the compared key),
+    the seed included; None without a pair; CI and p are nan with fewer than 2 pairs."""
     scale = METRICS.get(metric, ("", 1.0, 3))[1]
-    base = {lookup(r, "seed"): r[metric] for r in baseline if r.get(metric) is not None}
-    pairs = [(r[metric], base[lookup(r, "seed")]) for r in members if lookup(r, "seed") in base and r.get(metric) is not None]
+    base = {identity(r, (key,)): r[metric] for r in baseline if r.get(metric) is not None}
+    pairs = [(r[metric], base[identity(r, (key,))]) for r in members
+             if r.get(metric) is not None and identity(r, (key,)) in base]
     if not pairs:
         return None
     diffs = [scale * (a - b) for a, b in pairs]
@@ -170,6 +211,9 @@ def build_table(
         base_key, _, base_value = baseline.partition("=")
         if base_key not in rows:
             sys.exit(f"error: --baseline key {base_key!r} must be one of the row keys {rows}")
+        values = sorted({str(lookup(r, base_key)) for r in done})
+        if base_value not in values:
+            sys.exit(f"error: --baseline {baseline} matches no completed run; {base_key} is one of {values}")
         parsed.append((base_key, base_value))
         header += [f"Δ vs {baseline} ({unit})", "95% CI", "p (paired t)"]
     body = []
@@ -200,7 +244,7 @@ def build_table(
         ] + [col(k) for k in extra]
         for base_key, base_value in parsed:
             ref = tuple(base_value if k == base_key else v for k, v in zip(rows, cell))
-            result = None if ref == cell or ref not in cells else paired_stats(members, cells[ref], metric)
+            result = None if ref == cell or ref not in cells else paired_stats(members, cells[ref], base_key, metric)
             line += format_paired(result, 2 if metric == "final_val_acc" else 3)
         body.append(line)
     return header, body, problems
@@ -259,13 +303,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--extra", help="comma-separated summary.json keys to add as columns (mean ± std)")
     ap.add_argument("--at-step", type=int,
                     help="read diag/ keys of --metric and --extra from each run's diagnostics.jsonl row at this grid step")
+    ap.add_argument("--keep-newest", action="store_true",
+                    help="where several runs share a config and seed, keep the newest and list the others")
     ap.add_argument("--format", choices=["md", "latex", "csv"], default="md")
     ap.add_argument("--out", help="write the table to this file as well")
     args = ap.parse_args(argv)
     runs = load_runs(args.dirs)
     if not runs:
         sys.exit(f"error: no summary.json under {', '.join(args.dirs)}")
+    runs = drop_duplicates(runs, args.keep_newest)
     rows = args.rows.split(",") if args.rows else default_rows(runs)
+    done = [r for r in runs if r.get("status") == "completed"]
+    unknown = [k for k in rows + (args.cols.split(",") if args.cols else []) if all(lookup(r, k) is None for r in done)]
+    if unknown:
+        valid = sorted({*(k for r in done for k in r.get("choices", {})), *default_rows(runs),
+                        *(k for r in done for k in flatten(r.get("config", {})))})
+        sys.exit(f"error: --rows/--cols key(s) {unknown} match no completed run. Keys you can use: {', '.join(valid)}")
     if args.cols:
         cols = args.cols.split(",")
         rows = [k for k in rows if k not in cols] or ["strategy"]
@@ -292,7 +345,6 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(text, end="")
     if args.out:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
         from enlighten.results import atomic_write_text
 
         atomic_write_text(args.out, text)

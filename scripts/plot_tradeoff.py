@@ -29,7 +29,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from make_tables import load_runs, lookup, paired_stats  # noqa: E402
+from make_tables import drop_duplicates, load_runs, lookup, paired_stats  # noqa: E402
 
 from enlighten.results import read_jsonl  # noqa: E402
 
@@ -54,7 +54,8 @@ def heatmaps(fig, axes, runs: list[dict], baseline: str, strategies: list[str]) 
         significant = [[False] * len(alphas) for _ in fractions]
         for i, f in enumerate(fractions):
             for j, a in enumerate(alphas):
-                res = paired_stats(cells.get((strategy, a, f, width), []), cells.get((baseline, a, f, width), []))
+                res = paired_stats(cells.get((strategy, a, f, width), []), cells.get((baseline, a, f, width), []),
+                                   "strategy")
                 if res is not None:
                     grid[i][j] = res[1]
                     significant[i][j] = res[4] < 0.05
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baseline", default="mixup", help="the strategy the others are compared with")
     ap.add_argument("--cell", help="KEY=VALUE,... choosing the run whose curves are shown")
     args = ap.parse_args(argv)
-    runs = [r for r in load_runs(args.dirs) if r.get("status") == "completed"]
+    runs = [r for r in drop_duplicates(load_runs(args.dirs), keep_newest=False) if r.get("status") == "completed"]
     if not runs:
         sys.exit("error: no completed runs")
     strategies = sorted({lookup(r, "strategy") for r in runs} - {args.baseline})

@@ -138,3 +138,57 @@ def test_plot_tradeoff_writes_png_and_pdf(tmp_path):
     assert "wrote" in out
     assert (tmp_path / "fig" / "tradeoff.png").stat().st_size > 20_000
     assert (tmp_path / "fig" / "tradeoff.pdf").read_bytes().startswith(b"%PDF")
+
+
+def _run(root, name, strategy, seed, acc, alpha):
+    d = root / name
+    d.mkdir(parents=True)
+    (d / "summary.json").write_text(json.dumps({
+        "status": "completed", "final_val_acc": acc, "best_val_acc": acc, "choices": {"strategy": strategy},
+        "overrides": [f"strategy={strategy}", f"mix.alpha={alpha}", f"seed={seed}"],
+        "config": {"seed": seed, "mix": {"alpha": alpha}, "paths": {"output_dir": str(d)},
+                   "strategy": {"_target_": strategy}}}))
+
+
+def _tables(*args):
+    return subprocess.run([sys.executable, str(REPO / "scripts" / "make_tables.py"), *map(str, args)],
+                          capture_output=True, text=True)
+
+
+def test_pairs_agree_on_every_setting_but_the_seed_and_the_compared_key(tmp_path):
+    """Rows pool two alphas; Mixup Pause is planted 1 point above Mixup at alpha 0.2 and 3 points at
+    alpha 1, on baselines 40 points apart: the pooled difference is +2.00 over 6 pairs. Pairing by
+    seed alone would set a seed's run at one alpha against the other alpha's baseline."""
+    for seed in range(3):
+        for alpha, base, gain in ((0.2, 0.5, 0.01), (1.0, 0.9, 0.03)):
+            _run(tmp_path, f"m{alpha}_{seed}", "mixup", seed, base + 0.01 * seed, alpha)
+            _run(tmp_path, f"p{alpha}_{seed}", "mixup_pause", seed, base + 0.01 * seed + gain, alpha)
+    out = _tables(tmp_path, "--rows", "strategy", "--baseline", "strategy=mixup").stdout
+    pause = [c.strip() for c in next(x for x in out.splitlines() if x.startswith("| mixup_pause")).strip("|").split("|")]
+    assert pause[1] == "6" and pause[-3] == "+2.00"
+
+
+def test_a_run_repeated_in_another_directory_is_refused_or_counted_once(tmp_path):
+    for seed in range(2):
+        for strategy, acc in (("mixup", 0.80), ("mixup_pause", 0.81 + 0.01 * seed)):
+            _run(tmp_path / "first", f"{strategy}{seed}", strategy, seed, acc, 1.0)
+            _run(tmp_path / "again", f"{strategy}{seed}", strategy, seed, acc, 1.0)  # the same sweep, re-run
+    refused = _tables(tmp_path / "first", tmp_path / "again", "--baseline", "strategy=mixup")
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert "4 run(s) repeat" in refused.stderr and str(tmp_path / "first" / "mixup0") in refused.stderr
+    assert str(tmp_path / "again" / "mixup0") in refused.stderr and "--keep-newest" in refused.stderr
+    kept = _tables(tmp_path / "first", tmp_path / "again", "--baseline", "strategy=mixup", "--keep-newest")
+    pause = [c.strip() for c in next(x for x in kept.stdout.splitlines() if x.startswith("| mixup_pause")).strip("|").split("|")]
+    assert kept.returncode == 0 and pause[1] == "2"  # two seeds, not four
+    assert kept.stdout.count("- duplicate: ") == 4 and str(tmp_path / "first" / "mixup0") in kept.stdout
+
+
+def test_a_baseline_or_row_key_that_matches_no_run_is_an_error_listing_the_valid_ones(tmp_path):
+    for seed in range(2):
+        _run(tmp_path, f"m{seed}", "mixup", seed, 0.8, 1.0)
+        _run(tmp_path, f"p{seed}", "mixup_pause", seed, 0.8, 1.0)
+    typo = _tables(tmp_path, "--rows", "strategy", "--baseline", "strategy=mixpu")
+    assert typo.returncode != 0 and "strategy=mixpu matches no completed run" in typo.stderr
+    assert "['mixup', 'mixup_pause']" in typo.stderr
+    rows = _tables(tmp_path, "--rows", "strategy,mix.alfa")
+    assert rows.returncode != 0 and "['mix.alfa'] match no completed run" in rows.stderr and "mix.alpha" in rows.stderr

@@ -112,3 +112,16 @@ def test_accuracy_detector_estimators_run_through_the_loop(tmp_path):
         summary = run(cfg)
         assert summary["enp_end_reason"] == "criterion", name
         assert summary["enp_end_value"] >= 0.3 and summary["enp_end_step"] % 2 == 0
+
+
+def test_the_evaluation_batch_changes_only_the_rounding_of_evaluation(tmp_path):
+    """The CPU default evaluates in batches of 128 instead of 1024: training is bitwise the same and the
+    evaluated numbers agree to float rounding (the loss is summed in another order)."""
+    rows = {}
+    for size in (128, 1024):
+        run(compose_cfg([*FAST, "dataset.num_train=512", f"trainer.eval_batch_size={size}"], tmp_path / str(size)))
+        rows[size] = read_run(tmp_path / str(size))[0]
+    for small, large in zip(rows[128], rows[1024]):
+        assert small["train_loss"] == large["train_loss"] and small["val_acc"] == large["val_acc"]
+        assert small["train_acc"] == large["train_acc"]
+        assert small["val_loss"] == pytest.approx(large["val_loss"], rel=1e-5)

@@ -19,15 +19,11 @@ from typing import Optional
 import numpy as np
 import torch
 
+from enlighten.config import RESULT_NEUTRAL_KEYS, flatten, under
 from enlighten.results import atomic_torch_save
 
 CHECKPOINT_DIR = "checkpoints"
 KEEP = 2
-# Settings that may differ between the run that wrote a checkpoint and the one resuming it: they
-# change where things go or how often they are written, not what is computed.
-IGNORED_KEYS = ("paths", "logger", "trainer.resume", "trainer.skip_completed", "trainer.reuse_data",
-                "trainer.checkpoint_every", "trainer.log_every",
-                "trainer.eval_batch_size")  # evaluation only (its default changed from 1024 to null)
 
 
 class CheckpointError(RuntimeError):
@@ -70,21 +66,12 @@ def clear_checkpoints(run_dir: Path) -> list[Path]:
     return removed
 
 
-def _flatten(tree, prefix: str = "") -> dict:
-    if isinstance(tree, dict):
-        out = {}
-        for k, v in tree.items():
-            out.update(_flatten(v, f"{prefix}{k}."))
-        return out
-    return {prefix[:-1]: tree}
-
 
 def config_differences(saved: dict, current: dict) -> list[str]:
-    """`key: saved -> current` for every setting that differs (ignoring IGNORED_KEYS)."""
-    a, b = _flatten(saved), _flatten(current)
-    keep = lambda k: not any(k == i or k.startswith(i + ".") for i in IGNORED_KEYS)  # noqa: E731
-    return [f"{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}"
-            for k in sorted(set(a) | set(b)) if keep(k) and a.get(k, "<absent>") != b.get(k, "<absent>")]
+    """`key: saved -> current` for every setting that differs, except those that change no result."""
+    a, b = flatten(saved), flatten(current)
+    return [f"{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}" for k in sorted(set(a) | set(b))
+            if not under(k, RESULT_NEUTRAL_KEYS) and a.get(k, "<absent>") != b.get(k, "<absent>")]
 
 
 def load_latest(run_dir: Path, config: dict, force: bool = False) -> Optional[tuple[Path, dict]]:
