@@ -77,9 +77,9 @@ class TrainerConfig:
     channels_last: str = "auto"  # auto (on for conv nets, CPU and CUDA: 1.3-1.7x faster on a CPU) | true | false
     compile: bool = False  # torch.compile the training step's model (once per process)
     checkpoint_every: int = 1  # epochs between checkpoints (0: only after the last epoch)
-    resume: str = "auto"  # auto: continue from the run directory's last checkpoint | force: even if the config differs | never
+    resume: str = "auto"  # auto: continue from the run directory's last checkpoint | force: even if the config differs | never: start afresh
     reuse_data: bool = True  # the next job of a multirun reuses this process's loaded data (same dataset config)
-    skip_completed: bool = True  # a run directory whose summary.json says completed (same config) is not rerun
+    skip_completed: bool = True  # a run directory whose summary.json says completed (same config) is not rerun (unless resume=never)
 
 
 @dataclass

@@ -147,7 +147,8 @@ def run(cfg: DictConfig) -> dict:
             "gradient averaging: use mix.kind=input when training on several processes."
         )
     config = OmegaConf.to_container(cfg, resolve=True)
-    previous = completed_summary(run_dir, config) if t.skip_completed else None
+    # trainer.resume=never starts afresh, also over a completed run of the same config.
+    previous = completed_summary(run_dir, config) if t.skip_completed and t.resume != "never" else None
     if previous is not None:
         print(f"Skipping {run_dir}: summary.json says completed, with the same config.", flush=True)
         return previous
