@@ -74,7 +74,7 @@ class TrainerConfig:
     grad_clip: Optional[float] = None  # max global grad norm; null = off
     log_every: int = 50  # steps between reads of on-device metrics (non-finite loss check)
     deterministic: bool = False
-    channels_last: str = "auto"  # auto (on for conv nets, CPU and CUDA: 1.3-1.7x faster on a CPU) | true | false
+    channels_last: str = "auto"  # auto (on for conv nets, CPU and CUDA: 1.1-1.7x faster on a CPU) | true | false
     compile: bool = False  # torch.compile the training step's model (once per process)
     checkpoint_every: int = 1  # epochs between checkpoints (0: only after the last epoch)
     resume: str = "auto"  # auto: continue from the run directory's last checkpoint | force: even if the config differs | never: start afresh

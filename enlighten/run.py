@@ -195,7 +195,7 @@ def run(cfg: DictConfig) -> dict:
         summary["num_params"] = sum(p.numel() for p in model.parameters())
         summary["init_params_sha1"] = params_digest(model)
         # channels_last: faster convolutions on CUDA (tensor cores) and on a CPU too (oneDNN's NHWC
-        # kernels: 1.3-1.7x for training, up to 3x for evaluation, measured in docs/performance.md).
+        # kernels: 1.1-1.7x for training, up to 3x for evaluation, measured in docs/performance.md).
         has_conv = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
         channels_last = t.channels_last == "true" or (t.channels_last == "auto" and has_conv)
         model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)

@@ -357,8 +357,11 @@ def bench_sweep(device: torch.device, quick: bool) -> dict:
     else:
         data = ["dataset=digits", "model=cnn", "model.width=0.5", "trainer.epochs=1", "diagnostics=off"]
     args = [*data, "logger=none", f"trainer.device={device.type}", "seed=" + ",".join(str(s) for s in range(jobs))]
-    # One worker per core on a CPU; on a GPU, 4 jobs share the device (docs/performance.md: how to choose).
-    workers = 4 if device.type == "cuda" else (os.cpu_count() or 1)
+    # One worker per core on a CPU (joblib's count, which follows CPU quotas); on a GPU, 4 jobs share the
+    # device (docs/performance.md: how to choose).
+    import joblib
+
+    workers = 4 if device.type == "cuda" else joblib.cpu_count()
     ways = {"without_reuse": ["trainer.reuse_data=false"], "with_reuse": ["trainer.reuse_data=true"],
             "packed": ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={workers}"]}
     out: dict = {"setting": " ".join(args[:-1]) + f" seed=0..{jobs - 1}", "jobs": jobs, "packed_workers": workers}
@@ -378,6 +381,7 @@ def bench_sweep(device: torch.device, quick: bool) -> dict:
             if len(summaries) != jobs or any(s["status"] != "completed" for s in summaries):
                 raise RuntimeError(f"the sweep ({way}) completed {len(summaries)} of {jobs} jobs")
             out.setdefault("threads_per_job", {})[way] = summaries[0]["runtime"]["torch_threads"]
+            out.setdefault("processes", {})[way] = len({s["pid"] for s in summaries})
             if way == "without_reuse" and "peak_memory" not in out:  # a fresh process's first job: one run's peak
                 out["peak_memory"] = {k: v for k, v in summaries[0].items() if k.startswith("peak_")}
     for way in ways:
@@ -463,9 +467,10 @@ def bench_cpu(device: torch.device, quick: bool) -> dict:
     from enlighten.models.resnet import resnet18
 
     factories = {"cnn": cnn, "resnet18": resnet18}
-    batch, steps, epochs = 128, (8 if quick else 25), (3 if quick else 4)
+    batch, steps, epochs = 128, (6 if quick else 25), (2 if quick else 4)
+    measured = f"best of epochs 2-{epochs}" if epochs > 2 else "epoch 2"
     out: dict = {"setting": f"run(), strategy=mixup, batch {batch}, 3x32x32 synthetic, {steps} steps an epoch, "
-                            f"best of epochs 2-{epochs}", "threads": torch.get_num_threads()}
+                            f"{measured}", "threads": torch.get_num_threads()}
     for model, width in CPU_MODELS:
         flops = training_flops_per_image(factories[model](10, (3, 32, 32), width=width), (3, 32, 32), device)
         row: dict = {"gflop_per_image": round(flops / 1e9, 4)}

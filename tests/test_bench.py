@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import joblib
 import pytest
 import torch
 
@@ -38,6 +39,10 @@ def test_bench_quick_prints_and_writes_the_report(tmp_path):
     assert printed["packing_ratio"] == pytest.approx(sweep["jobs_per_hour_packed"] / sweep["jobs_per_hour_with_reuse"],
                                                      rel=0.01)
     assert sweep["threads_per_job"]["with_reuse"] == torch.get_num_threads()
+    # joblib's workers: as many processes as workers, each job with its share of the cores' threads
+    workers = sweep["packed_workers"]
+    assert sweep["processes"] == {"without_reuse": 1, "with_reuse": 1, "packed": min(workers, sweep["jobs"])}
+    assert sweep["threads_per_job"]["packed"] == max(1, joblib.cpu_count() // workers)
     # the CPU matmul share: training FLOP/s of cnn and resnet18 (width 0.25) over a matmul's, both layouts
     cpu = printed["cpu"]
     for name in ("cnn_w1", "resnet18_w0.25"):

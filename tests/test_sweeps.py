@@ -1,11 +1,9 @@
-"""Sweeps: submitit's local launcher (the SLURM code path without a cluster), joblib's packed jobs
-and re-runnable sweeps."""
+"""Sweeps: submitit's local launcher (the SLURM code path without a cluster) and re-runnable sweeps.
+joblib's packed jobs are run by the bench's sweep section (tests/test_bench.py)."""
 
 from __future__ import annotations
 
 import json
-
-import joblib
 
 from tests.conftest import REPO, read_run, run_train
 
@@ -21,18 +19,6 @@ def test_local_launcher_runs_each_job_in_its_own_process(tmp_path):
     summaries = [read_run(j)[1] for j in jobs]
     assert all(s["status"] == "completed" for s in summaries)
     assert len({s["pid"] for s in summaries}) == 2  # one process per job
-
-
-def test_joblib_launcher_packs_jobs_with_a_share_of_the_cores_each(tmp_path):
-    """hydra/launcher=joblib with 2 workers: 2 jobs at once in 2 processes, each with half the cores'
-    threads (joblib sets the thread limits of its workers), both completed."""
-    sweep = tmp_path / "sweep"
-    run_train(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1", *FAST,
-               f"hydra.sweep.dir={sweep}"], cwd=tmp_path, timeout=600)
-    summaries = [read_run(j)[1] for j in sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))]
-    assert len(summaries) == 2 and all(s["status"] == "completed" for s in summaries)
-    assert len({s["pid"] for s in summaries}) == 2
-    assert {s["runtime"]["torch_threads"] for s in summaries} == {max(1, joblib.cpu_count() // 2)}  # its core count
 
 
 def test_basic_launcher_runs_jobs_in_one_process_and_rerun_completes_only_missing_jobs(tmp_path):
