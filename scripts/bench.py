@@ -467,7 +467,7 @@ def bench_cpu(device: torch.device, quick: bool) -> dict:
     from enlighten.models.resnet import resnet18
 
     factories = {"cnn": cnn, "resnet18": resnet18}
-    batch, steps, epochs = 128, (6 if quick else 25), (2 if quick else 4)
+    batch, steps, epochs = 128, (8 if quick else 25), (3 if quick else 4)
     measured = f"best of epochs 2-{epochs}" if epochs > 2 else "epoch 2"
     out: dict = {"setting": f"run(), strategy=mixup, batch {batch}, 3x32x32 synthetic, {steps} steps an epoch, "
                             f"{measured}", "threads": torch.get_num_threads()}
