@@ -15,10 +15,10 @@ row at step S of the shared grid, so runs are compared at the same point of trai
 --at-step 50). With --baseline KEY=VALUE (repeatable),
 each cell is compared with the cell that differs only in KEY=VALUE: the mean difference of the metric
 (--metric: final_val_acc in points, or final_val_bpc when the runs report it; lower is better for
-bpc and loss) over seeds present in both (pairs matched by seed), its 95% confidence interval and a
-paired t-test p-value (undefined, "-", when every pair differs by the same amount). A member run is
-paired with the baseline run whose config is the same in every setting but KEY (seed included;
-settings that change no result, such as paths and the logger, aside). Runs that repeat another's
+bpc and loss) over the pairs found in both, its 95% confidence interval and a paired t-test p-value
+(undefined, "-", when every pair differs by the same amount). A member run is paired with the
+baseline run whose config is the same in every setting but KEY (seed included; settings that change
+no result, such as paths and the logger, aside). Runs that repeat another's
 config and seed are an error naming both (--keep-newest keeps the newest and lists the others), and a
 --baseline value or a --rows/--cols key that matches no run is an error listing the valid ones.
 A key is a config group (`strategy`, `model`, ...) or a dotted config key (`mix.alpha`,
@@ -155,8 +155,8 @@ def paired_stats(
     the seed included; None without a pair; CI and p are nan with fewer than 2 pairs."""
     scale = METRICS.get(metric, ("", 1.0, 3))[1]
     base = {identity(r, (key,)): r[metric] for r in baseline if r.get(metric) is not None}
-    pairs = [(r[metric], base[identity(r, (key,))]) for r in members
-             if r.get(metric) is not None and identity(r, (key,)) in base]
+    pairs = [(r[metric], base[ident]) for r in members
+             if r.get(metric) is not None and (ident := identity(r, (key,))) in base]
     if not pairs:
         return None
     diffs = [scale * (a - b) for a, b in pairs]

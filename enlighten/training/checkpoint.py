@@ -66,7 +66,6 @@ def clear_checkpoints(run_dir: Path) -> list[Path]:
     return removed
 
 
-
 def config_differences(saved: dict, current: dict) -> list[str]:
     """`key: saved -> current` for every setting that differs, except those that change no result."""
     a, b = flatten(saved), flatten(current)
