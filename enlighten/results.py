@@ -21,7 +21,9 @@ DIAGNOSTICS_FILE = "diagnostics.jsonl"
 SUMMARY_FILE = "summary.json"
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path | str, write) -> None:
+    """Call write(binary file) on a temporary file beside `path`, then rename it over `path`: readers see
+    the old file or the new one, never half of one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -37,11 +39,11 @@ def _atomic_write(path: Path, write) -> None:
 
 
 def atomic_write_text(path: Path | str, text: str) -> None:
-    _atomic_write(Path(path), lambda f: f.write(text.encode()))
+    atomic_write(Path(path), lambda f: f.write(text.encode()))
 
 
 def atomic_torch_save(obj: Any, path: Path | str) -> None:
-    _atomic_write(Path(path), lambda f: torch.save(obj, f))
+    atomic_write(Path(path), lambda f: torch.save(obj, f))
 
 
 def to_jsonable(value: Any) -> Any:

@@ -39,39 +39,8 @@ from pathlib import Path
 IGNORED_OVERRIDES = ("seed", "paths.", "logger", "hydra", "experiment", "trainer.device")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from enlighten.config import RESULT_NEUTRAL_KEYS, flatten, under  # noqa: E402  (no torch: tables stay quick)
-
-
-def identity(run: dict, without: tuple[str, ...] = ()) -> tuple:
-    """Everything in a run's config that can change its results, hashable: two runs with the same
-    identity are the same experiment. `without` leaves keys out (a config group leaves out its
-    choice and its whole subtree): runs paired for a comparison agree on everything else, the seed
-    included."""
-    drop = (*RESULT_NEUTRAL_KEYS, *without)
-    settings = {k: repr(v) for k, v in flatten(run.get("config", {})).items() if not under(k, drop)}
-    choices = {f"choice {k}": v for k, v in run.get("choices", {}).items() if not under(k, drop)}
-    return tuple(sorted({**settings, **choices}.items()))
-
-
-def drop_duplicates(runs: list[dict], keep_newest: bool) -> list[dict]:
-    """Completed runs with one identity (seed included) once: re-running a sweep into a new directory
-    and reading both must never double the seeds. Without `keep_newest` a duplicate is an error naming
-    the directories; with it, the newest summary is kept and the others are listed as 'duplicate'."""
-    groups: dict[tuple, list[dict]] = {}
-    for run in runs:
-        if run.get("status") == "completed":
-            groups.setdefault(identity(run), []).append(run)
-    repeated = [g for g in groups.values() if len(g) > 1]
-    if repeated and not keep_newest:
-        listing = "\n".join("  " + " and ".join(r["_dir"] for r in g) for g in repeated)
-        sys.exit(f"error: {sum(len(g) - 1 for g in repeated)} run(s) repeat another run's config and seed, which would "
-                 f"count one seed twice:\n{listing}\nRead one copy of each, or pass --keep-newest to keep the newest "
-                 f"summary.json of each and list the others.")
-    for group in repeated:
-        group.sort(key=lambda r: Path(r["_dir"], "summary.json").stat().st_mtime)
-        for old in group[:-1]:
-            old.update(status="duplicate", error=f"same config and seed as {group[-1]['_dir']}, which is newer")
-    return runs
+from enlighten.analysis.runs import DuplicateRuns, drop_duplicates, identity, load_runs, lookup  # noqa: E402  (no torch)
+from enlighten.config import flatten  # noqa: E402
 
 
 def add_grid_row(run: dict, step: int) -> None:
@@ -85,37 +54,6 @@ def add_grid_row(run: dict, step: int) -> None:
         if row.get("grid") and row.get("step") == step and "event" not in row:
             run.update({f"step{step}/{k}": v for k, v in row.items() if k.startswith("diag/")})
             return
-
-
-def load_runs(dirs: list[str]) -> list[dict]:
-    runs = []
-    for d in dirs:
-        root = Path(d)
-        if not root.exists():
-            sys.exit(f"error: {root} does not exist")
-        for hydra_dir in sorted(root.rglob(".hydra")):  # a job that started but wrote no summary
-            if not (hydra_dir.parent / "summary.json").exists():
-                runs.append({"status": "missing", "error": "no summary.json", "_dir": str(hydra_dir.parent)})
-        for path in sorted(root.rglob("summary.json")):
-            try:
-                run = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError) as e:
-                run = {"status": "unreadable", "error": str(e)}
-            run["_dir"] = str(path.parent)
-            runs.append(run)
-    return runs
-
-
-def lookup(run: dict, key: str):
-    """A group choice (`strategy`) or a dotted config key (`mix.alpha`)."""
-    if key in run.get("choices", {}):
-        return run["choices"][key]
-    node = run.get("config", {})
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
 
 
 def default_rows(runs: list[dict]) -> list[str]:
@@ -308,10 +246,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--format", choices=["md", "latex", "csv"], default="md")
     ap.add_argument("--out", help="write the table to this file as well")
     args = ap.parse_args(argv)
-    runs = load_runs(args.dirs)
-    if not runs:
-        sys.exit(f"error: no summary.json under {', '.join(args.dirs)}")
-    runs = drop_duplicates(runs, args.keep_newest)
+    try:
+        runs = load_runs(args.dirs)
+        if not runs:
+            sys.exit(f"error: no summary.json under {', '.join(args.dirs)}")
+        runs = drop_duplicates(runs, args.keep_newest)
+    except (FileNotFoundError, DuplicateRuns) as e:
+        sys.exit(f"error: {e}")
     rows = args.rows.split(",") if args.rows else default_rows(runs)
     done = [r for r in runs if r.get("status") == "completed"]
     unknown = [k for k in rows + (args.cols.split(",") if args.cols else []) if all(lookup(r, k) is None for r in done)]

@@ -29,7 +29,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from make_tables import drop_duplicates, load_runs, lookup, paired_stats  # noqa: E402
+from make_tables import paired_stats  # noqa: E402
+
+from enlighten.analysis.runs import DuplicateRuns, drop_duplicates, load_runs, lookup  # noqa: E402
 
 from enlighten.results import read_jsonl  # noqa: E402
 
@@ -111,7 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baseline", default="mixup", help="the strategy the others are compared with")
     ap.add_argument("--cell", help="KEY=VALUE,... choosing the run whose curves are shown")
     args = ap.parse_args(argv)
-    runs = [r for r in drop_duplicates(load_runs(args.dirs), keep_newest=False) if r.get("status") == "completed"]
+    try:
+        runs = [r for r in drop_duplicates(load_runs(args.dirs)) if r.get("status") == "completed"]
+    except (FileNotFoundError, DuplicateRuns) as e:
+        sys.exit(f"error: {e}")
     if not runs:
         sys.exit("error: no completed runs")
     strategies = sorted({lookup(r, "strategy") for r in runs} - {args.baseline})

@@ -1,0 +1,106 @@
+"""Runs read back from their directories, and which runs are the same experiment.
+
+A run is its summary.json as a dict, plus `_dir`. Two runs are *paired* for a comparison of KEY when
+their configs agree on everything but KEY and the result-neutral settings (paths, logger, ...): the
+seed included, so a pair is one seed's two arms. Runs that agree on everything, seed included, are
+*duplicates*: counting both would count one seed twice.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from enlighten.config import RESULT_NEUTRAL_KEYS, flatten, under
+
+# Config groups whose options set keys outside their own subtree (`# @package _global_`): comparing
+# two of their options compares everything they set. An arm (conf/arm/) sets the strategy and the
+# Mixup alpha, which the diagnostics' alpha follows; tests/test_claims.py checks that every arm file
+# sets nothing else.
+SET_BY_GROUP = {"arm": ("strategy", "mix.alpha", "diagnostics.alpha")}
+
+
+class DuplicateRuns(ValueError):
+    """Runs that repeat another run's config and seed, which would count one seed twice."""
+
+
+def load_runs(dirs) -> list[dict]:
+    """Every summary.json under `dirs` (recursively), and every job that started (.hydra) but wrote
+    none, as {"status": "missing"}. A directory that does not exist is an error."""
+    runs = []
+    for d in dirs:
+        root = Path(d)
+        if not root.exists():
+            raise FileNotFoundError(f"{root} does not exist")
+        for hydra_dir in sorted(root.rglob(".hydra")):
+            if not (hydra_dir.parent / "summary.json").exists():
+                runs.append({"status": "missing", "error": "no summary.json", "_dir": str(hydra_dir.parent)})
+        for path in sorted(root.rglob("summary.json")):
+            try:
+                run = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError) as e:
+                run = {"status": "unreadable", "error": str(e)}
+            run["_dir"] = str(path.parent)
+            runs.append(run)
+    return runs
+
+
+def lookup(run: dict, key: str):
+    """A group choice (`strategy`, `arm`) or a dotted config key (`mix.alpha`); None when absent."""
+    if key in run.get("choices", {}):
+        return run["choices"][key]
+    node = run.get("config", {})
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def identity(run: dict, without: tuple[str, ...] = ()) -> tuple:
+    """Everything in a run's config that can change its results, hashable: two runs with the same
+    identity are the same experiment. `without` leaves keys out (a config group leaves out its
+    choice and its whole subtree, an arm also what it sets): runs paired for a comparison agree on
+    everything else, the seed included."""
+    drop = (*RESULT_NEUTRAL_KEYS, *without, *(k for w in without for k in SET_BY_GROUP.get(w, ())))
+    settings = {k: repr(v) for k, v in flatten(run.get("config", {})).items() if not under(k, drop)}
+    choices = {f"choice {k}": v for k, v in run.get("choices", {}).items() if not under(k, drop)}
+    return tuple(sorted({**settings, **choices}.items()))
+
+
+def drop_duplicates(runs: list[dict], keep_newest: bool = False) -> list[dict]:
+    """Completed runs with one identity (seed included) once: re-running a sweep into a new directory
+    and reading both must never double the seeds. Without `keep_newest` a duplicate raises
+    DuplicateRuns naming the directories; with it, the newest summary is kept and the others are
+    marked status 'duplicate'."""
+    groups: dict[tuple, list[dict]] = {}
+    for run in runs:
+        if run.get("status") == "completed":
+            groups.setdefault(identity(run), []).append(run)
+    repeated = [g for g in groups.values() if len(g) > 1]
+    if repeated and not keep_newest:
+        listing = "\n".join("  " + " and ".join(r["_dir"] for r in g) for g in repeated)
+        raise DuplicateRuns(
+            f"{sum(len(g) - 1 for g in repeated)} run(s) repeat another run's config and seed, which would count one "
+            f"seed twice:\n{listing}\nRead one copy of each, or keep the newest summary.json of each (make_tables.py "
+            f"--keep-newest) and list the others.")
+    for group in repeated:
+        group.sort(key=lambda r: Path(r["_dir"], "summary.json").stat().st_mtime)
+        for old in group[:-1]:
+            old.update(status="duplicate", error=f"same config and seed as {group[-1]['_dir']}, which is newer")
+    return runs
+
+
+def pairs(members: list[dict], baseline: list[dict], keys: tuple[str, ...]) -> list[tuple[dict, dict]]:
+    """(member, baseline run) for each member whose config equals a baseline run's in everything
+    but `keys` (and what they set)."""
+    base = {identity(r, keys): r for r in baseline}
+    return [(r, base[ident]) for r in members if (ident := identity(r, keys)) in base]
+
+
+def read_rows(run: dict, name: str) -> list[dict]:
+    """The rows of a run's metrics.jsonl or diagnostics.jsonl ([] when the file is absent)."""
+    path = Path(run["_dir"]) / name
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

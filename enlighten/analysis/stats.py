@@ -1,0 +1,88 @@
+"""The statistics of the reports, from scipy.stats: paired tests, slopes, Holm's correction, and the
+smallest effect a design could detect.
+
+Every test here takes one number per replicate (per seed in the claims report), so the replicates
+are independent and a t-test over them is valid however the numbers were computed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+POWER = 0.8  # the minimum detectable effect: found with this probability by a two-sided test at 5%
+
+
+@dataclass
+class TestResult:
+    """A mean effect over replicates, its 95% CI, the two-sided p-value (t-test) and the minimum
+    detectable effect; `p_holm` is filled in once the report's whole family of tests is known."""
+
+    n: int
+    effect: float
+    ci_low: float
+    ci_high: float
+    p: float
+    mde: float
+    p_holm: float = math.nan
+
+
+def minimum_detectable_effect(sd: float, n: int, alpha: float = 0.05, power: float = POWER) -> float:
+    """The smallest mean a one-sample t-test over n values with this sd detects with `power`
+    (two-sided, level `alpha`): (t_{1-alpha/2} + t_{power}) sd / sqrt(n), with n - 1 degrees of
+    freedom. nan below 2 values."""
+    if n < 2 or not math.isfinite(sd):
+        return math.nan
+    df = n - 1
+    return float((stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df)) * sd / math.sqrt(n))
+
+
+def one_sample(values) -> TestResult:
+    """The mean of `values` against 0: t-test, 95% CI, minimum detectable effect. With fewer than 2
+    values, or no spread, only the mean (CI and p nan)."""
+    x = np.asarray(values, dtype=float)
+    n, mean = len(x), float(x.mean()) if len(x) else math.nan
+    if n < 2 or float(x.std(ddof=1)) < 1e-12:
+        return TestResult(n, mean, math.nan, math.nan, math.nan, math.nan)
+    result = stats.ttest_1samp(x, 0.0)
+    ci = result.confidence_interval(0.95)
+    return TestResult(n, mean, float(ci.low), float(ci.high), float(result.pvalue),
+                      minimum_detectable_effect(float(x.std(ddof=1)), n))
+
+
+def paired(a, b) -> TestResult:
+    """Paired comparison of a with b (same replicates, same order): the mean of a - b, with
+    scipy's paired t-test (`ttest_rel`) and its confidence interval."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(a) != len(b):
+        raise ValueError(f"paired samples differ in length: {len(a)} and {len(b)}")
+    diff = a - b
+    if len(diff) < 2 or float(diff.std(ddof=1)) < 1e-12:
+        return one_sample(diff)
+    result = stats.ttest_rel(a, b)
+    ci = result.confidence_interval(0.95)
+    return TestResult(len(diff), float(diff.mean()), float(ci.low), float(ci.high), float(result.pvalue),
+                      minimum_detectable_effect(float(diff.std(ddof=1)), len(diff)))
+
+
+def slopes(y, columns: dict[str, list[float]]) -> dict[str, float]:
+    """Least-squares coefficients of y on an intercept and the named columns. A column with a single
+    value (a factor the design did not vary) gets no coefficient."""
+    varied = {name: np.asarray(v, dtype=float) for name, v in columns.items() if len(set(v)) > 1}
+    design = np.column_stack([np.ones(len(y)), *varied.values()])
+    coef, *_ = np.linalg.lstsq(design, np.asarray(y, dtype=float), rcond=None)
+    return dict(zip(varied, coef[1:].tolist()))
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (family-wise error), in the input order; nan stays nan
+    and does not count as a test."""
+    order = sorted((p, i) for i, p in enumerate(p_values) if math.isfinite(p))
+    m, adjusted, running = len(order), [math.nan] * len(p_values), 0.0
+    for rank, (p, i) in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[i] = running
+    return adjusted
