@@ -84,7 +84,8 @@ def header(args, runs: list[dict], root: Path) -> list[str]:
     hosts = sorted({r.get("host", "?") for r in done})
     threads = sorted({r.get("runtime", {}).get("torch_threads") for r in done} - {None})
     lines = ["# The paper's four claims on real data", "",
-             f"- **Command**: `{command}` (`make claims`); the report alone: add `--report-only`.",
+             f"- **Command**: `{command}`{' (`make claims`)' if args.profile == 'cpu' else ''}; the report alone: "
+             f"add `--report-only`.",
              f"- **Commit**: {git_commit()}. **Date**: {datetime.date.today()}.",
              f"- **Machine**: {cpu_name()}, {os.cpu_count()} cores visible; runs on {', '.join(hosts)} "
              f"(torch threads {threads}); {len(done)} completed runs, "
@@ -93,9 +94,28 @@ def header(args, runs: list[dict], root: Path) -> list[str]:
     if timing.exists():
         lines.append("- **Wall time of each `make claims` invocation** (DIR/timing.jsonl):")
         for row in map(json.loads, timing.read_text().splitlines()):
-            lines.append(f"  - {row['started']}: {row['seconds'] / 60:.1f} min"
+            lines.append(f"  - {row['started']}: {row['seconds'] / 60:.1f} min, {row.get('status', '?')}"
                          + (f" ({row['note']})" if row.get("note") else ""))
     return lines
+
+
+def run_sweeps(commands: list[tuple[str, list[str]]], root: Path, args) -> None:
+    """Each sweep in turn (from the caller's directory, so relative overrides mean what they say);
+    the invocation's wall time goes to DIR/timing.jsonl however it ends."""
+    started, t0, status = datetime.datetime.now().isoformat(timespec="seconds"), time.perf_counter(), "interrupted"
+    try:
+        for name, cmd in commands:
+            print(f"claims: {name}", flush=True)
+            if subprocess.run(cmd).returncode != 0:
+                status = f"{name} failed"
+                sys.exit(f"error: the sweep {name} failed (its jobs' logs are under {root / name.split('/')[-1]}); "
+                         f"run the same command again to resume it")
+        status = "completed"
+    finally:
+        root.mkdir(parents=True, exist_ok=True)
+        with open(root / "timing.jsonl", "a") as f:
+            f.write(json.dumps({"started": started, "seconds": time.perf_counter() - t0, "status": status,
+                                "profile": args.profile, "overrides": args.overrides}) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,22 +128,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dry-run", action="store_true", help="print the sweep commands and stop")
     ap.add_argument("overrides", nargs="*", help="Hydra overrides for every sweep (dataset=..., paths.data_dir=...)")
     args = ap.parse_args(argv)
-    root = Path(args.dir).resolve()  # the sweeps run from the repository
+    root = Path(args.dir).resolve()
     commands = sweep_commands(args.profile, root, args.overrides)
     if args.dry_run:
         print("\n".join(" ".join(cmd) for _, cmd in commands))
         return 0
     if not args.report_only:
-        started, t0 = datetime.datetime.now().isoformat(timespec="seconds"), time.perf_counter()
-        for name, cmd in commands:
-            print(f"claims: {name}", flush=True)
-            if subprocess.run(cmd, cwd=REPO).returncode != 0:
-                sys.exit(f"error: the sweep {name} failed (its jobs' logs are under {root / name.split('/')[-1]}); "
-                         f"run the same command again to resume it")
-        root.mkdir(parents=True, exist_ok=True)
-        with open(root / "timing.jsonl", "a") as f:
-            f.write(json.dumps({"started": started, "seconds": time.perf_counter() - t0, "profile": args.profile,
-                                "overrides": args.overrides}) + "\n")
+        run_sweeps(commands, root, args)
     try:
         runs = drop_duplicates(load_runs([root / name.split("/")[-1] for name in EXPERIMENTS if
                                           (root / name.split("/")[-1]).exists()]))

@@ -61,10 +61,13 @@ def identity(run: dict, without: tuple[str, ...] = ()) -> tuple:
     """Everything in a run's config that can change its results, hashable: two runs with the same
     identity are the same experiment. `without` leaves keys out (a config group leaves out its
     choice and its whole subtree, an arm also what it sets): runs paired for a comparison agree on
-    everything else, the seed included."""
+    everything else, the seed included. The choice of a SET_BY_GROUP group is never part of it: the
+    settings it sets are, so two arms that set the same values are the same experiment, and a
+    comparison of strategies pairs runs whatever arm brought them there."""
     drop = (*RESULT_NEUTRAL_KEYS, *without, *(k for w in without for k in SET_BY_GROUP.get(w, ())))
     settings = {k: repr(v) for k, v in flatten(run.get("config", {})).items() if not under(k, drop)}
-    choices = {f"choice {k}": v for k, v in run.get("choices", {}).items() if not under(k, drop)}
+    choices = {f"choice {k}": v for k, v in run.get("choices", {}).items()
+               if not under(k, drop) and k not in SET_BY_GROUP}
     return tuple(sorted({**settings, **choices}.items()))
 
 
@@ -82,8 +85,8 @@ def drop_duplicates(runs: list[dict], keep_newest: bool = False) -> list[dict]:
         listing = "\n".join("  " + " and ".join(r["_dir"] for r in g) for g in repeated)
         raise DuplicateRuns(
             f"{sum(len(g) - 1 for g in repeated)} run(s) repeat another run's config and seed, which would count one "
-            f"seed twice:\n{listing}\nRead one copy of each, or keep the newest summary.json of each (make_tables.py "
-            f"--keep-newest) and list the others.")
+            f"seed twice:\n{listing}\nRead one copy of each (make_tables.py --keep-newest keeps the newest summary.json of "
+            f"each and lists the others).")
     for group in repeated:
         group.sort(key=lambda r: Path(r["_dir"], "summary.json").stat().st_mtime)
         for old in group[:-1]:
@@ -93,8 +96,14 @@ def drop_duplicates(runs: list[dict], keep_newest: bool = False) -> list[dict]:
 
 def pairs(members: list[dict], baseline: list[dict], keys: tuple[str, ...]) -> list[tuple[dict, dict]]:
     """(member, baseline run) for each member whose config equals a baseline run's in everything
-    but `keys` (and what they set)."""
-    base = {identity(r, keys): r for r in baseline}
+    but `keys` (and what they set). Two baseline runs that differ only in `keys` would make the
+    pairing ambiguous: an error naming both."""
+    base: dict[tuple, dict] = {}
+    for r in baseline:
+        other = base.setdefault(identity(r, keys), r)
+        if other is not r:
+            raise ValueError(f"ambiguous pairing on {', '.join(keys)}: {other['_dir']} and {r['_dir']} differ only "
+                             f"in those keys, so a run cannot be paired with one of them")
     return [(r, base[ident]) for r in members if (ident := identity(r, keys)) in base]
 
 

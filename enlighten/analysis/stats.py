@@ -68,13 +68,28 @@ def paired(a, b) -> TestResult:
                       minimum_detectable_effect(float(diff.std(ddof=1)), len(diff)))
 
 
-def slopes(y, columns: dict[str, list[float]]) -> dict[str, float]:
+def slopes(y, columns: dict[str, list[float]]) -> dict[str, float] | None:
     """Least-squares coefficients of y on an intercept and the named columns. A column with a single
-    value (a factor the design did not vary) gets no coefficient."""
+    value (a factor the design did not vary) gets no coefficient; None when the design cannot
+    separate the columns (too few points, or columns that move together)."""
     varied = {name: np.asarray(v, dtype=float) for name, v in columns.items() if len(set(v)) > 1}
     design = np.column_stack([np.ones(len(y)), *varied.values()])
+    if len(y) <= design.shape[1] or np.linalg.matrix_rank(design) < design.shape[1]:
+        return None
     coef, *_ = np.linalg.lstsq(design, np.asarray(y, dtype=float), rcond=None)
     return dict(zip(varied, coef[1:].tolist()))
+
+
+def non_inferiority(a, b, margin: float) -> TestResult:
+    """Is a at least as good as b, up to `margin`? The paired mean of a - b with its 95% CI, and the
+    one-sided p-value of the null hypothesis "a - b <= -margin" (small p: a is not worse than b by
+    the margin or more)."""
+    result = paired(a, b)
+    if math.isfinite(result.ci_low):
+        diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+        se = float(diff.std(ddof=1)) / math.sqrt(len(diff))
+        result.p = float(stats.t.sf((result.effect + margin) / se, len(diff) - 1))
+    return result
 
 
 def holm(p_values: list[float]) -> list[float]:
