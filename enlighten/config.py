@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
+import math
 import os
 import secrets
 import time
@@ -195,6 +196,10 @@ _CHOICES = {
 
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError naming the offending key; called before any data is loaded."""
+    for key, value in flatten(OmegaConf.to_container(cfg, resolve=False)).items():
+        # NaN passes every range check below (`nan < 0` is false), and inf is no setting either.
+        if isinstance(value, float) and not math.isfinite(value) and not key.startswith("hydra."):
+            raise ConfigError(f"{key}={value} is not a finite number: give it a number (see its default in conf/).")
     for key, allowed in _CHOICES.items():
         value = str(OmegaConf.select(cfg, key))
         if value.lower() not in allowed:
@@ -245,6 +250,9 @@ def check_target_node(prefix: str, node: DictConfig, runtime_args: set[str] = fr
     params, takes_kwargs, hints = _accepted_params(fn)
     keys = [k for k in node.keys() if not str(k).startswith("_")]
     for key in keys:
+        if key in runtime_args:  # the build call would silently replace it with the value it computes
+            raise ConfigError(f"{prefix}.{key} comes from the data and the run (the dataset's classes and input shape, "
+                              f"the schedule's length), so the value set here would be ignored: remove {prefix}.{key}.")
         if key not in params:
             if takes_kwargs:
                 continue

@@ -21,6 +21,15 @@ DIAGNOSTICS_FILE = "diagnostics.jsonl"
 SUMMARY_FILE = "summary.json"
 
 
+def _umask() -> int:
+    mask = os.umask(0)  # reading the umask means setting it: once, at import, before any thread exists
+    os.umask(mask)
+    return mask
+
+
+UMASK = _umask()
+
+
 def atomic_write(path: Path | str, write) -> None:
     """Call write(binary file) on a temporary file beside `path`, then rename it over `path`: readers see
     the old file or the new one, never half of one."""
@@ -28,6 +37,7 @@ def atomic_write(path: Path | str, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes it 0600; a result file follows the umask like any other
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -96,6 +106,15 @@ class RunResults:
             probe.unlink()
         except OSError as e:
             raise OSError(f"Results directory {self.run_dir} is not writable: {e}") from e
+
+    def clear(self) -> list[Path]:
+        """A fresh start in a used directory: remove the earlier run's result files, so none of them
+        stands beside the new run's (a diagnostics.jsonl or a completed summary.json of the old run)."""
+        removed = [p for p in (self.run_dir / n for n in (METRICS_FILE, DIAGNOSTICS_FILE, SUMMARY_FILE)) if p.exists()]
+        if self.write:
+            for path in removed:
+                path.unlink(missing_ok=True)
+        return removed
 
     def log_epoch(self, row: dict) -> None:
         self.metrics.append(to_jsonable(row))

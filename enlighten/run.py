@@ -159,8 +159,9 @@ def run(cfg: DictConfig) -> dict:
     if resumed is not None and resumed[1].get("world_size", 1) != group.world_size:
         print(f"Resuming a checkpoint of {resumed[1].get('world_size', 1)} processes on {group.world_size}: the global "
               f"batch is the same; per-process batch statistics and pairings follow the new split.", flush=True)
-    if resumed is None and group.main and clear_checkpoints(run_dir):
-        print(f"Starting afresh in {run_dir}: its earlier checkpoints were removed.", flush=True)
+    if resumed is None and group.main and (removed := clear_checkpoints(run_dir) + results.clear()):
+        print(f"Starting afresh in {run_dir}: the earlier run's {', '.join(sorted({p.name for p in removed}))} "
+              f"were removed.", flush=True)
     seed_everything(cfg.seed, t.deterministic)
     info = _hydra_info()
     summary: dict = {"status": "failed", "error": None}

@@ -33,11 +33,11 @@ def test_composition_errors_name_the_key_or_option(overrides, error, message, tm
     assert message in str(e.value) + str(e.value.__cause__)
 
 
-def _ucr_root(tmp_path: Path, train_lines: list[str]) -> Path:
+def _ucr_root(tmp_path: Path, train_lines: list[str], test_labels: str = "12") -> Path:
     folder = tmp_path / "data" / "ucr" / "Toy"
     folder.mkdir(parents=True)
     (folder / "Toy_TRAIN.tsv").write_text("\n".join(train_lines) + "\n")
-    (folder / "Toy_TEST.tsv").write_text("1\t0.1\t0.2\t0.3\n2\t0.3\t0.2\t0.1\n")
+    (folder / "Toy_TEST.tsv").write_text("".join(f"{label}\t0.1\t0.2\t0.3\n" for label in test_labels))
     return tmp_path / "data"
 
 
@@ -66,6 +66,15 @@ RUN_CASES = {
     "unknown resume mode": (["trainer.resume=sometimes"], ConfigError,
                             "trainer.resume='sometimes' is not one of ['auto', 'force', 'never']."),
     "misspelled model key": (["+model.widht=2"], ConfigError, "Unknown key 'model.widht'"),
+    "NaN alpha": (["mix.alpha=nan"], ConfigError, "mix.alpha=nan is not a finite number: give it a number"),
+    "NaN learning rate": (["optim.lr=nan"], ConfigError, "optim.lr=nan is not a finite number"),
+    "infinite grad clip": (["trainer.grad_clip=inf"], ConfigError, "trainer.grad_clip=inf is not a finite number"),
+    "class count set by hand": (["+model.num_classes=5"], ConfigError,
+                                "model.num_classes comes from the data and the run (the dataset's classes and input "
+                                "shape, the schedule's length), so the value set here would be ignored: remove "
+                                "model.num_classes."),
+    "one class": (["dataset=ucr", "dataset.name=Toy", "paths.data_dir={ucr_one}"], DataError,
+                  "Toy: 1 class in the data; a classifier needs at least 2"),
     "missing data directory": (["dataset=mnist", "paths.data_dir={tmp}/nowhere", "dataset.download=false"], DataError,
                                "{tmp}/nowhere/MNIST/raw"),
     "ragged UCR rows": (["dataset=ucr", "dataset.name=Toy", "paths.data_dir={ucr_ragged}"], DataError,
@@ -84,6 +93,8 @@ def test_bad_input_stops_the_run_before_training_with_its_message(case, tmp_path
         "tmp": tmp_path,
         "ucr_ragged": _ucr_root(tmp_path / "r", ["1\t0.1\t0.2\t0.3", "2\t0.3\t0.2"]) if "ragged" in case else None,
         "ucr_nan": _ucr_root(tmp_path / "n", ["1\t0.1\t0.2\t0.3", "2\t0.3\tNaN\t0.1"]) if "non-finite" in case else None,
+        "ucr_one": _ucr_root(tmp_path / "o", ["1\t0.1\t0.2\t0.3", "1\t0.3\t0.2\t0.1"], test_labels="1") if case == "one class"
+        else None,
     }
     run_dir = tmp_path / "run"
     with pytest.raises(error) as e:

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from enlighten.results import RunResults, atomic_write_text, read_jsonl, write_json
+from enlighten.results import UMASK, RunResults, atomic_write_text, read_jsonl, write_json
 
 
 def test_atomic_write_replaces_whole_file_and_leaves_no_temp(tmp_path):
@@ -17,6 +17,12 @@ def test_atomic_write_replaces_whole_file_and_leaves_no_temp(tmp_path):
     write_json(path, {"x": 2})
     assert json.loads(path.read_text()) == {"x": 2}
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_result_files_follow_the_umask(tmp_path):
+    """mkstemp creates 0600 files: another user of a shared results folder could read no summary."""
+    atomic_write_text(tmp_path / "summary.json", "{}")
+    assert (tmp_path / "summary.json").stat().st_mode & 0o777 == 0o666 & ~UMASK
 
 
 def test_failed_write_keeps_the_previous_version(tmp_path):

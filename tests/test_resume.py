@@ -107,8 +107,10 @@ def test_a_checkpoint_from_another_config_is_refused_naming_the_difference(tmp_p
     assert summary["status"] == "completed" and summary["resumed_from"].endswith("epoch_0002.pt")
     old = tmp_path / "run" / "checkpoints" / "epoch_0010.pt"  # a longer earlier run's checkpoint
     old.write_bytes((tmp_path / "run" / "checkpoints" / "epoch_0002.pt").read_bytes())
-    fresh = _run(tmp_path, "run", "trainer.epochs=2", "optim.lr=0.05", "trainer.resume=never")
+    (tmp_path / "run" / "diagnostics.jsonl").write_text('{"step": 0, "diag/zero_act": 0.5}\n')  # the old run's
+    fresh = _run(tmp_path, "run", "trainer.epochs=2", "optim.lr=0.05", "trainer.resume=never", "diagnostics=off")
     assert "resumed_from" not in fresh
+    assert not (tmp_path / "run" / "diagnostics.jsonl").exists()  # no old result file beside the new run's
     # A fresh start removes the earlier checkpoints, so a later resume can never pick up the old run's.
     assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["epoch_0002.pt", "epoch_0001.pt"]
     torch.use_deterministic_algorithms(False)

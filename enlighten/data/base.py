@@ -104,6 +104,14 @@ class InMemoryData:
                     f"{name}: the {split} split has non-finite values (NaN or inf) in {len(bad)} samples, the "
                     f"first at index {bad[0].item()}. Clean or impute the data before training."
                 )
+        if num_classes < 2:
+            raise DataError(f"{name}: {num_classes} class in the data; a classifier needs at least 2 (check the label "
+                            f"column, or the subset that dataset.fraction keeps).")
+        if train_y.ndim == 1 and len(test_y):  # one label per sample (token targets are [N, T])
+            unseen = sorted(set(test_y.unique().tolist()) - set(train_y.unique().tolist()))
+            if unseen:
+                raise DataError(f"{name}: the test split has classes {unseen[:5]} that the training split lacks, so its "
+                                f"accuracy would count them as errors it cannot learn: check the split or the labels.")
         if crop_padding and train_x.ndim != 4:
             raise DataError(f"{name}: random crops need images [N, C, H, W], got shape {tuple(train_x.shape)}.")
         self.name = name
