@@ -92,7 +92,7 @@ def header(args, runs: list[dict], root: Path) -> list[str]:
              f"{sum(r.get('wall_time_s', 0) for r in done) / 60:.1f} min of run time in all."]
     timing = root / "timing.jsonl"
     if timing.exists():
-        lines.append("- **Wall time of each `make claims` invocation** (DIR/timing.jsonl):")
+        lines.append(f"- **Wall time of each invocation** ({root.name}/timing.jsonl):")
         for row in map(json.loads, timing.read_text().splitlines()):
             lines.append(f"  - {row['started']}: {row['seconds'] / 60:.1f} min, {row.get('status', '?')}"
                          + (f" ({row['note']})" if row.get("note") else ""))

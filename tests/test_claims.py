@@ -183,9 +183,11 @@ def test_every_arm_sets_only_what_the_pairing_ignores():
     assert identity(run, ("arm",)) == identity(other, ("arm",)) and identity(run) != identity(other)
 
 
+@pytest.mark.slow
 @needs_shared("MNIST")
 def test_claims_smoke_runs_the_whole_pipeline_on_mnist(tmp_path):
-    """`make claims-smoke`: every sweep tiny on real MNIST, then the report and its figures."""
+    """`make claims-smoke`: every sweep tiny on real MNIST, then the report and its figures (about 2
+    minutes on 2 cores: `slow`, so the default suite keeps its 10-minute budget)."""
     out = tmp_path / "claims.md"
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / "claims.py"), "--profile", "smoke", "--dir",
                            str(tmp_path / "sweeps"), "--out", str(out), f"paths.data_dir={SHARED_DATA}"],

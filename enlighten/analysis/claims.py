@@ -157,7 +157,12 @@ def claim_a(runs: list[dict], report: Report, plt=None, out_dir: Path | None = N
             report.tests.append(Test("a", f"{pairing} pairing: slope of log r on {regressor}", "log-log slope", -1,
                                      per_seed_test(fitted[regressor]) if regressor in fitted else untested()))
     lines += ["", "Slopes: within each seed, least squares of log r on log N and log width together; the t-test "
-              "is over the seeds' slopes. The theory's slope on log N is -1/2."]
+              "is over the seeds' slopes. The theory's slope on log N is -1/2:"]
+    for t in report.tests:
+        if t.claim == "a" and t.name.endswith("log N") and math.isfinite(t.result.ci_low):
+            inside = t.result.ci_low <= -0.5 <= t.result.ci_high
+            lines.append(f"- {t.name.split(':')[0]}: {fmt(t.result.effect, 3)} [{fmt(t.result.ci_low, 3)}, "
+                         f"{fmt(t.result.ci_high, 3)}]; -1/2 is {'inside' if inside else 'outside'} the 95% CI.")
     if plt is not None and out_dir is not None:
         fig, axes = plt.subplots(1, len(PAIRINGS), figsize=(5 * len(PAIRINGS), 4), sharey=True, squeeze=False)
         for ax, pairing in zip(axes[0], PAIRINGS):
@@ -332,7 +337,11 @@ def claim_c(runs: list[dict], report: Report, plt=None, out_dir: Path | None = N
         lines.append(f"| {f} | {w} | {acc(VANILLA)} | {acc(LOW_ARM)} | {acc(BASE_ARM)} | {acc(PAUSE_ARM)} | "
                      f"{acc(BOOST_ARM)} | {pause_text} | {ci(boost)[1] if boost else '-'} |")
     lines += ["", "The per-cell CIs are descriptive (not in the corrected family); the tests above are over the "
-              "seeds' means and slopes."]
+              "seeds' means and slopes.", "", "Mixup at alpha 1 against vanilla training, final test accuracy, mean "
+              "paired difference over sizes and seeds (descriptive), per width: " + ", ".join(
+                  f"{w}: {fmt(statistics.fmean(g for _, _, gw, g in gains(arm(BASE_ARM), arm(VANILLA)) if gw == w))} "
+                  f"points" for w in sorted({w for _, w in cells}))
+              + ". Mixup Pause trains without mixing for the ENP, so part of a gain over Mixup is less mixing."]
     if plt is not None and out_dir is not None:
         fig, ax = plt.subplots(figsize=(6, 4))
         widths = sorted({w for _, w in cells})
@@ -539,6 +548,13 @@ def render(report: Report, runs: list[dict], header: list[str]) -> str:
     out += ["", f"{len([t for t in report.tests if math.isfinite(t.result.p)])} tests, Holm-corrected together. "
             "The minimum detectable effect is the mean a t-test over these seeds would find with 80% power at 5% "
             "(two-sided, uncorrected), given the observed spread."]
+    near = [t for t in report.tests if t.expected and not t.equivalence and t.verdict.startswith("inconclusive")
+            and t.result.p < LEVEL]
+    if near:
+        out += ["", "Significant before the correction only (uncorrected p < 0.05):"]
+        out += [f"- ({t.claim}) {t.name}: {fmt(t.result.effect, 3)}, p = {fmt_p(t.result.p)}, "
+                f"{'the paper' if np.sign(t.result.effect) == t.expected else 'opposite to the paper'}'s direction."
+                for t in near]
     for claim in "abcd":
         out += ["", f"## {CLAIM_TITLES[claim]}", "", *report.sections.get(claim, [])]
         if claim in report.figures:

@@ -71,10 +71,12 @@ def paired(a, b) -> TestResult:
 def slopes(y, columns: dict[str, list[float]]) -> dict[str, float] | None:
     """Least-squares coefficients of y on an intercept and the named columns. A column with a single
     value (a factor the design did not vary) gets no coefficient; None when the design cannot
-    separate the columns (too few points, or columns that move together)."""
+    separate the columns (fewer points than coefficients, or columns that move together). An exact
+    fit (as many points as coefficients) is allowed: within a seed it is a summary, and the test
+    is over the seeds."""
     varied = {name: np.asarray(v, dtype=float) for name, v in columns.items() if len(set(v)) > 1}
     design = np.column_stack([np.ones(len(y)), *varied.values()])
-    if len(y) <= design.shape[1] or np.linalg.matrix_rank(design) < design.shape[1]:
+    if len(y) < design.shape[1] or np.linalg.matrix_rank(design) < design.shape[1]:
         return None
     coef, *_ = np.linalg.lstsq(design, np.asarray(y, dtype=float), rcond=None)
     return dict(zip(varied, coef[1:].tolist()))
