@@ -198,8 +198,9 @@ def validate(cfg: DictConfig) -> None:
     """Raise ConfigError naming the offending key; called before any data is loaded."""
     for key, value in flatten(OmegaConf.to_container(cfg, resolve=False)).items():
         # NaN passes every range check below (`nan < 0` is false), and inf is no setting either.
-        if isinstance(value, float) and not math.isfinite(value) and not key.startswith("hydra."):
-            raise ConfigError(f"{key}={value} is not a finite number: give it a number (see its default in conf/).")
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, float) and not math.isfinite(item) and not key.startswith("hydra."):
+                raise ConfigError(f"{key}={value} is not a finite number: give it a number (see its default in conf/).")
     for key, allowed in _CHOICES.items():
         value = str(OmegaConf.select(cfg, key))
         if value.lower() not in allowed:

@@ -22,9 +22,15 @@ SUMMARY_FILE = "summary.json"
 
 
 def _umask() -> int:
-    mask = os.umask(0)  # reading the umask means setting it: once, at import, before any thread exists
-    os.umask(mask)
-    return mask
+    """The process's umask, read from /proc where it can be (setting it to read it, the only portable
+    way, would briefly make files other threads create world-writable)."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError):
+        mask = os.umask(0o077)
+        os.umask(mask)
+        return mask
 
 
 UMASK = _umask()
@@ -37,8 +43,11 @@ def atomic_write(path: Path | str, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes it 0600; a result file follows the umask like any other
         with os.fdopen(fd, "wb") as f:
+            try:  # mkstemp makes it 0600; a result file follows the umask like any other
+                os.fchmod(f.fileno(), 0o666 & ~UMASK)
+            except OSError:  # a file system without modes (some network mounts): keep mkstemp's
+                pass
             write(f)
             f.flush()
             os.fsync(f.fileno())

@@ -48,7 +48,8 @@ PROFILES = {
               "trainer.max_steps=39100", "trainer.eval_every=10", "optim.lr=0.1", "trainer.train_eval_samples=10000"],
         "claims/interference": ["dataset.fraction=0.1,0.2,0.5,1.0", "trainer.max_steps=1"],
         "claims/training": ["dataset.fraction=0.1,0.2,0.5,1.0"],
-        "claims/pause_grid": ["dataset.fraction=0.1"],
+        # 10% of CIFAR-10 is 39 steps an epoch: 98 to 3,128 steps, about 2.5 to 80 epochs, around the ENP
+        "claims/pause_grid": ["dataset.fraction=0.1", "phase.fraction=0.0025,0.005,0.01,0.02,0.04,0.08"],
         "claims/detectors": ["dataset.fraction=0.1"],
     },
 }
@@ -92,7 +93,8 @@ def header(args, runs: list[dict], root: Path) -> list[str]:
              f"{sum(r.get('wall_time_s', 0) for r in done) / 60:.1f} min of run time in all."]
     timing = root / "timing.jsonl"
     if timing.exists():
-        lines.append(f"- **Wall time of each invocation** ({root.name}/timing.jsonl):")
+        lines.append(f"- **Wall time of each invocation** ({root.name}/timing.jsonl; an invocation skips the jobs an "
+                     f"earlier one completed):")
         for row in map(json.loads, timing.read_text().splitlines()):
             lines.append(f"  - {row['started']}: {row['seconds'] / 60:.1f} min, {row.get('status', '?')}"
                          + (f" ({row['note']})" if row.get("note") else ""))

@@ -69,6 +69,7 @@ RUN_CASES = {
     "NaN alpha": (["mix.alpha=nan"], ConfigError, "mix.alpha=nan is not a finite number: give it a number"),
     "NaN learning rate": (["optim.lr=nan"], ConfigError, "optim.lr=nan is not a finite number"),
     "infinite grad clip": (["trainer.grad_clip=inf"], ConfigError, "trainer.grad_clip=inf is not a finite number"),
+    "NaN in a list": (["diagnostics.lambdas=[0.1,nan]"], ConfigError, "diagnostics.lambdas=[0.1, nan] is not a finite"),
     "class count set by hand": (["+model.num_classes=5"], ConfigError,
                                 "model.num_classes comes from the data and the run (the dataset's classes and input "
                                 "shape, the schedule's length), so the value set here would be ignored: remove "

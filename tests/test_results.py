@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -23,6 +25,10 @@ def test_result_files_follow_the_umask(tmp_path):
     """mkstemp creates 0600 files: another user of a shared results folder could read no summary."""
     atomic_write_text(tmp_path / "summary.json", "{}")
     assert (tmp_path / "summary.json").stat().st_mode & 0o777 == 0o666 & ~UMASK
+    code = "from enlighten.results import atomic_write_text as w; import sys; w(sys.argv[1], '{}')"
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "shared.json")], check=True,
+                   preexec_fn=lambda: os.umask(0o022))  # a shared cluster folder's usual umask
+    assert (tmp_path / "shared.json").stat().st_mode & 0o777 == 0o644
 
 
 def test_failed_write_keeps_the_previous_version(tmp_path):

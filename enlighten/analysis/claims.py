@@ -141,7 +141,8 @@ def claim_a(runs: list[dict], report: Report, plt=None, out_dir: Path | None = N
     widths = sorted({lookup(r, "model.width") for r in done})
     sizes = sorted({r["init/data/num_samples"] for r in done})
     lines += ["Gradient interference `r_perp_clean` (|g_perp| / |g_clean|, the expectation over lambda ~ Beta(alpha, "
-              "alpha)) of the whole training subset at initialization, mean ± sd over seeds:", "",
+              "alpha)) of the training subset at initialization (in whole chunks of the training batch: N is the subset "
+              "rounded down), mean ± sd over seeds:", "",
               "| pairing | width | " + " | ".join(f"N = {n:,}" for n in sizes) + " |",
               "|---|---|" + "---|" * len(sizes)]
     for pairing in PAIRINGS:
@@ -379,6 +380,7 @@ def claim_d(runs: list[dict], report: Report, plt=None, out_dir: Path | None = N
         grid[lookup(r, "phase.fraction")].append(r)
     length = {f: math.ceil(f * lookup(rs[0], "trainer.max_steps")) for f, rs in grid.items()}
     mixup = [r for r in train if lookup(r, "arm") == BASE_ARM]
+    vanilla = [r for r in train if lookup(r, "arm") == VANILLA]
     acc = lambda r: 100 * r["final_val_acc"]  # noqa: E731
 
     def best(leave_out: int | None = None) -> float:
@@ -398,6 +400,8 @@ def claim_d(runs: list[dict], report: Report, plt=None, out_dir: Path | None = N
         mark = " (best over all seeds)" if f == best() else ""
         lines.append(f"| fixed, {f:g} of the steps{mark} | {length[f]} | {len(grid[f])} | "
                      f"{mean_sd([acc(r) for r in grid[f]], 2)} |")
+    if vanilla:
+        lines.append(f"| no mixing at all (vanilla) | all | {len(vanilla)} | {mean_sd([acc(r) for r in vanilla], 2)} |")
     for name, rs in detectors.items():
         ended = [r for r in rs if r.get("enp_end_step") is not None]
         ends = [r["enp_end_step"] for r in ended]
@@ -410,11 +414,18 @@ def claim_d(runs: list[dict], report: Report, plt=None, out_dir: Path | None = N
         result = (non_inferiority([acc(m) for m, _ in matched], [acc(b) for _, b in matched], EQUIVALENCE_MARGIN)
                   if matched else untested())
         report.tests.append(Test("d", f"{name} detector's pause minus the best fixed pause (chosen on the other "
-                                      f"seeds)", "points", 0, result, equivalence=True))
+                                      f"seeds; p one-sided, non-inferiority by {EQUIVALENCE_MARGIN})", "points", 0,
+                                 result, equivalence=True))
     lines += ["", f"Each seed's detector run is compared with that seed's run at the fixed length that is best on the "
               f"other seeds. Supported: the detector is not worse by {EQUIVALENCE_MARGIN} points or more (one-sided "
               f"non-inferiority test, Holm-corrected); contradicted: the whole 95% CI is below -{EQUIVALENCE_MARGIN}. "
               f"Runs whose ENP never ended are left out of the test."]
+    if best() == max(grid):
+        lines += ["", f"**The best fixed length is the longest in the grid** ({length[max(grid)]} steps): accuracy was "
+                      f"still rising with the pause's length, so the grid does not bracket a best pause and a detector "
+                      f"that ends the ENP earlier cannot match it. Here the claim's premise, that mixing helps once "
+                      f"the ENP is over, does not hold"
+                  + (f" (vanilla training, never mixing: {mean_sd([acc(r) for r in vanilla], 2)})." if vanilla else ".")]
     if plt is not None and out_dir is not None:
         fig, ax = plt.subplots(figsize=(6, 4))
         points = ([(0, mixup)] if mixup else []) + [(length[f], grid[f]) for f in sorted(grid)]
@@ -476,7 +487,9 @@ def detector_table(runs: list[dict]) -> list[str]:
         acc = mean_sd([r.get("enp_end_train_acc") for r in rs if r.get("enp_end_step") is not None], 2)
         lines.append(f"| {key[0].split('/')[-1]} | {key[1]} | {key[2]} | {key[3]} | {key[4]} | {len(ends)}/{len(rs)} | "
                      f"{where} | {acc} |")
-    return [f"The ENP ended in every run but {never}." if never else "The ENP ended in every run.", ""] + lines
+    total = sum(len(rs) for rs in cells.values())
+    where = f"{total} runs of the training, pause-grid and detectors sweeps (claims/interference trains one step)"
+    return [f"The ENP ended in all but {never} of the {where}." if never else f"The ENP ended in all {where}.", ""] + lines
 
 
 CLAIM_TITLES = {
@@ -547,7 +560,9 @@ def render(report: Report, runs: list[dict], header: list[str]) -> str:
             out.append(f"| {claim} | not tested | - | - | - | - | - | - |")
     out += ["", f"{len([t for t in report.tests if math.isfinite(t.result.p)])} tests, Holm-corrected together. "
             "The minimum detectable effect is the mean a t-test over these seeds would find with 80% power at 5% "
-            "(two-sided, uncorrected), given the observed spread."]
+            "(two-sided, uncorrected, against 0), given the observed spread. Every seed trains on the same nested, "
+            "class-balanced subsets (`dataset.fraction_seed` 0): the seeds vary the initial weights, the batch order "
+            "and the mixing, not the subset, so the CIs hold for these subsets."]
     near = [t for t in report.tests if t.expected and not t.equivalence and t.verdict.startswith("inconclusive")
             and t.result.p < LEVEL]
     if near:
