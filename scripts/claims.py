@@ -77,7 +77,7 @@ def cpu_name() -> str:
         return platform.machine()
 
 
-def header(args, runs: list[dict], root: Path) -> list[str]:
+def header(args, runs: list[dict], root: Path, commit: str) -> list[str]:
     """Command, commit, date and machine, and how long the sweeps took."""
     command = "python scripts/claims.py " + " ".join([f"--profile {args.profile}", f"--dir {args.dir}",
                                                       f"--out {args.out}", *args.overrides])
@@ -87,7 +87,7 @@ def header(args, runs: list[dict], root: Path) -> list[str]:
     lines = ["# The paper's four claims on real data", "",
              f"- **Command**: `{command}`{' (`make claims`)' if args.profile == 'cpu' else ''}; the report alone: "
              f"add `--report-only`.",
-             f"- **Commit**: {git_commit()}. **Date**: {datetime.date.today()}.",
+             f"- **Commit**: {commit}. **Date**: {datetime.date.today()}.",
              f"- **Machine**: {cpu_name()}, {os.cpu_count()} cores visible; runs on {', '.join(hosts)} "
              f"(torch threads {threads}); {len(done)} completed runs, "
              f"{sum(r.get('wall_time_s', 0) for r in done) / 60:.1f} min of run time in all."]
@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dry-run", action="store_true", help="print the sweep commands and stop")
     ap.add_argument("overrides", nargs="*", help="Hydra overrides for every sweep (dataset=..., paths.data_dir=...)")
     args = ap.parse_args(argv)
+    commit = git_commit()  # before the report and its figures change the tree
     root = Path(args.dir).resolve()
     commands = sweep_commands(args.profile, root, args.overrides)
     if args.dry_run:
@@ -146,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(f"error: no runs under {root}: run without --report-only first")
     out = Path(args.out)
     report = analyse(runs, None if args.no_figures else out.parent, prefix=out.stem)
-    atomic_write_text(out, render(report, runs, header(args, runs, root)))
+    atomic_write_text(out, render(report, runs, header(args, runs, root, commit)))
     print(f"claims: the report is {out}")
     return 0
 
