@@ -1,11 +1,12 @@
 """`make claims`: the paper's four claims on real data. Runs the claims sweeps (conf/experiment/claims/),
 then writes the report and its figures (enlighten/analysis/claims.py; docs/claims.md explains both).
 
-    python scripts/claims.py [--profile cpu|smoke|paper] [--dir DIR] [--out REPORT] [--report-only]
+    python scripts/claims.py [--profile cpu|smoke|cifar|paper] [--dir DIR] [--out REPORT] [--report-only]
                              [--no-figures] [--dry-run] [OVERRIDE...]
 
 - `cpu` (the default): the grids as configured, about an hour on 2 CPU cores (docs/results/claims.md).
 - `smoke`: the same pipeline tiny (2 seeds, 2 sizes, width 0.5, 120 steps), under 5 minutes.
+- `cifar`: the CPU grids on the CIFAR-10 copy (add `dataset.root=DIR`), 1,500 steps a run.
 - `paper`: the same experiments at the paper's scale: ResNet-18 on CIFAR-10 with the common recipe, on
   GPUs (`--dry-run` prints the commands; add `hydra/launcher=slurm` to send them to SLURM).
 OVERRIDEs go to every sweep, e.g. `dataset=fashion_mnist paths.data_dir=/data`. Each sweep writes into
@@ -41,6 +42,10 @@ PROFILES = {
         "claims/pause_grid": ["phase.fraction=0.1,0.3", *SMALL],
         "claims/detectors": SMALL,
     },
+    # The CIFAR-10 copy of ../shared/data as an image folder (add dataset.root=DIR, made by its prepare.py):
+    # the 50% detector needs 190-260 steps at 600 images and 530-660 at 6,000 (width 0.5, one seed each,
+    # 2026-12-01), so 1,500 steps; not run here (about 40 s a job at width 0.5: several hours on 2 cores).
+    "cifar": {"*": ["dataset=image_folder", "trainer.max_steps=1500"]},
     # ResNet-18 on CIFAR-10 (the `tradeoff` recipe): 10% to 100% of the images, 100 epochs of the full set
     # (39,100 steps of 128) for every size, 5 seeds; the ENP ends within the first few epochs.
     "paper": {

@@ -223,3 +223,7 @@ def test_claims_experiments_take_another_dataset_and_the_paper_scale_composes(tm
         cfg = compose_cfg(overrides, tmp_path)  # the first point of each swept list
         validate(cfg)
         assert cfg.model._target_.endswith("resnet18") and cfg.dataset.name == "cifar10" and cfg.name == name
+    for name, command in claims_script.sweep_commands("cifar", tmp_path, ["dataset.root=/cifar"]):
+        cfg = compose_cfg([o for o in command[command.index("-m") + 1:] if not o.startswith("hydra.")], tmp_path)
+        validate(cfg)
+        assert cfg.dataset._target_.endswith("image_folder") and cfg.dataset.root == "/cifar"
