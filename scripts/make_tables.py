@@ -195,7 +195,9 @@ def pivot(runs: list[dict], rows: list[str], cols: list[str]) -> tuple[list[str]
     cells: dict[tuple, list[float]] = {}
     for r in done:
         key = (tuple(str(lookup(r, k)) for k in rows), tuple(str(lookup(r, k)) for k in cols))
-        cells.setdefault(key, []).append(r["final_val_acc"])
+        values = cells.setdefault(key, [])
+        if r.get("final_val_acc") is not None:  # a summary may hold null where a number was expected
+            values.append(r["final_val_acc"])
     row_values = sorted({k[0] for k in cells})
     header = rows + [",".join(f"{k}={v}" for k, v in zip(cols, c)) for c in col_values]
     body = [list(rv) + [mean_std(cells.get((rv, cv), [])) for cv in col_values] for rv in row_values]

@@ -192,3 +192,12 @@ def test_a_baseline_or_row_key_that_matches_no_run_is_an_error_listing_the_valid
     assert "['mixup', 'mixup_pause']" in typo.stderr
     rows = _tables(tmp_path, "--rows", "strategy,mix.alfa")
     assert rows.returncode != 0 and "['mix.alfa'] match no completed run" in rows.stderr and "mix.alpha" in rows.stderr
+
+
+def test_a_summary_holding_null_where_a_number_was_expected_gives_a_table_not_a_traceback(tmp_path):
+    write_run(tmp_path, "null", "mixup", 0, None)
+    write_run(tmp_path, "number", "mixup", 1, 0.9)
+    for args in ([], ["--rows", "strategy", "--cols", "seed"], ["--baseline", "strategy=mixup"],
+                 ["--rows", "seed", "--baseline", "seed=0"]):
+        out = tables(tmp_path, *args)  # check=True: a traceback would fail here
+        assert "90.00 ± 0.00" in out
