@@ -231,7 +231,12 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"mix.{key} must be in [0, 1], got {m[key]}.")
     if not 0.0 <= cfg.removal.drop_fraction < 1.0:
         raise ConfigError(f"removal.drop_fraction must be in [0, 1), got {cfg.removal.drop_fraction}.")
+    if not 0 <= cfg.seed < 2**32:  # numpy's range; its own error would not name the setting
+        raise ConfigError(f"seed must be in [0, 2**32), got {cfg.seed}.")
     fraction = cfg.dataset.get("fraction") if isinstance(cfg.dataset, DictConfig) else None
+    if fraction is not None and (isinstance(fraction, bool) or not isinstance(fraction, (int, float))):
+        raise ConfigError(f"dataset.fraction must be a number in (0, 1], got {fraction!r} (the share of the training "
+                          f"set kept).")
     if fraction is not None and not 0.0 < fraction <= 1.0:
         raise ConfigError(f"dataset.fraction must be in (0, 1], got {fraction} (the share of the training set kept).")
     for group in GROUPS:
