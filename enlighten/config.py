@@ -12,6 +12,7 @@ Two layers catch bad input before any data is loaded:
 
 from __future__ import annotations
 
+import collections.abc
 import functools
 import hashlib
 import inspect
@@ -301,6 +302,13 @@ def _accepted_params(fn: Any) -> tuple[dict, bool, dict]:
 def _check_type(key: str, value: Any, hint: Any) -> None:
     """Check value against int/float/bool/str (optionally Optional[...]); other hints pass."""
     origin = typing.get_origin(hint)
+    if origin in (list, tuple, collections.abc.Iterable, collections.abc.Sequence) and \
+            typing.get_args(hint)[:1] in ((int,), (float,)):  # a list of numbers (milestones, lambdas)
+        numbers = isinstance(value, (ListConfig, list, tuple)) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        if not numbers:
+            raise ConfigError(f"{key} must be a list of numbers, e.g. [100, 150], got {value!r}.")
+        return
     allowed = typing.get_args(hint) if origin in (typing.Union, types.UnionType) else (hint,)
     if value is None:
         if type(None) in allowed:

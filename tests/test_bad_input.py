@@ -49,6 +49,11 @@ RUN_CASES = {
                               "dataset.fraction must be a number in (0, 1], got 'abc' (the share of the training set kept)."),
     "fraction a list": (["dataset.fraction=[0.1]"], ConfigError, "dataset.fraction must be a number in (0, 1], got [0.1]"),
     "negative seed": (["seed=-1"], ConfigError, "seed must be in [0, 2**32), got -1."),
+    "milestones not a list": (["sched=multistep", "sched.milestones=abc"], ConfigError,
+                              "sched.milestones must be a list of numbers, e.g. [100, 150], got 'abc'."),
+    "UTF-16 text": (["dataset=tinyshakespeare", "dataset.download=false", "paths.data_dir={utf16}"], DataError,
+                    "{utf16}/tinyshakespeare/input.txt is not UTF-8 text (invalid start byte at byte 0): convert it "
+                    "first, e.g. iconv -f UTF-16 -t UTF-8."),
     "fraction 0": (["dataset.fraction=0"], ConfigError,
                    "dataset.fraction must be in (0, 1], got 0 (the share of the training set kept)."),
     "odd batch with flip pairing": (["trainer.batch_size=63", "mix.pairing=flip"], ConfigError,
@@ -101,6 +106,10 @@ def test_bad_input_stops_the_run_before_training_with_its_message(case, tmp_path
         "ucr_one": _ucr_root(tmp_path / "o", ["1\t0.1\t0.2\t0.3", "1\t0.3\t0.2\t0.1"], test_labels="1") if case == "one class"
         else None,
     }
+    if case == "UTF-16 text":
+        (tmp_path / "u" / "tinyshakespeare").mkdir(parents=True)
+        (tmp_path / "u" / "tinyshakespeare" / "input.txt").write_text("First Citizen:\n", encoding="utf-16")
+        paths["utf16"] = tmp_path / "u"
     run_dir = tmp_path / "run"
     with pytest.raises(error) as e:
         run(compose_cfg([*BASE, *(o.format(**paths) for o in overrides)], run_dir))

@@ -119,7 +119,11 @@ def read_text(path: Path, url: str | None) -> str:
             f"{path} not found. Set dataset.download=true to fetch it, or point paths.data_dir "
             f"(ENLIGHTEN_DATA_DIR) at a folder that holds {path.parent.name}/{path.name}."
         )
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}): convert it first, e.g. "
+                        f"iconv -f UTF-16 -t UTF-8.") from None
     if not text:
         raise DataError(f"{path} is empty.")
     return text
