@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import statistics
 import sys
 from pathlib import Path
@@ -39,18 +38,14 @@ from pathlib import Path
 IGNORED_OVERRIDES = ("seed", "paths.", "logger", "hydra", "experiment", "trainer.device")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from enlighten.analysis.runs import DuplicateRuns, drop_duplicates, identity, load_runs, lookup  # noqa: E402  (no torch)
+from enlighten.analysis.runs import DuplicateRuns, drop_duplicates, load_runs, lookup, pairs, read_rows  # noqa: E402  (no torch)
 from enlighten.config import flatten  # noqa: E402
 
 
 def add_grid_row(run: dict, step: int) -> None:
     """Copy the diag/ values of the run's diagnostics.jsonl row at `step` of the shared grid into the
     run as `step<S>/diag/...` (nothing when the run has no such row)."""
-    path = Path(run["_dir"]) / "diagnostics.jsonl"
-    if not path.exists():
-        return
-    for line in path.read_text().splitlines():
-        row = json.loads(line)
+    for row in read_rows(run, "diagnostics.jsonl"):
         if row.get("grid") and row.get("step") == step and "event" not in row:
             run.update({f"step{step}/{k}": v for k, v in row.items() if k.startswith("diag/")})
             return
@@ -92,23 +87,16 @@ def paired_stats(
     each member paired with the baseline run that has the same config except `key` (the compared key),
     the seed included; None without a pair; CI and p are nan with fewer than 2 pairs."""
     scale = METRICS.get(metric, ("", 1.0, 3))[1]
-    base = {identity(r, (key,)): r[metric] for r in baseline if r.get(metric) is not None}
-    pairs = [(r[metric], base[ident]) for r in members
-             if r.get(metric) is not None and (ident := identity(r, (key,))) in base]
-    if not pairs:
+    has = [r for r in baseline if r.get(metric) is not None]
+    matched = pairs([r for r in members if r.get(metric) is not None], has, (key,))
+    if not matched:
         return None
-    diffs = [scale * (a - b) for a, b in pairs]
-    mean, n = statistics.fmean(diffs), len(diffs)
-    if n < 2:
-        return n, mean, float("nan"), float("nan"), float("nan")
-    from scipy import stats
+    from enlighten.analysis.stats import paired  # scipy: only when a comparison is asked for
 
-    sd = statistics.stdev(diffs)
-    if sd < 1e-9:  # identical differences (common with small test sets): the t-test is undefined
-        return n, mean, mean, mean, float("nan")
-    half = stats.t.ppf(0.975, n - 1) * sd / n**0.5
-    p = stats.ttest_rel([a for a, _ in pairs], [b for _, b in pairs]).pvalue
-    return n, mean, mean - half, mean + half, float(p)
+    t = paired([scale * m[metric] for m, _ in matched], [scale * b[metric] for _, b in matched])
+    if len(matched) >= 2 and t.ci_low != t.ci_low:  # identical differences (small test sets): no t-test
+        return t.n, t.effect, t.effect, t.effect, float("nan")
+    return t.n, t.effect, t.ci_low, t.ci_high, t.p
 
 
 def format_paired(result, digits: int = 2) -> list[str]:
