@@ -6,12 +6,41 @@ figures are made from our own metrics.jsonl and summary.json, never from W&B.
 
 from __future__ import annotations
 
+import os
+import socket
+import threading
 import time
+import urllib.parse
 import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
 from enlighten.loggers.base import Logger
+
+# Online W&B without a network: wandb.init waits (and retries) for about 105 s before it gives up,
+# once per job of a sweep. We decide within DECIDE_S seconds instead, once per process.
+DECIDE_S = 15
+_offline_because: Optional[str] = None  # why online W&B failed earlier in this process
+
+
+def _unreachable(url: str, timeout: float = 5.0) -> Optional[str]:
+    """Why W&B's server at `url` cannot be reached (name lookup or TCP connect), or None. Checked in a
+    thread, so a name lookup that hangs without a network is bounded by `timeout` too."""
+    parts = urllib.parse.urlsplit(url)
+    address = (parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+    outcome: list = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection(address, timeout=timeout).close()
+            outcome.append(None)
+        except OSError as e:
+            outcome.append(f"{address[0]}:{address[1]} unreachable: {e}")
+
+    thread = threading.Thread(target=connect, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return outcome[0] if outcome else f"{address[0]}:{address[1]} did not answer within {timeout:.0f} s"
 
 
 class WandbLogger(Logger):
@@ -49,14 +78,20 @@ class WandbLogger(Logger):
             # A multirun calls init once per job in one process: never hand back the previous run.
             reinit="finish_previous",
         )
+        global _offline_because
+        if mode == "online" and _offline_because is None:
+            _offline_because = _unreachable(wandb.Settings().base_url)
         try:
+            if mode == "online" and _offline_because is not None:
+                raise ConnectionError(_offline_because)
             self.run = self._init(mode, kwargs)
         except Exception as e:  # noqa: BLE001 - no network, no key, service down: never lose the run for it
             if mode != "online":
                 raise
+            _offline_because = _offline_because or f"{type(e).__name__}: {e}"
             warnings.warn(
-                f"W&B could not start online ({type(e).__name__}: {e}); logging offline to {self.run_dir / 'wandb'} "
-                f"instead. Upload it later with `wandb sync`.",
+                f"W&B could not start online ({_offline_because}); logging offline to {self.run_dir / 'wandb'} "
+                f"instead (so will every later run of this process). Upload it later with `wandb sync`.",
                 stacklevel=2,
             )
             self.run = self._init("offline", kwargs)
@@ -80,7 +115,9 @@ class WandbLogger(Logger):
     def _settings(self):
         # Fresh for every init: wandb.init writes the run id into the Settings object it is given, so a
         # shared one would carry the id that is in use into the fallback run.
-        return self._wandb.Settings(silent=True, console="off", x_disable_stats=True, disable_git=True)
+        # W&B's own wait for its server is 90 s; ours is DECIDE_S unless WANDB_INIT_TIMEOUT says otherwise.
+        timeout = {} if "WANDB_INIT_TIMEOUT" in os.environ else {"init_timeout": DECIDE_S}
+        return self._wandb.Settings(silent=True, console="off", x_disable_stats=True, disable_git=True, **timeout)
 
     def log_metrics(self, metrics: dict, step: int) -> None:
         self.run.log({k: v for k, v in metrics.items() if v is not None}, step=step)
