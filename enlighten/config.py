@@ -30,8 +30,10 @@ from hydra.errors import InstantiationException
 from hydra.utils import get_object, instantiate
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
+from enlighten.errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError, ValueError):
     """A configuration problem, reported before any work is done."""
 
 
@@ -39,7 +41,7 @@ class ConfigError(ValueError):
 # checkpoint resumes across them, a completed job is not re-run for them, and tables treat runs that
 # differ only in them as the same experiment.
 RESULT_NEUTRAL_KEYS = ("paths", "logger", "trainer.resume", "trainer.skip_completed", "trainer.reuse_data",
-                       "trainer.checkpoint_every", "trainer.log_every",
+                       "trainer.checkpoint_every", "trainer.checkpoint_every_steps", "trainer.log_every",
                        "trainer.eval_batch_size")  # evaluation's rounding only (its default changed from 1024 to null)
 
 
@@ -79,6 +81,7 @@ class TrainerConfig:
     channels_last: str = "auto"  # auto (on for conv nets, CPU and CUDA: 1.1-1.7x faster on a CPU) | true | false
     compile: bool = False  # torch.compile the training step's model (once per process)
     checkpoint_every: int = 1  # epochs between checkpoints (0: only after the last epoch)
+    checkpoint_every_steps: int = 0  # also every N steps within an epoch (0: off; for epochs of hours)
     resume: str = "auto"  # auto: continue from the run directory's last checkpoint | force: even if the config differs | never: start afresh
     reuse_data: bool = True  # the next job of a multirun reuses this process's loaded data (same dataset config)
     skip_completed: bool = True  # a run directory whose summary.json says completed (same config) is not rerun (unless resume=never)
@@ -219,6 +222,9 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"trainer.max_steps must be >= 1 or null (train trainer.epochs epochs), got {t.max_steps}.")
     if t.checkpoint_every < 0:
         raise ConfigError(f"trainer.checkpoint_every must be >= 0 (0: only after the last epoch), got {t.checkpoint_every}.")
+    if t.checkpoint_every_steps < 0:
+        raise ConfigError(f"trainer.checkpoint_every_steps must be >= 0 (0: no checkpoints within an epoch), got "
+                          f"{t.checkpoint_every_steps}.")
     if t.train_eval_samples < 0:
         raise ConfigError("trainer.train_eval_samples must be >= 0 (0 means the whole training set).")
     if t.grad_clip is not None and t.grad_clip <= 0:

@@ -7,18 +7,37 @@ previous complete version or the new complete version of a file, never a half-wr
 
 from __future__ import annotations
 
+import datetime
+import errno
+import fcntl
+import io
 import json
 import math
 import os
+import shutil
+import socket
+import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Iterable
 
 import torch
 
+from enlighten.errors import UserError
+
 METRICS_FILE = "metrics.jsonl"
 DIAGNOSTICS_FILE = "diagnostics.jsonl"
 SUMMARY_FILE = "summary.json"
+LOCK_FILE = ".lock"
+
+
+class ResultsWriteError(UserError):
+    """A result file that could not be written (a full disk, a read-only directory), with its path."""
+
+
+class RunDirectoryBusy(UserError, RuntimeError):
+    """Another live process holds the run directory."""
 
 
 def _umask() -> int:
@@ -52,6 +71,15 @@ def atomic_write(path: Path | str, write) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        free = shutil.disk_usage(path.parent).free / 2**20
+        raise ResultsWriteError(
+            f"Cannot write {path}: {os.strerror(e.errno)} ({free:.1f} MiB free). The previous version of "
+            f"the file is kept: free some space (or point the output directory elsewhere) and run the same "
+            f"command again to continue.") from e
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -62,7 +90,54 @@ def atomic_write_text(path: Path | str, text: str) -> None:
 
 
 def atomic_torch_save(obj: Any, path: Path | str) -> None:
-    atomic_write(Path(path), lambda f: torch.save(obj, f))
+    """Serialized in memory first and then written as plain bytes: torch's own writer reports a full
+    disk as "unexpected pos", the file's write as "No space left on device"."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write(Path(path), lambda f: f.write(buffer.getbuffer()))
+
+
+class RunDirLock:
+    """One process per run directory: an exclusive `flock` on `<run_dir>/.lock`. The kernel releases it
+    when its process dies however it dies, so a killed run's lock is simply taken over by the next
+    process; the file names its holder, for the message a second process shows."""
+
+    def __init__(self, run_dir: Path | str) -> None:
+        self.path = Path(run_dir) / LOCK_FILE
+        self.fd: int | None = None
+
+    def acquire(self) -> str:
+        """Take the lock; return what the file said of an earlier holder (a killed process) or ''.
+        Raises RunDirectoryBusy naming the live holder."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "a process that has not yet said which"
+            os.close(fd)
+            raise RunDirectoryBusy(
+                f"{self.path.parent} is in use by another run: {holder}. Two processes in one directory would "
+                f"overwrite each other's results. Wait for it to end (or stop it), or give this run its own "
+                f"directory (hydra.run.dir=...).") from None
+        except OSError as e:  # a file system without locks (some network mounts): go on, unguarded
+            os.close(fd)
+            warnings.warn(f"Cannot lock {self.path} ({e}): nothing stops a second process from using "
+                          f"{self.path.parent} at the same time.", stacklevel=2)
+            return ""
+        previous = os.pread(fd, 4096, 0).decode(errors="replace").strip()
+        command = " ".join(sys.argv)
+        me = (f"pid {os.getpid()} on {socket.gethostname()}, since {datetime.datetime.now().isoformat(timespec='seconds')}"
+              f" ({command[:300] + ('...' if len(command) > 300 else '')})")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, me.encode() + b"\n", 0)
+        self.fd = fd
+        return previous
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.ftruncate(self.fd, 0)  # a lock file that names nobody: no holder to report
+            os.close(self.fd)  # closing releases the lock
+            self.fd = None
 
 
 def to_jsonable(value: Any) -> Any:
@@ -114,7 +189,15 @@ class RunResults:
             probe.write_text("ok")
             probe.unlink()
         except OSError as e:
-            raise OSError(f"Results directory {self.run_dir} is not writable: {e}") from e
+            raise ResultsWriteError(f"Results directory {self.run_dir} is not writable: {e}. Choose a writable one "
+                                    f"(hydra.run.dir=..., hydra.sweep.dir=...).") from e
+
+    def remove_leftovers(self) -> list[Path]:
+        """Temporary files of a process killed while writing (its lock is gone, so none is being written)."""
+        leftovers = [*self.run_dir.glob(".*.tmp"), *self.run_dir.glob("*/.*.tmp")]  # results and checkpoints/
+        for path in leftovers:
+            path.unlink(missing_ok=True)
+        return leftovers
 
     def clear(self) -> list[Path]:
         """A fresh start in a used directory: remove the earlier run's result files, so none of them

@@ -5,11 +5,14 @@
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import os
+import sys
 import random
 import resource
+import signal as signal_module
 import socket
 import time
 import traceback
@@ -24,11 +27,14 @@ from omegaconf import DictConfig, OmegaConf
 from enlighten.config import ConfigError, build, validate
 from enlighten.data.reuse import load_dataset
 from enlighten.diagnostics.monitor import NoDiagnostics
+from enlighten.errors import Interrupted, UserError
 from enlighten.loggers.base import Logger, NoLogger
-from enlighten.results import SUMMARY_FILE, RunResults, read_json
+from enlighten.results import SUMMARY_FILE, RunDirectoryBusy, RunDirLock, RunResults, read_json
 from enlighten.training import distributed
-from enlighten.training.checkpoint import CheckpointError, clear_checkpoints, config_differences, load_latest
+from enlighten.training.checkpoint import (CheckpointError, clear_checkpoints, config_differences, load_latest,
+                                           prune_checkpoints)
 from enlighten.training.loop import Diverged, LoopConfig, Trainer
+from enlighten.training.stopping import StopRequests
 
 
 def resolve_device(name: str) -> torch.device:
@@ -85,6 +91,17 @@ def _hydra_info() -> dict:
     }
 
 
+def build_group(cfg: DictConfig, group: str, **runtime_args):
+    """`build(cfg[group])`, where a value the callable refuses (torch's "Invalid learning rate: -1", a
+    model's "width must be > 0") is a ConfigError naming the group, not a traceback."""
+    try:
+        return build(cfg[group], **runtime_args)
+    except (ValueError, TypeError) as e:
+        if isinstance(e, UserError):
+            raise
+        raise ConfigError(f"{group}={cfg[group]._target_}: {str(e).rstrip('.')}. Fix the {group}.* setting.") from e
+
+
 def build_logger(cfg: DictConfig, run_dir: Path, config: dict, resume_id: str | None = None) -> Logger:
     info = _hydra_info()
     strategy = info.get("choices", {}).get("strategy") or cfg.strategy._target_.rsplit(".", 1)[-1]
@@ -114,12 +131,42 @@ def completed_summary(run_dir: Path, config: dict) -> dict | None:
 
 
 def run(cfg: DictConfig) -> dict:
-    """Train one configuration; return its summary (also written to summary.json)."""
+    """Train one configuration; return its summary (also written to summary.json).
+
+    One process per run directory: a second one stops at once naming the first (in a multirun it
+    skips the job instead, so two copies of one sweep share its jobs rather than train each twice)."""
     validate(cfg)
-    t = cfg.trainer
     group = distributed.init()  # several processes (torchrun, a multi-task SLURM job): one run, data-parallel
     run_dir = Path(cfg.paths.output_dir)
     results = RunResults(run_dir, write=group.main)  # only the main process writes results
+    lock = RunDirLock(run_dir)
+    if group.main:
+        try:
+            earlier = lock.acquire()
+        except RunDirectoryBusy as e:
+            if not _in_multirun():
+                raise
+            print(f"Skipping {run_dir}: {e}", flush=True)
+            return {"status": "skipped", "error": str(e)}
+        if earlier:
+            print(f"Taking over {run_dir} from a process that ended without letting go of it: {earlier}", flush=True)
+        # What a process killed while writing leaves behind (nobody else can be writing here now).
+        results.remove_leftovers()
+        prune_checkpoints(run_dir)
+    try:
+        with StopRequests() as stop:
+            return _run_locked(cfg, group, results, stop)
+    finally:
+        lock.release()
+
+
+def _in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def _run_locked(cfg: DictConfig, group, results: RunResults, stop: StopRequests) -> dict:
+    t = cfg.trainer
+    run_dir = results.run_dir
     device = resolve_device(t.device)
     if device.type == "cuda" and group.enabled:
         device = torch.device("cuda", group.local_rank)
@@ -166,9 +213,18 @@ def run(cfg: DictConfig) -> dict:
     info = _hydra_info()
     summary: dict = {"status": "failed", "error": None}
     start = time.perf_counter()
+    # Earlier attempts of this run (each up to its last checkpoint), then this one.
+    attempts = list(resumed[1].get("attempts", [])) if resumed else []
+    attempt = {"host": socket.gethostname(), "pid": os.getpid(),
+               "started": datetime.datetime.now().isoformat(timespec="seconds"), "wall_time_s": 0.0}
+
+    def attempts_so_far() -> list[dict]:
+        return [*attempts, {**attempt, "wall_time_s": time.perf_counter() - start}]
+
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     logger: Logger = NoLogger()
+    trainer = None
     try:
         if group.main:  # one W&B run per job
             logger = build_logger(cfg, run_dir, config, resume_id=resumed[1].get("wandb_id") if resumed else None)
@@ -191,7 +247,7 @@ def run(cfg: DictConfig) -> dict:
         # The initial weights depend on the seed and the model only, not on the data (its size, a
         # reused copy): a sweep over dataset sizes starts every size from the same point.
         torch.manual_seed(cfg.seed)
-        model = build(cfg.model, num_classes=data.num_classes, input_shape=list(data.input_shape))
+        model = build_group(cfg, "model", num_classes=data.num_classes, input_shape=list(data.input_shape))
         strategy.setup(data.num_classes, model)
         summary["num_params"] = sum(p.numel() for p in model.parameters())
         summary["init_params_sha1"] = params_digest(model)
@@ -200,7 +256,7 @@ def run(cfg: DictConfig) -> dict:
         has_conv = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
         channels_last = t.channels_last == "true" or (t.channels_last == "auto" and has_conv)
         model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-        optimizer = build(cfg.optim, model=model)
+        optimizer = build_group(cfg, "optim", model=model)
         bf16 = t.precision == "bf16" or (t.precision == "auto" and device.type == "cuda")
         loop_cfg = LoopConfig(
             epochs=t.epochs,
@@ -215,12 +271,13 @@ def run(cfg: DictConfig) -> dict:
             channels_last=channels_last,
             compile=t.compile,
             checkpoint_every=t.checkpoint_every,
+            checkpoint_every_steps=t.checkpoint_every_steps,
         )
         summary["runtime"] = {"device": str(device), "torch_threads": torch.get_num_threads(), "bf16": bf16,
                               "channels_last": channels_last, "eval_batch_size": loop_cfg.eval_batch_size}
         steps_per_epoch = data.steps_per_epoch(t.batch_size)
-        scheduler = build(
-            cfg.sched, optimizer=optimizer, total_steps=loop_cfg.total_steps(steps_per_epoch), steps_per_epoch=steps_per_epoch
+        scheduler = build_group(
+            cfg, "sched", optimizer=optimizer, total_steps=loop_cfg.total_steps(steps_per_epoch), steps_per_epoch=steps_per_epoch
         )
         trainer = Trainer(
             loop_cfg,
@@ -236,7 +293,9 @@ def run(cfg: DictConfig) -> dict:
             device=device,
             diagnostics=diagnostics,
             # only the main process writes checkpoints
-            checkpoint_meta={"config_json": json.dumps(config), "wandb_id": logger.run_id} if group.main else None,
+            checkpoint_meta=(lambda: {"config_json": json.dumps(config), "wandb_id": logger.run_id,
+                                      "attempts": attempts_so_far()}) if group.main else None,
+            stop=stop,
         )
         if resumed:
             path, state = resumed
@@ -249,12 +308,19 @@ def run(cfg: DictConfig) -> dict:
             print(f"[rank {group.rank}] finished at step {summary['steps']}; ENP end step {summary['enp_end_step']}", flush=True)
     except Diverged as e:
         summary.update(status="diverged", error=str(e), diverged_step=e.step, epochs=e.epoch)
+    except Interrupted as e:
+        summary.update(status="interrupted", error=str(e), interrupted_step=e.step, signal=e.signal_name)
     except BaseException as e:
         summary["error"] = f"{type(e).__name__}: {e}"
         summary["traceback"] = traceback.format_exc()
+        if trainer is not None and trainer.interrupted:  # a stop signal's earlier handler ended it (submitit's requeue)
+            summary.update(status="interrupted", signal=trainer.interrupted["signal"], interrupted_step=trainer.step)
+        elif isinstance(e, KeyboardInterrupt):  # Ctrl-C: no checkpoint (it may have struck mid-step)
+            summary.update(status="interrupted", signal="SIGINT", interrupted_step=trainer.step if trainer else None)
         raise
     finally:
-        summary["wall_time_s"] = time.perf_counter() - start
+        summary["attempts"] = attempts_so_far()
+        summary["wall_time_s"] = sum(a["wall_time_s"] for a in summary["attempts"])  # every attempt's share
         summary["host"], summary["pid"] = socket.gethostname(), os.getpid()
         summary.update(peak_memory(device))
         summary["choices"] = info.get("choices", {})
@@ -268,4 +334,7 @@ def run(cfg: DictConfig) -> dict:
         logger.finish(exit_code=0 if summary["status"] == "completed" else 1)
     if summary["status"] == "diverged":
         raise Diverged(summary["diverged_step"], summary["epochs"])
+    if summary["status"] == "interrupted":  # the process ends, also in a multirun: the signal was for all of it
+        print(summary["error"], file=sys.stderr, flush=True)
+        raise SystemExit(128 + getattr(signal_module, summary["signal"]))
     return summary

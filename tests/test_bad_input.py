@@ -12,6 +12,7 @@ from hydra.errors import ConfigCompositionException, MissingConfigException
 
 from enlighten.config import ConfigError
 from enlighten.data.base import DataError
+from enlighten.results import ResultsWriteError
 from enlighten.run import run
 from tests.conftest import compose_cfg, needs_shared
 
@@ -69,6 +70,13 @@ RUN_CASES = {
                                        "would be removed. Use a share of at least 1/16 = 0.0625 or a larger "
                                        "trainer.batch_size."),
     "removal share 1": (["removal.drop_fraction=1.0"], ConfigError, "removal.drop_fraction must be in [0, 1), got 1.0."),
+    "negative step checkpoints": (["trainer.checkpoint_every_steps=-1"], ConfigError,
+                                  "trainer.checkpoint_every_steps must be >= 0 (0: no checkpoints within an epoch), "
+                                  "got -1."),
+    "negative learning rate": (["optim.lr=-1"], ConfigError,
+                               "optim=enlighten.training.optim.sgd: Invalid learning rate: -1. Fix the optim.* setting."),
+    "model width 0": (["model=cnn", "model.width=0"], ConfigError,
+                      "model=enlighten.models.cnn.cnn: width must be > 0, got 0. Fix the model.* setting."),
     "max_steps 0": (["trainer.max_steps=0"], ConfigError,
                     "trainer.max_steps must be >= 1 or null (train trainer.epochs epochs), got 0."),
     "unknown device": (["trainer.device=tpu"], ConfigError, "trainer.device='tpu' is not one of ['auto', 'cpu', 'cuda']."),
@@ -143,7 +151,20 @@ def test_results_directory_that_cannot_be_written_fails_first_and_keeps_earlier_
     run(compose_cfg(BASE, earlier))
     before = {p.name: p.read_bytes() for p in earlier.iterdir() if p.is_file()}
     blocked = earlier / "summary.json" / "run"  # a directory inside a file: cannot be created (even by root)
-    with pytest.raises(OSError) as e:
+    with pytest.raises(ResultsWriteError) as e:
         run(compose_cfg(BASE, blocked))
     assert str(e.value).startswith(f"Results directory {blocked} is not writable: ")
     assert {p.name: p.read_bytes() for p in earlier.iterdir() if p.is_file()} == before
+
+
+def test_choices_are_used_as_validated_whatever_their_case(tmp_path):
+    """Validated case-insensitively, so used in the case validated: `trainer.channels_last=true` (a YAML
+    bool in a str field, 'True') enables it, BF16 trains in bf16, CPU is the CPU, NEVER never resumes."""
+    run_dir = tmp_path / "run"
+    chosen = ["trainer.channels_last=true", "trainer.device=CPU", "trainer.precision=BF16", "trainer.resume=NEVER"]
+    first = run(compose_cfg([*BASE, *chosen], run_dir))
+    assert first["runtime"]["channels_last"] is True and first["runtime"]["bf16"] is True
+    assert first["runtime"]["device"] == "cpu"
+    assert first["config"]["trainer"]["precision"] == "bf16" and first["config"]["trainer"]["resume"] == "never"
+    (run_dir / "summary.json").unlink()  # so that only the checkpoint could make the next run resume
+    assert "resumed_from" not in run(compose_cfg([*BASE, *chosen], run_dir))

@@ -99,6 +99,7 @@ def test_bad_input_fails_before_training_naming_the_problem(args, message, tmp_p
     proc = run_train(["model=cnn", "logger=none", f"hydra.run.dir={run_dir}", *args], cwd=tmp_path, check=False)
     assert proc.returncode != 0
     assert message in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr  # the message alone, as Hydra prints its own errors
     assert not (run_dir / "metrics.jsonl").exists()  # no epoch was trained
 
 

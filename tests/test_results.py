@@ -8,8 +8,9 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
-from enlighten.results import UMASK, RunResults, atomic_write_text, read_jsonl, write_json
+from enlighten.results import UMASK, ResultsWriteError, RunResults, atomic_write_text, read_jsonl, write_json
 
 
 def test_atomic_write_replaces_whole_file_and_leaves_no_temp(tmp_path):
@@ -56,6 +57,30 @@ def test_unwritable_results_dir_fails_before_training(tmp_path):
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o500)
-    with pytest.raises(OSError, match="not writable"):
+    with pytest.raises(ResultsWriteError, match="not writable"):
         RunResults(ro / "run")
     atomic_write_text(tmp_path / "x", "y")
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 256 KiB file system (tmpfs): a checkpoint larger than that fills it."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("mounting a small tmpfs needs root")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_full_disk_is_named_with_the_path_and_the_previous_file_is_kept(full_disk):
+    from enlighten.results import atomic_torch_save
+
+    path = full_disk / "checkpoints" / "epoch_0002.pt"
+    atomic_torch_save({"w": torch.zeros(10)}, path)
+    before = path.read_bytes()
+    with pytest.raises(ResultsWriteError) as e:
+        atomic_torch_save({"w": torch.zeros(100_000)}, path)  # 400 KB
+    assert str(e.value).startswith(f"Cannot write {path}: No space left on device (")
+    assert "The previous version of the file is kept" in str(e.value)
+    assert path.read_bytes() == before and not list(path.parent.glob(".*.tmp"))

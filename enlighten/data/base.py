@@ -18,8 +18,10 @@ from typing import Iterator, Sequence
 import torch
 from torch import Tensor
 
+from enlighten.errors import UserError
 
-class DataError(RuntimeError):
+
+class DataError(UserError, RuntimeError):
     """Missing, unreadable or inconsistent data, with what to do about it."""
 
 
@@ -147,7 +149,7 @@ class InMemoryData:
         return self.num_train // batch_size  # drop_last: fixed shapes, even batches for Mixup
 
     def train_batches(
-        self, batch_size: int, generator: torch.Generator, shard: tuple[int, int] = (0, 1)
+        self, batch_size: int, generator: torch.Generator, shard: tuple[int, int] = (0, 1), start: int = 0
     ) -> Iterator[tuple[Tensor, Tensor]]:
         """One epoch of shuffled, augmented, normalized training batches (the last partial batch dropped).
 
@@ -155,6 +157,7 @@ class InMemoryData:
         generator and moved to the device in one transfer: a step then only slices device tensors.
         `shard=(rank, world_size)`: every process draws the same plan and takes its slice of each
         global batch of `batch_size`, so together the processes see exactly the one-process batches.
+        `start`: skip that many batches (a resume within the epoch), drawing exactly what they drew.
         """
         steps = self.steps_per_epoch(batch_size)
         n = steps * batch_size
@@ -171,9 +174,9 @@ class InMemoryData:
         plan = plan.to(self.device, non_blocking=True)
         rank, world = shard
         local = batch_size // world
-        for i in range(steps):
-            start = i * batch_size + rank * local
-            cols = plan[:, start : start + local]
+        for i in range(start, steps):
+            first = i * batch_size + rank * local
+            cols = plan[:, first : first + local]
             idx = cols[0]
             x = self._gather(idx, cols[1], cols[2], cols[3].bool()) if len(cols) > 1 else self._gather(idx)
             yield x, self.train_y[idx]

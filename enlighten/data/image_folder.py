@@ -234,7 +234,7 @@ class StreamingImageFolder:
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
     def train_batches(
-        self, batch_size: int, generator: torch.Generator, shard: tuple[int, int] = (0, 1)
+        self, batch_size: int, generator: torch.Generator, shard: tuple[int, int] = (0, 1), start: int = 0
     ) -> Iterator[tuple[Tensor, Tensor]]:
         """With `shard=(rank, world_size)` the workers read only this process's slice of each global
         batch of the shared order (not DistributedSampler, which shuffles with its own seed and deals
@@ -244,7 +244,9 @@ class StreamingImageFolder:
         steps = self.steps_per_epoch(batch_size)
         order = torch.randperm(self.num_train, generator=generator)[: steps * batch_size].view(steps, batch_size)
         crop_seeds = torch.randint(2**62, (steps, batch_size), generator=generator)
-        mine = list(zip(*(t[:, rank * local : (rank + 1) * local].flatten().tolist() for t in (order, crop_seeds))))
+        mine = list(zip(*(t[start:, rank * local : (rank + 1) * local].flatten().tolist() for t in (order, crop_seeds))))
+        for _ in range(start if self.flip else 0):  # the skipped batches' flips: the generator goes on where they left it
+            torch.rand(batch_size, generator=generator)
         for x, y in self._loader(self.train, local, mine):
             if self.flip:  # drawn for the global batch, so the generator advances alike on every process
                 flip = (torch.rand(batch_size, generator=generator) < 0.5)[rank * local : (rank + 1) * local]

@@ -77,7 +77,7 @@ class CharText:
         return w[:, :-1].contiguous(), w[:, 1:].contiguous()
 
     def train_batches(
-        self, batch_size: int, generator: torch.Generator, shard: tuple[int, int] = (0, 1)
+        self, batch_size: int, generator: torch.Generator, shard: tuple[int, int] = (0, 1), start: int = 0
     ) -> Iterator[tuple[Tensor, Tensor]]:
         """Random windows; with `shard=(rank, world_size)` this process's slice of each global batch."""
         steps = self.steps_per_epoch(batch_size)
@@ -85,7 +85,7 @@ class CharText:
         starts = starts.to(self.device, non_blocking=True)
         rank, world = shard
         local = batch_size // world
-        for i in range(steps):
+        for i in range(start, steps):
             first = i * batch_size + rank * local
             yield self._windows(self.train, starts[first : first + local])
 

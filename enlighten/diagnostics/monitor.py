@@ -393,10 +393,13 @@ class Diagnostics:
 
     # ------------------------------------------------------------------------------------- persistence
     def state_dict(self) -> dict:
-        """At an epoch's end: the ENP rows, whether the ENP ended, the dataset-scope values and the
-        features ATD compares with (the probe and its pairs are drawn again from the seed)."""
+        """The ENP rows (read), whether the ENP ended, the dataset-scope values, the features ATD compares
+        with (the probe and its pairs are drawn again from the seed) and, within an epoch, BENR's
+        epoch-start weights and path length so far."""
+        within_epoch = self.benr is not None and self.benr.path.item() > 0
+        benr = {"start": [t.cpu() for t in self.benr.start], "path": self.benr.path.cpu()} if within_epoch else None
         return {"enp_rows": self.enp_rows, "enp_ended": self.enp_ended, "dataset_summary": self.dataset_summary,
-                "prev_features": self.prev_features}
+                "prev_features": self.prev_features, "benr": benr}
 
     def load_state_dict(self, state: dict) -> None:
         self.enp_rows = list(state["enp_rows"])
@@ -406,6 +409,9 @@ class Diagnostics:
         self.prev_features = None if prev is None else prev.to(self.x.device)
         if self.benr is not None:  # at an epoch's end BENR's two copies both equal the current weights
             self.benr = BatchEpochNormRatio(list(self.model.parameters()))
+            if state.get("benr"):  # within an epoch: its start and the path so far
+                torch._foreach_copy_(self.benr.start, [t.to(self.x.device) for t in state["benr"]["start"]])
+                self.benr.path.copy_(state["benr"]["path"])
 
     def summary(self) -> dict:
         """Means over the probe rows measured during the ENP (null when the ENP never ended: a mean

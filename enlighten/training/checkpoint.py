@@ -1,8 +1,11 @@
 """Checkpoints: everything a run needs to continue exactly where it stopped.
 
 A checkpoint is written atomically at the end of every `trainer.checkpoint_every` epochs and after
-the last one, as `<run_dir>/checkpoints/epoch_NNNN.pt`; the newest two are kept, so a checkpoint
-damaged by a crash mid-write (which atomic writes prevent) or on disk falls back to the one before.
+the last one, as `<run_dir>/checkpoints/epoch_NNNN.pt` (NNNN epochs done); within an epoch every
+`trainer.checkpoint_every_steps` steps and on a stop signal, as `epoch_NNNN_step_SSSSSSSSS.pt` (NNNN
+epochs done, then some steps of the next: SSSSSSSSS steps in all). The newest two are kept, so a
+checkpoint damaged by a crash mid-write (which atomic writes prevent) or on disk falls back to the one
+before.
 It holds plain data only (tensors, numbers, strings, lists, dicts) and is read with
 `torch.load(weights_only=True)`, which never runs code from the file.
 """
@@ -20,40 +23,52 @@ import numpy as np
 import torch
 
 from enlighten.config import RESULT_NEUTRAL_KEYS, flatten, under
+from enlighten.errors import UserError
 from enlighten.results import atomic_torch_save
 
 CHECKPOINT_DIR = "checkpoints"
 KEEP = 2
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint that cannot be resumed, with what to do about it."""
 
 
-def checkpoint_path(run_dir: Path, epoch: int) -> Path:
-    return Path(run_dir) / CHECKPOINT_DIR / f"epoch_{epoch:04d}.pt"
+NAME = re.compile(r"epoch_(\d+)(?:_step_(\d+))?\.pt")
 
 
-def _epoch_of(path: Path) -> int:
-    return int(path.stem.split("_")[1])
+def checkpoint_path(run_dir: Path, epoch: int, step: Optional[int] = None) -> Path:
+    """After `epoch` epochs (counted from 1), or, with `step`, within the next epoch at that step."""
+    name = f"epoch_{epoch:04d}" + ("" if step is None else f"_step_{step:09d}")
+    return Path(run_dir) / CHECKPOINT_DIR / f"{name}.pt"
+
+
+def _position(path: Path) -> tuple[int, int]:
+    """(epochs done, step within the next epoch or -1 at an epoch's end): the order of checkpoints."""
+    epoch, step = NAME.fullmatch(path.name).groups()
+    return int(epoch), -1 if step is None else int(step)
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:
-    """Checkpoints of a run directory, newest (highest epoch) first."""
+    """Checkpoints of a run directory, newest first."""
     folder = Path(run_dir) / CHECKPOINT_DIR
-    found = [p for p in folder.glob("epoch_*.pt") if re.fullmatch(r"epoch_\d+\.pt", p.name)] if folder.is_dir() else []
-    return sorted(found, key=_epoch_of, reverse=True)
+    found = [p for p in folder.glob("epoch_*.pt") if NAME.fullmatch(p.name)] if folder.is_dir() else []
+    return sorted(found, key=_position, reverse=True)
 
 
-def save_checkpoint(run_dir: Path, epoch: int, state: dict) -> Path:
-    """Write the checkpoint after `epoch` (epochs count from 1 here) and drop all but the newest KEEP."""
-    path = checkpoint_path(run_dir, epoch)
-    for stale in path.parent.glob(".epoch_*.tmp"):  # left by a process killed while writing
-        stale.unlink(missing_ok=True)
-    atomic_torch_save(state, path)
+def prune_checkpoints(run_dir: Path, keep: Path | None = None) -> None:
+    """Drop all but the newest KEEP checkpoints (a process killed between writing one and this leaves
+    a third), never `keep`."""
     for old in list_checkpoints(run_dir)[KEEP:]:
-        if old != path:
+        if old != keep:
             old.unlink(missing_ok=True)
+
+
+def save_checkpoint(run_dir: Path, epoch: int, state: dict, step: Optional[int] = None) -> Path:
+    """Write the checkpoint after `epoch` epochs (or within the next, at `step`); keep the newest KEEP."""
+    path = checkpoint_path(run_dir, epoch, step)
+    atomic_torch_save(state, path)
+    prune_checkpoints(run_dir, keep=path)
     return path
 
 

@@ -15,21 +15,24 @@ from __future__ import annotations
 
 import contextlib
 import math
+import signal
 import time
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from enlighten.diagnostics.monitor import NoDiagnostics
+from enlighten.errors import Interrupted
 from enlighten.loggers.base import Logger
 from enlighten.phase.base import PhaseDetector, Progress
 from enlighten.results import RunResults
 from enlighten.strategies.base import Strategy, soft_cross_entropy
 from enlighten.training import distributed
 from enlighten.training.checkpoint import rng_state, save_checkpoint, set_rng_state
+from enlighten.training.stopping import StopRequests
 
 
 def bits(loss_nats: Optional[float]) -> Optional[float]:
@@ -90,11 +93,35 @@ class LoopConfig:
     channels_last: bool = False
     compile: bool = False
     checkpoint_every: int = 0  # epochs between checkpoints (0: none); the last epoch always has one
+    checkpoint_every_steps: int = 0  # steps between checkpoints within an epoch (0: none)
     max_steps: Optional[int] = None  # train exactly this many steps instead of `epochs` epochs
 
     def total_steps(self, steps_per_epoch: int) -> int:
         """Optimizer steps of the whole run (what step-based schedules span)."""
         return self.max_steps or steps_per_epoch * self.epochs
+
+
+@dataclass
+class EpochTally:
+    """What an epoch accumulates for its metrics row. A checkpoint taken within the epoch saves it, with
+    the data-order generator as it was at the epoch's start: a resume draws the epoch's batches again
+    and skips the `steps` already trained."""
+
+    data_state: Tensor
+    loss_sum: Tensor
+    steps: int = 0
+    enp_steps: int = 0
+    mixing_steps: int = 0
+    alpha_sum: float = 0.0
+    lr: float = 0.0
+    diag_rows: list = field(default_factory=list)
+
+    def state_dict(self) -> dict:
+        return {**vars(self), "loss_sum": self.loss_sum.cpu()}
+
+    @classmethod
+    def from_state(cls, state: dict, device: torch.device) -> "EpochTally":
+        return cls(**{**state, "loss_sum": state["loss_sum"].to(device), "diag_rows": list(state["diag_rows"])})
 
 
 class Trainer:
@@ -114,7 +141,8 @@ class Trainer:
         generator: torch.Generator,
         device: torch.device,
         diagnostics=None,
-        checkpoint_meta: Optional[dict] = None,
+        checkpoint_meta: Optional[Callable[[], dict]] = None,
+        stop: Optional[StopRequests] = None,
     ) -> None:
         self.cfg, self.model, self.data = cfg, model, data
         self.dist = distributed.current()
@@ -152,15 +180,21 @@ class Trainer:
         self.best_val_acc: Optional[float] = None
         self.final_val_acc: Optional[float] = None
         self.final_val_loss: Optional[float] = None
-        self.checkpoint_meta = checkpoint_meta  # what run() stores with each checkpoint (its config, W&B id)
+        # What run() stores with each checkpoint (its config, W&B id, attempts); None: write no checkpoints.
+        self.checkpoint_meta = checkpoint_meta
+        self.stop = stop or StopRequests()  # never entered: no signal is ever noted
+        self.resumed_tally: Optional[EpochTally] = None  # a checkpoint taken within an epoch: where it stood
+        self.interrupted: Optional[dict] = None  # the stop signal being acted on, if any (read by run())
         self.detector.setup(data.num_classes, self.steps_per_epoch, self.total_steps)
         self.diagnostics = diagnostics if diagnostics is not None else NoDiagnostics()
         self.diagnostics.setup(model, data, strategy)
 
-    def state_dict(self) -> dict:
-        """Everything needed to continue after the last finished epoch exactly as if never stopped."""
+    def state_dict(self, tally: Optional[EpochTally] = None) -> dict:
+        """Everything needed to continue exactly as if never stopped: after the last finished epoch, or,
+        with the `tally` of the epoch in progress, at the current step within it."""
         return {
-            **(self.checkpoint_meta or {}),
+            **(self.checkpoint_meta() if self.checkpoint_meta else {}),
+            "tally": tally.state_dict() if tally else None,
             "world_size": self.dist.world_size,
             "epoch": self.epoch,
             "step": self.step,
@@ -192,6 +226,7 @@ class Trainer:
         self.diagnostics.load_state_dict(state["diagnostics"])  # after the model: BENR starts from its weights
         set_rng_state(state["rng"], self.generator, self.device)
         self.results.restore(state["results"]["metrics"], state["results"]["diagnostics"])
+        self.resumed_tally = EpochTally.from_state(state["tally"], self.device) if state.get("tally") else None
 
     def autocast(self):
         if self.cfg.bf16:
@@ -266,6 +301,38 @@ class Trainer:
         totals = distributed.all_reduce_sum(torch.tensor(list(counters.values()), dtype=torch.float64, device=self.device))[0]
         return {k: int(v) if isinstance(counters[k], int) else v for k, v in zip(counters, totals.tolist())}
 
+    def _stop_signal(self) -> Optional[int]:
+        """The stop signal to act on after this step, if any: on one process as soon as it is noted (a
+        Python attribute read); on several only every `log_every` steps, agreed over the processes, so
+        that all stop at the same step."""
+        if not self.dist.enabled:
+            return self.stop.received
+        if self.step % self.cfg.log_every:
+            return None
+        (noted,) = distributed.all_reduce_sum(torch.tensor(float(self.stop.received is not None), device=self.device))
+        return (self.stop.received or signal.SIGTERM) if noted.item() > 0 else None
+
+    def _checkpoint_within(self, epoch: int, tally: EpochTally, start: float) -> Optional[str]:
+        """A checkpoint at the current step of the epoch in progress (main process; None elsewhere)."""
+        if self.checkpoint_meta is None:
+            return None
+        tally.diag_rows = self.diagnostics.read(tally.diag_rows)  # plain values: the checkpoint holds no pending work
+        self.elapsed_s = time.perf_counter() - start
+        return str(save_checkpoint(self.results.run_dir, epoch, self.state_dict(tally), step=self.step))
+
+    def _on_stop_signal(self, signum: int, epoch: int, tally: EpochTally, start: float) -> None:
+        """Checkpoint here, then let the signal's earlier handler act (submitit: requeue and exit), or
+        end the run when there was none."""
+        self.stop.received = None
+        name = signal.Signals(signum).name
+        self.interrupted = {"signal": name, "step": self.step}
+        path = self._checkpoint_within(epoch, tally, start)
+        if self.dist.main:
+            print(f"{name} received: checkpoint at step {self.step} written to {path}.", flush=True)
+        if not self.stop.pass_on(signum):
+            raise Interrupted(name, self.step, path)
+        self.interrupted = None  # the earlier handler let the run go on
+
     def fit(self) -> dict:
         cfg = self.cfg
         start = time.perf_counter() - self.elapsed_s
@@ -273,41 +340,48 @@ class Trainer:
         # Step 0: the diagnostics at initialization, before the first step (never again on a resume).
         initial_rows = self.diagnostics.start(self.detector.in_enp) if self.step == 0 else []
         for epoch in range(self.epoch, self.num_epochs):
-            loss_sum = torch.zeros((), device=self.device)
-            steps = enp_steps = mixing_steps = 0
-            alpha_sum = 0.0
-            diag_rows, initial_rows = initial_rows, []
-            t0 = time.perf_counter()
+            tally, self.resumed_tally = self.resumed_tally, None
+            if tally is None:
+                tally = EpochTally(self.generator.get_state(), torch.zeros((), device=self.device), diag_rows=initial_rows)
+            else:  # within the epoch: its batches are drawn again from where they were drawn the first time
+                self.generator.set_state(tally.data_state)
+            initial_rows = []
+            t0, steps_before = time.perf_counter(), tally.steps
             shard = (self.dist.rank, self.dist.world_size)
-            for x, y in self.data.train_batches(cfg.batch_size, self.generator, shard):
+            for x, y in self.data.train_batches(cfg.batch_size, self.generator, shard, start=tally.steps):
                 if self.step >= self.total_steps:  # trainer.max_steps reached inside this epoch
                     break
-                steps += 1
+                tally.steps += 1
                 in_enp = self.detector.in_enp
-                enp_steps += in_enp
-                mixing_steps += self.strategy.mixing(in_enp)
-                alpha_sum += self.strategy.alpha(in_enp)
-                lr = self.optimizer.param_groups[0]["lr"]
+                tally.enp_steps += in_enp
+                tally.mixing_steps += self.strategy.mixing(in_enp)
+                tally.alpha_sum += self.strategy.alpha(in_enp)
+                tally.lr = self.optimizer.param_groups[0]["lr"]
                 loss = self.train_step(x, y)
-                loss_sum += loss
+                tally.loss_sum += loss
                 signals = StepSignals(self, loss, x, y)
                 self.detector.observe(Progress(self.step, epoch, self.steps_per_epoch, self.total_steps), signals)
-                diag_rows += self.diagnostics.after_step(self.step, epoch, in_enp)
+                tally.diag_rows += self.diagnostics.after_step(self.step, epoch, in_enp)
                 if in_enp and not self.detector.in_enp:  # the ENP ended at this step: record where we stand
                     self.enp_end_train_acc = signals.train_accuracy(len(self.train_probe))
-                    diag_rows += self.diagnostics.at_enp_end(self.step, epoch)
+                    tally.diag_rows += self.diagnostics.at_enp_end(self.step, epoch)
                     rank = f"[rank {self.dist.rank}] " if self.dist.enabled else ""
                     print(f"{rank}ENP ended at step {self.step} (epoch {epoch + 1}, {self.detector.end.reason})", flush=True)
-                if self.step % cfg.log_every == 0 and not torch.isfinite(distributed.all_reduce_sum(loss_sum)[0]):
+                if self.step % cfg.log_every == 0 and not torch.isfinite(distributed.all_reduce_sum(tally.loss_sum)[0]):
                     raise Diverged(self.step, epoch)
-            if steps == 0:  # a forced resume (other batch size or max_steps) found the budget already spent
+                if (signum := self._stop_signal()) is not None:
+                    self._on_stop_signal(signum, epoch, tally, start)
+                elif (cfg.checkpoint_every_steps and self.step % cfg.checkpoint_every_steps == 0
+                      and tally.steps < self.steps_per_epoch and self.step < self.total_steps):  # not at an epoch's end
+                    self._checkpoint_within(epoch, tally, start)
+            if tally.steps == 0:  # a forced resume (other batch size or max_steps) found the budget already spent
                 break
-            train_loss = self.mean_over_processes(loss_sum) / steps  # the epoch's one sync
+            train_loss = self.mean_over_processes(tally.loss_sum) / tally.steps  # the epoch's one sync
             train_time = time.perf_counter() - t0
             if not math.isfinite(train_loss):
                 raise Diverged(self.step, epoch)
             _, train_acc = self.evaluate("train", self.train_probe)
-            diag_rows = self.diagnostics.read(diag_rows)  # the epoch's measurements, read in one go
+            diag_rows = self.diagnostics.read(tally.diag_rows)  # the epoch's measurements, read in one go
             diag_cols = self.diagnostics.end_epoch(epoch)
             # The budget can run out before num_epochs when a forced resume changed the batch size.
             last = epoch == self.num_epochs - 1 or self.step >= self.total_steps
@@ -319,18 +393,19 @@ class Trainer:
             row = {
                 "epoch": epoch,
                 "step": self.step,
-                "lr": lr,
+                "lr": tally.lr,
                 "train_loss": train_loss,
                 "train_acc": train_acc,
                 "val_loss": val_loss,
                 "val_acc": val_acc,
                 **({"val_bpc": bits(val_loss)} if self.tokens else {}),
-                "alpha": alpha_sum / steps,
-                "mixing": mixing_steps / steps,
-                "in_enp": enp_steps / steps,
+                "alpha": tally.alpha_sum / tally.steps,
+                "mixing": tally.mixing_steps / tally.steps,
+                "in_enp": tally.enp_steps / tally.steps,
                 **self._summed(self.strategy.epoch_stats()),
                 **diag_cols,
-                "images_per_sec": steps * cfg.batch_size / train_time,  # samples (sequences for token data)
+                # samples (sequences for token data) per second, over the steps this process trained
+                "images_per_sec": (tally.steps - steps_before) * cfg.batch_size / train_time,
                 "wall_time_s": time.perf_counter() - start,
             }
             for r in diag_rows:
