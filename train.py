@@ -9,13 +9,15 @@ import hydra
 from omegaconf import DictConfig
 
 from enlighten.config import register_configs
-from enlighten.run import run
 
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
+    # Imported here, with torch: --help, --cfg, tab completion and composition errors answer without it.
+    from enlighten.run import run
+
     return run(cfg).get("final_val_acc")
 
 

@@ -113,7 +113,7 @@ class RemovalConfig:
 class PathsConfig:
     data_dir: str = "${oc.env:ENLIGHTEN_DATA_DIR,./data}"
     cache_dir: str = "${oc.env:ENLIGHTEN_CACHE_DIR,${oc.env:HOME,.}/.cache/enlighten}"
-    output_dir: str = "${hydra:runtime.output_dir}"
+    output_dir: Optional[str] = "${hydra:runtime.output_dir}"  # null until a run starts (--cfg job --resolve)
 
 
 @dataclass
@@ -212,6 +212,8 @@ def validate(cfg: DictConfig) -> None:
         # Used as written from here on: `trainer.channels_last=true` arrives as the string 'True'
         # (a YAML bool in a str field), `trainer.precision=BF16` as typed.
         OmegaConf.update(cfg, key, value.lower())
+    if cfg.paths.output_dir is None:  # Hydra sets it when a run starts; the compose API does not
+        raise ConfigError("paths.output_dir is null: run through train.py, or set paths.output_dir=DIR.")
     t = cfg.trainer
     for key in ("epochs", "batch_size", "eval_every", "log_every"):
         if t[key] < 1:

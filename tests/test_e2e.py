@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
-from tests.conftest import SHARED_DATA, needs_shared, read_run, run_train
+from tests.conftest import REPO, SHARED_DATA, needs_shared, read_run, run_train, user_env
 
 METRIC_KEYS = {"epoch", "step", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "alpha", "images_per_sec", "wall_time_s"}
 MNIST_CLASS_COUNTS = (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949)
@@ -112,3 +114,18 @@ def test_failed_run_writes_a_failed_summary(tmp_path):
     assert proc.returncode != 0
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "failed" and "/no/such/folder" in summary["error"]
+
+
+def test_help_and_the_resolved_config_answer_without_importing_torch(tmp_path):
+    """`--help` lists the groups and `--cfg job --resolve` shows the folder the data is read from, both
+    without torch (seconds of CPU that Hydra's own answer does not need)."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", str(REPO / "train.py"), "--help"],
+                          cwd=tmp_path, env=user_env(), capture_output=True, text=True, timeout=120)
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert proc.returncode == 0 and "strategy: alpha_boost," in proc.stdout
+    assert "hydra" in imported and "torch" not in imported
+    proc = subprocess.run([sys.executable, str(REPO / "train.py"), "--cfg", "job", "--resolve", "dataset=mnist",
+                           "paths.data_dir=/data/here"], cwd=tmp_path, env=user_env(), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "  root: /data/here\n" in proc.stdout and "output_dir: null" in proc.stdout
