@@ -201,3 +201,42 @@ def test_a_summary_holding_null_where_a_number_was_expected_gives_a_table_not_a_
                  ["--rows", "seed", "--baseline", "seed=0"]):
         out = tables(tmp_path, *args)  # check=True: a traceback would fail here
         assert "90.00 ± 0.00" in out
+
+
+def test_collect_writes_one_row_per_run_for_pandas(tmp_path):
+    """The swept keys, the choices and the summary's numbers, as CSV and as Parquet, read back equal."""
+    import csv
+
+    import pyarrow.parquet as pq
+
+    from enlighten.run import run
+    from tests.conftest import compose_cfg
+
+    tiny = ["dataset=synthetic", "dataset.num_train=128", "dataset.num_test=32", "dataset.image_size=8", "model=mlp",
+            "model.hidden=16", "trainer.batch_size=32", "trainer.epochs=1", "logger=none", "trainer.device=cpu"]
+    summaries = {}
+    for strategy, alpha, seed in (("mixup", 1, 0), ("mixup", 0.2, 1), ("vanilla", 1, 0)):
+        out = tmp_path / "sweep" / f"{strategy}_{alpha}_{seed}"
+        summaries[str(out)] = run(compose_cfg(tiny + [f"strategy={strategy}", f"mix.alpha={alpha}", f"seed={seed}"], out))
+    (tmp_path / "sweep" / "never_finished" / ".hydra").mkdir(parents=True)
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "collect.py"), str(tmp_path / "sweep"),
+                           "--out", str(tmp_path / "runs.csv")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "4 runs (3 completed, 1 missing)" in proc.stdout
+    rows = {r["run_dir"]: r for r in csv.DictReader((tmp_path / "runs.csv").open())}
+    for run_dir, summary in summaries.items():
+        row = rows[run_dir]
+        assert float(row["final_val_acc"]) == summary["final_val_acc"] and row["status"] == "completed"
+        assert row["mix.alpha"] == str(summary["config"]["mix"]["alpha"]) and row["seed"] == str(summary["config"]["seed"])
+        assert row["runtime.device"] == "cpu" and float(row["wall_time_s"]) == summary["wall_time_s"]
+    assert "trainer.epochs" not in next(iter(rows.values()))  # the same in every run: not a column
+    assert rows[str(tmp_path / "sweep" / "never_finished")]["status"] == "missing"
+    subprocess.run([sys.executable, str(REPO / "scripts" / "collect.py"), str(tmp_path / "sweep"),
+                    "--out", str(tmp_path / "runs.parquet")], check=True, capture_output=True)
+    table = pq.read_table(tmp_path / "runs.parquet").to_pylist()
+    assert [r["run_dir"] for r in table] == list(rows)
+    assert {r["run_dir"]: r["final_val_acc"] for r in table if r["status"] == "completed"} == \
+        {d: s["final_val_acc"] for d, s in summaries.items()}
+    refused = subprocess.run([sys.executable, str(REPO / "scripts" / "collect.py"), str(tmp_path / "sweep"),
+                              "--out", str(tmp_path / "runs.xlsx")], capture_output=True, text=True)
+    assert refused.returncode == 2 and "must end in .csv or .parquet" in refused.stderr

@@ -1,0 +1,42 @@
+"""One row per run (group choices, the settings that vary, the summary's numbers) as CSV or Parquet,
+from any set of run or sweep directories (searched recursively).
+
+    python scripts/collect.py multirun/2026-12-01/10-00-00_1234ab [MORE_DIRS...] --out runs.csv
+    python -c "import pandas as pd; print(pd.read_csv('runs.csv').groupby('strategy').final_val_acc.mean())"
+
+Columns are described in enlighten/analysis/collect.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from enlighten.analysis.collect import FORMATS, collect, write_rows  # noqa: E402
+from enlighten.analysis.runs import load_runs  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("dirs", nargs="+", help="run or sweep directories")
+    parser.add_argument("--out", required=True, help=f"output file, {' or '.join(FORMATS)}")
+    args = parser.parse_args(argv)
+    if Path(args.out).suffix not in FORMATS:
+        parser.error(f"--out {args.out}: the output must end in {' or '.join(FORMATS)}.")
+    try:
+        runs = load_runs(args.dirs)
+    except FileNotFoundError as e:
+        parser.error(str(e))
+    rows = collect(runs)
+    write_rows(rows, args.out)
+    counts = collections.Counter(r["status"] for r in rows)
+    print(f"{len(rows)} runs ({', '.join(f'{n} {s}' for s, n in counts.most_common())}), "
+          f"{len(rows[0]) if rows else 0} columns -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()
