@@ -187,3 +187,19 @@ def test_long_job_directory_names_are_cut_and_stay_distinct():
     assert short_name("seed=1,strategy=mixup") == "seed=1,strategy=mixup"
     a, b = (short_name(",".join(f"key{i}=value{i}" for i in range(40)) + tail) for tail in ("x", "y"))
     assert len(a.encode()) <= 160 and len(b.encode()) <= 160 and a != b
+
+
+@pytest.mark.parametrize("name", options("experiment"))
+def test_debug_quick_shortens_every_experiment(name, tmp_path):
+    """`debug=quick` is composed after the experiment: ten steps and no W&B, whatever the experiment sets."""
+    cfg = compose_cfg([f"experiment={name}", "debug=quick"], tmp_path)
+    validate(cfg)
+    assert cfg.trainer.max_steps == 10 and cfg.logger._target_ == "enlighten.loggers.base.NoLogger"
+
+
+def test_debug_quick_runs_ten_steps(tmp_path):
+    from enlighten.run import run
+
+    summary = run(compose_cfg(["dataset=digits", "model=cnn", "debug=quick", "trainer.device=cpu"], tmp_path))
+    assert summary["status"] == "completed" and summary["steps"] == 10
+    torch.use_deterministic_algorithms(False)
