@@ -5,10 +5,14 @@
     python train.py -m strategy=vanilla,mixup seed=0,1 dataset=digits model=cnn
 """
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
+from enlighten.callbacks import check_launcher
 from enlighten.config import register_configs
+from enlighten.errors import UserError
 
 register_configs()
 
@@ -22,4 +26,9 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    try:  # before anything is launched
+        for arg in sys.argv[1:]:
+            check_launcher(arg.split("=", 1)[1] if arg.lstrip("+~").startswith("hydra/launcher=") else None)
+    except UserError as e:
+        sys.exit(f"{e}")
     main()

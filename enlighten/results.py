@@ -36,6 +36,11 @@ class ResultsWriteError(UserError):
     """A result file that could not be written (a full disk, a read-only directory), with its path."""
 
 
+def not_writable(run_dir: Path, error: OSError) -> ResultsWriteError:
+    return ResultsWriteError(f"Results directory {run_dir} is not writable: {error}. Choose a writable one "
+                             f"(hydra.run.dir=..., hydra.sweep.dir=...).")
+
+
 class RunDirectoryBusy(UserError, RuntimeError):
     """Another live process holds the run directory."""
 
@@ -108,8 +113,12 @@ class RunDirLock:
 
     def acquire(self) -> str:
         """Take the lock; return what the file said of an earlier holder (a killed process) or ''.
-        Raises RunDirectoryBusy naming the live holder."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        Raises RunDirectoryBusy naming the live holder, ResultsWriteError where it cannot be created."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as e:
+            raise not_writable(self.path.parent, e) from e
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -189,8 +198,7 @@ class RunResults:
             probe.write_text("ok")
             probe.unlink()
         except OSError as e:
-            raise ResultsWriteError(f"Results directory {self.run_dir} is not writable: {e}. Choose a writable one "
-                                    f"(hydra.run.dir=..., hydra.sweep.dir=...).") from e
+            raise not_writable(self.run_dir, e) from e
 
     def remove_leftovers(self) -> list[Path]:
         """Temporary files of a process killed while writing (its lock is gone, so none is being written)."""

@@ -12,7 +12,6 @@ import os
 import sys
 import random
 import resource
-import signal as signal_module
 import socket
 import time
 import traceback
@@ -24,6 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from enlighten.callbacks import check_launcher
 from enlighten.config import ConfigError, build, validate
 from enlighten.data.reuse import load_dataset
 from enlighten.diagnostics.monitor import NoDiagnostics
@@ -136,24 +136,28 @@ def run(cfg: DictConfig) -> dict:
     One process per run directory: a second one stops at once naming the first (in a multirun it
     skips the job instead, so two copies of one sweep share its jobs rather than train each twice)."""
     validate(cfg)
+    if HydraConfig.initialized():  # a plugin launcher chosen in a config file (train.py checks the command line)
+        check_launcher(HydraConfig.get().runtime.choices.get("hydra/launcher"))
     group = distributed.init()  # several processes (torchrun, a multi-task SLURM job): one run, data-parallel
     run_dir = Path(cfg.paths.output_dir)
-    results = RunResults(run_dir, write=group.main)  # only the main process writes results
     lock = RunDirLock(run_dir)
+    busy = None  # the main process takes the lock; the others follow its outcome (one run, one decision)
     if group.main:
         try:
-            earlier = lock.acquire()
+            if earlier := lock.acquire():
+                print(f"Taking over {run_dir} from a process that ended without letting go of it: {earlier}", flush=True)
         except RunDirectoryBusy as e:
-            if not _in_multirun():
-                raise
-            print(f"Skipping {run_dir}: {e}", flush=True)
-            return {"status": "skipped", "error": str(e)}
-        if earlier:
-            print(f"Taking over {run_dir} from a process that ended without letting go of it: {earlier}", flush=True)
-        # What a process killed while writing leaves behind (nobody else can be writing here now).
-        results.remove_leftovers()
-        prune_checkpoints(run_dir)
+            busy = str(e)
+    if busy := distributed.broadcast_object(busy):
+        if not _in_multirun():
+            raise RunDirectoryBusy(busy)
+        print(f"Skipping {run_dir}: {busy}", flush=True)
+        return {"status": "skipped", "error": busy}
     try:
+        results = RunResults(run_dir, write=group.main)  # only the main process writes results
+        if group.main:  # what a process killed while writing left (nobody else can be writing here now)
+            results.remove_leftovers()
+            prune_checkpoints(run_dir)
         with StopRequests() as stop:
             return _run_locked(cfg, group, results, stop)
     finally:
@@ -224,7 +228,7 @@ def _run_locked(cfg: DictConfig, group, results: RunResults, stop: StopRequests)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     logger: Logger = NoLogger()
-    trainer = None
+    trainer = interrupted = None
     try:
         if group.main:  # one W&B run per job
             logger = build_logger(cfg, run_dir, config, resume_id=resumed[1].get("wandb_id") if resumed else None)
@@ -310,6 +314,7 @@ def _run_locked(cfg: DictConfig, group, results: RunResults, stop: StopRequests)
         summary.update(status="diverged", error=str(e), diverged_step=e.step, epochs=e.epoch)
     except Interrupted as e:
         summary.update(status="interrupted", error=str(e), interrupted_step=e.step, signal=e.signal_name)
+        interrupted = e
     except BaseException as e:
         summary["error"] = f"{type(e).__name__}: {e}"
         summary["traceback"] = traceback.format_exc()
@@ -334,7 +339,7 @@ def _run_locked(cfg: DictConfig, group, results: RunResults, stop: StopRequests)
         logger.finish(exit_code=0 if summary["status"] == "completed" else 1)
     if summary["status"] == "diverged":
         raise Diverged(summary["diverged_step"], summary["epochs"])
-    if summary["status"] == "interrupted":  # the process ends, also in a multirun: the signal was for all of it
-        print(summary["error"], file=sys.stderr, flush=True)
-        raise SystemExit(128 + getattr(signal_module, summary["signal"]))
+    if interrupted:  # the process ends, also in a multirun: the signal was for all of it
+        print(interrupted, file=sys.stderr, flush=True)
+        raise SystemExit(128 + interrupted.signum)
     return summary

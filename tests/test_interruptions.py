@@ -84,26 +84,30 @@ def test_sigterm_within_an_epoch_writes_a_checkpoint_there_and_an_interrupted_su
     assert all(a["wall_time_s"] > 0 for a in resumed["attempts"])
 
 
+@pytest.mark.parametrize("crash_at, newest", [
+    (4, ["epoch_0000_step_000000003.pt"]),  # in the ENP (it ends at step 5), in the first epoch: step 0's rows pending
+    (20, ["epoch_0002_step_000000018.pt", "epoch_0002.pt"]),  # epoch 3, step 4 of 8, after the ENP
+])
 def test_a_crash_resumes_from_the_last_checkpoint_within_the_epoch_and_leftovers_go(tmp_path, reference,
-                                                                                   monkeypatch):
+                                                                                   monkeypatch, crash_at, newest):
     run_dir = tmp_path / "run"
 
     def crash(trainer):
         raise RuntimeError("simulated crash")
 
-    _at_step(monkeypatch, 20, crash)  # epoch 3, step 4 of 8; checkpoints every 3 steps: the last at step 18
+    _at_step(monkeypatch, crash_at, crash)  # checkpoints every 3 steps within an epoch
     with pytest.raises(RuntimeError, match="simulated crash"):
         _run(run_dir, "trainer.checkpoint_every_steps=3")
-    assert read_run(run_dir)[1]["status"] == "failed"
-    assert [p.name for p in list_checkpoints(run_dir)] == ["epoch_0002_step_000000018.pt", "epoch_0002.pt"]
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
+    assert [p.name for p in list_checkpoints(run_dir)] == newest
     # What a process killed mid-write leaves: a temporary file and a third checkpoint.
     (run_dir / ".summary.json.x1y2.tmp").write_text("{")
     (run_dir / "checkpoints" / ".epoch_0003.pt.a1b2.tmp").write_bytes(b"")
-    (run_dir / "checkpoints" / "epoch_0001.pt").write_bytes(b"")
+    (run_dir / "checkpoints" / "epoch_0000_step_000000001.pt").write_bytes(b"")  # older than any: pruned, never read
 
     monkeypatch.undo()
     resumed = _run(run_dir, "trainer.checkpoint_every_steps=3")
-    assert resumed["resumed_from"].endswith("epoch_0002_step_000000018.pt")
+    assert resumed["resumed_from"].endswith(newest[0])
     assert _outcome(run_dir) == _outcome(reference)
     assert not list(run_dir.glob("**/.*.tmp"))
     # Within the third epoch (steps 17-24) at 18 and 21; at its end (24) the epoch's own checkpoint.

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.conftest import REPO, read_run, run_train
 
 FAST = ["dataset=digits", "model=cnn", "trainer.epochs=1", "logger=none", "diagnostics=off"]
@@ -51,3 +53,23 @@ def test_every_launcher_option_composes():
             cfg = compose(config_name="config", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
         assert plugin in cfg.hydra.launcher._target_, launcher
     assert cfg.hydra.launcher.n_jobs == -1  # joblib's own default: one worker per core
+
+
+def test_the_plugins_own_launcher_names_are_refused_pointing_to_ours(tmp_path):
+    """`hydra/launcher=submitit_slurm` would silently lose our GPU default and max_num_timeout=3."""
+    import subprocess
+    import sys
+
+    from enlighten.callbacks import check_launcher
+    from enlighten.errors import UserError
+
+    proc = subprocess.run([sys.executable, str(REPO / "train.py"), "-m", "hydra/launcher=submitit_slurm",
+                           "dataset=digits", f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and not (tmp_path / "sweep").exists()
+    assert proc.stderr.startswith("hydra/launcher=submitit_slurm is the plugin's own config, without our defaults")
+    assert "use hydra/launcher=slurm" in proc.stderr
+    for ours in ("slurm", "local", "joblib", None):
+        check_launcher(ours)  # ours pass
+    with pytest.raises(UserError, match="use hydra/launcher=local"):
+        check_launcher("submitit_local")  # also when a config file chose it: run() checks the composed choice

@@ -229,6 +229,9 @@ class StreamingImageFolder:
             pin_memory=self.device.type == "cuda",
             drop_last=dataset.train,
             persistent_workers=False,
+            # Its own generator: the base seed every iterator draws would otherwise come from torch's global
+            # one, which Mixup and dropout draw from (a resume within an epoch would draw it twice).
+            generator=torch.Generator(),
         )
         for x, y in loader:
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)

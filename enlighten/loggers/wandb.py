@@ -6,6 +6,7 @@ figures are made from our own metrics.jsonl and summary.json, never from W&B.
 
 from __future__ import annotations
 
+import configparser
 import os
 import socket
 import threading
@@ -18,12 +19,25 @@ from typing import Optional, Sequence
 from enlighten.loggers.base import Logger
 
 # Online W&B without a network: wandb.init waits (and retries) for about 105 s before it gives up,
-# once per job of a sweep. We decide within DECIDE_S seconds instead, once per process.
-DECIDE_S = 15
+# once per job of a sweep. We decide within 15 s instead (a 5 s check, then 10 s for wandb.init), once
+# per process.
+CHECK_S, INIT_S = 5, 10
 _offline_because: Optional[str] = None  # why online W&B failed earlier in this process
 
 
-def _unreachable(url: str, timeout: float = 5.0) -> Optional[str]:
+def _server_url(wandb) -> Optional[str]:
+    """The server W&B would use: WANDB_BASE_URL, else the one `wandb login --host` saved, else its
+    default. None behind a proxy, where a direct connection proves nothing."""
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY")):
+        return None
+    if os.environ.get("WANDB_BASE_URL"):
+        return os.environ["WANDB_BASE_URL"]
+    saved = configparser.ConfigParser()
+    saved.read(Path(os.environ.get("WANDB_CONFIG_DIR", Path.home() / ".config" / "wandb")) / "settings")
+    return saved.get("default", "base_url", fallback=None) or wandb.Settings().base_url
+
+
+def _unreachable(url: str, timeout: float = CHECK_S) -> Optional[str]:
     """Why W&B's server at `url` cannot be reached (name lookup or TCP connect), or None. Checked in a
     thread, so a name lookup that hangs without a network is bounded by `timeout` too."""
     parts = urllib.parse.urlsplit(url)
@@ -79,8 +93,8 @@ class WandbLogger(Logger):
             reinit="finish_previous",
         )
         global _offline_because
-        if mode == "online" and _offline_because is None:
-            _offline_because = _unreachable(wandb.Settings().base_url)
+        if mode == "online" and _offline_because is None and (url := _server_url(wandb)):
+            _offline_because = _unreachable(url)
         try:
             if mode == "online" and _offline_because is not None:
                 raise ConnectionError(_offline_because)
@@ -115,8 +129,8 @@ class WandbLogger(Logger):
     def _settings(self):
         # Fresh for every init: wandb.init writes the run id into the Settings object it is given, so a
         # shared one would carry the id that is in use into the fallback run.
-        # W&B's own wait for its server is 90 s; ours is DECIDE_S unless WANDB_INIT_TIMEOUT says otherwise.
-        timeout = {} if "WANDB_INIT_TIMEOUT" in os.environ else {"init_timeout": DECIDE_S}
+        # W&B's own wait for its server is 90 s; ours is INIT_S unless WANDB_INIT_TIMEOUT says otherwise.
+        timeout = {} if "WANDB_INIT_TIMEOUT" in os.environ else {"init_timeout": INIT_S}
         return self._wandb.Settings(silent=True, console="off", x_disable_stats=True, disable_git=True, **timeout)
 
     def log_metrics(self, metrics: dict, step: int) -> None:

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from enlighten.diagnostics.monitor import NoDiagnostics
-from enlighten.errors import Interrupted
+from enlighten.errors import Diverged, Interrupted
 from enlighten.loggers.base import Logger
 from enlighten.phase.base import PhaseDetector, Progress
 from enlighten.results import RunResults
@@ -38,14 +38,6 @@ from enlighten.training.stopping import StopRequests
 def bits(loss_nats: Optional[float]) -> Optional[float]:
     """Cross-entropy in nats per token -> bits per token (per character for a character-level model)."""
     return None if loss_nats is None else loss_nats / math.log(2)
-
-
-class Diverged(RuntimeError):
-    """The training loss became non-finite."""
-
-    def __init__(self, step: int, epoch: int) -> None:
-        super().__init__(f"non-finite training loss by step {step} (epoch {epoch})")
-        self.step, self.epoch = step, epoch
 
 
 class StepSignals:
@@ -115,6 +107,7 @@ class EpochTally:
     alpha_sum: float = 0.0
     lr: float = 0.0
     diag_rows: list = field(default_factory=list)
+    counters: dict = field(default_factory=dict)  # the strategy's epoch counters up to the checkpoint, summed
 
     def state_dict(self) -> dict:
         return {**vars(self), "loss_sum": self.loss_sum.cpu()}
@@ -301,19 +294,29 @@ class Trainer:
         totals = distributed.all_reduce_sum(torch.tensor(list(counters.values()), dtype=torch.float64, device=self.device))[0]
         return {k: int(v) if isinstance(counters[k], int) else v for k, v in zip(counters, totals.tolist())}
 
-    def _stop_signal(self) -> Optional[int]:
-        """The stop signal to act on after this step, if any: on one process as soon as it is noted (a
-        Python attribute read); on several only every `log_every` steps, agreed over the processes, so
-        that all stop at the same step."""
-        if not self.dist.enabled:
-            return self.stop.received
+    def _periodic_check(self, tally: EpochTally, epoch: int) -> Optional[int]:
+        """Every `log_every` steps: divergence, and on several processes the stop signal they agree on
+        (in the same collective, so that all stop at the same step). One process acts on a signal after
+        any step: that is a Python attribute read."""
         if self.step % self.cfg.log_every:
-            return None
-        (noted,) = distributed.all_reduce_sum(torch.tensor(float(self.stop.received is not None), device=self.device))
-        return (self.stop.received or signal.SIGTERM) if noted.item() > 0 else None
+            return None if self.dist.enabled else self.stop.received
+        if not self.dist.enabled:
+            if not torch.isfinite(tally.loss_sum):
+                raise Diverged(self.step, epoch)
+            return self.stop.received
+        total, noted = distributed.all_reduce_sum(tally.loss_sum, self.stop.as_tensor(self.device))
+        if not torch.isfinite(total):
+            raise Diverged(self.step, epoch)
+        return self.stop.agreed(noted)
 
     def _checkpoint_within(self, epoch: int, tally: EpochTally, start: float) -> Optional[str]:
-        """A checkpoint at the current step of the epoch in progress (main process; None elsewhere)."""
+        """A checkpoint at the current step of the epoch in progress (written by the main process; every
+        process takes part, since the epoch's sums are reduced first)."""
+        # What the processes summed so far: every process resumes with the mean loss (the epoch's mean
+        # over processes is then exact) and the summed counters (added once, at the epoch's end).
+        tally.loss_sum = torch.tensor(self.mean_over_processes(tally.loss_sum), device=self.device)
+        for key, value in self._summed(self.strategy.epoch_stats()).items():
+            tally.counters[key] = tally.counters.get(key, 0) + value
         if self.checkpoint_meta is None:
             return None
         tally.diag_rows = self.diagnostics.read(tally.diag_rows)  # plain values: the checkpoint holds no pending work
@@ -330,7 +333,7 @@ class Trainer:
         if self.dist.main:
             print(f"{name} received: checkpoint at step {self.step} written to {path}.", flush=True)
         if not self.stop.pass_on(signum):
-            raise Interrupted(name, self.step, path)
+            raise Interrupted(signum, self.step, path)
         self.interrupted = None  # the earlier handler let the run go on
 
     def fit(self) -> dict:
@@ -367,9 +370,7 @@ class Trainer:
                     tally.diag_rows += self.diagnostics.at_enp_end(self.step, epoch)
                     rank = f"[rank {self.dist.rank}] " if self.dist.enabled else ""
                     print(f"{rank}ENP ended at step {self.step} (epoch {epoch + 1}, {self.detector.end.reason})", flush=True)
-                if self.step % cfg.log_every == 0 and not torch.isfinite(distributed.all_reduce_sum(tally.loss_sum)[0]):
-                    raise Diverged(self.step, epoch)
-                if (signum := self._stop_signal()) is not None:
+                if (signum := self._periodic_check(tally, epoch)) is not None:
                     self._on_stop_signal(signum, epoch, tally, start)
                 elif (cfg.checkpoint_every_steps and self.step % cfg.checkpoint_every_steps == 0
                       and tally.steps < self.steps_per_epoch and self.step < self.total_steps):  # not at an epoch's end
@@ -402,7 +403,7 @@ class Trainer:
                 "alpha": tally.alpha_sum / tally.steps,
                 "mixing": tally.mixing_steps / tally.steps,
                 "in_enp": tally.enp_steps / tally.steps,
-                **self._summed(self.strategy.epoch_stats()),
+                **{k: v + tally.counters.get(k, 0) for k, v in self._summed(self.strategy.epoch_stats()).items()},
                 **diag_cols,
                 # samples (sequences for token data) per second, over the steps this process trained
                 "images_per_sec": (tally.steps - steps_before) * cfg.batch_size / train_time,

@@ -15,6 +15,8 @@ import signal
 import threading
 from typing import Optional
 
+import torch
+
 # submitit reads its preemption signal from this variable (default USR2).
 PREEMPTION_SIGNAL = getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2"), signal.SIGUSR2)
 
@@ -36,9 +38,24 @@ class StopRequests:
         for sig, previous in self._previous.items():
             signal.signal(sig, previous)
         self._previous = {}
+        pending, self.received = self.received, None
+        if pending is not None:  # arrived after the last step (final evaluation, summary): act on it now
+            signal.raise_signal(pending)
 
     def _note(self, signum: int, frame) -> None:
         self.received = signum
+
+    def as_tensor(self, device) -> torch.Tensor:
+        """[SIGTERM noted, preemption signal noted]: summed over the processes, what any of them noted."""
+        return torch.tensor([self.received == signal.SIGTERM, self.received == PREEMPTION_SIGNAL],
+                            dtype=torch.float32, device=device)
+
+    @staticmethod
+    def agreed(noted: torch.Tensor) -> Optional[int]:
+        """The one signal all processes act on, from the summed `as_tensor`s: the preemption signal
+        when any process noted it (it requeues), else SIGTERM when any did."""
+        term, preempt = noted.tolist()
+        return PREEMPTION_SIGNAL if preempt > 0 else signal.SIGTERM if term > 0 else None
 
     def pass_on(self, signum: int) -> bool:
         """Call the handler that was there before ours, as if the signal arrived now (submitit's
