@@ -1,7 +1,6 @@
 """Hydra callbacks (hydra.callbacks in conf/config.yaml): what a sweep says about itself, and the
 launcher check.
 
-- After each job of a multirun: one result line (in the job's own log under a SLURM launcher).
 - When the sweep ends, also after a failed job: one summary line per status and where the table is.
 - A launcher chosen by the plugin's own name (`submitit_slurm`, `submitit_local`) lacks the defaults
   that requeue-and-resume depends on: `check_launcher` refuses it, pointing to ours (train.py calls it
@@ -14,12 +13,10 @@ from __future__ import annotations
 
 import atexit
 import collections
-import json
 from pathlib import Path
 
-from hydra.core.utils import JobReturn
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from enlighten.errors import UserError
 
@@ -34,16 +31,20 @@ def check_launcher(choice: str | None) -> None:
             f"builds on it (conf/hydra/launcher/{OURS[choice]}.yaml).")
 
 
-def result_line(summary: dict) -> str:
-    """How a run ended, in one line: status, accuracy, where the ENP ended, time."""
-    parts = [summary.get("status", "?")]
-    for key, fmt in (("final_val_acc", "val_acc {:.4f}"), ("final_val_bpc", "val_bpc {:.3f}"),
-                     ("enp_end_step", "ENP end step {}"), ("wall_time_s", "{:.0f} s")):
-        if summary.get(key) is not None:
-            parts.append(fmt.format(summary[key]))
-    if summary.get("status") not in ("completed", None) and summary.get("error"):
-        parts.append(summary["error"].splitlines()[0][:200])
-    return ", ".join(parts)
+def swept_overrides(job_overrides: list[str], sweep_dir: Path) -> list[str]:
+    """This job's overrides of the keys its sweep varies (`mix.alpha=0.2`, `seed=1`), from the sweep's
+    own record (multirun.yaml: its command line and hydra.sweeper.params); constants left out. Without
+    that record, all of the job's overrides."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        sweep = OmegaConf.load(Path(sweep_dir) / "multirun.yaml")
+    except OSError:
+        return list(job_overrides)
+    parser = OverridesParser.create()
+    given = [*sweep.hydra.overrides.task, *(f"{k}={v}" for k, v in (sweep.hydra.sweeper.get("params") or {}).items())]
+    swept = {o.key_or_group for o in parser.parse_overrides(given) if o.is_sweep_override()}
+    return [o for o in job_overrides if parser.parse_override(o).key_or_group in swept]
 
 
 def sweep_report(sweep_dir: Path) -> str:
@@ -60,13 +61,3 @@ class SweepReport(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         # atexit: Hydra ends a sweep with a failed job by raising, and on_multirun_end is then never called.
         atexit.register(lambda: print(sweep_report(Path(config.hydra.sweep.dir)), flush=True))
-
-    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs) -> None:
-        if config.hydra.mode.name != "MULTIRUN":
-            return
-        path = Path(config.hydra.runtime.output_dir) / "summary.json"
-        try:
-            summary = json.loads(path.read_text())
-        except (OSError, ValueError):
-            summary = {"status": "no summary", "error": str(getattr(job_return, "_return_value", ""))}
-        print(f"[job {config.hydra.job.num}] {result_line(summary)}  ({config.hydra.runtime.output_dir})", flush=True)

@@ -23,8 +23,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from enlighten.callbacks import check_launcher
+from enlighten.callbacks import check_launcher, swept_overrides
 from enlighten.config import ConfigError, build, validate
+from enlighten.console import log, result_line, show_messages
 from enlighten.data.reuse import load_dataset
 from enlighten.diagnostics.monitor import NoDiagnostics
 from enlighten.errors import Interrupted, UserError
@@ -78,7 +79,8 @@ def peak_memory(device: torch.device) -> dict:
 
 
 def _hydra_info() -> dict:
-    """Sweep name, job name and chosen group options when running under Hydra (else empty)."""
+    """Chosen group options and overrides when running under Hydra and, in a multirun, the sweep's
+    name (its folder's last two parts: date and time) and the job's swept overrides (else empty)."""
     if not HydraConfig.initialized():
         return {}
     hc = HydraConfig.get()
@@ -86,8 +88,8 @@ def _hydra_info() -> dict:
     return {
         "choices": {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra/")},
         "overrides": list(hc.overrides.task),
-        "group": Path(hc.sweep.dir).name if multirun else None,
-        "job_name": hc.job.override_dirname or hc.job.name,
+        "group": "/".join(Path(hc.sweep.dir).parts[-2:]) if multirun else None,
+        "job_name": ",".join(swept_overrides(list(hc.overrides.task), Path(hc.sweep.dir))) if multirun else None,
     }
 
 
@@ -102,16 +104,26 @@ def build_group(cfg: DictConfig, group: str, **runtime_args):
         raise ConfigError(f"{group}={cfg[group]._target_}: {str(e).rstrip('.')}. Fix the {group}.* setting.") from e
 
 
+def choice(cfg: DictConfig, group: str) -> str:
+    """The option chosen for a group (`cnn`), or outside Hydra the name its `_target_` ends in."""
+    return _hydra_info().get("choices", {}).get(group) or cfg[group]._target_.rsplit(".", 1)[-1]
+
+
 def build_logger(cfg: DictConfig, run_dir: Path, config: dict, resume_id: str | None = None) -> Logger:
+    """Unset logger.group, job_type and name become the sweep (date and time), the strategy, and the
+    job's swept overrides (a single run: the experiment's `name`); `name` is a tag too. The logger's
+    config records what was chosen, and the group options."""
     info = _hydra_info()
-    strategy = info.get("choices", {}).get("strategy") or cfg.strategy._target_.rsplit(".", 1)[-1]
-    extra = {}
-    for key, default in (("group", info.get("group")), ("job_type", strategy), ("name", info.get("job_name"))):
-        if key in cfg.logger and cfg.logger[key] is None and default is not None:
-            extra[key] = default
+    experiment = cfg.name if cfg.name != "default" else None
+    defaults = {"group": info.get("group"), "job_type": choice(cfg, "strategy"),
+                "name": info.get("job_name") or experiment}
+    extra = {k: v for k, v in defaults.items() if k in cfg.logger and cfg.logger[k] is None and v is not None}
+    if "tags" in cfg.logger:
+        extra["tags"] = list(dict.fromkeys([*cfg.logger.tags, *([experiment] if experiment else [])]))
+    run_config = {**config, "choices": info.get("choices", {}), "logger": {**config["logger"], **extra}}
     if resume_id is not None:
         extra["resume_id"] = resume_id
-    return build(cfg.logger, run_dir=str(run_dir), run_config=config, _recursive_=False, _convert_="all", **extra)
+    return build(cfg.logger, run_dir=str(run_dir), run_config=run_config, _recursive_=False, _convert_="all", **extra)
 
 
 def completed_summary(run_dir: Path, config: dict) -> dict | None:
@@ -136,6 +148,7 @@ def run(cfg: DictConfig) -> dict:
     One process per run directory: a second one stops at once naming the first (in a multirun it
     skips the job instead, so two copies of one sweep share its jobs rather than train each twice)."""
     validate(cfg)
+    show_messages()
     if HydraConfig.initialized():  # a plugin launcher chosen in a config file (train.py checks the command line)
         check_launcher(HydraConfig.get().runtime.choices.get("hydra/launcher"))
     group = distributed.init()  # several processes (torchrun, a multi-task SLURM job): one run, data-parallel
@@ -145,13 +158,13 @@ def run(cfg: DictConfig) -> dict:
     if group.main:
         try:
             if earlier := lock.acquire():
-                print(f"Taking over {run_dir} from a process that ended without letting go of it: {earlier}", flush=True)
+                log.info(f"Taking over {run_dir} from a process that ended without letting go of it: {earlier}")
         except RunDirectoryBusy as e:
             busy = str(e)
     if busy := distributed.broadcast_object(busy):
         if not _in_multirun():
             raise RunDirectoryBusy(busy)
-        print(f"Skipping {run_dir}: {busy}", flush=True)
+        log.info(f"Skipping {run_dir}: {busy}")
         return {"status": "skipped", "error": busy}
     try:
         results = RunResults(run_dir, write=group.main)  # only the main process writes results
@@ -201,18 +214,18 @@ def _run_locked(cfg: DictConfig, group, results: RunResults, stop: StopRequests)
     # trainer.resume=never starts afresh, also over a completed run of the same config.
     previous = completed_summary(run_dir, config) if t.skip_completed and t.resume != "never" else None
     if previous is not None:
-        print(f"Skipping {run_dir}: summary.json says completed, with the same config.", flush=True)
+        log.info(f"Skipping {run_dir}: summary.json says completed, with the same config.")
         return previous
     try:  # before any work: a checkpoint of another config is refused here
         resumed = None if t.resume == "never" else load_latest(run_dir, config, force=t.resume == "force")
     except CheckpointError as e:
         raise ConfigError(str(e)) from e
     if resumed is not None and resumed[1].get("world_size", 1) != group.world_size:
-        print(f"Resuming a checkpoint of {resumed[1].get('world_size', 1)} processes on {group.world_size}: the global "
-              f"batch is the same; per-process batch statistics and pairings follow the new split.", flush=True)
+        log.info(f"Resuming a checkpoint of {resumed[1].get('world_size', 1)} processes on {group.world_size}: the "
+                 f"global batch is the same; per-process batch statistics and pairings follow the new split.")
     if resumed is None and group.main and (removed := clear_checkpoints(run_dir) + results.clear()):
-        print(f"Starting afresh in {run_dir}: the earlier run's {', '.join(sorted({p.name for p in removed}))} "
-              f"were removed.", flush=True)
+        log.info(f"Starting afresh in {run_dir}: the earlier run's {', '.join(sorted({p.name for p in removed}))} "
+                 f"were removed.")
     seed_everything(cfg.seed, t.deterministic)
     info = _hydra_info()
     summary: dict = {"status": "failed", "error": None}
@@ -276,10 +289,17 @@ def _run_locked(cfg: DictConfig, group, results: RunResults, stop: StopRequests)
             compile=t.compile,
             checkpoint_every=t.checkpoint_every,
             checkpoint_every_steps=t.checkpoint_every_steps,
+            progress_every_s=t.progress_every_s,
         )
         summary["runtime"] = {"device": str(device), "torch_threads": torch.get_num_threads(), "bf16": bf16,
                               "channels_last": channels_last, "eval_batch_size": loop_cfg.eval_batch_size}
         steps_per_epoch = data.steps_per_epoch(t.batch_size)
+        if group.main:
+            log.info(f"Run {run_dir}: {choice(cfg, 'model')} ({summary['num_params']:,} parameters) on {data.name} "
+                     f"({data.num_train:,} training / {data.num_test:,} test samples), strategy {choice(cfg, 'strategy')}, "
+                     f"phase {choice(cfg, 'phase')}; {loop_cfg.total_steps(steps_per_epoch):,} steps of {t.batch_size} "
+                     f"({steps_per_epoch:,} per epoch); {device}, {'bf16' if bf16 else 'fp32'}"
+                     f"{', channels_last' if channels_last else ''}{', compiled' if t.compile else ''}")
         scheduler = build_group(
             cfg, "sched", optimizer=optimizer, total_steps=loop_cfg.total_steps(steps_per_epoch), steps_per_epoch=steps_per_epoch
         )
@@ -306,10 +326,10 @@ def _run_locked(cfg: DictConfig, group, results: RunResults, stop: StopRequests)
             trainer.load_state_dict(state)
             resumed = state = None  # free the CPU copy of the weights and optimizer state
             summary["resumed_from"] = str(path)
-            print(f"Resuming from {path}: {trainer.epoch} of {trainer.num_epochs} epochs done.", flush=True)
+            log.info(f"Resuming from {path}: {trainer.epoch} of {trainer.num_epochs} epochs done, step {trainer.step}.")
         summary.update(trainer.fit(), status="completed")
         if group.enabled:  # every process says where it stands: the ENP must have ended at one step for all
-            print(f"[rank {group.rank}] finished at step {summary['steps']}; ENP end step {summary['enp_end_step']}", flush=True)
+            log.info(f"[rank {group.rank}] finished at step {summary['steps']}; ENP end step {summary['enp_end_step']}")
     except Diverged as e:
         summary.update(status="diverged", error=str(e), diverged_step=e.step, epochs=e.epoch)
     except Interrupted as e:
@@ -334,6 +354,9 @@ def _run_locked(cfg: DictConfig, group, results: RunResults, stop: StopRequests)
         if group.enabled:
             summary["world_size"] = group.world_size
         results.write_summary(summary)
+        if group.main:
+            job = f"[job {HydraConfig.get().job.num}] " if _in_multirun() else ""
+            log.info(f"{job}{result_line(summary)}  ({run_dir})")
         logger.log_summary(summary)
         # Always finish, also on failure: in a multirun the next job must get a fresh W&B run.
         logger.finish(exit_code=0 if summary["status"] == "completed" else 1)

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from tests import wandb_records
 from tests.conftest import REPO, SHARED_DATA, needs_shared, read_run, run_train, user_env
 
 METRIC_KEYS = {"epoch", "step", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "alpha", "images_per_sec", "wall_time_s"}
@@ -50,14 +51,22 @@ def test_image_folder_resnet18_from_prepare_py(cifar_folder, tmp_path):
     assert list((tmp_path / "cache").rglob("*.pt")), "the decoded folder is cached for the next run"
 
 
+def _wandb_run(run_dir):
+    (path,) = (run_dir / "wandb").glob("offline-run-*/run-*.wandb")
+    return wandb_records.read_run(path)
+
+
 def test_wandb_offline_run_lives_in_the_run_directory(tmp_path):
+    """A single run: named by the experiment's `name`, which is also a tag beside `tags`."""
     run_dir = tmp_path / "run"
-    run_train(["dataset=digits", "model=cnn", "trainer.epochs=1", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
-    runs = list((run_dir / "wandb").glob("offline-run-*"))
-    assert len(runs) == 1
-    assert len(list(runs[0].glob("run-*.wandb"))) == 1
+    run_train(["dataset=digits", "model=cnn", "trainer.epochs=1", "name=my_experiment", "tags=[pilot]",
+               f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 1
     _, summary = read_run(run_dir)
     assert summary["status"] == "completed"
+    wandb_run = _wandb_run(run_dir)
+    assert wandb_run["run"].display_name == "my_experiment" and list(wandb_run["run"].tags) == ["pilot", "my_experiment"]
+    assert wandb_run["run"].job_type == "mixup" and wandb_run["config"]["choices"]["model"] == "cnn"
 
 
 def test_multirun_2x2_gives_one_directory_and_one_wandb_run_per_job(tmp_path):
@@ -77,12 +86,42 @@ def test_multirun_2x2_gives_one_directory_and_one_wandb_run_per_job(tmp_path):
         wandb_runs = list((job / "wandb").glob("offline-run-*"))
         assert len(wandb_runs) == 1, f"{job} has {len(wandb_runs)} W&B runs"
         run_ids.add(wandb_runs[0].name.rsplit("-", 1)[-1])
+        _check_wandb_against_our_files(job, metrics, summary, group=f"{tmp_path.name}/sweep")
         seen.add((summary["choices"]["strategy"], summary["config"]["mix"]["alpha"]))
         expected_alpha = 0.0 if summary["choices"]["strategy"] == "vanilla" else summary["config"]["mix"]["alpha"]
         assert metrics[0]["alpha"] == pytest.approx(expected_alpha)
     assert len(run_ids) == 4
     assert seen == {("vanilla", 0.2), ("vanilla", 1.0), ("mixup", 0.2), ("mixup", 1.0)}
     assert "strategy=mixup" in " ".join(p.name for p in jobs)  # directory names show the overrides
+
+
+def _check_wandb_against_our_files(job, metrics, summary, group):
+    """What W&B holds, read back from its offline file, against metrics.jsonl, diagnostics.jsonl and
+    summary.json: the same epoch rows; the probe rows on their own axis; final numbers only in the
+    summary; the sweep as the group, the swept keys as the name, the choices in the config."""
+    wandb_run = _wandb_run(job)
+    run = wandb_run["run"]
+    swept = [o for o in summary["overrides"] if o.startswith(("strategy=", "mix.alpha="))]
+    assert run.run_group == group and run.display_name == ",".join(swept) and run.job_type == summary["choices"]["strategy"]
+    assert wandb_run["config"]["choices"] == summary["choices"]
+    assert wandb_run["config"]["logger"]["group"] == group and wandb_run["config"]["seed"] == summary["config"]["seed"]
+    epochs = [{k: h[k] for k in m if m[k] is not None} for h in wandb_run["history"] if "epoch" in h for m in [metrics[h["epoch"]]]]
+    assert epochs == [{k: v for k, v in m.items() if v is not None} for m in metrics]
+    probes = [h for h in wandb_run["history"] if "probe/step" in h]
+    diagnostics = [json.loads(x) for x in (job / "diagnostics.jsonl").read_text().splitlines()]
+    plain = [d for d in diagnostics if "event" not in d]
+    assert [h["probe/step"] for h in probes] == [d["step"] for d in diagnostics]  # rows merge at one step
+    assert all(probes[[p["probe/step"] for p in probes].index(d["step"])]["probe/diag/zero_act"] == d["diag/zero_act"]
+               for d in plain)
+    # One type per key: the epoch's share in ENP; a probe's flag under its own key, as a number.
+    assert not any(isinstance(h.get("in_enp"), bool) or isinstance(h.get("probe/in_enp"), bool)
+                   for h in wandb_run["history"])
+    assert {h["probe/in_enp"] for h in probes if "probe/in_enp" in h} <= {0, 1}
+    numbers = {k: v for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    assert {k: wandb_run["summary"][k] for k in numbers} == numbers
+    leftovers = [k for k in wandb_run["summary"]
+                 if k in ("epoch", "event", "val_acc", "in_enp") or k.startswith(("probe/", "enp_end/", "diag/"))]
+    assert not leftovers and "traceback" not in wandb_run["summary"]
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,10 @@ class Logger:
         self.run_dir = Path(run_dir)
 
     def log_metrics(self, metrics: dict, step: int) -> None:
-        pass
+        """An epoch's row of metrics.jsonl."""
+
+    def log_probe(self, row: dict) -> None:
+        """A row of diagnostics.jsonl: a probe measurement, the ENP end, or the dataset scope."""
 
     def log_summary(self, summary: dict) -> None:
         pass

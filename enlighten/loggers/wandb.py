@@ -2,6 +2,13 @@
 
 Offline runs write only W&B's binary `.wandb` log (sync it later with `wandb sync`); tables and
 figures are made from our own metrics.jsonl and summary.json, never from W&B.
+
+What a run holds there: the epoch rows of metrics.jsonl under their own keys (`val_acc`, `in_enp`,
+`diag/zero_act`, ... on W&B's step axis, the optimizer step); the rows of diagnostics.jsonl on their
+own axis `probe/step`, as `probe/<key>` (a probe measurement), `enp_end/<key>` (measured where the
+ENP ended) and `dataset/<point>/<key>` (the dataset scope), so that a single measurement and an
+epoch's mean never share a chart; a summary of the final numbers only (W&B would otherwise keep the
+last value of every key logged).
 """
 
 from __future__ import annotations
@@ -22,6 +29,9 @@ from enlighten.loggers.base import Logger
 # once per job of a sweep. We decide within 15 s instead (a 5 s check, then 10 s for wandb.init), once
 # per process.
 CHECK_S, INIT_S = 5, 10
+PROBE_PREFIXES = ("probe", "enp_end", "dataset")
+# In the W&B config already (config, choices), or bookkeeping that is no result.
+NOT_IN_SUMMARY = ("config", "choices", "overrides", "traceback", "attempts")
 _offline_because: Optional[str] = None  # why online W&B failed earlier in this process
 
 
@@ -110,6 +120,11 @@ class WandbLogger(Logger):
             )
             self.run = self._init("offline", kwargs)
         self.run_id = self.run.id
+        self.run.define_metric("probe/step", summary="none")
+        for prefix in PROBE_PREFIXES:
+            self.run.define_metric(f"{prefix}/*", step_metric="probe/step", summary="none")
+        self.run.define_metric("*", summary="none")  # the summary: what log_summary writes, nothing else
+        self._defined: set = set()
 
     def _init(self, mode: str, kwargs: dict, waits: Sequence[float] = (1, 2, 4, 8)):
         """wandb.init; when resuming right after the previous process was killed, W&B's service of that
@@ -133,12 +148,29 @@ class WandbLogger(Logger):
         timeout = {} if "WANDB_INIT_TIMEOUT" in os.environ else {"init_timeout": INIT_S}
         return self._wandb.Settings(silent=True, console="off", x_disable_stats=True, disable_git=True, **timeout)
 
+    def _log(self, values: dict, step: int, step_metric: Optional[str] = None) -> None:
+        # W&B's globs do not reach a key with a dot (`diag/cos@0.1`: a dot means nesting there): such a
+        # key is defined on its own, escaped, the first time it comes.
+        for key in values.keys() - self._defined:
+            if "." in key:
+                self.run.define_metric(key.replace(".", "\\."), summary="none",
+                                       **({"step_metric": step_metric} if step_metric else {}))
+            self._defined.add(key)
+        self.run.log(values, step=step)
+
     def log_metrics(self, metrics: dict, step: int) -> None:
-        self.run.log({k: v for k, v in metrics.items() if v is not None}, step=step)
+        self._log({k: v for k, v in metrics.items() if v is not None}, step=step)
+
+    def log_probe(self, row: dict) -> None:
+        event = row.get("event")
+        prefix = "probe" if event is None else f"dataset/{row['point']}" if event == "dataset" else event
+        values = {f"{prefix}/{k}": int(v) if isinstance(v, bool) else v for k, v in row.items()
+                  if k not in ("step", "epoch", "event", "point", "grid") and v is not None and not isinstance(v, str)}
+        self._log({"probe/step": row["step"], **values}, step=row["step"], step_metric="probe/step")
 
     def log_summary(self, summary: dict) -> None:
         for k, v in summary.items():
-            if k != "config" and v is not None:
+            if k not in NOT_IN_SUMMARY and v is not None:
                 self.run.summary[k] = v
 
     def finish(self, exit_code: int = 0) -> None:

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from enlighten.console import EpochProgress, log
 from enlighten.diagnostics.monitor import NoDiagnostics
 from enlighten.errors import Diverged, Interrupted
 from enlighten.loggers.base import Logger
@@ -86,6 +87,7 @@ class LoopConfig:
     compile: bool = False
     checkpoint_every: int = 0  # epochs between checkpoints (0: none); the last epoch always has one
     checkpoint_every_steps: int = 0  # steps between checkpoints within an epoch (0: none)
+    progress_every_s: float = 60.0  # a progress line this often within an epoch when not on a terminal (0: none)
     max_steps: Optional[int] = None  # train exactly this many steps instead of `epochs` epochs
 
     def total_steps(self, steps_per_epoch: int) -> int:
@@ -331,7 +333,7 @@ class Trainer:
         self.interrupted = {"signal": name, "step": self.step}
         path = self._checkpoint_within(epoch, tally, start)
         if self.dist.main:
-            print(f"{name} received: checkpoint at step {self.step} written to {path}.", flush=True)
+            log.info(f"{name} received: checkpoint at step {self.step} written to {path}.")
         if not self.stop.pass_on(signum):
             raise Interrupted(signum, self.step, path)
         self.interrupted = None  # the earlier handler let the run go on
@@ -342,6 +344,7 @@ class Trainer:
         self.model.train()
         # Step 0: the diagnostics at initialization, before the first step (never again on a resume).
         initial_rows = self.diagnostics.start(self.detector.in_enp) if self.step == 0 else []
+        progress = EpochProgress(self.steps_per_epoch, self.num_epochs, cfg.progress_every_s, enabled=self.dist.main)
         for epoch in range(self.epoch, self.num_epochs):
             tally, self.resumed_tally = self.resumed_tally, None
             if tally is None:
@@ -350,6 +353,7 @@ class Trainer:
                 self.generator.set_state(tally.data_state)
             initial_rows = []
             t0, steps_before = time.perf_counter(), tally.steps
+            progress.start(epoch, tally.steps)
             shard = (self.dist.rank, self.dist.world_size)
             for x, y in self.data.train_batches(cfg.batch_size, self.generator, shard, start=tally.steps):
                 if self.step >= self.total_steps:  # trainer.max_steps reached inside this epoch
@@ -362,6 +366,7 @@ class Trainer:
                 tally.lr = self.optimizer.param_groups[0]["lr"]
                 loss = self.train_step(x, y)
                 tally.loss_sum += loss
+                progress.step()
                 signals = StepSignals(self, loss, x, y)
                 self.detector.observe(Progress(self.step, epoch, self.steps_per_epoch, self.total_steps), signals)
                 tally.diag_rows += self.diagnostics.after_step(self.step, epoch, in_enp)
@@ -369,12 +374,13 @@ class Trainer:
                     self.enp_end_train_acc = signals.train_accuracy(len(self.train_probe))
                     tally.diag_rows += self.diagnostics.at_enp_end(self.step, epoch)
                     rank = f"[rank {self.dist.rank}] " if self.dist.enabled else ""
-                    print(f"{rank}ENP ended at step {self.step} (epoch {epoch + 1}, {self.detector.end.reason})", flush=True)
+                    log.info(f"{rank}ENP ended at step {self.step} (epoch {epoch}, {self.detector.end.reason})")
                 if (signum := self._periodic_check(tally, epoch)) is not None:
                     self._on_stop_signal(signum, epoch, tally, start)
                 elif (cfg.checkpoint_every_steps and self.step % cfg.checkpoint_every_steps == 0
                       and tally.steps < self.steps_per_epoch and self.step < self.total_steps):  # not at an epoch's end
                     self._checkpoint_within(epoch, tally, start)
+            progress.close()
             if tally.steps == 0:  # a forced resume (other batch size or max_steps) found the budget already spent
                 break
             train_loss = self.mean_over_processes(tally.loss_sum) / tally.steps  # the epoch's one sync
@@ -410,18 +416,15 @@ class Trainer:
                 "wall_time_s": time.perf_counter() - start,
             }
             for r in diag_rows:
-                self.logger.log_metrics({k: v for k, v in r.items() if k not in ("step", "epoch")}, step=r["step"])
+                self.logger.log_probe(r)
             self.results.log_diagnostics(diag_rows)
             self.results.log_epoch(row)
             self.logger.log_metrics(row, step=self.step)
             val_bpc = f"  val_bpc {row['val_bpc']:.3f}" if row.get("val_bpc") is not None else ""
-            if self.dist.main:  # one progress line per epoch, not one per process
-                print(
-                    f"epoch {epoch + 1}/{self.num_epochs}  step {self.step}  loss {train_loss:.4f}  train_acc {train_acc:.4f}  "
-                    f"val_acc {val_acc if val_acc is None else round(val_acc, 4)}{val_bpc}  "
-                    f"{row['images_per_sec']:.0f} samples/s",
-                    flush=True,
-                )
+            if self.dist.main:  # one line per epoch, not one per process
+                log.info(f"epoch {epoch} of {self.num_epochs}  step {self.step}  loss {train_loss:.4f}  train_acc "
+                         f"{train_acc:.4f}  val_acc {val_acc if val_acc is None else round(val_acc, 4)}{val_bpc}  "
+                         f"{row['images_per_sec']:.0f} samples/s")
             self.epoch, self.elapsed_s = epoch + 1, row["wall_time_s"]
             if self.checkpoint_meta is not None and (
                 last or (cfg.checkpoint_every and self.epoch % cfg.checkpoint_every == 0)

@@ -1,0 +1,76 @@
+"""What a run says while it runs, captured from real runs: on a terminal and in a log file."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import pty
+import re
+import struct
+import subprocess
+import sys
+import termios
+import time
+
+from enlighten.console import EpochProgress, result_line
+from tests.conftest import REPO, user_env
+
+RUN = ["dataset=digits", "model=cnn", "trainer.epochs=2", "logger=none", "phase=accuracy", "phase.threshold=0.3"]
+
+
+def test_a_run_on_a_terminal_shows_a_bar_and_logs_start_epoch_and_end_lines(tmp_path):
+    """stdout a terminal (a pseudo-terminal here): a progress bar within each epoch; the messages also
+    reach Hydra's train.log, without the bar."""
+    run_dir = tmp_path / "run"
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # 40 rows, 120 columns
+    proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), *RUN, f"hydra.run.dir={run_dir}"], cwd=tmp_path,
+                            env=user_env(), stdout=terminal, stderr=terminal)
+    os.close(terminal)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # the other end closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    assert proc.wait(timeout=120) == 0
+    seen = b"".join(chunks).decode(errors="replace")
+    assert re.search(r"epoch 0 of 2: +\d+%\|.*\| \d+/11 ", seen), seen[-2000:]  # tqdm's bar: 11 steps of 128
+    logged = (run_dir / "train.log").read_text()  # Hydra's log of the job
+    start = re.search(r"Run .*run: cnn \(([\d,]+) parameters\) on digits \(1,437 training / 360 test samples\), "
+                      r"strategy mixup, phase accuracy; 22 steps of 128 \(11 per epoch\); cpu, fp32, channels_last", logged)
+    assert start, logged
+    assert re.search(r"ENP ended at step \d+ \(epoch 0, ", logged)
+    assert "epoch 0 of 2  step 11  loss " in logged and "epoch 1 of 2  step 22  loss " in logged
+    assert re.search(r"completed, val_acc 0\.\d{4} \(best 0\.\d{4}\), ENP ended at step \d+ \(epoch 0\), 0m\d\ds  \(",
+                     logged)
+    assert "%|" not in logged  # no bar in the file
+
+
+def test_progress_lines_when_not_on_a_terminal(caplog, monkeypatch):
+    """In a log file (a SLURM job): a line every progress_every_s seconds, with the rate and time left."""
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: False, raising=False)
+    progress = EpochProgress(steps_per_epoch=50, num_epochs=3, every_s=0.02)
+    with caplog.at_level(logging.INFO, logger="enlighten"):
+        progress.start(epoch=1, done=10)  # a resume within the epoch: counted from where it stands
+        for _ in range(20):
+            time.sleep(0.003)
+            progress.step()
+        progress.close()
+    lines = [r.getMessage() for r in caplog.records]
+    assert 1 <= len(lines) <= 4
+    assert all(re.fullmatch(r"  epoch 1 of 3: step (\d+)/50 \(\d+%\), [\d.]+ steps/s, epoch ends in 0m\d\ds", x)
+               for x in lines), lines
+    assert int(re.search(r"step (\d+)/", lines[-1]).group(1)) > 10
+
+
+def test_result_line_says_how_a_run_ended():
+    assert result_line({"status": "completed", "final_val_acc": 0.91234, "best_val_acc": 0.92, "enp_end_step": 120,
+                        "enp_end_epoch": 0, "wall_time_s": 3725}) == \
+        "completed, val_acc 0.9123 (best 0.9200), ENP ended at step 120 (epoch 0), 1h02m"
+    assert result_line({"status": "diverged", "wall_time_s": 5, "error": "non-finite training loss by step 5 (epoch 0)"}) \
+        == "diverged, 0m05s, non-finite training loss by step 5 (epoch 0)"
