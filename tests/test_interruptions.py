@@ -4,6 +4,7 @@ given step, and one process per run directory."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -144,7 +145,7 @@ def test_streamed_image_folder_batches_from_a_start_are_the_rest_of_the_epoch(ci
     _rest_of_epoch_matches(data)
 
 
-def test_a_second_process_in_a_live_run_directory_stops_at_once_naming_the_first(tmp_path, capsys):
+def test_a_second_process_in_a_live_run_directory_stops_at_once_naming_the_first(tmp_path, caplog):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     holder = subprocess.Popen(  # holds the lock as a run does, until told to stop
@@ -164,10 +165,10 @@ def test_a_second_process_in_a_live_run_directory_stops_at_once_naming_the_first
         holder.kill()
         holder.wait()
     # Killed without letting go: its lock is taken over, and the run says from whom.
-    summary = _run(run_dir, "trainer.epochs=1")
+    with caplog.at_level(logging.INFO, logger="enlighten"):
+        summary = _run(run_dir, "trainer.epochs=1")
     assert summary["status"] == "completed"
-    assert f"Taking over {run_dir} from a process that ended without letting go of it: pid {holder.pid}" in \
-        capsys.readouterr().out
+    assert f"Taking over {run_dir} from a process that ended without letting go of it: pid {holder.pid}" in caplog.text
     assert (run_dir / ".lock").read_text() == ""  # released at the end
 
 
