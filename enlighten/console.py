@@ -87,7 +87,8 @@ class EpochProgress:
         self.done += 1
         if self.bar is not None:
             self.bar.update(1)
-        elif self.enabled and self.every_s and (now := time.perf_counter()) - self.last >= self.every_s:
+        elif (self.enabled and self.every_s and self.done < self.steps_per_epoch  # the epoch's own line follows
+              and (now := time.perf_counter()) - self.last >= self.every_s):
             self.last = now
             rate = (self.done - self.first) / (now - self.t0)
             left = (self.steps_per_epoch - self.done) / rate

@@ -28,6 +28,7 @@ from enlighten.errors import UserError
 
 METRICS_FILE = "metrics.jsonl"
 DIAGNOSTICS_FILE = "diagnostics.jsonl"
+DETECTOR_FILE = "detector.jsonl"
 SUMMARY_FILE = "summary.json"
 LOCK_FILE = ".lock"
 
@@ -190,6 +191,7 @@ class RunResults:
         self.write = write
         self.metrics: list[dict] = []
         self.diagnostics: list[dict] = []
+        self.detector: list[dict] = []
         if not write:
             return
         probe = self.run_dir / ".write_test"
@@ -210,7 +212,8 @@ class RunResults:
     def clear(self) -> list[Path]:
         """A fresh start in a used directory: remove the earlier run's result files, so none of them
         stands beside the new run's (a diagnostics.jsonl or a completed summary.json of the old run)."""
-        removed = [p for p in (self.run_dir / n for n in (METRICS_FILE, DIAGNOSTICS_FILE, SUMMARY_FILE)) if p.exists()]
+        removed = [p for p in (self.run_dir / n for n in (METRICS_FILE, DIAGNOSTICS_FILE, DETECTOR_FILE, SUMMARY_FILE))
+                   if p.exists()]
         if self.write:
             for path in removed:
                 path.unlink(missing_ok=True)
@@ -223,17 +226,26 @@ class RunResults:
 
     def log_diagnostics(self, rows: list[dict]) -> None:
         """Step-level diagnostics, written with the epoch's metrics (one rewrite per epoch)."""
-        if rows:
-            self.diagnostics.extend(to_jsonable(r) for r in rows)
-            if self.write:
-                write_jsonl(self.run_dir / DIAGNOSTICS_FILE, self.diagnostics)
+        self._extend(self.diagnostics, DIAGNOSTICS_FILE, rows)
 
-    def restore(self, metrics: list[dict], diagnostics: list[dict]) -> None:
+    def log_detector(self, rows: list[dict]) -> None:
+        """What the phase detector measured, by step (clean accuracy on its probe, the loss): learning
+        curves at step resolution where the ENP lives, at no extra cost. Written with the epoch's metrics."""
+        self._extend(self.detector, DETECTOR_FILE, rows)
+
+    def _extend(self, kept: list[dict], name: str, rows: list[dict]) -> None:
+        if rows:
+            kept.extend(to_jsonable(r) for r in rows)
+            if self.write:
+                write_jsonl(self.run_dir / name, kept)
+
+    def restore(self, metrics: list[dict], diagnostics: list[dict], detector: list[dict] = ()) -> None:
         """Resume: the rows up to a checkpoint replace whatever later epochs wrote before a crash."""
-        self.metrics, self.diagnostics = list(metrics), list(diagnostics)
+        self.metrics, self.diagnostics, self.detector = list(metrics), list(diagnostics), list(detector)
         if self.write:
-            write_jsonl(self.run_dir / METRICS_FILE, self.metrics)
-            write_jsonl(self.run_dir / DIAGNOSTICS_FILE, self.diagnostics)
+            for name, rows in ((METRICS_FILE, self.metrics), (DIAGNOSTICS_FILE, self.diagnostics),
+                               (DETECTOR_FILE, self.detector)):
+                write_jsonl(self.run_dir / name, rows)
 
     def write_summary(self, summary: dict) -> None:
         if self.write:

@@ -25,11 +25,12 @@ from enlighten.training.loop import Trainer
 from tests.conftest import REPO, compose_cfg, read_run, user_env
 from tests.test_resume import _outcome
 
-# Three epochs of 8 steps, every diagnostic on (its ENP rows, BENR within the epoch, ATD), an ENP that
-# ends in the first epoch: a checkpoint within an epoch must carry all of it.
+# Three epochs of 8 steps, every diagnostic on (its ENP rows, BENR within the epoch, ATD), a detector
+# that measures (detector.jsonl) and ends the ENP at step 6: a checkpoint within an epoch must carry all of it.
 TINY = ["dataset=synthetic", "dataset.num_train=256", "dataset.num_test=64", "dataset.image_size=8", "model=cnn",
         "model.width=0.25", "trainer.batch_size=32", "trainer.epochs=3", "trainer.deterministic=true",
-        "trainer.train_eval_samples=64", "strategy=mixup_pause", "phase=fraction", "phase.fraction=0.2",
+        "trainer.train_eval_samples=64", "strategy=mixup_pause", "phase=accuracy", "phase.threshold=0.4",
+        "phase.check_every=2", "phase.probe_size=64",
         "diagnostics.enp_every_steps=2", "diagnostics.every_steps=3", "logger=none", "trainer.device=cpu"]
 
 
@@ -79,6 +80,7 @@ def test_sigterm_within_an_epoch_writes_a_checkpoint_there_and_an_interrupted_su
     resumed = _run(run_dir)  # the same command again
     assert resumed["resumed_from"].endswith("epoch_0001_step_000000011.pt")
     assert _outcome(run_dir) == _outcome(reference)
+    assert (run_dir / "detector.jsonl").read_text().count("train_acc") == 3  # steps 2, 4 and 6
     # Both attempts counted: the first up to its checkpoint, the second whole.
     assert len(resumed["attempts"]) == 2 and resumed["wall_time_s"] == pytest.approx(
         sum(a["wall_time_s"] for a in resumed["attempts"]))
@@ -86,7 +88,7 @@ def test_sigterm_within_an_epoch_writes_a_checkpoint_there_and_an_interrupted_su
 
 
 @pytest.mark.parametrize("crash_at, newest", [
-    (4, ["epoch_0000_step_000000003.pt"]),  # in the ENP (it ends at step 5), in the first epoch: step 0's rows pending
+    (4, ["epoch_0000_step_000000003.pt"]),  # in the ENP (it ends at step 6), in the first epoch: step 0's rows pending
     (20, ["epoch_0002_step_000000018.pt", "epoch_0002.pt"]),  # epoch 3, step 4 of 8, after the ENP
 ])
 def test_a_crash_resumes_from_the_last_checkpoint_within_the_epoch_and_leftovers_go(tmp_path, reference,

@@ -31,9 +31,10 @@ def _outcome(run_dir: Path) -> tuple:
     summary's numbers."""
     metrics, summary = read_run(run_dir)
     diagnostics = [json.loads(x) for x in (run_dir / "diagnostics.jsonl").read_text().splitlines()]
+    detector = (run_dir / "detector.jsonl").read_text() if (run_dir / "detector.jsonl").exists() else ""
     keep = {k: v for k, v in summary.items()
             if k.startswith(("final_", "best_", "enp_", "steps", "epochs", "status", "num_params"))}
-    return _strip(metrics), diagnostics, keep
+    return _strip(metrics), diagnostics, detector, keep
 
 
 # One epoch takes about a second on a CPU: long enough to be killed in its middle.

@@ -114,15 +114,15 @@ def test_language_model_runs_are_compared_in_bits_per_character(tmp_path):
     assert "Δ vs strategy=vanilla (pts)" in accuracy
 
 
-def test_plot_tradeoff_writes_png_and_pdf(tmp_path):
+def _plot_runs(tmp_path, alphas=(0.2, 1.0), fractions=(0.5, 1.0), detector=False) -> None:
     n = 0
     for strategy in ("mixup", "mixup_pause"):
-        for alpha in (0.2, 1.0):
-            for fraction in (0.5, 1.0):
+        for alpha in alphas:
+            for fraction in fractions:
                 for seed in (0, 1):
                     d = tmp_path / f"{n}"
                     n += 1
-                    d.mkdir()
+                    d.mkdir(parents=True)
                     acc = 0.8 + 0.01 * seed + (0.02 if strategy == "mixup_pause" else 0.0) + 0.05 * fraction
                     summary = {"status": "completed", "final_val_acc": acc, "best_val_acc": acc, "enp_end_step": 3,
                                "enp_mean/diag/r_perp_clean": 0.3 + 0.1 * alpha, "enp_mean/diag/zero_act": 0.5,
@@ -132,12 +132,48 @@ def test_plot_tradeoff_writes_png_and_pdf(tmp_path):
                     (d / "summary.json").write_text(json.dumps(summary))
                     (d / "metrics.jsonl").write_text("".join(
                         json.dumps({"epoch": e, "step": 10 * (e + 1), "train_acc": 0.5 + 0.1 * e, "train_loss": 2 - e,
-                                    "mixing": 0.7 if e == 0 else 1.0}) + "\n" for e in range(3)))
+                                    "val_acc": 0.6 + 0.1 * e}) + "\n" for e in range(3)))
+                    if detector:
+                        (d / "detector.jsonl").write_text("".join(
+                            json.dumps({"step": s, "epoch": 0, "train_acc": 0.1 * s + 0.01 * seed}) + "\n" for s in (1, 2, 3)))
+
+
+def _figure(tmp_path, **kwargs):
+    import importlib.util
+
+    from enlighten.analysis.runs import load_runs
+
+    _plot_runs(tmp_path, **kwargs)
+    spec = importlib.util.spec_from_file_location("plot_tradeoff", REPO / "scripts" / "plot_tradeoff.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    fig = module.figure(load_runs([tmp_path]))
+    panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    assert all(ax.lines or ax.images or ax.collections for ax in panels), "an empty panel"
+    return fig, panels
+
+
+def test_plot_tradeoff_writes_png_and_pdf(tmp_path):
+    _plot_runs(tmp_path)
     out = subprocess.run([sys.executable, str(REPO / "scripts" / "plot_tradeoff.py"), str(tmp_path), "--out",
                           str(tmp_path / "fig" / "tradeoff")], capture_output=True, text=True, check=True).stdout
     assert "wrote" in out
     assert (tmp_path / "fig" / "tradeoff.png").stat().st_size > 20_000
     assert (tmp_path / "fig" / "tradeoff.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_figure_panels_follow_what_the_sweep_varied(tmp_path):
+    """Alpha and fraction both swept: learning curves, a heatmap, the mechanism against fraction
+    (width has one value: no panel). Only seeds: curves by step (detector.jsonl) and the difference
+    with its CI, no heatmap of one cell, no mechanism."""
+    fig, panels = _figure(tmp_path / "grid")
+    assert len(panels) == 3 + 1 + 2 and len(panels[3].images) == 1
+    assert [ax.get_xlabel() for ax in panels[4:]] == ["dataset.fraction", "dataset.fraction"]
+    fig, panels = _figure(tmp_path / "seeds", alphas=(1.0,), fractions=(1.0,), detector=True)
+    assert len(panels) == 3 + 1 and not panels[3].images
+    assert panels[0].get_title().startswith("clean training accuracy (%), by step")
+    assert [t.get_text() for t in panels[3].get_xticklabels()] == ["mixup_pause"]
+    assert all(line.get_xdata()[0] >= 1 for line in panels[0].lines if len(line.get_xdata()) > 1)
 
 
 def _run(root, name, strategy, seed, acc, alpha):

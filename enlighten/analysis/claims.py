@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from enlighten.analysis.figures import band, save
 from enlighten.analysis.runs import lookup, pairs, read_rows
 from enlighten.analysis.stats import TestResult, holm, non_inferiority, one_sample, slopes
 
@@ -260,19 +261,6 @@ def claim_b(runs: list[dict], report: Report, plt=None, out_dir: Path | None = N
             ax.legend(fontsize=8)
         axes[0][0].set_ylabel("zero activations (%)")
         report.figures["b"] = save(fig, out_dir, f"{report.prefix}_activations")
-
-
-def band(ax, series: list[dict[int, float]], label: str, scale: float = 1.0) -> None:
-    """Mean ± sd over runs at the steps every run measured."""
-    if not series:
-        return
-    steps = sorted(set.intersection(*(set(s) for s in series)))
-    if not steps:
-        return
-    values = np.array([[scale * s[t] for t in steps] for s in series])
-    mean, sd = values.mean(0), values.std(0, ddof=1) if len(series) > 1 else np.zeros(len(steps))
-    (line,) = ax.plot(steps, mean, label=f"{label} ({len(series)} seeds)")
-    ax.fill_between(steps, mean - sd, mean + sd, color=line.get_color(), alpha=0.2)
 
 
 # ------------------------------------------------------------------------------------------- (c)
@@ -532,16 +520,6 @@ def analyse(runs: list[dict], out_dir: Path | None = None, prefix: str = "claims
     for test, p in zip(report.tests, holm([t.result.p for t in report.tests])):
         test.result.p_holm = p
     return report
-
-
-def save(fig, out_dir: Path, stem: str) -> str:
-    """The figure as out_dir/stem.png, written atomically; returns the file name."""
-    from enlighten.results import atomic_write
-
-    fig.tight_layout()
-    atomic_write(Path(out_dir) / f"{stem}.png", lambda f: fig.savefig(f, format="png", dpi=110))
-    fig.clf()
-    return f"{stem}.png"
 
 
 def render(report: Report, runs: list[dict], header: list[str]) -> str:

@@ -6,7 +6,8 @@ figures are made from our own metrics.jsonl and summary.json, never from W&B.
 What a run holds there: the epoch rows of metrics.jsonl under their own keys (`val_acc`, `in_enp`,
 `diag/zero_act`, ... on W&B's step axis, the optimizer step); the rows of diagnostics.jsonl on their
 own axis `probe/step`, as `probe/<key>` (a probe measurement), `enp_end/<key>` (measured where the
-ENP ended) and `dataset/<point>/<key>` (the dataset scope), so that a single measurement and an
+ENP ended) and `dataset/<point>/<key>` (the dataset scope), and the rows of detector.jsonl as
+`detector/<key>` (what the phase detector measured), so that a single measurement and an
 epoch's mean never share a chart; a summary of the final numbers only (W&B would otherwise keep the
 last value of every key logged).
 """
@@ -29,7 +30,7 @@ from enlighten.loggers.base import Logger
 # once per job of a sweep. We decide within 15 s instead (a 5 s check, then 10 s for wandb.init), once
 # per process.
 CHECK_S, INIT_S = 5, 10
-PROBE_PREFIXES = ("probe", "enp_end", "dataset")
+PROBE_PREFIXES = ("probe", "enp_end", "dataset", "detector")
 # In the W&B config already (config, choices), or bookkeeping that is no result.
 NOT_IN_SUMMARY = ("config", "choices", "overrides", "traceback", "attempts")
 _offline_because: Optional[str] = None  # why online W&B failed earlier in this process

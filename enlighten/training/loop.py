@@ -72,6 +72,16 @@ class StepSignals:
         """Clean accuracy (eval mode) on this step's training batch before any mixing (the global batch)."""
         return self._once("batch", lambda: self._trainer.batch_accuracy(self._x, self._y))
 
+    def measured(self) -> dict:
+        """What was asked for so far this step, by name (`train_acc` on a probe of `probe_size`)."""
+        out = {}
+        for key, value in self._cache.items():
+            name, size = (key, None) if isinstance(key, str) else key
+            out[{"loss": "train_loss", "batch": "batch_acc"}.get(name, f"{name}_acc")] = value
+            if size is not None:
+                out["probe_size"] = size
+        return out
+
 
 @dataclass
 class LoopConfig:
@@ -109,6 +119,7 @@ class EpochTally:
     alpha_sum: float = 0.0
     lr: float = 0.0
     diag_rows: list = field(default_factory=list)
+    detector_rows: list = field(default_factory=list)  # what the phase detector measured, by step
     counters: dict = field(default_factory=dict)  # the strategy's epoch counters up to the checkpoint, summed
 
     def state_dict(self) -> dict:
@@ -116,7 +127,8 @@ class EpochTally:
 
     @classmethod
     def from_state(cls, state: dict, device: torch.device) -> "EpochTally":
-        return cls(**{**state, "loss_sum": state["loss_sum"].to(device), "diag_rows": list(state["diag_rows"])})
+        return cls(**{**state, "loss_sum": state["loss_sum"].to(device), "diag_rows": list(state["diag_rows"]),
+                      "detector_rows": list(state["detector_rows"])})
 
 
 class Trainer:
@@ -205,7 +217,8 @@ class Trainer:
             "detector": self.detector.state_dict(),
             "diagnostics": self.diagnostics.state_dict(),
             "rng": rng_state(self.generator, self.device),
-            "results": {"metrics": self.results.metrics, "diagnostics": self.results.diagnostics},
+            "results": {"metrics": self.results.metrics, "diagnostics": self.results.diagnostics,
+                        "detector": self.results.detector},
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -220,7 +233,8 @@ class Trainer:
         self.detector.load_state_dict(state["detector"])
         self.diagnostics.load_state_dict(state["diagnostics"])  # after the model: BENR starts from its weights
         set_rng_state(state["rng"], self.generator, self.device)
-        self.results.restore(state["results"]["metrics"], state["results"]["diagnostics"])
+        self.results.restore(state["results"]["metrics"], state["results"]["diagnostics"],
+                             state["results"].get("detector", []))
         self.resumed_tally = EpochTally.from_state(state["tally"], self.device) if state.get("tally") else None
 
     def autocast(self):
@@ -369,6 +383,8 @@ class Trainer:
                 progress.step()
                 signals = StepSignals(self, loss, x, y)
                 self.detector.observe(Progress(self.step, epoch, self.steps_per_epoch, self.total_steps), signals)
+                if measured := signals.measured():
+                    tally.detector_rows.append({"step": self.step, "epoch": epoch, **measured})
                 tally.diag_rows += self.diagnostics.after_step(self.step, epoch, in_enp)
                 if in_enp and not self.detector.in_enp:  # the ENP ended at this step: record where we stand
                     self.enp_end_train_acc = signals.train_accuracy(len(self.train_probe))
@@ -415,9 +431,11 @@ class Trainer:
                 "images_per_sec": (tally.steps - steps_before) * cfg.batch_size / train_time,
                 "wall_time_s": time.perf_counter() - start,
             }
-            for r in diag_rows:
+            # in step order: W&B drops a row logged at a step before its latest
+            for r in sorted(diag_rows + [{**r, "event": "detector"} for r in tally.detector_rows], key=lambda r: r["step"]):
                 self.logger.log_probe(r)
             self.results.log_diagnostics(diag_rows)
+            self.results.log_detector(tally.detector_rows)
             self.results.log_epoch(row)
             self.logger.log_metrics(row, step=self.step)
             val_bpc = f"  val_bpc {row['val_bpc']:.3f}" if row.get("val_bpc") is not None else ""
