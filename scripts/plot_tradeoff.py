@@ -28,6 +28,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -74,6 +75,7 @@ def learning_curves(axes, runs: list[dict], strategies: list[str], colors: dict,
                 ax.axvline(statistics.fmean(ends), color=colors[strategy], ls=":", lw=1.2)
         if ax is not axes[0]:
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())  # 10, 100, ... only: minor labels overlap
         ax.set(xlabel="optimizer step" + (" (log scale)" if ax is not axes[0] else ""))
         ax.set_title(label, fontsize=9)
         ax.legend(fontsize=7)
@@ -145,7 +147,8 @@ def mechanism(axes, runs: list[dict], along: list[str]) -> None:
             means = [statistics.fmean(r[name] for r in by_x[(x,)]) for x in xs]
             sds = [statistics.stdev([r[name] for r in by_x[(x,)]]) if len(by_x[(x,)]) > 1 else 0.0 for x in xs]
             ax.errorbar(xs, means, yerr=sds, marker="o", capsize=3, label=f"alpha {a}")
-        ax.set(xlabel=key, ylabel=f"ENP mean {metric}", title=f"{metric} vs {key} (baseline's runs; ±1 sd)")
+        ax.set(xlabel=key, ylabel=f"ENP mean {metric}")
+        ax.set_title(f"{metric} vs {key} (baseline's runs; ±1 sd)", fontsize=9)
         ax.legend(fontsize=7)
 
 
@@ -162,7 +165,8 @@ def figure(runs: list[dict], baseline: str = "mixup", cell: str | None = None):
     else:
         most_runs = Counter(tuple(lookup(r, k) for k in CELL) for r in runs).most_common(1)[0][0]
         cell_runs = group(runs, CELL)[most_runs]
-    cell_title = "".join(f"\n{k} {lookup(cell_runs[0], k)}" for k in CELL if len(values(runs, k)) >= 2)
+    cell_title = ", ".join(f"{k} {lookup(cell_runs[0], k)}" for k in CELL if len(values(runs, k)) >= 2)
+    cell_title = f"\n{cell_title}" if cell_title else ""
 
     colors = {s: f"C{i}" for i, s in enumerate(ordered)}  # one color per strategy in every panel
     widths = values(runs, "model.width")
