@@ -14,7 +14,7 @@ import termios
 import time
 
 from enlighten.console import EpochProgress, result_line
-from tests.conftest import REPO, user_env
+from tests.conftest import REPO, read_run, user_env
 
 RUN = ["dataset=digits", "model=cnn", "trainer.epochs=2", "logger=none", "phase=accuracy", "phase.threshold=0.3"]
 
@@ -49,6 +49,10 @@ def test_a_run_on_a_terminal_shows_a_bar_and_logs_start_epoch_and_end_lines(tmp_
     assert re.search(r"completed, val_acc 0\.\d{4} \(best 0\.\d{4}\), ENP ended at step \d+ \(epoch 0\), 0m\d\ds  \(",
                      logged)
     assert "%|" not in logged  # no bar in the file
+    # One epoch numbering: what the console says is what the files say (and W&B: tests/test_e2e.py).
+    metrics, summary = read_run(run_dir)
+    assert [m["epoch"] for m in metrics] == [0, 1]
+    assert f"ENP ended at step {summary['enp_end_step']} (epoch {summary['enp_end_epoch']}, " in logged
 
 
 def test_progress_lines_when_not_on_a_terminal(caplog, monkeypatch):

@@ -1,7 +1,7 @@
 """One row per run, for pandas: where it is, how it ended, its group choices, the settings that vary
 between the runs collected, and the summary's numbers.
 
-    rows = collect(load_runs(["multirun/2026-12-01/10-00-00_1234ab"]))
+    rows = collect(load_runs(["multirun/2026-12-01/10-00-00_48213a1f2"]))
 
 Columns: `run_dir`, `status`; each group choice under its group's name (`strategy`, `model`, ...);
 each config key whose value differs between the runs under its dotted name (`mix.alpha`, `seed`;
