@@ -162,6 +162,7 @@ def test_help_and_the_resolved_config_answer_without_importing_torch(tmp_path):
                           cwd=tmp_path, env=user_env(), capture_output=True, text=True, timeout=120)
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
     assert proc.returncode == 0 and "strategy: alpha_boost," in proc.stdout
+    assert "phase (when the ENP ends)" in proc.stdout and "--cfg job --resolve" in proc.stdout
     assert "hydra" in imported and "torch" not in imported
     proc = subprocess.run([sys.executable, str(REPO / "train.py"), "--cfg", "job", "--resolve", "dataset=mnist",
                            "paths.data_dir=/data/here"], cwd=tmp_path, env=user_env(), capture_output=True, text=True,
