@@ -37,14 +37,14 @@ def swept_overrides(job_overrides: list[str], sweep_dir: Path) -> list[str]:
     that record, all of the job's overrides."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    try:
+    try:  # a name for W&B: never worth failing a run for
         sweep = OmegaConf.load(Path(sweep_dir) / "multirun.yaml")
-    except OSError:
+        parser = OverridesParser.create()
+        given = [*sweep.hydra.overrides.task, *(f"{k}={v}" for k, v in (sweep.hydra.sweeper.get("params") or {}).items())]
+        swept = {o.key_or_group for o in parser.parse_overrides(given) if o.is_sweep_override()}
+        return [o for o in job_overrides if parser.parse_override(o).key_or_group in swept]
+    except Exception:  # noqa: BLE001 - no record, or one Hydra cannot parse
         return list(job_overrides)
-    parser = OverridesParser.create()
-    given = [*sweep.hydra.overrides.task, *(f"{k}={v}" for k, v in (sweep.hydra.sweeper.get("params") or {}).items())]
-    swept = {o.key_or_group for o in parser.parse_overrides(given) if o.is_sweep_override()}
-    return [o for o in job_overrides if parser.parse_override(o).key_or_group in swept]
 
 
 def sweep_report(sweep_dir: Path) -> str:

@@ -83,7 +83,7 @@ class TrainerConfig:
     compile: bool = False  # torch.compile the training step's model (once per process)
     checkpoint_every: int = 1  # epochs between checkpoints (0: only after the last epoch)
     checkpoint_every_steps: int = 0  # also every N steps within an epoch (0: off; for epochs of hours)
-    progress_every_s: float = 60.0  # within an epoch, a progress line this often when not on a terminal (0: none)
+    progress_every_s: float = 60.0  # within an epoch, a line this often in a log file (0: none); a terminal shows a bar
     resume: str = "auto"  # auto: continue from the run directory's last checkpoint | force: even if the config differs | never: start afresh
     reuse_data: bool = True  # the next job of a multirun reuses this process's loaded data (same dataset config)
     skip_completed: bool = True  # a run directory whose summary.json says completed (same config) is not rerun (unless resume=never)

@@ -1,7 +1,7 @@
 """What a run says while it runs: a start line, progress within each epoch, a line per epoch, an end line.
 
-Everything goes through `logging` (logger "enlighten"), so Hydra writes it to the console and to the
-run's train.log. Within an epoch: on a terminal a progress bar (tqdm) with the rate and the time left;
+All of it goes through `logging` (logger "enlighten"), so Hydra writes it to the console and to the
+run's train.log (only the message of a stop signal that ends the process is printed to stderr too). Within an epoch: on a terminal a progress bar (tqdm) with the rate and the time left;
 elsewhere (a SLURM log, a file) a line every `trainer.progress_every_s` seconds instead of a bar
 redrawn into the file. Epochs are counted from 0, here as in every file (`epoch 0 of 20` is the first).
 """
@@ -14,6 +14,7 @@ import time
 from typing import Optional
 
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 log = logging.getLogger("enlighten")
 
@@ -38,6 +39,7 @@ def show_messages() -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)
+        log.propagate = False  # a root handler added later (basicConfig) would print every message twice
 
 
 def result_line(summary: dict) -> str:
@@ -74,6 +76,19 @@ class EpochProgress:
         self.enabled = enabled
         self.terminal = enabled and sys.stdout.isatty()
         self.bar: Optional[tqdm] = None
+        self._redirect = None
+
+    def __enter__(self) -> "EpochProgress":
+        if self.terminal:  # messages printed while a bar shows go above it, not into it
+            self._redirect = logging_redirect_tqdm()
+            self._redirect.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()  # also when the epoch ends by an exception (divergence, a stop signal, Ctrl-C)
+        if self._redirect is not None:
+            self._redirect.__exit__(*exc)
+            self._redirect = None
 
     def start(self, epoch: int, done: int) -> None:
         """`done`: steps of this epoch already trained (a resume within it)."""

@@ -119,7 +119,7 @@ def build_logger(cfg: DictConfig, run_dir: Path, config: dict, resume_id: str | 
                 "name": info.get("job_name") or experiment}
     extra = {k: v for k, v in defaults.items() if k in cfg.logger and cfg.logger[k] is None and v is not None}
     if "tags" in cfg.logger:
-        extra["tags"] = list(dict.fromkeys([*cfg.logger.tags, *([experiment] if experiment else [])]))
+        extra["tags"] = list(dict.fromkeys([*(cfg.logger.tags or []), *([experiment] if experiment else [])]))
     run_config = {**config, "choices": info.get("choices", {}), "logger": {**config["logger"], **extra}}
     if resume_id is not None:
         extra["resume_id"] = resume_id

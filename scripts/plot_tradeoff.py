@@ -2,11 +2,11 @@
 
     python scripts/plot_tradeoff.py SWEEP_DIR... --out FIG [--baseline mixup] [--cell KEY=VALUE,...]
 
-Reads only summary.json, metrics.jsonl, detector.jsonl and diagnostics.jsonl, like make_tables.py.
+Reads only summary.json, metrics.jsonl and detector.jsonl, like make_tables.py.
 Writes FIG.png and FIG.pdf with up to three rows of panels, each only where the sweep has the data:
 1. learning curves per strategy, mean and ±1 sd band over seeds, each strategy's mean ENP end dotted:
    clean training accuracy by step (what the phase detector measured, at step resolution where the
-   ENP lives; per epoch where no detector measured), test accuracy and training loss per epoch;
+   ENP lives; per epoch for the runs whose detector measured none), test accuracy and training loss per epoch;
    for one cell of the sweep (--cell; default: the cell with the most runs);
 2. the comparison: final accuracy of each strategy minus the baseline in points, pairs matched by
    seed. A heatmap over Mixup alpha (x) and dataset fraction (y) where both take at least two
@@ -25,23 +25,27 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import matplotlib
+import yaml
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from make_tables import paired_stats  # noqa: E402
-
 from enlighten.analysis.figures import band  # noqa: E402
-from enlighten.analysis.runs import DuplicateRuns, drop_duplicates, load_runs, lookup, read_rows  # noqa: E402
+from enlighten.analysis.runs import DuplicateRuns, drop_duplicates, load_runs, lookup, paired_stats, read_rows  # noqa: E402
 
 CELL = ("mix.alpha", "dataset.fraction", "model.width")
 
 
 def values(runs: list[dict], key: str) -> list:
-    return sorted({lookup(r, key) for r in runs}, key=lambda v: (v is None, v))
+    """The values `key` takes (a run without the key, such as a model without a width, adds none)."""
+    return sorted({lookup(r, key) for r in runs} - {None})
+
+
+def levels(runs: list[dict], key: str) -> list:
+    """The values to draw panels or cells for: None alone when no run has the key."""
+    return values(runs, key) or [None]
 
 
 def group(runs: list[dict], keys: tuple[str, ...]) -> dict[tuple, list[dict]]:
@@ -54,12 +58,14 @@ def group(runs: list[dict], keys: tuple[str, ...]) -> dict[tuple, list[dict]]:
 def learning_curves(axes, runs: list[dict], strategies: list[str], colors: dict, title: str) -> None:
     """Three panels: clean training accuracy by step (the detector's, until the ENP ended), test
     accuracy and training loss per epoch (steps on a log scale there: the ENP is the start of training)."""
-    by_step = any(read_rows(r, "detector.jsonl") for r in runs)
+    def clean_accuracy(run: dict) -> dict:  # the detector's, by step, where it measured clean training accuracy
+        by_step = {x["step"]: x["train_acc"] for x in read_rows(run, "detector.jsonl") if "train_acc" in x}
+        return by_step or {x["step"]: x["train_acc"] for x in read_rows(run, "metrics.jsonl")}
+
+    by_step = all(any("train_acc" in x for x in read_rows(r, "detector.jsonl")) for r in runs)
     panels = [
         ("clean training accuracy (%), by step\n(the phase detector's probe, until it fired)" if by_step
-         else "clean training accuracy (%), per epoch",
-         lambda r: {x["step"]: x["train_acc"] for x in read_rows(r, "detector.jsonl") if "train_acc" in x}
-         if by_step else {x["step"]: x["train_acc"] for x in read_rows(r, "metrics.jsonl")}, 100),
+         else "clean training accuracy (%), by step where the\ndetector measured it, else per epoch", clean_accuracy, 100),
         ("test accuracy (%), per epoch",
          lambda r: {x["step"]: x["val_acc"] for x in read_rows(r, "metrics.jsonl") if x.get("val_acc") is not None}, 100),
         ("training loss (as trained), per epoch", lambda r: {x["step"]: x["train_loss"] for x in read_rows(r, "metrics.jsonl")}, 1),
@@ -86,7 +92,7 @@ def comparison(fig, axes, runs: list[dict], baseline: str, strategies: list[str]
     """A heatmap per strategy and width when alpha and fraction both vary; else points with CIs."""
     swept = [k for k in ("mix.alpha", "dataset.fraction") if len(values(runs, k)) >= 2]
     cells = group(runs, ("strategy",) + CELL)
-    widths = values(runs, "model.width")
+    widths = levels(runs, "model.width")
 
     def diff(strategy, alpha, fraction, width):
         return paired_stats(cells.get((strategy, alpha, fraction, width), []),
@@ -108,7 +114,7 @@ def comparison(fig, axes, runs: list[dict], baseline: str, strategies: list[str]
             ax.set_xticks(range(len(alphas)), [str(a) for a in alphas])
             ax.set_yticks(range(len(fractions)), [str(f) for f in fractions])
             ax.set(xlabel="Mixup alpha", ylabel="dataset fraction")
-            ax.set_title(f"{strategy} - {baseline}, width {width}\n(points; hatched: p >= 0.05)", fontsize=9)
+            ax.set_title(f"{strategy} - {baseline}{f', width {width}' if width is not None else ''}\n(points; hatched: p >= 0.05)", fontsize=9)
             fig.colorbar(im, ax=ax, shrink=0.8)
         return
     for ax, width in zip(axes, widths):
@@ -116,8 +122,7 @@ def comparison(fig, axes, runs: list[dict], baseline: str, strategies: list[str]
         for k, strategy in enumerate(strategies):
             points = []
             for x in xs:
-                key = {c: (x if c == swept[0] else values(runs, c)[0]) for c in CELL[:2]} if swept else \
-                    {c: values(runs, c)[0] for c in CELL[:2]}
+                key = {c: (x if swept and c == swept[0] else levels(runs, c)[0]) for c in CELL[:2]}
                 r = diff(strategy, key["mix.alpha"], key["dataset.fraction"], width)
                 if r is not None:
                     points.append((x, r))
@@ -134,7 +139,7 @@ def comparison(fig, axes, runs: list[dict], baseline: str, strategies: list[str]
         else:
             ax.set_xticks(range(len(strategies)), strategies, rotation=20, fontsize=8)
         ax.set(ylabel=f"final accuracy minus {baseline} (points)")
-        ax.set_title(f"vs {baseline}, width {width}: mean and 95% CI over seeds", fontsize=9)
+        ax.set_title(f"vs {baseline}{f', width {width}' if width is not None else ''}: mean and 95% CI over seeds", fontsize=9)
         ax.legend(fontsize=7)
 
 
@@ -142,7 +147,8 @@ def mechanism(axes, runs: list[dict], along: list[str]) -> None:
     for ax, (metric, key) in zip(axes, [(m, x) for m in ("r_perp_clean", "zero_act") for x in along]):
         name = f"enp_mean/diag/{metric}"
         for a in values(runs, "mix.alpha"):
-            by_x = group([r for r in runs if lookup(r, "mix.alpha") == a and r.get(name) is not None], (key,))
+            by_x = group([r for r in runs if lookup(r, "mix.alpha") == a and r.get(name) is not None
+                          and lookup(r, key) is not None], (key,))
             xs = sorted(x for (x,) in by_x)
             means = [statistics.fmean(r[name] for r in by_x[(x,)]) for x in xs]
             sds = [statistics.stdev([r[name] for r in by_x[(x,)]]) if len(by_x[(x,)]) > 1 else 0.0 for x in xs]
@@ -159,7 +165,8 @@ def figure(runs: list[dict], baseline: str = "mixup", cell: str | None = None):
     ordered = ([baseline] if baseline in present else []) + strategies
     if cell:
         wanted = dict(kv.split("=", 1) for kv in cell.split(","))
-        cell_runs = [r for r in runs if all(str(lookup(r, k)) == v for k, v in wanted.items())]
+        cell_runs = [r for r in runs if all(lookup(r, k) == yaml.safe_load(v) or str(lookup(r, k)) == v
+                                            for k, v in wanted.items())]  # mix.alpha=1 is the stored 1.0
         if not cell_runs:
             raise ValueError(f"no completed run matches --cell {cell}")
     else:
@@ -169,7 +176,7 @@ def figure(runs: list[dict], baseline: str = "mixup", cell: str | None = None):
     cell_title = f"\n{cell_title}" if cell_title else ""
 
     colors = {s: f"C{i}" for i, s in enumerate(ordered)}  # one color per strategy in every panel
-    widths = values(runs, "model.width")
+    widths = levels(runs, "model.width")
     both = all(len(values(runs, k)) >= 2 for k in ("mix.alpha", "dataset.fraction"))
     n_compare = len(strategies) * len(widths) if both else len(widths)
     along = [k for k in ("dataset.fraction", "model.width") if len(values(runs, k)) >= 2]

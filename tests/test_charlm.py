@@ -132,10 +132,11 @@ def test_mixing_token_ids_is_refused_before_training(text_slice, tmp_path):
         assert not (tmp_path / strategy / "metrics.jsonl").exists()
 
 
-def test_diagnostics_on_a_language_model_skip_what_needs_mixing(text_slice, tmp_path, capsys):
-    run(compose_cfg([*SMALL, f"paths.data_dir={text_slice}", "trainer.max_steps=10", "diagnostics=default",
-                     "diagnostics.enp_every_steps=5", "diagnostics.stiffness=true"], tmp_path))
-    assert "cannot be mixed: gradient interference (probe and dataset scope), stiffness" in capsys.readouterr().out
+def test_diagnostics_on_a_language_model_skip_what_needs_mixing(text_slice, tmp_path, caplog):
+    with caplog.at_level("INFO", logger="enlighten"):
+        run(compose_cfg([*SMALL, f"paths.data_dir={text_slice}", "trainer.max_steps=10", "diagnostics=default",
+                         "diagnostics.enp_every_steps=5", "diagnostics.stiffness=true"], tmp_path))
+    assert "cannot be mixed: gradient interference (probe and dataset scope), stiffness" in caplog.text
     metrics, _ = read_run(tmp_path)
     assert 0 < metrics[0]["diag/zero_act"] < 1 and metrics[0]["diag/benr"] >= 1  # GELU inputs <= 0; a path
     assert not any(k.startswith(("diag/cos", "diag/stiffness", "diag/zero_act_mix")) for k in metrics[0])

@@ -114,7 +114,9 @@ def test_language_model_runs_are_compared_in_bits_per_character(tmp_path):
     assert "Δ vs strategy=vanilla (pts)" in accuracy
 
 
-def _plot_runs(tmp_path, alphas=(0.2, 1.0), fractions=(0.5, 1.0), detector=False) -> None:
+def _plot_runs(tmp_path, alphas=(0.2, 1.0), fractions=(0.5, 1.0), detector=None, width=1.0) -> None:
+    """Constructed runs; `detector`: what detector.jsonl holds (None: no file; "mixed": train_acc for
+    mixup's runs and nothing for the others; "loss": train_loss only, as loss_stage writes)."""
     n = 0
     for strategy in ("mixup", "mixup_pause"):
         for alpha in alphas:
@@ -128,14 +130,15 @@ def _plot_runs(tmp_path, alphas=(0.2, 1.0), fractions=(0.5, 1.0), detector=False
                                "enp_mean/diag/r_perp_clean": 0.3 + 0.1 * alpha, "enp_mean/diag/zero_act": 0.5,
                                "choices": {"strategy": strategy},
                                "config": {"seed": seed, "mix": {"alpha": alpha}, "dataset": {"fraction": fraction},
-                                          "model": {"width": 1.0}}}
+                                          "model": {} if width is None else {"width": width}}}
                     (d / "summary.json").write_text(json.dumps(summary))
                     (d / "metrics.jsonl").write_text("".join(
                         json.dumps({"epoch": e, "step": 10 * (e + 1), "train_acc": 0.5 + 0.1 * e, "train_loss": 2 - e,
                                     "val_acc": 0.6 + 0.1 * e}) + "\n" for e in range(3)))
-                    if detector:
+                    key = {"mixed": "train_acc" if strategy == "mixup" else None}.get(detector, detector)
+                    if key:
                         (d / "detector.jsonl").write_text("".join(
-                            json.dumps({"step": s, "epoch": 0, "train_acc": 0.1 * s + 0.01 * seed}) + "\n" for s in (1, 2, 3)))
+                            json.dumps({"step": s, "epoch": 0, key: 0.1 * s + 0.01 * seed}) + "\n" for s in (1, 2, 3)))
 
 
 def _figure(tmp_path, **kwargs):
@@ -150,6 +153,8 @@ def _figure(tmp_path, **kwargs):
     fig = module.figure(load_runs([tmp_path]))
     panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
     assert all(ax.lines or ax.images or ax.collections for ax in panels), "an empty panel"
+    # every learning-curve panel holds a band per strategy, not only the ENP-end lines
+    assert all(len(ax.collections) == 2 for ax in panels[:3]), [len(ax.collections) for ax in panels[:3]]
     return fig, panels
 
 
@@ -169,11 +174,18 @@ def test_figure_panels_follow_what_the_sweep_varied(tmp_path):
     fig, panels = _figure(tmp_path / "grid")
     assert len(panels) == 3 + 1 + 2 and len(panels[3].images) == 1
     assert [ax.get_xlabel() for ax in panels[4:]] == ["dataset.fraction", "dataset.fraction"]
-    fig, panels = _figure(tmp_path / "seeds", alphas=(1.0,), fractions=(1.0,), detector=True)
+    fig, panels = _figure(tmp_path / "seeds", alphas=(1.0,), fractions=(1.0,), detector="train_acc")
     assert len(panels) == 3 + 1 and not panels[3].images
     assert panels[0].get_title().startswith("clean training accuracy (%), by step")
     assert [t.get_text() for t in panels[3].get_xticklabels()] == ["mixup_pause"]
     assert all(line.get_xdata()[0] >= 1 for line in panels[0].lines if len(line.get_xdata()) > 1)
+    # A detector that measured no accuracy (loss_stage), or only some runs': per epoch where it did not.
+    for detector in ("loss", "mixed"):
+        fig, panels = _figure(tmp_path / detector, alphas=(1.0,), fractions=(1.0,), detector=detector)
+        assert "else per epoch" in panels[0].get_title()
+    # Runs without a model width (an MLP): no width panels, no crash.
+    fig, panels = _figure(tmp_path / "nowidth", width=None)
+    assert len(panels) == 3 + 1 + 2 and "width" not in panels[3].get_title()
 
 
 def _run(root, name, strategy, seed, acc, alpha):

@@ -113,3 +113,30 @@ def read_rows(run: dict, name: str) -> list[dict]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+# Summary metrics a comparison can use: (column title, scale, digits); accuracies read in points.
+METRICS = {
+    "final_val_acc": ("final val acc (%)", 100.0, 2),
+    "final_val_bpc": ("final val bpc", 1.0, 3),
+    "final_val_loss": ("final val loss", 1.0, 3),
+}
+
+
+def paired_stats(
+    members: list[dict], baseline: list[dict], key: str, metric: str = "final_val_acc"
+) -> tuple[int, float, float, float, float] | None:
+    """(pairs, mean difference of `metric` (accuracy in points), 95% CI low, high, paired t-test p),
+    each member paired with the baseline run that has the same config except `key` (the compared key),
+    the seed included; None without a pair; CI and p are nan with fewer than 2 pairs."""
+    scale = METRICS.get(metric, ("", 1.0, 3))[1]
+    has = [r for r in baseline if r.get(metric) is not None]
+    matched = pairs([r for r in members if r.get(metric) is not None], has, (key,))
+    if not matched:
+        return None
+    from enlighten.analysis.stats import paired  # scipy: only when a comparison is asked for
+
+    t = paired([scale * m[metric] for m, _ in matched], [scale * b[metric] for _, b in matched])
+    if len(matched) >= 2 and t.ci_low != t.ci_low:  # identical differences (small test sets): no t-test
+        return t.n, t.effect, t.effect, t.effect, float("nan")
+    return t.n, t.effect, t.ci_low, t.ci_high, t.p

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from enlighten.console import log
 from enlighten.diagnostics.measures import (
     INTERFERENCE,
     BatchEpochNormRatio,
@@ -178,9 +179,9 @@ class Diagnostics:
         # stiffness and mixed-input activations are skipped there.
         self.can_mix = not data.tokens
         if not self.can_mix and (self.do_interference or self.do_stiffness or self.dataset_scope):
-            print(f"diagnostics: {data.name} gives token ids, which cannot be mixed: gradient interference (probe and "
-                  f"dataset scope), stiffness and the activations of mixed inputs are not measured (clean "
-                  f"activations, BENR and ATD are).", flush=True)
+            log.info(f"diagnostics: {data.name} gives token ids, which cannot be mixed: gradient interference (probe "
+                     f"and dataset scope), stiffness and the activations of mixed inputs are not measured (clean "
+                     f"activations, BENR and ATD are).")
         if self.can_mix and self.kind == "manifold":
             check_manifold(model)
         # The probe and its pairs are fixed for the run (drawn from the run's seed): rows at different

@@ -128,7 +128,7 @@ class EpochTally:
     @classmethod
     def from_state(cls, state: dict, device: torch.device) -> "EpochTally":
         return cls(**{**state, "loss_sum": state["loss_sum"].to(device), "diag_rows": list(state["diag_rows"]),
-                      "detector_rows": list(state["detector_rows"])})
+                      "detector_rows": list(state.get("detector_rows", []))})
 
 
 class Trainer:
@@ -353,12 +353,16 @@ class Trainer:
         self.interrupted = None  # the earlier handler let the run go on
 
     def fit(self) -> dict:
+        progress = EpochProgress(self.steps_per_epoch, self.num_epochs, self.cfg.progress_every_s, enabled=self.dist.main)
+        with progress:
+            return self._fit(progress)
+
+    def _fit(self, progress: EpochProgress) -> dict:
         cfg = self.cfg
         start = time.perf_counter() - self.elapsed_s
         self.model.train()
         # Step 0: the diagnostics at initialization, before the first step (never again on a resume).
         initial_rows = self.diagnostics.start(self.detector.in_enp) if self.step == 0 else []
-        progress = EpochProgress(self.steps_per_epoch, self.num_epochs, cfg.progress_every_s, enabled=self.dist.main)
         for epoch in range(self.epoch, self.num_epochs):
             tally, self.resumed_tally = self.resumed_tally, None
             if tally is None:
