@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import time
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
@@ -47,12 +48,17 @@ def swept_overrides(job_overrides: list[str], sweep_dir: Path) -> list[str]:
         return list(job_overrides)
 
 
-def sweep_report(sweep_dir: Path) -> str:
+def sweep_report(sweep_dir: Path, since: float = 0.0) -> str:
+    """One line: the jobs by status (a summary older than `since`, the sweep's start, is a job this
+    invocation skipped, completed before), and where the tables come from."""
     from enlighten.analysis.runs import load_runs  # reads summaries only
 
     runs = load_runs([sweep_dir]) if sweep_dir.is_dir() else []
     counts = collections.Counter(r.get("status", "?") for r in runs)
-    statuses = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    skipped = sum(1 for r in runs if r.get("status") == "completed"
+                  and (Path(r["_dir"]) / "summary.json").stat().st_mtime < since)
+    statuses = ", ".join(f"{n} {status}" + (f" ({skipped} of them before: skipped)" if status == "completed" and skipped
+                                           else "") for status, n in sorted(counts.items()))
     return (f"Sweep {sweep_dir}: {len(runs)} jobs ({statuses or 'none'}). Table: python scripts/make_tables.py "
             f"{sweep_dir}; one row per run: python scripts/collect.py {sweep_dir} --out runs.csv")
 
@@ -60,4 +66,5 @@ def sweep_report(sweep_dir: Path) -> str:
 class SweepReport(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         # atexit: Hydra ends a sweep with a failed job by raising, and on_multirun_end is then never called.
-        atexit.register(lambda: print(sweep_report(Path(config.hydra.sweep.dir)), flush=True))
+        since = time.time()
+        atexit.register(lambda: print(sweep_report(Path(config.hydra.sweep.dir), since), flush=True))

@@ -36,6 +36,7 @@ def test_basic_launcher_runs_jobs_in_one_process_and_rerun_completes_only_missin
     (jobs[2] / "summary.json").write_text(json.dumps(failed))
     proc = run_train(args, cwd=tmp_path, timeout=600)
     assert proc.stdout.count("Skipping") == 2
+    assert f"Sweep {sweep}: 4 jobs (4 completed (2 of them before: skipped))." in proc.stdout
     again = {j.name: read_run(j)[1] for j in jobs}
     assert all(s["status"] == "completed" for s in again.values())
     for i in (0, 3):  # completed jobs were not rerun
