@@ -20,6 +20,16 @@ SHARED_DATA = Path(os.environ.get("ENLIGHTEN_DATA_DIR", REPO.parent / "shared" /
 register_configs()
 
 
+@pytest.fixture(autouse=True)
+def _deterministic_mode_off_after_each_test():
+    """A run with trainer.deterministic=true switches torch's deterministic mode on for the process;
+    switched off after every test, so that no test sees the previous one's mode."""
+    yield
+    import torch
+
+    torch.use_deterministic_algorithms(False)
+
+
 def needs_shared(*parts: str):
     """Skip (with the reason) when the shared real data is absent."""
     path = SHARED_DATA.joinpath(*parts)

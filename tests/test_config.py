@@ -202,4 +202,3 @@ def test_debug_quick_runs_ten_steps(tmp_path):
 
     summary = run(compose_cfg(["dataset=digits", "model=cnn", "debug=quick", "trainer.device=cpu"], tmp_path))
     assert summary["status"] == "completed" and summary["steps"] == 10
-    torch.use_deterministic_algorithms(False)

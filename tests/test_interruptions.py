@@ -44,12 +44,6 @@ def reference(tmp_path) -> Path:
     return tmp_path / "reference"
 
 
-@pytest.fixture(autouse=True)
-def _restore_determinism():
-    yield
-    torch.use_deterministic_algorithms(False)
-
-
 def _at_step(monkeypatch, step: int, action) -> None:
     """Do `action(trainer)` right after optimizer step `step`, inside the real loop."""
     train_step = Trainer.train_step

@@ -92,7 +92,6 @@ def test_a_damaged_checkpoint_falls_back_to_the_previous_one(tmp_path):
         summary = _run(tmp_path, "run")
     assert summary["resumed_from"].endswith("epoch_0002.pt")
     assert _outcome(tmp_path / "run") == _outcome(tmp_path / "ref")
-    torch.use_deterministic_algorithms(False)
 
 
 def test_a_checkpoint_from_another_config_is_refused_naming_the_difference(tmp_path):
@@ -114,7 +113,6 @@ def test_a_checkpoint_from_another_config_is_refused_naming_the_difference(tmp_p
     assert not (tmp_path / "run" / "diagnostics.jsonl").exists()  # no old result file beside the new run's
     # A fresh start removes the earlier checkpoints, so a later resume can never pick up the old run's.
     assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["epoch_0002.pt", "epoch_0001.pt"]
-    torch.use_deterministic_algorithms(False)
 
 
 def test_a_forced_resume_with_a_larger_batch_stops_at_the_step_budget(tmp_path):
@@ -128,7 +126,6 @@ def test_a_forced_resume_with_a_larger_batch_stops_at_the_step_budget(tmp_path):
     assert [m["step"] for m in metrics] == [8, 16, 20]
     assert metrics[-1]["val_acc"] is not None and summary["final_val_acc"] == metrics[-1]["val_acc"]
     assert list_checkpoints(tmp_path / "run")[0].name == "epoch_0003.pt"
-    torch.use_deterministic_algorithms(False)
 
 
 class NotData:
@@ -146,7 +143,6 @@ def test_checkpoints_load_with_weights_only(tmp_path):
     torch.save({**state, "payload": NotData()}, path)  # a file that would run code if fully unpickled
     with pytest.warns(UserWarning, match="unreadable .*Unsupported global|unreadable .*weights_only"):
         assert load_latest(tmp_path / "run", config) is None
-    torch.use_deterministic_algorithms(False)
 
 
 def test_divergence_stops_the_run_with_a_diverged_summary_and_nonzero_exit(tmp_path):
