@@ -20,7 +20,7 @@ def band(ax, series: list[dict[int, float]], label: str, scale: float = 1.0, eve
     mean = np.array([np.mean(v) for v in at])
     sd = np.array([np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in at])
     (line,) = ax.plot(steps, mean, label=f"{label} ({len(series)} seeds)", **style)
-    ax.fill_between(steps, mean - sd, mean + sd, color=line.get_color(), alpha=0.15)
+    ax.fill_between(steps, mean - sd, mean + sd, color=line.get_color(), alpha=0.2)
 
 
 def save(fig, out_dir: Path, stem: str) -> str:
