@@ -182,145 +182,29 @@ def _in_multirun() -> bool:
 
 
 def _run_locked(cfg: DictConfig, group, results: RunResults, stop: StopRequests) -> dict:
-    t = cfg.trainer
-    run_dir = results.run_dir
-    device = resolve_device(t.device)
-    if device.type == "cuda" and group.enabled:
-        device = torch.device("cuda", group.local_rank)
-    if t.batch_size % group.world_size:
-        raise ConfigError(
-            f"trainer.batch_size={t.batch_size} is the global batch and must split evenly over the {group.world_size} "
-            f"processes: use a multiple of {group.world_size}."
-        )
-    if group.enabled and (cfg.diagnostics.get("dataset_steps") or cfg.diagnostics.get("dataset_at_enp_end")):
-        raise ConfigError(
-            "The diagnostics' dataset scope (diagnostics.dataset_steps, diagnostics.dataset_at_enp_end) runs on one "
-            "process: the others would wait in their next collective for its passes over the whole training set. "
-            "Measure it in a one-process run (same seed, same weights at initialization), or use diagnostics=default."
-        )
-    try:  # objects that need no data: fail on bad settings before anything is loaded
-        strategy = build(cfg.strategy)
-        strategy.check(t.batch_size // group.world_size)  # the batch one process sees
-        detector = build(cfg.phase)
-        diagnostics = build(cfg.diagnostics) if group.main else NoDiagnostics()  # same weights everywhere
-    except (ValueError, TypeError) as e:
-        raise ConfigError(str(e)) from e
-    if group.enabled and getattr(strategy, "kind", "input") == "manifold":
-        raise ConfigError(
-            "mix.kind=manifold calls the model's stages one by one, which bypasses DistributedDataParallel's "
-            "gradient averaging: use mix.kind=input when training on several processes."
-        )
+    """The run, once its directory is ours: checks and objects that need no data, skip or resume,
+    then data, model and trainer, training, and the summary whatever happens."""
+    device = _device(cfg.trainer.device, group)
+    strategy, detector, diagnostics = _check_and_build_before_data(cfg, group)
     config = OmegaConf.to_container(cfg, resolve=True)
-    # trainer.resume=never starts afresh, also over a completed run of the same config.
-    previous = completed_summary(run_dir, config) if t.skip_completed and t.resume != "never" else None
+    previous, resumed = _skip_or_resume(cfg.trainer, config, group, results)
     if previous is not None:
-        log.info(f"Skipping {run_dir}: summary.json says completed, with the same config.")
         return previous
-    try:  # before any work: a checkpoint of another config is refused here
-        resumed = None if t.resume == "never" else load_latest(run_dir, config, force=t.resume == "force")
-    except CheckpointError as e:
-        raise ConfigError(str(e)) from e
-    if resumed is not None and resumed[1].get("world_size", 1) != group.world_size:
-        log.info(f"Resuming a checkpoint of {resumed[1].get('world_size', 1)} processes on {group.world_size}: the "
-                 f"global batch is the same; per-process batch statistics and pairings follow the new split.")
-    if resumed is None and group.main and (removed := clear_checkpoints(run_dir) + results.clear()):
-        log.info(f"Starting afresh in {run_dir}: the earlier run's {', '.join(sorted({p.name for p in removed}))} "
-                 f"were removed.")
-    seed_everything(cfg.seed, t.deterministic)
-    info = _hydra_info()
+    seed_everything(cfg.seed, cfg.trainer.deterministic)
+    attempts = Attempts(resumed[1].get("attempts", []) if resumed else [])
     summary: dict = {"status": "failed", "error": None}
-    start = time.perf_counter()
-    # Earlier attempts of this run (each up to its last checkpoint), then this one.
-    attempts = list(resumed[1].get("attempts", [])) if resumed else []
-    attempt = {"host": socket.gethostname(), "pid": os.getpid(),
-               "started": datetime.datetime.now().isoformat(timespec="seconds"), "wall_time_s": 0.0}
-
-    def attempts_so_far() -> list[dict]:
-        return [*attempts, {**attempt, "wall_time_s": time.perf_counter() - start}]
-
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     logger: Logger = NoLogger()
     trainer = interrupted = None
     try:
         if group.main:  # one W&B run per job
-            logger = build_logger(cfg, run_dir, config, resume_id=resumed[1].get("wandb_id") if resumed else None)
-        if group.enabled and not group.main:
-            torch.distributed.barrier()  # the main process loads (and downloads) first: one download
-        try:
-            data = load_dataset(cfg.dataset, device, reuse=t.reuse_data)
-        finally:  # also when loading fails: the others then load, fail with the same error and exit
-            if group.enabled and group.main:
-                torch.distributed.barrier()
-        if data.steps_per_epoch(t.batch_size) == 0:
-            raise ConfigError(
-                f"trainer.batch_size={t.batch_size} is larger than the training set ({data.num_train} samples)."
-            )
-        if data.tokens and (strategy.mixing(True) or strategy.mixing(False)):
-            raise ConfigError(
-                f"strategy {cfg.strategy._target_.rsplit('.', 1)[-1]} mixes inputs, but {data.name} gives token ids, "
-                f"which cannot be mixed: use strategy=vanilla, high_loss_removal or its controls (with alpha 0)."
-            )
-        # The initial weights depend on the seed and the model only, not on the data (its size, a
-        # reused copy): a sweep over dataset sizes starts every size from the same point.
-        torch.manual_seed(cfg.seed)
-        model = build_group(cfg, "model", num_classes=data.num_classes, input_shape=list(data.input_shape))
-        strategy.setup(data.num_classes, model)
-        summary["num_params"] = sum(p.numel() for p in model.parameters())
-        summary["init_params_sha1"] = params_digest(model)
-        # channels_last: faster convolutions on CUDA (tensor cores) and on a CPU too (oneDNN's NHWC
-        # kernels: 1.1-1.7x for training, up to 3x for evaluation, measured in docs/performance.md).
-        has_conv = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
-        channels_last = t.channels_last == "true" or (t.channels_last == "auto" and has_conv)
-        model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-        optimizer = build_group(cfg, "optim", model=model)
-        bf16 = t.precision == "bf16" or (t.precision == "auto" and device.type == "cuda")
-        loop_cfg = LoopConfig(
-            epochs=t.epochs,
-            max_steps=t.max_steps,
-            batch_size=t.batch_size,
-            eval_every=t.eval_every,
-            eval_batch_size=t.eval_batch_size or (1024 if device.type == "cuda" else 128),
-            train_eval_samples=t.train_eval_samples,
-            grad_clip=t.grad_clip,
-            log_every=t.log_every,
-            bf16=bf16,
-            channels_last=channels_last,
-            compile=t.compile,
-            checkpoint_every=t.checkpoint_every,
-            checkpoint_every_steps=t.checkpoint_every_steps,
-            progress_every_s=t.progress_every_s,
-        )
-        summary["runtime"] = {"device": str(device), "torch_threads": torch.get_num_threads(), "bf16": bf16,
-                              "channels_last": channels_last, "eval_batch_size": loop_cfg.eval_batch_size}
-        steps_per_epoch = data.steps_per_epoch(t.batch_size)
-        if group.main:
-            log.info(f"Run {run_dir}: {choice(cfg, 'model')} ({summary['num_params']:,} parameters) on {data.name} "
-                     f"({data.num_train:,} training / {data.num_test:,} test samples), strategy {choice(cfg, 'strategy')}, "
-                     f"phase {choice(cfg, 'phase')}; {loop_cfg.total_steps(steps_per_epoch):,} steps of {t.batch_size} "
-                     f"({steps_per_epoch:,} per epoch); {device}, {'bf16' if bf16 else 'fp32'}"
-                     f"{', channels_last' if channels_last else ''}{', compiled' if t.compile else ''}")
-        scheduler = build_group(
-            cfg, "sched", optimizer=optimizer, total_steps=loop_cfg.total_steps(steps_per_epoch), steps_per_epoch=steps_per_epoch
-        )
-        trainer = Trainer(
-            loop_cfg,
-            model,
-            data,
-            strategy,
-            detector,
-            optimizer,
-            scheduler,
-            results,
-            logger,
-            generator=torch.Generator().manual_seed(cfg.seed),
-            device=device,
-            diagnostics=diagnostics,
-            # only the main process writes checkpoints
-            checkpoint_meta=(lambda: {"config_json": json.dumps(config), "wandb_id": logger.run_id,
-                                      "attempts": attempts_so_far()}) if group.main else None,
-            stop=stop,
-        )
+            logger = build_logger(cfg, results.run_dir, config, resume_id=resumed[1].get("wandb_id") if resumed else None)
+        data = _load_data(cfg, device, group, strategy)
+        checkpoint_meta = (lambda: {"config_json": json.dumps(config), "wandb_id": logger.run_id,
+                                    "attempts": attempts.so_far()}) if group.main else None  # the main process writes them
+        trainer = _build_trainer(cfg, data, device, group, strategy, detector, diagnostics, results, logger, stop,
+                                 checkpoint_meta, summary)
         if resumed:
             path, state = resumed
             trainer.load_state_dict(state)
@@ -336,33 +220,185 @@ def _run_locked(cfg: DictConfig, group, results: RunResults, stop: StopRequests)
         summary.update(status="interrupted", error=str(e), interrupted_step=e.step, signal=e.signal_name)
         interrupted = e
     except BaseException as e:
-        summary["error"] = f"{type(e).__name__}: {e}"
-        summary["traceback"] = traceback.format_exc()
-        if trainer is not None and trainer.interrupted:  # a stop signal's earlier handler ended it (submitit's requeue)
-            summary.update(status="interrupted", signal=trainer.interrupted["signal"], interrupted_step=trainer.step)
-        elif isinstance(e, KeyboardInterrupt):  # Ctrl-C: no checkpoint (it may have struck mid-step)
-            summary.update(status="interrupted", signal="SIGINT", interrupted_step=trainer.step if trainer else None)
+        _record_failure(summary, e, trainer)
         raise
     finally:
-        summary["attempts"] = attempts_so_far()
-        summary["wall_time_s"] = sum(a["wall_time_s"] for a in summary["attempts"])  # every attempt's share
-        summary["host"], summary["pid"] = socket.gethostname(), os.getpid()
-        summary.update(peak_memory(device))
-        summary["choices"] = info.get("choices", {})
-        summary["overrides"] = info.get("overrides", [])
-        summary["config"] = config
-        if group.enabled:
-            summary["world_size"] = group.world_size
-        results.write_summary(summary)
-        if group.main:
-            job = f"[job {HydraConfig.get().job.num}] " if _in_multirun() else ""
-            log.info(f"{job}{result_line(summary)}  ({run_dir})")
-        logger.log_summary(summary)
-        # Always finish, also on failure: in a multirun the next job must get a fresh W&B run.
-        logger.finish(exit_code=0 if summary["status"] == "completed" else 1)
+        _write_summary(summary, config, group, device, attempts, results, logger)
     if summary["status"] == "diverged":
         raise Diverged(summary["diverged_step"], summary["epochs"])
     if interrupted:  # the process ends, also in a multirun: the signal was for all of it
         print(interrupted, file=sys.stderr, flush=True)
         raise SystemExit(128 + interrupted.signum)
     return summary
+
+
+def _device(name: str, group) -> torch.device:
+    device = resolve_device(name)
+    return torch.device("cuda", group.local_rank) if device.type == "cuda" and group.enabled else device
+
+
+def _check_and_build_before_data(cfg: DictConfig, group) -> tuple:
+    """What can be checked and built without the data, so that bad settings fail before it is loaded:
+    the strategy, the phase detector and the diagnostics, and what several processes cannot do."""
+    t = cfg.trainer
+    if t.batch_size % group.world_size:
+        raise ConfigError(
+            f"trainer.batch_size={t.batch_size} is the global batch and must split evenly over the {group.world_size} "
+            f"processes: use a multiple of {group.world_size}."
+        )
+    if group.enabled and (cfg.diagnostics.get("dataset_steps") or cfg.diagnostics.get("dataset_at_enp_end")):
+        raise ConfigError(
+            "The diagnostics' dataset scope (diagnostics.dataset_steps, diagnostics.dataset_at_enp_end) runs on one "
+            "process: the others would wait in their next collective for its passes over the whole training set. "
+            "Measure it in a one-process run (same seed, same weights at initialization), or use diagnostics=default."
+        )
+    try:
+        strategy = build(cfg.strategy)
+        strategy.check(t.batch_size // group.world_size)  # the batch one process sees
+        detector = build(cfg.phase)
+        diagnostics = build(cfg.diagnostics) if group.main else NoDiagnostics()  # same weights everywhere
+    except (ValueError, TypeError) as e:
+        raise ConfigError(str(e)) from e
+    if group.enabled and getattr(strategy, "kind", "input") == "manifold":
+        raise ConfigError(
+            "mix.kind=manifold calls the model's stages one by one, which bypasses DistributedDataParallel's "
+            "gradient averaging: use mix.kind=input when training on several processes."
+        )
+    return strategy, detector, diagnostics
+
+
+def _skip_or_resume(t: DictConfig, config: dict, group, results: RunResults) -> tuple:
+    """(the summary of a completed run of this config here, to return as it is) or (None, the
+    checkpoint to resume as (path, state), or None: a fresh start, which removes the earlier run's files)."""
+    run_dir = results.run_dir
+    # trainer.resume=never starts afresh, also over a completed run of the same config.
+    previous = completed_summary(run_dir, config) if t.skip_completed and t.resume != "never" else None
+    if previous is not None:
+        log.info(f"Skipping {run_dir}: summary.json says completed, with the same config.")
+        return previous, None
+    try:  # before any work: a checkpoint of another config is refused here
+        resumed = None if t.resume == "never" else load_latest(run_dir, config, force=t.resume == "force")
+    except CheckpointError as e:
+        raise ConfigError(str(e)) from e
+    if resumed is not None and resumed[1].get("world_size", 1) != group.world_size:
+        log.info(f"Resuming a checkpoint of {resumed[1].get('world_size', 1)} processes on {group.world_size}: the "
+                 f"global batch is the same; per-process batch statistics and pairings follow the new split.")
+    if resumed is None and group.main and (removed := clear_checkpoints(run_dir) + results.clear()):
+        log.info(f"Starting afresh in {run_dir}: the earlier run's {', '.join(sorted({p.name for p in removed}))} "
+                 f"were removed.")
+    return None, resumed
+
+
+class Attempts:
+    """The run's attempts: the earlier ones (each up to its last checkpoint, from that checkpoint),
+    then this one, timed from its start."""
+
+    def __init__(self, earlier: list[dict]) -> None:
+        self.earlier, self.start = list(earlier), time.perf_counter()
+        self.this = {"host": socket.gethostname(), "pid": os.getpid(),
+                     "started": datetime.datetime.now().isoformat(timespec="seconds")}
+
+    def so_far(self) -> list[dict]:
+        return [*self.earlier, {**self.this, "wall_time_s": time.perf_counter() - self.start}]
+
+
+def _load_data(cfg: DictConfig, device: torch.device, group, strategy):
+    t = cfg.trainer
+    if group.enabled and not group.main:
+        torch.distributed.barrier()  # the main process loads (and downloads) first: one download
+    try:
+        data = load_dataset(cfg.dataset, device, reuse=t.reuse_data)
+    finally:  # also when loading fails: the others then load, fail with the same error and exit
+        if group.enabled and group.main:
+            torch.distributed.barrier()
+    if data.steps_per_epoch(t.batch_size) == 0:
+        raise ConfigError(f"trainer.batch_size={t.batch_size} is larger than the training set ({data.num_train} samples).")
+    if data.tokens and (strategy.mixing(True) or strategy.mixing(False)):
+        raise ConfigError(
+            f"strategy {cfg.strategy._target_.rsplit('.', 1)[-1]} mixes inputs, but {data.name} gives token ids, "
+            f"which cannot be mixed: use strategy=vanilla, high_loss_removal or its controls (with alpha 0)."
+        )
+    return data
+
+
+def _build_trainer(cfg: DictConfig, data, device: torch.device, group, strategy, detector, diagnostics,
+                   results: RunResults, logger: Logger, stop: StopRequests, checkpoint_meta, summary: dict) -> Trainer:
+    """The model (its size and initial digest into `summary`), optimizer, schedule and loop settings,
+    what `auto` chose (`summary["runtime"]`), the start line, and the Trainer."""
+    t = cfg.trainer
+    # The initial weights depend on the seed and the model only, not on the data (its size, a reused
+    # copy): a sweep over dataset sizes starts every size from the same point.
+    torch.manual_seed(cfg.seed)
+    model = build_group(cfg, "model", num_classes=data.num_classes, input_shape=list(data.input_shape))
+    strategy.setup(data.num_classes, model)
+    summary["num_params"] = sum(p.numel() for p in model.parameters())
+    summary["init_params_sha1"] = params_digest(model)
+    # channels_last: faster convolutions on CUDA (tensor cores) and on a CPU too (oneDNN's NHWC
+    # kernels: 1.1-1.7x for training, up to 3x for evaluation, measured in docs/performance.md).
+    has_conv = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+    channels_last = t.channels_last == "true" or (t.channels_last == "auto" and has_conv)
+    model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    optimizer = build_group(cfg, "optim", model=model)
+    bf16 = t.precision == "bf16" or (t.precision == "auto" and device.type == "cuda")
+    loop_cfg = LoopConfig(
+        epochs=t.epochs,
+        max_steps=t.max_steps,
+        batch_size=t.batch_size,
+        eval_every=t.eval_every,
+        eval_batch_size=t.eval_batch_size or (1024 if device.type == "cuda" else 128),
+        train_eval_samples=t.train_eval_samples,
+        grad_clip=t.grad_clip,
+        log_every=t.log_every,
+        bf16=bf16,
+        channels_last=channels_last,
+        compile=t.compile,
+        checkpoint_every=t.checkpoint_every,
+        checkpoint_every_steps=t.checkpoint_every_steps,
+        progress_every_s=t.progress_every_s,
+    )
+    summary["runtime"] = {"device": str(device), "torch_threads": torch.get_num_threads(), "bf16": bf16,
+                          "channels_last": channels_last, "eval_batch_size": loop_cfg.eval_batch_size}
+    steps_per_epoch = data.steps_per_epoch(t.batch_size)
+    if group.main:
+        log.info(f"Run {results.run_dir}: {choice(cfg, 'model')} ({summary['num_params']:,} parameters) on {data.name} "
+                 f"({data.num_train:,} training / {data.num_test:,} test samples), strategy {choice(cfg, 'strategy')}, "
+                 f"phase {choice(cfg, 'phase')}; {loop_cfg.total_steps(steps_per_epoch):,} steps of {t.batch_size} "
+                 f"({steps_per_epoch:,} per epoch); {device}, {'bf16' if bf16 else 'fp32'}"
+                 f"{', channels_last' if channels_last else ''}{', compiled' if t.compile else ''}")
+    scheduler = build_group(
+        cfg, "sched", optimizer=optimizer, total_steps=loop_cfg.total_steps(steps_per_epoch), steps_per_epoch=steps_per_epoch
+    )
+    return Trainer(loop_cfg, model, data, strategy, detector, optimizer, scheduler, results, logger,
+                   generator=torch.Generator().manual_seed(cfg.seed), device=device, diagnostics=diagnostics,
+                   checkpoint_meta=checkpoint_meta, stop=stop)
+
+
+def _record_failure(summary: dict, error: BaseException, trainer: Trainer | None) -> None:
+    summary["error"] = f"{type(error).__name__}: {error}"
+    summary["traceback"] = traceback.format_exc()
+    if trainer is not None and trainer.interrupted:  # a stop signal's earlier handler ended it (submitit's requeue)
+        summary.update(status="interrupted", signal=trainer.interrupted["signal"], interrupted_step=trainer.step)
+    elif isinstance(error, KeyboardInterrupt):  # Ctrl-C: no checkpoint (it may have struck mid-step)
+        summary.update(status="interrupted", signal="SIGINT", interrupted_step=trainer.step if trainer else None)
+
+
+def _write_summary(summary: dict, config: dict, group, device: torch.device, attempts: Attempts,
+                   results: RunResults, logger: Logger) -> None:
+    """summary.json whatever happened, the end line, and the logger finished (also on failure: in a
+    multirun the next job must get a fresh W&B run)."""
+    info = _hydra_info()
+    summary["attempts"] = attempts.so_far()
+    summary["wall_time_s"] = sum(a["wall_time_s"] for a in summary["attempts"])  # every attempt's share
+    summary["host"], summary["pid"] = socket.gethostname(), os.getpid()
+    summary.update(peak_memory(device))
+    summary["choices"] = info.get("choices", {})
+    summary["overrides"] = info.get("overrides", [])
+    summary["config"] = config
+    if group.enabled:
+        summary["world_size"] = group.world_size
+    results.write_summary(summary)
+    if group.main:
+        job = f"[job {HydraConfig.get().job.num}] " if _in_multirun() else ""
+        log.info(f"{job}{result_line(summary)}  ({results.run_dir})")
+    logger.log_summary(summary)
+    logger.finish(exit_code=0 if summary["status"] == "completed" else 1)
