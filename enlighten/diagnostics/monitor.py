@@ -85,7 +85,7 @@ class MixKind:
 
 
 class Diagnostics:
-    """The paper's measures during training (README, "Diagnostics"), on the probe (a fixed batch of
+    """The paper's measures during training (docs/diagnostics.md), on the probe (a fixed batch of
     `probe_size` training samples) and optionally on the whole training subset (the dataset scope).
 
     Probe rows go to diagnostics.jsonl at the steps of the shared grid (`on_grid`), every
