@@ -69,7 +69,7 @@ def under(key: str, prefixes) -> bool:
 @dataclass
 class TrainerConfig:
     epochs: int = 200
-    max_steps: Optional[int] = None  # train exactly this many optimizer steps instead (epochs is then ignored)
+    max_steps: Optional[int] = None  # exactly this many optimizer steps instead (step-based schedules; epochs ignored)
     batch_size: int = 128
     device: str = "auto"  # auto | cpu | cuda
     precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
@@ -81,7 +81,7 @@ class TrainerConfig:
     deterministic: bool = False
     channels_last: str = "auto"  # auto (on for conv nets, CPU and CUDA: 1.1-1.7x faster on a CPU) | true | false
     compile: bool = False  # torch.compile the training step's model (once per process)
-    checkpoint_every: int = 1  # epochs between checkpoints (0: only after the last epoch)
+    checkpoint_every: int = 1  # epochs between checkpoints in <run dir>/checkpoints (0: only after the last epoch)
     checkpoint_every_steps: int = 0  # also every N steps within an epoch (0: off; for epochs of hours)
     progress_every_s: float = 60.0  # within an epoch, a line this often in a log file (0: none); a terminal shows a bar
     resume: str = "auto"  # auto: continue from the run directory's last checkpoint | force: even if the config differs | never: start afresh
@@ -99,8 +99,8 @@ class MixConfig:
     mode: str = "batch"  # timm's Mixup mode: batch | pair | elem
     prob: float = 1.0
     switch_prob: float = 0.5
-    kind: str = "input"  # input (Mixup/CutMix) | manifold (hidden states; staged models)
-    pairing: str = "permutation"  # permutation (a random partner per sample and step) | flip (timm's reversed batch)
+    kind: str = "input"  # input (Mixup/CutMix) | manifold (hidden states after a random stage; staged models)
+    pairing: str = "permutation"  # permutation (a random partner per sample and step, the original Mixup) | flip (timm's reversed batch)
 
 
 @dataclass
@@ -108,7 +108,7 @@ class RemovalConfig:
     """High-Loss Removal and its controls read their share from here, so one sweep key varies it for
     all of them (as `mix.alpha` does for the Mixup strategies)."""
 
-    drop_fraction: float = 0.1
+    drop_fraction: float = 0.1  # share of each batch left out of the loss during the ENP
 
 
 @dataclass
@@ -206,7 +206,7 @@ def validate(cfg: DictConfig) -> None:
         # NaN passes every range check below (`nan < 0` is false), and inf is no setting either.
         for item in value if isinstance(value, list) else [value]:
             if isinstance(item, float) and not math.isfinite(item) and not key.startswith("hydra."):
-                raise ConfigError(f"{key}={value} is not a finite number: give it a number (see its default in conf/).")
+                raise ConfigError(f"{key}={value} is not a finite number: give it a number (its default: python train.py --cfg job).")
     for key, allowed in _CHOICES.items():
         value = str(OmegaConf.select(cfg, key))
         if value.lower() not in allowed:

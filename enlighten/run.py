@@ -191,6 +191,7 @@ def _run_locked(cfg: DictConfig, group, results: RunResults, stop: StopRequests)
     if previous is not None:
         return previous
     seed_everything(cfg.seed, cfg.trainer.deterministic)
+    info = _hydra_info()
     attempts = Attempts(resumed[1].get("attempts", []) if resumed else [])
     summary: dict = {"status": "failed", "error": None}
     if device.type == "cuda":
@@ -223,7 +224,7 @@ def _run_locked(cfg: DictConfig, group, results: RunResults, stop: StopRequests)
         _record_failure(summary, e, trainer)
         raise
     finally:
-        _write_summary(summary, config, group, device, attempts, results, logger)
+        _write_summary(summary, info, config, group, device, attempts, results, logger)
     if summary["status"] == "diverged":
         raise Diverged(summary["diverged_step"], summary["epochs"])
     if interrupted:  # the process ends, also in a multirun: the signal was for all of it
@@ -382,11 +383,10 @@ def _record_failure(summary: dict, error: BaseException, trainer: Trainer | None
         summary.update(status="interrupted", signal="SIGINT", interrupted_step=trainer.step if trainer else None)
 
 
-def _write_summary(summary: dict, config: dict, group, device: torch.device, attempts: Attempts,
+def _write_summary(summary: dict, info: dict, config: dict, group, device: torch.device, attempts: Attempts,
                    results: RunResults, logger: Logger) -> None:
     """summary.json whatever happened, the end line, and the logger finished (also on failure: in a
     multirun the next job must get a fresh W&B run)."""
-    info = _hydra_info()
     summary["attempts"] = attempts.so_far()
     summary["wall_time_s"] = sum(a["wall_time_s"] for a in summary["attempts"])  # every attempt's share
     summary["host"], summary["pid"] = socket.gethostname(), os.getpid()
