@@ -7,8 +7,16 @@ import math
 import pytest
 import torch
 
+from enlighten.data.synthetic import synthetic
+from enlighten.diagnostics.monitor import Diagnostics
+from enlighten.loggers.base import NoLogger
+from enlighten.models.cnn import cnn
+from enlighten.phase.base import PhaseDetector
+from enlighten.results import RunResults, read_jsonl
 from enlighten.run import run
-from enlighten.training.optim import cosine, multistep
+from enlighten.strategies.schedules import MixupPause
+from enlighten.training.loop import LoopConfig, Trainer
+from enlighten.training.optim import cosine, multistep, sgd
 from tests.conftest import compose_cfg, read_run
 
 FAST = ["dataset=synthetic", "model=cnn", "model.width=0.25", "trainer.epochs=2", "trainer.batch_size=64",
@@ -124,3 +132,41 @@ def test_the_evaluation_batch_changes_only_the_rounding_of_evaluation(tmp_path):
         assert small["train_loss"] == large["train_loss"] and small["val_acc"] == large["val_acc"]
         assert small["train_acc"] == large["train_acc"]
         assert small["val_loss"] == pytest.approx(large["val_loss"], rel=1e-5)
+
+
+class FiresAt(PhaseDetector):
+    """A detector scripted to end the ENP after step `k`, reading the loss at every step until then."""
+
+    def __init__(self, k: int) -> None:
+        super().__init__()
+        self.k = k
+
+    def criterion(self, progress, signals):
+        signals.loss()
+        return 1.0 if progress.step >= self.k else None
+
+
+@pytest.mark.parametrize("k", [3, 8, 11])  # within the first epoch, at its last step, within the second
+def test_the_loop_asks_the_detector_and_the_strategy_follows_it(tmp_path, k):
+    """The Trainer alone, with a detector that fires at step k: Mixup Pause does not mix through step k
+    and mixes from step k + 1; the metrics, the summary, detector.jsonl and the ENP-end diagnostics row
+    all say k."""
+    torch.manual_seed(0)
+    data = synthetic(num_train=256, num_test=64, image_size=8, channels=1)  # 8 steps of 32 per epoch
+    model = cnn(10, (1, 8, 8))
+    strategy = MixupPause(alpha=1.0, pairing="permutation")
+    strategy.setup(10, model)
+    opt = sgd(model, lr=0.05)
+    trainer = Trainer(LoopConfig(epochs=2, batch_size=32, train_eval_samples=64), model, data, strategy, FiresAt(k),
+                      opt, cosine(opt, total_steps=16, steps_per_epoch=8), RunResults(tmp_path), NoLogger(),
+                      torch.Generator().manual_seed(0), torch.device("cpu"),
+                      diagnostics=Diagnostics(probe_size=16, enp_every_steps=100, every_steps=100))
+    summary = trainer.fit()
+    metrics = read_jsonl(tmp_path / "metrics.jsonl")
+    in_enp = [min(max(k - 8 * e, 0), 8) for e in (0, 1)]  # steps of each epoch in the ENP
+    assert [m["in_enp"] for m in metrics] == [n / 8 for n in in_enp]
+    assert [m["mixing"] for m in metrics] == [1 - n / 8 for n in in_enp]
+    assert (summary["enp_end_step"], summary["enp_end_epoch"], summary["steps"]) == (k, (k - 1) // 8, 16)
+    assert [r["step"] for r in read_jsonl(tmp_path / "detector.jsonl")] == list(range(1, k + 1))
+    assert all("train_loss" in r for r in read_jsonl(tmp_path / "detector.jsonl"))
+    assert [r["step"] for r in read_jsonl(tmp_path / "diagnostics.jsonl") if r.get("event") == "enp_end"] == [k]
