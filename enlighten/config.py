@@ -88,6 +88,10 @@ class TrainerConfig:
     reuse_data: bool = True  # the next job of a multirun reuses this process's loaded data (same dataset config)
     skip_completed: bool = True  # a run directory whose summary.json says completed (same config) is not rerun (unless resume=never)
 
+    def total_steps(self, steps_per_epoch: int) -> int:
+        """Optimizer steps of the whole run (what step-based schedules span)."""
+        return self.max_steps or steps_per_epoch * self.epochs
+
 
 @dataclass
 class MixConfig:

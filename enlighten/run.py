@@ -34,7 +34,7 @@ from enlighten.results import SUMMARY_FILE, RunDirectoryBusy, RunDirLock, RunRes
 from enlighten.training import distributed
 from enlighten.training.checkpoint import (CheckpointError, clear_checkpoints, config_differences, load_latest,
                                            prune_checkpoints)
-from enlighten.training.loop import Diverged, LoopConfig, Trainer
+from enlighten.training.loop import Diverged, Runtime, Trainer
 from enlighten.training.stopping import StopRequests
 
 
@@ -324,7 +324,7 @@ def _load_data(cfg: DictConfig, device: torch.device, group, strategy):
 
 def _build_trainer(cfg: DictConfig, data, device: torch.device, group, strategy, detector, diagnostics,
                    results: RunResults, logger: Logger, stop: StopRequests, checkpoint_meta, summary: dict) -> Trainer:
-    """The model (its size and initial digest into `summary`), optimizer, schedule and loop settings,
+    """The model (its size and initial digest into `summary`), optimizer, schedule, what the `auto` settings became,
     what `auto` chose (`summary["runtime"]`), the start line, and the Trainer."""
     t = cfg.trainer
     # The initial weights depend on the seed and the model only, not on the data (its size, a reused
@@ -341,37 +341,24 @@ def _build_trainer(cfg: DictConfig, data, device: torch.device, group, strategy,
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     optimizer = build_group(cfg, "optim", model=model)
     bf16 = t.precision == "bf16" or (t.precision == "auto" and device.type == "cuda")
-    loop_cfg = LoopConfig(
-        epochs=t.epochs,
-        max_steps=t.max_steps,
-        batch_size=t.batch_size,
-        eval_every=t.eval_every,
-        eval_batch_size=t.eval_batch_size or (1024 if device.type == "cuda" else 128),
-        train_eval_samples=t.train_eval_samples,
-        grad_clip=t.grad_clip,
-        log_every=t.log_every,
-        bf16=bf16,
-        channels_last=channels_last,
-        compile=t.compile,
-        checkpoint_every=t.checkpoint_every,
-        checkpoint_every_steps=t.checkpoint_every_steps,
-        progress_every_s=t.progress_every_s,
-    )
+    runtime = Runtime(bf16=bf16, channels_last=channels_last,
+                      eval_batch_size=t.eval_batch_size or (1024 if device.type == "cuda" else 128))
+    trainer_cfg = OmegaConf.to_object(t)  # the typed TrainerConfig, plain attribute reads in the loop
     summary["runtime"] = {"device": str(device), "torch_threads": torch.get_num_threads(), "bf16": bf16,
-                          "channels_last": channels_last, "eval_batch_size": loop_cfg.eval_batch_size}
+                          "channels_last": channels_last, "eval_batch_size": runtime.eval_batch_size}
     steps_per_epoch = data.steps_per_epoch(t.batch_size)
     if group.main:
         log.info(f"Run {results.run_dir}: {choice(cfg, 'model')} ({summary['num_params']:,} parameters) on {data.name} "
                  f"({data.num_train:,} training / {data.num_test:,} test samples), strategy {choice(cfg, 'strategy')}, "
-                 f"phase {choice(cfg, 'phase')}; {loop_cfg.total_steps(steps_per_epoch):,} steps of {t.batch_size} "
+                 f"phase {choice(cfg, 'phase')}; {trainer_cfg.total_steps(steps_per_epoch):,} steps of {t.batch_size} "
                  f"({steps_per_epoch:,} per epoch); {device}, {'bf16' if bf16 else 'fp32'}"
                  f"{', channels_last' if channels_last else ''}{', compiled' if t.compile else ''}")
     scheduler = build_group(
-        cfg, "sched", optimizer=optimizer, total_steps=loop_cfg.total_steps(steps_per_epoch), steps_per_epoch=steps_per_epoch
+        cfg, "sched", optimizer=optimizer, total_steps=trainer_cfg.total_steps(steps_per_epoch), steps_per_epoch=steps_per_epoch
     )
-    return Trainer(loop_cfg, model, data, strategy, detector, optimizer, scheduler, results, logger,
+    return Trainer(trainer_cfg, model, data, strategy, detector, optimizer, scheduler, results, logger,
                    generator=torch.Generator().manual_seed(cfg.seed), device=device, diagnostics=diagnostics,
-                   checkpoint_meta=checkpoint_meta, stop=stop)
+                   checkpoint_meta=checkpoint_meta, stop=stop, runtime=runtime)
 
 
 def _record_failure(summary: dict, error: BaseException, trainer: Trainer | None) -> None:

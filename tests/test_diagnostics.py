@@ -33,7 +33,8 @@ from enlighten.results import RunResults, read_jsonl
 from enlighten.strategies.mixing import partners
 from enlighten.strategies.mixup import MixupStrategy
 from enlighten.strategies.vanilla import Vanilla
-from enlighten.training.loop import LoopConfig, Trainer
+from enlighten.config import TrainerConfig
+from enlighten.training.loop import Trainer
 from enlighten.training.optim import cosine, sgd
 from tests.conftest import SHARED_DATA, compose_cfg, needs_shared, read_run
 
@@ -351,7 +352,7 @@ def _train(diagnostics, tmp_path):
     strategy = MixupStrategy(alpha=1.0, pairing="permutation")
     strategy.setup(10, model)
     opt = sgd(model, lr=0.05)
-    cfg = LoopConfig(epochs=3, batch_size=32, train_eval_samples=64)
+    cfg = TrainerConfig(epochs=3, batch_size=32, train_eval_samples=64)
     trainer = Trainer(cfg, model, data, strategy, AccuracyThreshold(threshold=0.3, check_every=2), opt,
                       cosine(opt, total_steps=24, steps_per_epoch=8), RunResults(tmp_path), NoLogger(),
                       torch.Generator().manual_seed(0), torch.device("cpu"), diagnostics=diagnostics)

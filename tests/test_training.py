@@ -15,7 +15,8 @@ from enlighten.phase.base import PhaseDetector
 from enlighten.results import RunResults, read_jsonl
 from enlighten.run import run
 from enlighten.strategies.schedules import MixupPause
-from enlighten.training.loop import LoopConfig, Trainer
+from enlighten.config import TrainerConfig
+from enlighten.training.loop import Trainer
 from enlighten.training.optim import cosine, multistep, sgd
 from tests.conftest import compose_cfg, read_run
 
@@ -157,7 +158,7 @@ def test_the_loop_asks_the_detector_and_the_strategy_follows_it(tmp_path, k):
     strategy = MixupPause(alpha=1.0, pairing="permutation")
     strategy.setup(10, model)
     opt = sgd(model, lr=0.05)
-    trainer = Trainer(LoopConfig(epochs=2, batch_size=32, train_eval_samples=64), model, data, strategy, FiresAt(k),
+    trainer = Trainer(TrainerConfig(epochs=2, batch_size=32, train_eval_samples=64), model, data, strategy, FiresAt(k),
                       opt, cosine(opt, total_steps=16, steps_per_epoch=8), RunResults(tmp_path), NoLogger(),
                       torch.Generator().manual_seed(0), torch.device("cpu"),
                       diagnostics=Diagnostics(probe_size=16, enp_every_steps=100, every_steps=100))

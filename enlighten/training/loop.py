@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from enlighten.config import TrainerConfig
 from enlighten.console import EpochProgress, log
 from enlighten.diagnostics.monitor import NoDiagnostics
 from enlighten.errors import Diverged, Interrupted
@@ -83,26 +84,14 @@ class StepSignals:
         return out
 
 
-@dataclass
-class LoopConfig:
-    epochs: int
-    batch_size: int
-    eval_every: int = 1
-    eval_batch_size: int = 1024
-    train_eval_samples: int = 10000
-    grad_clip: Optional[float] = None
-    log_every: int = 50
+@dataclass(frozen=True)
+class Runtime:
+    """What the `auto` trainer settings became on this device and model (run() decides; the summary
+    records it under `runtime`). Every other setting the Trainer reads from the trainer config itself."""
+
     bf16: bool = False
     channels_last: bool = False
-    compile: bool = False
-    checkpoint_every: int = 0  # epochs between checkpoints (0: none); the last epoch always has one
-    checkpoint_every_steps: int = 0  # steps between checkpoints within an epoch (0: none)
-    progress_every_s: float = 60.0  # a progress line this often within an epoch when not on a terminal (0: none)
-    max_steps: Optional[int] = None  # train exactly this many steps instead of `epochs` epochs
-
-    def total_steps(self, steps_per_epoch: int) -> int:
-        """Optimizer steps of the whole run (what step-based schedules span)."""
-        return self.max_steps or steps_per_epoch * self.epochs
+    eval_batch_size: int = 1024
 
 
 @dataclass
@@ -136,7 +125,7 @@ class Trainer:
 
     def __init__(
         self,
-        cfg: LoopConfig,
+        cfg: TrainerConfig,
         model: nn.Module,
         data,
         strategy: Strategy,
@@ -150,8 +139,9 @@ class Trainer:
         diagnostics=None,
         checkpoint_meta: Optional[Callable[[], dict]] = None,
         stop: Optional[StopRequests] = None,
+        runtime: Runtime = Runtime(),
     ) -> None:
-        self.cfg, self.model, self.data = cfg, model, data
+        self.cfg, self.model, self.data, self.runtime = cfg, model, data, runtime
         self.dist = distributed.current()
         # Only the training step runs through DDP (gradients averaged over the processes) and
         # compiled: evaluation (other batch sizes, eval mode) and the diagnostics use the plain
@@ -238,12 +228,12 @@ class Trainer:
         self.resumed_tally = EpochTally.from_state(state["tally"], self.device) if state.get("tally") else None
 
     def autocast(self):
-        if self.cfg.bf16:
+        if self.runtime.bf16:
             return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def _to_model_layout(self, x: Tensor) -> Tensor:
-        return x.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last and x.ndim == 4 else x
+        return x.contiguous(memory_format=torch.channels_last) if self.runtime.channels_last and x.ndim == 4 else x
 
     def mean_over_processes(self, value: Tensor) -> float:
         """A per-process scalar averaged over the processes (a host read)."""
@@ -278,7 +268,7 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         count = 0
-        for x, y in self.data.eval_batches(split, self.cfg.eval_batch_size, indices):
+        for x, y in self.data.eval_batches(split, self.runtime.eval_batch_size, indices):
             with self.autocast():
                 logits = self.model(self._to_model_layout(x))
             loss_sum += F.cross_entropy(logits.flatten(0, -2).float(), y.flatten(), reduction="sum")
