@@ -80,16 +80,14 @@ def peak_memory(device: torch.device) -> dict:
 
 def _hydra_info() -> dict:
     """Chosen group options and overrides when running under Hydra and, in a multirun, the sweep's
-    name (its folder's last two parts: date and time) and the job's swept overrides (else empty)."""
+    directory (else empty)."""
     if not HydraConfig.initialized():
         return {}
     hc = HydraConfig.get()
-    multirun = hc.mode == RunMode.MULTIRUN
     return {
         "choices": {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra/")},
         "overrides": list(hc.overrides.task),
-        "group": "/".join(Path(hc.sweep.dir).parts[-2:]) if multirun else None,
-        "job_name": ",".join(swept_overrides(list(hc.overrides.task), Path(hc.sweep.dir))) if multirun else None,
+        "sweep_dir": Path(hc.sweep.dir) if hc.mode == RunMode.MULTIRUN else None,
     }
 
 
@@ -106,17 +104,17 @@ def build_group(cfg: DictConfig, group: str, **runtime_args):
 
 def choice(cfg: DictConfig, group: str) -> str:
     """The option chosen for a group (`cnn`), or outside Hydra the name its `_target_` ends in."""
-    return _hydra_info().get("choices", {}).get(group) or cfg[group]._target_.rsplit(".", 1)[-1]
+    chosen = HydraConfig.get().runtime.choices.get(group) if HydraConfig.initialized() else None
+    return chosen or cfg[group]._target_.rsplit(".", 1)[-1]
 
 
-def build_logger(cfg: DictConfig, run_dir: Path, config: dict, resume_id: str | None = None) -> Logger:
-    """Unset logger.group, job_type and name become the sweep (date and time), the strategy, and the
-    job's swept overrides (a single run: the experiment's `name`); `name` is a tag too. The logger's
-    config records what was chosen, and the group options."""
-    info = _hydra_info()
-    experiment = cfg.name if cfg.name != "default" else None
-    defaults = {"group": info.get("group"), "job_type": choice(cfg, "strategy"),
-                "name": info.get("job_name") or experiment}
+def build_logger(cfg: DictConfig, run_dir: Path, config: dict, info: dict, resume_id: str | None = None) -> Logger:
+    """Unset logger.group, job_type and name become the sweep (its folder's last two parts: date and
+    time), the strategy, and the job's swept overrides (a single run: the experiment's `name`); `name`
+    is a tag too. The logger's config records what was chosen, and the group options."""
+    sweep, experiment = info.get("sweep_dir"), (cfg.name if cfg.name != "default" else None)
+    defaults = {"group": "/".join(sweep.parts[-2:]) if sweep else None, "job_type": choice(cfg, "strategy"),
+                "name": ",".join(swept_overrides(info["overrides"], sweep)) if sweep else experiment}
     extra = {k: v for k, v in defaults.items() if k in cfg.logger and cfg.logger[k] is None and v is not None}
     if "tags" in cfg.logger:
         extra["tags"] = list(dict.fromkeys([*(cfg.logger.tags or []), *([experiment] if experiment else [])]))
@@ -200,7 +198,8 @@ def _run_locked(cfg: DictConfig, group, results: RunResults, stop: StopRequests)
     trainer = interrupted = None
     try:
         if group.main:  # one W&B run per job
-            logger = build_logger(cfg, results.run_dir, config, resume_id=resumed[1].get("wandb_id") if resumed else None)
+            logger = build_logger(cfg, results.run_dir, config, info,
+                                  resume_id=resumed[1].get("wandb_id") if resumed else None)
         data = _load_data(cfg, device, group, strategy)
         checkpoint_meta = (lambda: {"config_json": json.dumps(config), "wandb_id": logger.run_id,
                                     "attempts": attempts.so_far()}) if group.main else None  # the main process writes them
@@ -365,7 +364,7 @@ def _record_failure(summary: dict, error: BaseException, trainer: Trainer | None
     summary["error"] = f"{type(error).__name__}: {error}"
     summary["traceback"] = traceback.format_exc()
     if trainer is not None and trainer.interrupted:  # a stop signal's earlier handler ended it (submitit's requeue)
-        summary.update(status="interrupted", signal=trainer.interrupted["signal"], interrupted_step=trainer.step)
+        summary.update(status="interrupted", signal=trainer.interrupted, interrupted_step=trainer.step)
     elif isinstance(error, KeyboardInterrupt):  # Ctrl-C: no checkpoint (it may have struck mid-step)
         summary.update(status="interrupted", signal="SIGINT", interrupted_step=trainer.step if trainer else None)
 

@@ -116,8 +116,7 @@ class EpochTally:
 
     @classmethod
     def from_state(cls, state: dict, device: torch.device) -> "EpochTally":
-        return cls(**{**state, "loss_sum": state["loss_sum"].to(device), "diag_rows": list(state["diag_rows"]),
-                      "detector_rows": list(state.get("detector_rows", []))})
+        return cls(**{**state, "loss_sum": state["loss_sum"].to(device)})
 
 
 class Trainer:
@@ -181,7 +180,7 @@ class Trainer:
         self.checkpoint_meta = checkpoint_meta
         self.stop = stop or StopRequests()  # never entered: no signal is ever noted
         self.resumed_tally: Optional[EpochTally] = None  # a checkpoint taken within an epoch: where it stood
-        self.interrupted: Optional[dict] = None  # the stop signal being acted on, if any (read by run())
+        self.interrupted: Optional[str] = None  # the name of the stop signal being acted on, if any (read by run())
         self.detector.setup(data.num_classes, self.steps_per_epoch, self.total_steps)
         self.diagnostics = diagnostics if diagnostics is not None else NoDiagnostics()
         self.diagnostics.setup(model, data, strategy)
@@ -334,7 +333,7 @@ class Trainer:
         end the run when there was none."""
         self.stop.received = None
         name = signal.Signals(signum).name
-        self.interrupted = {"signal": name, "step": self.step}
+        self.interrupted = name
         path = self._checkpoint_within(epoch, tally, start)
         if self.dist.main:
             log.info(f"{name} received: checkpoint at step {self.step} written to {path}.")
