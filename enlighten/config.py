@@ -281,7 +281,10 @@ def check_target_node(prefix: str, node: DictConfig, runtime_args: set[str] = fr
             raise ConfigError(
                 f"Unknown key '{prefix}.{key}' for {target}. Valid keys: {', '.join(valid)}."
             )
-        if key in hints and not OmegaConf.is_missing(node, key):
+        child = node[key] if not OmegaConf.is_missing(node, key) else None
+        if isinstance(child, DictConfig) and "_target_" in child:  # a part built first (a strategy's mixer, ...)
+            check_target_node(f"{prefix}.{key}", child)
+        elif key in hints and not OmegaConf.is_missing(node, key):
             _check_type(f"{prefix}.{key}", node[key], hints[key])
     for name, p in params.items():
         if p.default is inspect.Parameter.empty and name not in keys and name not in runtime_args:

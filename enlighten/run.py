@@ -103,9 +103,11 @@ def build_group(cfg: DictConfig, group: str, **runtime_args):
 
 
 def choice(cfg: DictConfig, group: str) -> str:
-    """The option chosen for a group (`cnn`), or outside Hydra the name its `_target_` ends in."""
+    """The option chosen for a group (`cnn`), or outside Hydra the name its `_target_` ends in (for a
+    strategy, its schedule's: every strategy is a `Strategy`)."""
     chosen = HydraConfig.get().runtime.choices.get(group) if HydraConfig.initialized() else None
-    return chosen or cfg[group]._target_.rsplit(".", 1)[-1]
+    node = cfg[group].get("schedule", cfg[group]) if group == "strategy" else cfg[group]
+    return chosen or node._target_.rsplit(".", 1)[-1]
 
 
 def build_logger(cfg: DictConfig, run_dir: Path, config: dict, info: dict, resume_id: str | None = None) -> Logger:
@@ -259,7 +261,7 @@ def _check_and_build_before_data(cfg: DictConfig, group) -> tuple:
         diagnostics = build(cfg.diagnostics) if group.main else NoDiagnostics()  # same weights everywhere
     except (ValueError, TypeError) as e:
         raise ConfigError(str(e)) from e
-    if group.enabled and getattr(strategy, "kind", "input") == "manifold":
+    if group.enabled and strategy.may_mix() and strategy.mixer.kind == "manifold":
         raise ConfigError(
             "mix.kind=manifold calls the model's stages one by one, which bypasses DistributedDataParallel's "
             "gradient averaging: use mix.kind=input when training on several processes."
@@ -313,10 +315,10 @@ def _load_data(cfg: DictConfig, device: torch.device, group, strategy):
             torch.distributed.barrier()
     if data.steps_per_epoch(t.batch_size) == 0:
         raise ConfigError(f"trainer.batch_size={t.batch_size} is larger than the training set ({data.num_train} samples).")
-    if data.tokens and (strategy.mixing(True) or strategy.mixing(False)):
+    if data.tokens and strategy.may_mix():
         raise ConfigError(
-            f"strategy {cfg.strategy._target_.rsplit('.', 1)[-1]} mixes inputs, but {data.name} gives token ids, "
-            f"which cannot be mixed: use strategy=vanilla, high_loss_removal or its controls (with alpha 0)."
+            f"strategy={choice(cfg, 'strategy')} mixes inputs, but {data.name} gives token ids, which cannot be "
+            f"mixed: use strategy=vanilla, high_loss_removal or its controls (with strategy.mixer.alpha=0)."
         )
     return data
 

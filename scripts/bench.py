@@ -266,7 +266,7 @@ def measurement_costs(model_name: str, input_shape: tuple, num_train: int, batch
     from enlighten.diagnostics.measures import read_values
     from enlighten.models.cnn import cnn
     from enlighten.models.resnet import resnet18
-    from enlighten.strategies.mixup import MixupStrategy
+    from enlighten.phase.base import Phase
 
     factory = {"cnn": cnn, "resnet18": resnet18}[model_name]
     data = synthetic(num_train=num_train, num_test=64, channels=input_shape[0], image_size=input_shape[1]).to(device)
@@ -274,18 +274,19 @@ def measurement_costs(model_name: str, input_shape: tuple, num_train: int, batch
     cuda = device.type == "cuda"  # the GPU path trains in bf16; the measures run in fp32
     layout = torch.channels_last  # both models are conv nets: trainer.channels_last=auto
     model = factory(10, input_shape, width=0.25 if model_name == "resnet18" else 1.0).to(device, memory_format=layout)
-    strategy = MixupStrategy(alpha=1.0)
-    strategy.setup(10, model)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"trainer.batch_size={batch}", "mix.alpha=1.0"])
+        cfg = compose(config_name="config", overrides=[f"trainer.batch_size={batch}", "mix.alpha=1.0", "strategy=mixup"])
+    strategy = instantiate(cfg.strategy)
+    strategy.setup(10, model)
+    after_enp = Phase(step=0, epoch=0, steps_per_epoch=1, total_steps=1, in_enp=False)
     monitor = instantiate(cfg.diagnostics)  # the default settings
     monitor.setup(model, data, strategy)
     x, y = next(data.train_batches(batch, torch.Generator().manual_seed(0)))
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda else contextlib.nullcontext
 
     def step() -> None:  # as the loop's train_step
-        xm, target = strategy.prepare(x, y, in_enp=False)
+        xm, target = strategy.prepare(x, y, after_enp)
         with autocast():
             logits = model(xm.contiguous(memory_format=layout))
         loss = soft_cross_entropy(logits, target).mean()

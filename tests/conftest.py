@@ -72,6 +72,22 @@ def read_run(run_dir: Path) -> tuple[list[dict], dict]:
     return metrics, summary
 
 
+TINY = ["debug=tiny"]  # conf/debug/tiny.yaml: synthetic 8x8 images, the small CNN, 2 epochs of 8 steps, CPU
+
+
+@pytest.fixture
+def tiny_run(tmp_path):
+    """`tiny_run(*overrides, name="run")` trains the tiny config (conf/debug/tiny.yaml) with `overrides`
+    through the real run() into `tmp_path/name`, and returns its (metrics rows, summary)."""
+    from enlighten.run import run
+
+    def train(*overrides: str, name: str = "run") -> tuple[list[dict], dict]:
+        run(compose_cfg([*TINY, *overrides], tmp_path / name))
+        return read_run(tmp_path / name)
+
+    return train
+
+
 @pytest.fixture(scope="session")
 def cifar_folder(tmp_path_factory) -> Path:
     """A small CIFAR-10 image folder made by the shared prepare.py (real JPEGs)."""

@@ -16,7 +16,11 @@ from enlighten.data.text import char_text, tinyshakespeare
 from enlighten.models.char_transformer import char_transformer
 from enlighten.run import run
 from enlighten.strategies.base import soft_cross_entropy
-from enlighten.strategies.high_loss_removal import HighLossRemoval
+from enlighten.phase.base import Phase
+from enlighten.strategies.base import Strategy
+from enlighten.strategies.mixer import Mixer
+from enlighten.strategies.schedules import WeighDuringEnp
+from enlighten.strategies.weighting import DropHighest
 from tests.conftest import SHARED_DATA, compose_cfg, needs_shared, read_run, run_train
 
 TEXT = SHARED_DATA / "tinyshakespeare" / "input.txt"
@@ -85,15 +89,16 @@ def test_char_transformer_is_causal():
 def test_a_sequence_loss_is_its_mean_token_loss_and_removal_drops_whole_sequences():
     torch.manual_seed(0)
     logits, y = torch.randn(8, 5, 11), torch.randint(0, 11, (8, 5))
-    strategy = HighLossRemoval(drop_fraction=0.25)
+    strategy = Strategy(Mixer(alpha=0.0), DropHighest(drop_fraction=0.25), WeighDuringEnp())
     strategy.setup(11)
-    _, target = strategy.prepare(torch.zeros(8, 5, dtype=torch.long), y, in_enp=True)
+    in_enp = Phase(step=0, epoch=0, steps_per_epoch=1, total_steps=1, in_enp=True)
+    _, target = strategy.prepare(torch.zeros(8, 5, dtype=torch.long), y, in_enp)
     losses = soft_cross_entropy(logits, target)
     per_token = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none").view(8, 5)
     torch.testing.assert_close(losses, per_token.mean(1))
-    kept = strategy.reduce(losses, in_enp=True)
+    kept = strategy.reduce(losses)
     torch.testing.assert_close(kept, losses.sort().values[:6].mean())  # the 2 worst sequences left out
-    assert strategy.epoch_stats() == {"dropped": 2}
+    assert strategy.report().dropped == 2
 
 
 def test_language_model_trains_with_per_token_metrics_and_bits_per_character(text_slice, tmp_path):

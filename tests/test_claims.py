@@ -28,7 +28,7 @@ import claims as claims_script  # noqa: E402
 SEEDS = range(5)
 FRACTIONS = (0.01, 0.02, 0.05, 0.1)
 WIDTHS = (0.25, 0.5, 1.0)
-ARMS = {"vanilla": ("Vanilla", 1.0), "mixup_a0.2": ("MixupStrategy", 0.2), "mixup_a1": ("MixupStrategy", 1.0),
+ARMS = {"vanilla": ("NoMixing", 1.0), "mixup_a0.2": ("EveryStep", 0.2), "mixup_a1": ("EveryStep", 1.0),
         "pause_a1": ("MixupPause", 1.0), "boost_a0.2_to_1": ("AlphaBoost", 0.2)}
 
 
@@ -41,10 +41,10 @@ def write_run(root: Path, name: str, seed: int, fraction: float, width: float, a
     rows = summary.pop("diag_rows", [])
     curve = summary.pop("curve", [])
     config = {"name": name, "seed": seed, "dataset": {"fraction": fraction}, "model": {"width": width},
-              "mix": {"alpha": alpha, "pairing": "permutation"}, "strategy": {"_target_": strategy, "alpha": alpha},
+              "mix": {"alpha": alpha, "pairing": "permutation"}, "strategy": {"mixer": {"alpha": alpha}, "schedule": {"_target_": strategy}},
               "diagnostics": {"alpha": alpha}, "phase": phase_cfg or {"threshold": 0.5}, "trainer": {"max_steps": 300}}
     if arm == "boost_a0.2_to_1":
-        config["strategy"]["boost_alpha"] = 1.0
+        config["strategy"]["schedule"]["boost_alpha"] = 1.0
     (d / "summary.json").write_text(json.dumps({"status": "completed", "config": config, "wall_time_s": 1.0,
                                                 "choices": {"arm": arm, "phase": phase, "strategy": strategy,
                                                             "experiment": name},
@@ -205,12 +205,12 @@ def test_every_arm_composes_to_its_strategy_and_alphas(arm, tmp_path):
     cfg = compose_cfg([f"arm={arm}"], tmp_path)
     validate(cfg)
     kind, _, alphas = arm.partition("_a")
-    target = {"vanilla": "Vanilla", "mixup": "MixupStrategy", "pause": "MixupPause", "boost": "AlphaBoost"}[kind]
-    assert cfg.strategy._target_.endswith(target)
+    target = {"vanilla": "NoMixing", "mixup": "EveryStep", "pause": "MixupPause", "boost": "AlphaBoost"}[kind]
+    assert cfg.strategy.schedule._target_.endswith(target)
     if kind != "vanilla":
         base, _, boosted = alphas.partition("_to_")
-        assert cfg.mix.alpha == float(base) and cfg.strategy.alpha == float(base)
-        assert kind != "boost" or cfg.strategy.boost_alpha == float(boosted)
+        assert cfg.mix.alpha == float(base) and cfg.strategy.mixer.alpha == float(base)
+        assert kind != "boost" or cfg.strategy.schedule.boost_alpha == float(boosted)
 
 
 def test_claims_experiments_take_another_dataset_and_the_paper_scale_composes(tmp_path):

@@ -28,7 +28,7 @@ def test_default_config_is_resnet18_mixup_cifar10(tmp_path):
     cfg = compose_cfg([], tmp_path)
     assert cfg.model._target_.endswith("resnet18")
     assert cfg.dataset.name == "cifar10"
-    assert cfg.strategy._target_.endswith("MixupStrategy")
+    assert cfg.strategy.schedule._target_.endswith("EveryStep")
     assert cfg.logger.mode == "offline"
     validate(cfg)
 
@@ -176,9 +176,9 @@ def test_hlr_experiments_compose_and_build_for_every_point_of_their_grid(name, t
             validate(cfg)
             built = instantiate(cfg.strategy)
             built.check(cfg.trainer.batch_size)
-            assert not (built.mixing(True) or built.mixing(False))
-            assert getattr(built, "drop_fraction", float(share)) == float(share)
-            assert getattr(built, "whole_run", False) == (strategy == "high_loss_removal_whole_run")
+            assert not built.may_mix()
+            assert getattr(built.weighting, "drop_fraction", float(share)) == float(share)
+            assert getattr(built.schedule, "whole_run", False) == (strategy == "high_loss_removal_whole_run")
 
 
 def test_long_job_directory_names_are_cut_and_stay_distinct():

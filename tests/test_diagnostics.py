@@ -31,8 +31,23 @@ from enlighten.models.cnn import cnn
 from enlighten.phase.accuracy import AccuracyThreshold
 from enlighten.results import RunResults, read_jsonl
 from enlighten.strategies.mixing import partners
-from enlighten.strategies.mixup import MixupStrategy
-from enlighten.strategies.vanilla import Vanilla
+from enlighten.phase.base import Phase
+from enlighten.strategies.base import Strategy
+from enlighten.strategies.mixer import Mixer
+from enlighten.strategies.schedules import EveryStep, NoMixing
+from enlighten.strategies.weighting import Mean
+
+
+def MixupStrategy(**mixer) -> Strategy:  # noqa: N802 - reads as the preset it builds
+    return Strategy(Mixer(**mixer), Mean(), EveryStep())
+
+
+def Vanilla(label_smoothing: float = 0.0) -> Strategy:  # noqa: N802
+    return Strategy(Mixer(label_smoothing=label_smoothing), Mean(), NoMixing())
+
+
+def phase(in_enp: bool) -> Phase:
+    return Phase(step=0, epoch=0, steps_per_epoch=1, total_steps=1, in_enp=in_enp)
 from enlighten.config import TrainerConfig
 from enlighten.training.loop import Trainer
 from enlighten.training.optim import cosine, sgd
@@ -198,9 +213,9 @@ def test_clean_gradient_has_the_label_smoothing_training_uses():
     x, y = torch.randn(8, 1, 8, 8), torch.tensor([0, 1, 2, 3] * 2)
     vanilla = Vanilla(label_smoothing=0.1)
     vanilla.setup(4)
-    _, target = vanilla.prepare(x, y, in_enp=False)
+    _, target = vanilla.prepare(x, y, phase(False))
     expected = torch.autograd.grad(vanilla.reduce(nn.functional.cross_entropy(model(x), y, label_smoothing=0.1,
-                                                                              reduction="none"), False),
+                                                                              reduction="none")),
                                    list(model.parameters()))
     for a, b in zip(clean_gradients(model, x, y, 4, 0.1), expected):
         torch.testing.assert_close(a, b)
@@ -295,7 +310,7 @@ def test_per_group_expectations_equal_the_overall_ones_for_a_one_group_model():
     torch.manual_seed(0)
     model = SigmoidLinear(DIM, torch.randn(1, DIM) * 0.1)
     monitor.setup(model, data, Vanilla())
-    row = read_values([monitor.measure(in_enp=True)])[0]
+    row = read_values([monitor.measure(phase(True))])[0]
     for m in ("cos", "r_perp_clean", "r_perp_mix", "norm_ratio"):
         assert row[f"diag/{m}/linear"] == pytest.approx(row[f"diag/{m}"], rel=1e-9), m
 
@@ -308,7 +323,7 @@ def test_manifold_mixup_is_measured_at_every_layer_training_draws_from():
     strategy.setup(10, model)
     monitor = Diagnostics(kind="manifold", lambdas=[0.3], dataset_chunk_size=32)
     monitor.setup(model, data, strategy)
-    row = read_values([monitor.measure(in_enp=False)])[0]
+    row = read_values([monitor.measure(phase(False))])[0]
     assert row["diag/mix_kind"] == "manifold"
     # the mean over the layers 0 (the input) and 1 (after the first stage), as training draws them
     x, y, partner = monitor.x, monitor.y, monitor.probe_partners["permutation"]

@@ -123,7 +123,7 @@ def test_a_two_process_checkpoint_resumes_on_one_process(two_processes, tmp_path
 
 def test_high_loss_removal_ranks_the_global_batch_when_asked(tmp_path):
     """scope=global drops the highest losses of the whole global batch: the one-process run again."""
-    hlr = ["strategy=high_loss_removal", "removal.drop_fraction=0.25", "strategy.scope=global", "logger=none"]
+    hlr = ["strategy=high_loss_removal", "removal.drop_fraction=0.25", "strategy.weighting.scope=global", "logger=none"]
     torchrun([*SETTING, *hlr, "hydra.run.dir=two"], tmp_path)
     run(compose_cfg([*SETTING, *hlr], tmp_path / "one"))
     two, one = read_run(tmp_path / "two"), read_run(tmp_path / "one")

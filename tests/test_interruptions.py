@@ -22,16 +22,14 @@ from enlighten.results import RunDirectoryBusy
 from enlighten.run import run
 from enlighten.training.checkpoint import list_checkpoints
 from enlighten.training.loop import Trainer
+from tests import conftest
 from tests.conftest import REPO, compose_cfg, read_run, user_env
 from tests.test_resume import _outcome
 
 # Three epochs of 8 steps, every diagnostic on (its ENP rows, BENR within the epoch, ATD), a detector
 # that measures (detector.jsonl) and ends the ENP at step 6: a checkpoint within an epoch must carry all of it.
-TINY = ["dataset=synthetic", "dataset.num_train=256", "dataset.num_test=64", "dataset.image_size=8", "model=cnn",
-        "model.width=0.25", "trainer.batch_size=32", "trainer.epochs=3", "trainer.deterministic=true",
-        "trainer.train_eval_samples=64", "strategy=mixup_pause", "phase=accuracy", "phase.threshold=0.4",
-        "phase.check_every=2", "phase.probe_size=64",
-        "diagnostics.enp_every_steps=2", "diagnostics.every_steps=3", "logger=none", "trainer.device=cpu"]
+TINY = [*conftest.TINY, "trainer.epochs=3", "strategy=mixup_pause", "phase=accuracy", "phase.threshold=0.4",
+        "phase.check_every=2", "phase.probe_size=64", "diagnostics.enp_every_steps=2", "diagnostics.every_steps=3"]
 
 
 def _run(run_dir: Path, *extra: str) -> dict:
@@ -48,8 +46,8 @@ def _at_step(monkeypatch, step: int, action) -> None:
     """Do `action(trainer)` right after optimizer step `step`, inside the real loop."""
     train_step = Trainer.train_step
 
-    def step_then_act(self, x, y):
-        loss = train_step(self, x, y)
+    def step_then_act(self, x, y, phase):
+        loss = train_step(self, x, y, phase)
         if self.step == step:
             action(self)
         return loss

@@ -17,7 +17,7 @@ import torch
 from enlighten.config import ConfigError
 from enlighten.run import run
 from enlighten.training.checkpoint import list_checkpoints, load_latest
-from tests.conftest import REPO, SHARED_DATA, compose_cfg, read_run, run_train, user_env
+from tests.conftest import REPO, SHARED_DATA, TINY, compose_cfg, read_run, run_train, user_env
 
 TIMING = ("images_per_sec", "wall_time_s")
 
@@ -72,10 +72,7 @@ def test_sigkill_mid_epoch_then_the_same_command_ends_exactly_as_an_uninterrupte
     assert [p.name for p in list_checkpoints(killed)] == ["epoch_0004.pt", "epoch_0003.pt"]  # the newest two
 
 
-FAST = ["dataset=synthetic", "dataset.num_train=256", "dataset.num_test=64", "dataset.image_size=8", "model=mlp",
-        "model.hidden=32", "trainer.batch_size=32", "trainer.epochs=3", "trainer.deterministic=true",
-        "trainer.train_eval_samples=64", "strategy=alpha_boost", "phase=fraction", "logger=none",
-        "trainer.device=cpu"]
+FAST = [*TINY, "model=mlp", "model.hidden=32", "trainer.epochs=3", "strategy=alpha_boost", "phase=fraction"]
 
 
 def _run(tmp_path: Path, name: str, *extra: str) -> dict:

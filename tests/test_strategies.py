@@ -1,15 +1,31 @@
-"""Strategies: targets, the per-sample loss, and timm's Mixup wired from mix.*."""
+"""Strategies: targets, the per-sample loss, timm's Mixup wired from mix.*, and each schedule's plan by
+phase (a strategy is a mixer, a sample weighting and a schedule: enlighten/strategies/base.py)."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
 import torch
 from timm.loss import SoftTargetCrossEntropy
 
-from enlighten.strategies.base import soft_cross_entropy
-from enlighten.strategies.mixup import MixupStrategy
-from enlighten.strategies.vanilla import Vanilla
+from enlighten.phase.base import Phase
+from enlighten.strategies.base import Plan, StepReport, Strategy, soft_cross_entropy
+from enlighten.strategies.mixer import Mixer
+from enlighten.strategies.schedules import AlphaBoost, EveryStep, MixupEarly, MixupPause, NoMixing, WeighDuringEnp
+from enlighten.strategies.weighting import DropHighest, DropLowest, DropRandom, Mean
+
+
+def phase(in_enp: bool = False, epoch: int = 0, step: int = 0, steps_per_epoch: int = 10, epochs: int = 10) -> Phase:
+    return Phase(step=step, epoch=epoch, steps_per_epoch=steps_per_epoch, total_steps=steps_per_epoch * epochs,
+                 in_enp=in_enp)
+
+
+def strategy(schedule=None, weighting=None, num_classes: int = 3, model=None, **mixer) -> Strategy:
+    s = Strategy(Mixer(**mixer), weighting or Mean(), schedule or EveryStep())
+    s.setup(num_classes, model)
+    return s
 
 
 def test_per_sample_loss_mean_is_timms_soft_target_cross_entropy():
@@ -23,13 +39,12 @@ def test_vanilla_is_cross_entropy_with_label_smoothing():
     y = torch.tensor([0, 2, 1, 3])
     logits = torch.randn(4, 4)
     for smoothing in (0.0, 0.1):
-        s = Vanilla(label_smoothing=smoothing)
-        s.setup(4)
+        s = strategy(NoMixing(), num_classes=4, label_smoothing=smoothing, cutmix_alpha=1.0)  # CutMix too: never
         x = torch.randn(4, 3)
-        x_out, target = s.prepare(x, y, in_enp=False)
-        assert x_out is x and not s.mixing(False) and s.alpha(False) == 0.0
+        x_out, target = s.prepare(x, y, phase())
+        assert x_out is x and s.report() == StepReport(alpha=0.0, mixed=False, dropped=0) and not s.may_mix()
         torch.testing.assert_close(
-            s.reduce(soft_cross_entropy(logits, target), False),
+            s.reduce(soft_cross_entropy(logits, target)),
             torch.nn.functional.cross_entropy(logits, y, label_smoothing=smoothing),
         )
 
@@ -38,30 +53,29 @@ def test_vanilla_is_cross_entropy_with_label_smoothing():
 def test_flip_pairing_reproduces_timms_mixup_and_cutmix_bitwise(alpha, cutmix_alpha, smoothing):
     from timm.data.mixup import Mixup
 
-    s = MixupStrategy(alpha=alpha, cutmix_alpha=cutmix_alpha, label_smoothing=smoothing, pairing="flip")
-    s.setup(num_classes=3)
+    s = strategy(alpha=alpha, cutmix_alpha=cutmix_alpha, label_smoothing=smoothing, pairing="flip")
     timm_mixup = Mixup(mixup_alpha=alpha, cutmix_alpha=cutmix_alpha, label_smoothing=smoothing, num_classes=3)
     x, y = torch.randn(4, 2, 8, 8), torch.tensor([0, 1, 2, 0])
     for seed in range(10):
         np.random.seed(seed)
-        ours = s.prepare(x, y, in_enp=False)
+        ours = s.prepare(x, y, phase())
         np.random.seed(seed)
         theirs = timm_mixup(x.clone(), y)
         assert torch.equal(ours[0], theirs[0]) and torch.equal(ours[1], theirs[1])
+        assert s.report() == StepReport(alpha=alpha, mixed=True, dropped=0)
 
 
 def test_permutation_pairing_mixes_each_sample_with_a_fresh_random_partner():
     from enlighten.strategies.mixing import draw_lambda
 
-    s = MixupStrategy(alpha=0.4, label_smoothing=0.1, pairing="permutation")
-    s.setup(num_classes=3)
+    s = strategy(alpha=0.4, label_smoothing=0.1, pairing="permutation")
     x, y = torch.randn(6, 5), torch.tensor([0, 1, 2, 0, 1, 2])
     original = x.clone()
     partners_seen = set()
     for seed in range(5):
         np.random.seed(seed)
         torch.manual_seed(seed)
-        xm, target = s.prepare(x, y, in_enp=False)
+        xm, target = s.prepare(x, y, phase())
         np.random.seed(seed)
         torch.manual_seed(seed)
         lam, _ = draw_lambda(0.4, 0.0)  # numpy's generator, as timm draws it
@@ -72,100 +86,117 @@ def test_permutation_pairing_mixes_each_sample_with_a_fresh_random_partner():
         torch.testing.assert_close(target, lam * smooth + (1 - lam) * smooth[partner])
     assert torch.equal(x, original)  # never in place
     assert len(partners_seen) == 5  # a fresh permutation every step
-    MixupStrategy(alpha=1.0, pairing="permutation").check(127)  # any batch size pairs
+    strategy(alpha=1.0, pairing="permutation").check(127)  # any batch size pairs
     with pytest.raises(ValueError, match="mix.pairing=flip with it"):
-        MixupStrategy(alpha=1.0, mode="pair", pairing="permutation")
+        Mixer(alpha=1.0, mode="pair", pairing="permutation")
     with pytest.raises(ValueError, match="mix.pairing must be one of"):
-        MixupStrategy(alpha=1.0, pairing="reversed")
+        Mixer(alpha=1.0, pairing="reversed")
 
 
 def test_mixup_with_zero_alpha_does_not_mix_and_odd_batches_are_refused():
-    s = MixupStrategy(alpha=0.0)
-    s.setup(10)
+    s = strategy(alpha=0.0, num_classes=10)
     x = torch.randn(4, 3)
-    x_out, _ = s.prepare(x, torch.arange(4), in_enp=False)
-    assert x_out is x and not s.mixing(False)
+    x_out, _ = s.prepare(x, torch.arange(4), phase())
+    assert x_out is x and not s.report().mixed and not s.may_mix()
     with pytest.raises(ValueError, match="odd"):
-        MixupStrategy(alpha=1.0, pairing="flip").check(127)
+        strategy(alpha=1.0, pairing="flip").check(127)
+    strategy(NoMixing(), alpha=1.0, pairing="flip").check(127)  # never mixes: any batch will do
+    strategy(MixupPause(), alpha=0.0, cutmix_alpha=1.0, pairing="flip").check(128)
+    with pytest.raises(ValueError, match="odd"):  # Alpha Boost mixes in the ENP even at mix.alpha 0
+        strategy(AlphaBoost(boost_alpha=2.0), alpha=0.0, pairing="flip").check(127)
     with pytest.raises(ValueError, match=">= 0"):
-        MixupStrategy(alpha=-0.5)
+        Mixer(alpha=-0.5)
 
 
 from enlighten.models.cnn import cnn  # noqa: E402
-from enlighten.strategies.high_loss_removal import HighLossRemoval  # noqa: E402
 from enlighten.strategies.mixing import draw_lambda, mix_inputs  # noqa: E402
-from enlighten.strategies.schedules import AlphaBoost, MixupEarly, MixupPause  # noqa: E402
 
 
 @pytest.mark.parametrize(
-    "strategy, in_enp_alpha, after_alpha",
+    "schedule, alpha, in_enp_alpha, after_alpha",
     [
-        (MixupStrategy(alpha=0.4), 0.4, 0.4),
-        (MixupPause(alpha=0.4), 0.0, 0.4),
-        (AlphaBoost(alpha=0.4, boost_alpha=2.0), 2.0, 0.4),
-        (MixupEarly(alpha=0.4), 0.4, 0.0),
-        (Vanilla(), 0.0, 0.0),
-        (HighLossRemoval(), 0.0, 0.0),
+        (EveryStep(), 0.4, 0.4, 0.4),
+        (MixupPause(), 0.4, None, 0.4),
+        (AlphaBoost(boost_alpha=2.0), 0.4, 2.0, 0.4),
+        (MixupEarly(), 0.4, 0.4, None),
+        (NoMixing(), 0.4, None, None),
+        (WeighDuringEnp(), 0.0, 0.0, 0.0),  # High-Loss Removal: Mixup at alpha 0 is no Mixup
     ],
 )
-def test_schedules_mix_at_the_right_alpha_in_each_phase(strategy, in_enp_alpha, after_alpha):
-    strategy.setup(3)
+def test_schedules_mix_at_the_right_alpha_in_each_phase(schedule, alpha, in_enp_alpha, after_alpha):
+    s = strategy(schedule, alpha=alpha)
     x, y = torch.randn(4, 2), torch.tensor([0, 1, 2, 0])
-    for in_enp, alpha in ((True, in_enp_alpha), (False, after_alpha)):
-        assert strategy.alpha(in_enp) == alpha
-        assert strategy.mixing(in_enp) == (alpha > 0)
+    for in_enp, planned in ((True, in_enp_alpha), (False, after_alpha)):
+        assert s.plan(phase(in_enp)).alpha == planned
+        mixes = bool(planned)
         original = x.clone()
         np.random.seed(0)
         torch.manual_seed(0)
-        x_out, target = strategy.prepare(x, y, in_enp)
-        assert torch.equal(x, x_out) != (alpha > 0)  # mixed exactly when alpha > 0 ...
+        x_out, target = s.prepare(x, y, phase(in_enp))
+        assert s.report() == StepReport(alpha=planned or 0.0, mixed=mixes, dropped=0)  # what the step did
+        assert torch.equal(x, x_out) != mixes  # mixed exactly when the plan has an alpha > 0 ...
         assert torch.equal(x, original)  # ... and never in place
-        if alpha > 0:  # ... at lambda drawn from Beta(alpha, alpha)
+        if mixes:  # ... at lambda drawn from Beta(alpha, alpha)
             np.random.seed(0)
             torch.manual_seed(0)
-            lam, _ = draw_lambda(alpha, 0.0)
+            lam, _ = draw_lambda(planned, 0.0)
             torch.testing.assert_close(x_out, mix_inputs(x, torch.randperm(4), lam))
 
 
 def test_pause_also_pauses_cutmix():
-    s = MixupPause(alpha=0.0, cutmix_alpha=1.0)
-    s.setup(3)
-    assert not s.mixing(True) and s.mixing(False)
+    s = strategy(MixupPause(), alpha=0.0, cutmix_alpha=1.0)
+    x, y = torch.randn(4, 1, 8, 8), torch.tensor([0, 1, 2, 0])
+    s.prepare(x, y, phase(in_enp=True))
+    assert not s.report().mixed
+    s.prepare(x, y, phase(in_enp=False))
+    assert s.report() == StepReport(alpha=0.0, mixed=True, dropped=0)  # CutMix mixes at Mixup alpha 0
+
+
+def test_the_phase_record_cannot_be_changed_by_a_strategy():
+    p = phase(in_enp=True)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.in_enp = False
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Plan(alpha=1.0).alpha = 2.0
 
 
 def test_high_loss_removal_drops_exactly_the_top_k_losses_in_the_enp():
-    s = HighLossRemoval(drop_fraction=0.25)
-    s.setup(10)
+    s = strategy(WeighDuringEnp(), DropHighest(drop_fraction=0.25), num_classes=10, alpha=0.0)
     losses = torch.tensor([0.1, 5.0, 0.3, 0.2, 4.0, 0.6, 0.7, 0.8])  # top 2 of 8: 5.0 and 4.0
-    assert s.reduce(losses, in_enp=True).item() == pytest.approx(torch.tensor([0.1, 0.3, 0.2, 0.6, 0.7, 0.8]).mean().item())
-    assert s.reduce(losses, in_enp=False).item() == pytest.approx(losses.mean().item())
-    assert s.epoch_stats() == {"dropped": 2} and s.epoch_stats() == {"dropped": 0}
-    whole = HighLossRemoval(drop_fraction=0.25, whole_run=True)
-    assert whole.reduce(losses, in_enp=False).item() == pytest.approx(s.reduce(losses, True).item())
+    x, y = torch.randn(8, 2), torch.arange(8)
+
+    def reduce(in_enp: bool, s=s, losses=losses) -> torch.Tensor:
+        s.prepare(x, y, phase(in_enp))
+        return s.reduce(losses)
+
+    assert reduce(True).item() == pytest.approx(torch.tensor([0.1, 0.3, 0.2, 0.6, 0.7, 0.8]).mean().item())
+    assert s.report().dropped == 2
+    assert reduce(False).item() == pytest.approx(losses.mean().item()) and s.report().dropped == 0
+    whole = strategy(WeighDuringEnp(whole_run=True), DropHighest(drop_fraction=0.25), num_classes=10, alpha=0.0)
+    assert reduce(False, whole).item() == pytest.approx(reduce(True).item())
     losses.requires_grad_(True)
-    s.reduce(losses, in_enp=True).backward()
+    reduce(True).backward()
     assert losses.grad[1] == 0 and losses.grad[4] == 0 and (losses.grad[[0, 2, 3, 5, 6, 7]] > 0).all()
-    HighLossRemoval().check(127)  # no mixing: odd batches are fine
-    assert HighLossRemoval(drop_fraction=0.29).num_dropped(100) == 29  # not 28.999... floored
+    s.check(127)  # no mixing: odd batches are fine
+    assert DropHighest(drop_fraction=0.29).num_dropped(100) == 29  # not 28.999... floored
     with pytest.raises(ValueError, match=r"drops floor\(0.05 x 16\) = 0 samples of a batch of 16: nothing would be removed"):
-        HighLossRemoval(drop_fraction=0.05).check(16)
-    HighLossRemoval(drop_fraction=0.0).check(16)  # a share of 0 is vanilla, on purpose
-    with pytest.raises(ValueError):
-        HighLossRemoval(drop_fraction=1.0)
+        DropHighest(drop_fraction=0.05).check(16)
+    DropHighest(drop_fraction=0.0).check(16)  # a share of 0 is vanilla, on purpose
+    with pytest.raises(ValueError, match="strategy.weighting.drop_fraction"):
+        DropHighest(drop_fraction=1.0)
 
 
 @pytest.mark.parametrize("pairing", ["permutation", "flip"])
 def test_manifold_mixup_mixes_hidden_states_after_the_drawn_stage(pairing):
     torch.manual_seed(0)
     model = cnn(3, (1, 8, 8)).eval()
-    s = MixupStrategy(alpha=1.0, kind="manifold", pairing=pairing)
-    s.setup(3, model)
+    s = strategy(alpha=1.0, kind="manifold", pairing=pairing, model=model)
     x, y = torch.randn(4, 1, 8, 8), torch.tensor([0, 1, 2, 0])
     layers = set()
     for seed in range(20):
         np.random.seed(seed)
-        x_out, target = s.prepare(x, y, in_enp=False)
-        lam, layer, partner = s._manifold_mix
+        x_out, target = s.prepare(x, y, phase())
+        lam, layer, partner = s.mixer._manifold_mix
         assert x_out is x  # the input itself is untouched
         assert pairing == "permutation" or partner.tolist() == [3, 2, 1, 0]
         layers.add(layer)
@@ -184,25 +215,56 @@ def test_manifold_mixup_mixes_hidden_states_after_the_drawn_stage(pairing):
         torch.testing.assert_close(s.forward(model, x), model(x))  # nothing pending: a plain forward
 
 
-def test_manifold_mixup_needs_a_staged_model():
+def test_manifold_mixup_needs_a_staged_model_only_when_it_mixes():
     from enlighten.models.vit import vit_tiny
 
+    vit = vit_tiny(10, (3, 32, 32), width=0.25)
     with pytest.raises(ValueError, match="stem/stages"):
-        MixupStrategy(kind="manifold").setup(10, vit_tiny(10, (3, 32, 32), width=0.25))
+        strategy(kind="manifold", num_classes=10, model=vit)
+    strategy(WeighDuringEnp(), DropHighest(), kind="manifold", alpha=0.0, num_classes=10, model=vit)  # never mixes
 
 
 def test_removal_controls_drop_the_lowest_or_random_losses_in_the_enp():
-    from enlighten.strategies.high_loss_removal import LowLossRemoval, RandomRemoval
-
     losses = torch.arange(10, dtype=torch.float32)  # 0..9
-    low = LowLossRemoval(drop_fraction=0.2)
-    assert low.reduce(losses, in_enp=True).item() == pytest.approx(sum(range(2, 10)) / 8)  # 0 and 1 dropped
-    assert low.reduce(losses, in_enp=False).item() == pytest.approx(4.5)  # after the ENP every sample counts
-    rand = RandomRemoval(drop_fraction=0.3)
+    x, y = torch.randn(10, 2), torch.arange(10)
+
+    def reduce(s: Strategy, in_enp: bool) -> float:
+        s.prepare(x, y, phase(in_enp))
+        return s.reduce(losses).item()
+
+    low = strategy(WeighDuringEnp(), DropLowest(drop_fraction=0.2), num_classes=10, alpha=0.0)
+    assert reduce(low, True) == pytest.approx(sum(range(2, 10)) / 8) and low.report().dropped == 2  # 0 and 1 dropped
+    assert reduce(low, False) == pytest.approx(4.5)  # after the ENP every sample counts
+    rand = strategy(WeighDuringEnp(), DropRandom(drop_fraction=0.3), num_classes=10, alpha=0.0)
     torch.manual_seed(0)
-    means = {round(rand.reduce(losses, in_enp=True).item(), 4) for _ in range(20)}
-    assert len(means) > 1  # a different subset each time
+    means = {round(reduce(rand, True), 4) for _ in range(20)}
+    assert len(means) > 1 and rand.report().dropped == 3  # a different subset each time
     torch.manual_seed(0)
-    again = {round(rand.reduce(losses, in_enp=True).item(), 4) for _ in range(20)}
+    again = {round(reduce(rand, True), 4) for _ in range(20)}
     assert again == means  # drawn from torch's seeded generator
-    assert rand.epoch_stats() == {"dropped": 3 * 40} and low.epoch_stats() == {"dropped": 2}
+
+
+def test_late_switch_off_mixes_until_the_last_share_of_the_epochs():
+    from enlighten.strategies.late_off import MixupLateOff
+
+    s = MixupLateOff(off_share=0.2)
+    planned = [s.plan(phase(epoch=e, step=e * 10), 1.0).alpha for e in range(10)]
+    assert planned == [1.0] * 8 + [None] * 2  # epochs 8 and 9 of 10 are clean
+    assert [MixupLateOff(0.0).plan(phase(epoch=9), 1.0).alpha, MixupLateOff(1.0).plan(phase(), 1.0).alpha] == [1.0, None]
+    with pytest.raises(ValueError, match="off_share"):
+        MixupLateOff(off_share=1.5)
+
+
+def test_mixup_without_hesitation_mixes_every_step_then_every_other_epoch_then_fades():
+    from enlighten.strategies.mwh import MixupWithoutHesitation
+
+    s = MixupWithoutHesitation(every_until=0.6, alternate_until=0.9)
+    epochs, spe = 20, 10
+    mixed = [[s.plan(phase(epoch=e, step=e * spe + i, epochs=epochs), 1.0).alpha is not None for i in range(spe)]
+             for e in range(epochs)]
+    assert all(all(m) for m in mixed[:12])  # the first 60%: every step
+    assert [all(m) for m in mixed[12:18]] == [True, False] * 3 and not any(mixed[13])  # then the even epochs only
+    assert sum(mixed[18]) == 10 and sum(mixed[19]) == 5  # then shares 1 and 1/2 of the steps (linear to 0) ...
+    assert mixed[19] == [False, True] * 5  # ... spread evenly
+    with pytest.raises(ValueError, match="every_until <= alternate_until"):
+        MixupWithoutHesitation(every_until=0.9, alternate_until=0.6)

@@ -14,7 +14,10 @@ from enlighten.models.cnn import cnn
 from enlighten.phase.base import PhaseDetector
 from enlighten.results import RunResults, read_jsonl
 from enlighten.run import run
+from enlighten.strategies.base import Strategy
+from enlighten.strategies.mixer import Mixer
 from enlighten.strategies.schedules import MixupPause
+from enlighten.strategies.weighting import Mean
 from enlighten.config import TrainerConfig
 from enlighten.training.loop import Trainer
 from enlighten.training.optim import cosine, multistep, sgd
@@ -151,12 +154,15 @@ class FiresAt(PhaseDetector):
 def test_the_loop_asks_the_detector_and_the_strategy_follows_it(tmp_path, k):
     """The Trainer alone, with a detector that fires at step k: Mixup Pause does not mix through step k
     and mixes from step k + 1; the metrics, the summary, detector.jsonl and the ENP-end diagnostics row
-    all say k."""
+    all say k; the strategy is handed the phase record of each step (steps done, epoch, ENP or not, where
+    it ended)."""
     torch.manual_seed(0)
     data = synthetic(num_train=256, num_test=64, image_size=8, channels=1)  # 8 steps of 32 per epoch
     model = cnn(10, (1, 8, 8))
-    strategy = MixupPause(alpha=1.0, pairing="permutation")
+    strategy = Strategy(Mixer(alpha=1.0, pairing="permutation"), Mean(), MixupPause())
     strategy.setup(10, model)
+    seen, prepare = [], strategy.prepare
+    strategy.prepare = lambda x, y, phase: (seen.append(phase), prepare(x, y, phase))[1]
     opt = sgd(model, lr=0.05)
     trainer = Trainer(TrainerConfig(epochs=2, batch_size=32, train_eval_samples=64), model, data, strategy, FiresAt(k),
                       opt, cosine(opt, total_steps=16, steps_per_epoch=8), RunResults(tmp_path), NoLogger(),
@@ -167,6 +173,9 @@ def test_the_loop_asks_the_detector_and_the_strategy_follows_it(tmp_path, k):
     in_enp = [min(max(k - 8 * e, 0), 8) for e in (0, 1)]  # steps of each epoch in the ENP
     assert [m["in_enp"] for m in metrics] == [n / 8 for n in in_enp]
     assert [m["mixing"] for m in metrics] == [1 - n / 8 for n in in_enp]
+    assert [m["alpha"] for m in metrics] == [1 - n / 8 for n in in_enp]  # the alpha each step reported, averaged
+    assert [(p.step, p.epoch, p.in_enp, p.enp_end_step) for p in seen] == [
+        (s, s // 8, s < k, None if s < k else k) for s in range(16)]
     assert (summary["enp_end_step"], summary["enp_end_epoch"], summary["steps"]) == (k, (k - 1) // 8, 16)
     assert [r["step"] for r in read_jsonl(tmp_path / "detector.jsonl")] == list(range(1, k + 1))
     assert all("train_loss" in r for r in read_jsonl(tmp_path / "detector.jsonl"))

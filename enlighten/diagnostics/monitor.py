@@ -3,8 +3,8 @@
 The loop calls these hooks; the monitor never changes training (gradients through
 `torch.autograd.grad`, batch-norm statistics restored, its own random generators, torch's forked):
 
-    rows = monitor.start(in_enp)                    # before the first step: the rows of step 0
-    rows = monitor.after_step(step, epoch, in_enp)  # every step: BENR's path; rows on the cadence
+    rows = monitor.start(phase)                     # before the first step: the rows of step 0
+    rows = monitor.after_step(step, phase)          # every step: BENR's path; rows on the cadence
     rows = monitor.at_enp_end(step, epoch)          # where the ENP ends
     rows = monitor.read(rows)                       # at the epoch's end: values read in one go
     cols = monitor.end_epoch(epoch)                 # per-epoch columns for metrics.jsonl
@@ -39,6 +39,7 @@ from enlighten.diagnostics.measures import (
     trajectory_distance,
 )
 from enlighten.diagnostics.stiffness import stiffness
+from enlighten.phase.base import Phase
 from enlighten.strategies.mixing import PAIRINGS, centred_box, check_manifold, check_pairing, mix_inputs, partners
 
 ENP_MEAN_KEYS = ("diag/cos", "diag/r_perp_clean", "diag/zero_act")
@@ -201,10 +202,11 @@ class Diagnostics:
         return bool(self.dataset_steps) or self.dataset_at_enp_end
 
     # ------------------------------------------------------------------------------------ interference
-    def _kinds(self, in_enp: bool) -> list[MixKind]:
-        """The kinds of mixing a step would use, with their alphas and shares of the mixed steps."""
-        mixing = self.strategy.mixing(in_enp) and self.strategy.alpha(in_enp) > 0
-        alpha = self.strategy.alpha(in_enp) if mixing else self.alpha
+    def _kinds(self, phase: Phase) -> list[MixKind]:
+        """The kinds of mixing a step trained under `phase` uses, with their alphas and shares of the
+        mixed steps (the strategy's plan for that phase: what training used, not a step off)."""
+        planned = self.strategy.plan(phase).alpha
+        alpha = planned if planned else self.alpha  # None or 0: the strategy does not Mixup here
         if self.kind == "manifold":
             return [MixKind("manifold", alpha, 1.0)]
         if alpha > 0 and self.cutmix_alpha > 0:
@@ -261,8 +263,8 @@ class Diagnostics:
             out[f"{prefix}cutmix_alpha"] = self.cutmix_alpha
         return out
 
-    def _probe_interference(self, in_enp: bool) -> dict:
-        kinds = self._kinds(in_enp)
+    def _probe_interference(self, phase: Phase) -> dict:
+        kinds = self._kinds(phase)
         variants = self._variants([self.pairing], kinds)
         chunk = [(self.x, self.y, self.probe_partners)]
         _, results = interference(self.model, lambda: chunk, variants, self.num_classes, self.label_smoothing, self.groups)
@@ -287,10 +289,10 @@ class Diagnostics:
 
         return chunks
 
-    def measure_dataset(self, step: int, epoch: int, point: str, in_enp: bool) -> dict:
+    def measure_dataset(self, step: int, epoch: int, point: str, phase: Phase) -> dict:
         """The dataset scope: interference over the whole training subset, for every pairing of
         `dataset_pairings` (a row for diagnostics.jsonl; its values go to the summary once read)."""
-        kinds = self._kinds(in_enp)
+        kinds = self._kinds(phase)
         variants = self._variants(self.dataset_pairings, kinds)
         start = time.perf_counter()
         clean, results = interference(self.model, self._dataset_chunks(), variants, self.num_classes,
@@ -316,51 +318,52 @@ class Diagnostics:
         return {**clean, **train, **activation_stats(self.model, [x_mix], "diag/zero_act_mix", per_site=False)}
 
     # ---------------------------------------------------------------------------------------- the rows
-    def measure(self, in_enp: bool) -> dict:
+    def measure(self, phase: Phase) -> dict:
         row: dict = {}
         with torch.random.fork_rng(devices=[self.x.device] if self.x.is_cuda else []):
             if self.do_interference and self.can_mix:
-                row.update({**self._alphas("diag/", self._kinds(in_enp)), "diag/pairing": self.pairing})
-                row.update(self._probe_interference(in_enp))
+                row.update({**self._alphas("diag/", self._kinds(phase)), "diag/pairing": self.pairing})
+                row.update(self._probe_interference(phase))
             if self.do_activations:
                 row.update(self._activations())
             if self.do_stiffness and self.can_mix:
                 row.update(stiffness(self.model, self.x[: self.stiffness_samples], self.y[: self.stiffness_samples]))
         return row
 
-    def _rows(self, step: int, epoch: int, in_enp: bool) -> list[dict]:
+    def _rows(self, step: int, phase: Phase) -> list[dict]:
         rows = []
         grid = on_grid(step)
+        in_enp, epoch = phase.in_enp, phase.epoch
         if grid or step % (self.enp_every_steps if in_enp else self.every_steps) == 0:
-            row = {"step": step, "epoch": epoch, "in_enp": in_enp, "grid": grid, **self.measure(in_enp)}
+            row = {"step": step, "epoch": epoch, "in_enp": in_enp, "grid": grid, **self.measure(phase)}
             rows.append(row)
             if in_enp:
                 self.enp_rows.append(row)
         if step in self.dataset_steps and self.can_mix:
-            rows.append(self._dataset(step, epoch, point_name(step), in_enp))
+            rows.append(self._dataset(step, epoch, point_name(step), phase))
         return rows
 
-    def _dataset(self, step: int, epoch: int, point: str, in_enp: bool) -> dict:
-        row = self.measure_dataset(step, epoch, point, in_enp)
+    def _dataset(self, step: int, epoch: int, point: str, phase: Phase) -> dict:
+        row = self.measure_dataset(step, epoch, point, phase)
         self._pending_dataset.append(row)
         return row
 
-    def start(self, in_enp: bool) -> list[dict]:
-        """The rows of step 0 (at initialization, before the first step)."""
-        return self._rows(0, 0, in_enp)
+    def start(self, phase: Phase) -> list[dict]:
+        """The rows of step 0 (at initialization, before the first step; `phase`: the first step's)."""
+        return self._rows(0, phase)
 
-    def after_step(self, step: int, epoch: int, in_enp: bool) -> list[dict]:
-        """`in_enp`: whether the step just taken was in the ENP."""
+    def after_step(self, step: int, phase: Phase) -> list[dict]:
+        """`step`: the steps done; `phase`: the record the step just taken trained under."""
         if self.benr is not None:
             self.benr.step()
-        return self._rows(step, epoch, in_enp)
+        return self._rows(step, phase)
 
-    def at_enp_end(self, step: int, epoch: int) -> list[dict]:
-        """Where the ENP ended: the probe measured as training goes on from here (in_enp false)."""
+    def at_enp_end(self, step: int, phase: Phase) -> list[dict]:
+        """Where the ENP ended: the probe measured as training goes on from here (`phase`: the next step's)."""
         self.enp_ended = True
-        rows = [{"step": step, "epoch": epoch, "event": "enp_end", **self.measure(False)}]
+        rows = [{"step": step, "epoch": phase.epoch, "event": "enp_end", **self.measure(phase)}]
         if self.dataset_at_enp_end and self.can_mix:
-            rows.append(self._dataset(step, epoch, "enp_end", False))
+            rows.append(self._dataset(step, phase.epoch, "enp_end", phase))
         return rows
 
     def read(self, rows: list[dict]) -> list[dict]:
@@ -430,13 +433,13 @@ class NoDiagnostics:
     def setup(self, model, data, strategy) -> None:
         pass
 
-    def start(self, in_enp: bool) -> list[dict]:
+    def start(self, phase) -> list[dict]:
         return []
 
-    def after_step(self, step: int, epoch: int, in_enp: bool) -> list[dict]:
+    def after_step(self, step: int, phase) -> list[dict]:
         return []
 
-    def at_enp_end(self, step: int, epoch: int) -> list[dict]:
+    def at_enp_end(self, step: int, phase) -> list[dict]:
         return []
 
     def read(self, rows: list[dict]) -> list[dict]:

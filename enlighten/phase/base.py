@@ -1,7 +1,8 @@
 """The phase-detector interface: is training still in the Enlightenment Period (ENP)?
 
-The loop calls `observe(...)` after every optimizer step and reads `in_enp` before the next one, so
-the ENP can end in the middle of an epoch. The answer is one-way: once the ENP is over it stays over,
+The loop calls `observe(...)` after every optimizer step and asks `phase(...)` before the next one: the
+phase record it returns is all a strategy and the diagnostics learn of where training stands. The ENP
+can end in the middle of an epoch. The answer is one-way: once the ENP is over it stays over,
 and where and why it ended is recorded (`summary()`). Bounds hold for every detector: the ENP lasts
 at least `min_steps` steps and ends at the latest after `max_epochs` epochs, so a criterion that
 never fires cannot keep a run in the ENP forever.
@@ -16,14 +17,29 @@ from dataclasses import asdict, dataclass
 from typing import Optional
 
 
-@dataclass
+@dataclass(frozen=True)
 class Progress:
-    """Where training stands, passed to the detector after each optimizer step."""
+    """Where training stands (what the loop knows), passed to the detector."""
 
-    step: int  # optimizer steps done so far (1 after the first step)
+    step: int  # optimizer steps done so far (after the first step: 1; before it: 0)
     epoch: int  # current epoch, 0-based
     steps_per_epoch: int
     total_steps: int
+
+    @property
+    def epochs(self) -> float:
+        """The run's length in epochs (trainer.epochs, or a fraction with trainer.max_steps)."""
+        return self.total_steps / self.steps_per_epoch
+
+
+@dataclass(frozen=True)
+class Phase(Progress):
+    """The phase record a step is trained under: where training stands before the step (`step` is
+    the number of steps done, so the first step trains under step 0) and what the detector decided.
+    Immutable: a strategy reads it and cannot change what the loop or the detector hold."""
+
+    in_enp: bool = True
+    enp_end_step: Optional[int] = None  # the step the ENP ended at, once it has
 
 
 @dataclass
@@ -52,6 +68,10 @@ class PhaseDetector:
     def setup(self, num_classes: int, steps_per_epoch: int, total_steps: int) -> None:
         """Called once before training with what the run knows about itself."""
         self.num_classes = num_classes
+
+    def phase(self, progress: Progress) -> Phase:
+        """The phase record of the step about to be taken."""
+        return Phase(**vars(progress), in_enp=self.in_enp, enp_end_step=self.end.step)
 
     def criterion(self, progress: Progress, signals) -> Optional[float]:
         """The signal value that ends the ENP at this step, or None while it goes on."""

@@ -1,22 +1,41 @@
-"""The strategy interface: what data each step sees, and which samples count in the loss.
+"""The strategy contract: what data each step sees, and which samples count in the loss.
 
-The training loop asks its strategy two things every step and nothing else:
+A strategy is three parts, each a small object of its own module:
 
-    x, target = strategy.prepare(x, y, in_enp)     # transform the batch (e.g. Mixup); never in place
-    logits = strategy.forward(model, x)            # usually model(x); Manifold Mixup mixes inside
-    loss = strategy.reduce(per_sample_loss, in_enp)  # weight or drop samples (e.g. High-Loss Removal)
+- a **mixer** (`enlighten.strategies.mixer`): how a batch is mixed at a given alpha (input Mixup,
+  CutMix, Manifold Mixup; the pairing);
+- a **sample weighting** (`enlighten.strategies.weighting`): how per-sample losses become the loss
+  (the mean; or drop the highest, lowest or a random share);
+- a **schedule** (`enlighten.strategies.schedules`): from the phase record of the step, the `Plan`:
+  mix or not, at which alpha, and whether the weighting applies.
 
-`in_enp` comes from the phase detector. Targets are always soft (probability vectors from timm's
-`mixup_target`, with label smoothing), so every strategy uses the same per-sample loss.
-A new strategy is one file: subclass `Strategy` (or `MixupStrategy`) and override what differs.
+The loop asks the strategy three things per step and reads what it did afterwards:
+
+    x, target = strategy.prepare(x, y, phase)     # the schedule's plan for `phase`; never in place
+    logits = strategy.forward(model, x)           # model(x); Manifold Mixup mixes inside
+    loss = strategy.reduce(per_sample_loss)       # the weighting, if the plan applies it
+    strategy.report()                             # what the step did: alpha, mixed, samples dropped
+
+`phase` (`enlighten.phase.base.Phase`) is immutable: a strategy may read where training stands
+(step, epoch, the run's length, in the ENP, where the ENP ended) and may touch nothing else: not the
+model's weights, the optimizer, the detector or the data order. A schedule is a pure function of the
+phase, so what the diagnostics measure at a step is what that step trained with.
+
+A new strategy is one schedule class and one YAML file (see the README's worked example). Targets are
+always soft (probability vectors, label-smoothed as timm's `mixup_target` does), so every strategy
+uses the same per-sample loss.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
-from timm.data.mixup import mixup_target
 from torch import Tensor, nn
+
+from enlighten.phase.base import Phase
 
 
 def soft_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
@@ -30,45 +49,83 @@ def soft_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
     return losses.flatten(1).mean(1) if losses.ndim > 1 else losses
 
 
-class Strategy:
-    """The base strategy: no mixing, every sample counts (the `vanilla` strategy as it is)."""
+@dataclass(frozen=True)
+class Plan:
+    """What one step does. `alpha`: the Mixup alpha to mix at, or None for no mixing at all (a mixer
+    with `cutmix_alpha` > 0 also mixes at alpha 0, by CutMix). `weigh`: whether the sample weighting
+    applies (otherwise every sample counts)."""
 
-    def __init__(self, label_smoothing: float = 0.0) -> None:
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}.")
-        self.label_smoothing = label_smoothing
-        self.num_classes = 0
+    alpha: Optional[float] = None
+    weigh: bool = True
+
+
+@dataclass(frozen=True)
+class StepReport:
+    """What a step did, for the epoch's metrics: the alpha it mixed at (0: none), whether its mixer ran
+    (with `mix.prob` < 1 a batch may still come out clean, as in timm), and the samples left out of
+    its loss (a Python int: no device sync)."""
+
+    alpha: float = 0.0
+    mixed: bool = False
+    dropped: int = 0
+
+
+class Schedule:
+    """When to mix, at which alpha, and when the weighting applies, as a function of the phase. This
+    base class mixes at `alpha` on every step and always applies the weighting. Subclasses override
+    `plan`, and `alphas` when they mix at other values than `alpha`."""
+
+    def plan(self, phase: Phase, alpha: float) -> Plan:
+        """The plan of the step trained under `phase`; `alpha` is the mixer's (`mix.alpha`)."""
+        return Plan(alpha=alpha)
+
+    def alphas(self, alpha: float) -> tuple[float, ...]:
+        """Every alpha this schedule may mix at (empty: it never mixes); checked before training."""
+        return (alpha,)
+
+
+class Strategy:
+    """A mixer, a sample weighting and a schedule (see the module's docstring)."""
+
+    def __init__(self, mixer, weighting, schedule: Schedule) -> None:
+        self.mixer, self.weighting, self.schedule = mixer, weighting, schedule
+        self._plan = Plan()
+        self._mixed = False
+        self._dropped = 0
+
+    def may_mix(self) -> bool:
+        """Whether any step of the run can mix (a data or batch-size rule that only mixing needs)."""
+        return any(self.mixer.mixes(a) for a in self.schedule.alphas(self.mixer.alpha))
 
     def check(self, batch_size: int) -> None:
         """Raise ValueError for a setting this strategy cannot train with (called before any work)."""
+        if self.may_mix():
+            self.mixer.check(batch_size)
+        self.weighting.check(batch_size)
 
     def setup(self, num_classes: int, model: nn.Module | None = None) -> None:
         """Called once the data and the model are known."""
-        self.num_classes = num_classes
+        self.mixer.setup(num_classes, model if self.may_mix() else None)
 
-    def alpha(self, in_enp: bool) -> float:
-        """Mixup alpha in use for a step (0: no mixing). Python value: reading it costs no sync."""
-        return 0.0
+    def plan(self, phase: Phase) -> Plan:
+        return self.schedule.plan(phase, self.mixer.alpha)
 
-    def mixing(self, in_enp: bool) -> bool:
-        """Whether a step mixes its batch."""
-        return False
-
-    def prepare(self, x: Tensor, y: Tensor, in_enp: bool) -> tuple[Tensor, Tensor]:
-        return x, mixup_target(y, self.num_classes, 1.0, self.label_smoothing)
+    def prepare(self, x: Tensor, y: Tensor, phase: Phase) -> tuple[Tensor, Tensor]:
+        self._plan = self.plan(phase)
+        self._mixed = self._plan.alpha is not None and self.mixer.mixes(self._plan.alpha)
+        self._dropped = 0
+        if not self._mixed:
+            return x, self.mixer.clean_targets(y)
+        return self.mixer.mix(x, y, self._plan.alpha)
 
     def forward(self, model: nn.Module, x: Tensor) -> Tensor:
-        return model(x)
+        return self.mixer.forward(model, x)
 
-    def reduce(self, losses: Tensor, in_enp: bool) -> Tensor:
-        return losses.mean()
+    def reduce(self, losses: Tensor) -> Tensor:
+        if not self._plan.weigh:
+            return losses.mean()
+        loss, self._dropped = self.weighting.reduce(losses)
+        return loss
 
-    def epoch_stats(self) -> dict:
-        """Counters for this epoch's metrics row (reset on reading)."""
-        return {"dropped": 0}
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
+    def report(self) -> StepReport:
+        return StepReport(alpha=self._plan.alpha or 0.0, mixed=self._mixed, dropped=self._dropped)

@@ -1,31 +1,61 @@
-"""The ENP strategies that change only Mixup's schedule (all share `mix.*`):
+"""The schedules of the presets: each decides, from the phase record of a step, whether it mixes, at
+which alpha, and whether the sample weighting applies (`Plan`).
 
-- `mixup_pause` (the paper, small scale): no mixing during the ENP, `alpha` after.
-- `alpha_boost` (the paper, large scale that underfits): `boost_alpha` during the ENP, `alpha` after.
-- `mixup_early` (a control with the reverse schedule): Mixup only during the ENP, none after.
+- `EveryStep` (`mixup`, the paper's baseline): Mixup at `mix.alpha` on every step.
+- `NoMixing` (`vanilla`): never mixes.
+- `MixupPause` (the paper, small scale): no mixing during the ENP, `mix.alpha` after.
+- `AlphaBoost` (the paper, large scale that underfits): `boost_alpha` during the ENP, `mix.alpha` after.
+- `MixupEarly` (a control with the reverse schedule): Mixup only during the ENP, none after.
+- `WeighDuringEnp` (High-Loss Removal and its controls): mixes at `mix.alpha` on every step (the
+  removal presets set it to 0), applies the weighting during the ENP only, or for the whole run.
+
+Schedules outside the paper have a file of their own each, as a new one would (the README's worked example).
 """
 
 from __future__ import annotations
 
-from enlighten.strategies.mixup import MixupStrategy
+from enlighten.phase.base import Phase
+from enlighten.strategies.base import Plan, Schedule
 
 
-class MixupPause(MixupStrategy):
-    def active(self, in_enp: bool) -> bool:
-        return not in_enp
+class EveryStep(Schedule):
+    pass
 
 
-class AlphaBoost(MixupStrategy):
-    def __init__(self, boost_alpha: float = 2.0, **kwargs) -> None:
-        super().__init__(**kwargs)
+class NoMixing(Schedule):
+    def plan(self, phase: Phase, alpha: float) -> Plan:
+        return Plan(alpha=None)
+
+    def alphas(self, alpha: float) -> tuple[float, ...]:
+        return ()
+
+
+class MixupPause(Schedule):
+    def plan(self, phase: Phase, alpha: float) -> Plan:
+        return Plan(alpha=None if phase.in_enp else alpha)
+
+
+class AlphaBoost(Schedule):
+    def __init__(self, boost_alpha: float = 2.0) -> None:
         if boost_alpha <= 0:
-            raise ValueError(f"strategy.boost_alpha must be > 0, got {boost_alpha}.")
+            raise ValueError(f"strategy.schedule.boost_alpha must be > 0, got {boost_alpha}.")
         self.boost_alpha = boost_alpha
 
-    def alpha(self, in_enp: bool) -> float:
-        return self.boost_alpha if in_enp else self.base_alpha
+    def plan(self, phase: Phase, alpha: float) -> Plan:
+        return Plan(alpha=self.boost_alpha if phase.in_enp else alpha)
+
+    def alphas(self, alpha: float) -> tuple[float, ...]:
+        return (self.boost_alpha, alpha)
 
 
-class MixupEarly(MixupStrategy):
-    def active(self, in_enp: bool) -> bool:
-        return in_enp
+class MixupEarly(Schedule):
+    def plan(self, phase: Phase, alpha: float) -> Plan:
+        return Plan(alpha=alpha if phase.in_enp else None)
+
+
+class WeighDuringEnp(Schedule):
+    def __init__(self, whole_run: bool = False) -> None:
+        self.whole_run = whole_run
+
+    def plan(self, phase: Phase, alpha: float) -> Plan:
+        return Plan(alpha=alpha, weigh=phase.in_enp or self.whole_run)

@@ -1,7 +1,8 @@
-"""The training loop: the only one in the project.
+"""The training loop (the project has one; scripts/bench.py drives this one too).
 
-Each step the loop asks the phase detector whether training is still in the ENP and the strategy what
-the batch becomes and how per-sample losses are reduced; neither reaches into the loop. Metrics
+Before each step the loop asks the phase detector for the step's phase record, and the strategy what
+the batch becomes under it and how per-sample losses are reduced; after the step it reads what the
+strategy did. Neither reaches into the loop. Metrics
 accumulate on the device and are read once per `log_every` steps and once per epoch, so the step has
 no host-device synchronization.
 
@@ -29,9 +30,9 @@ from enlighten.console import EpochProgress, log
 from enlighten.diagnostics.monitor import NoDiagnostics
 from enlighten.errors import Diverged, Interrupted
 from enlighten.loggers.base import Logger
-from enlighten.phase.base import PhaseDetector, Progress
+from enlighten.phase.base import Phase, PhaseDetector, Progress
 from enlighten.results import RunResults
-from enlighten.strategies.base import Strategy, soft_cross_entropy
+from enlighten.strategies.base import StepReport, Strategy, soft_cross_entropy
 from enlighten.training import distributed
 from enlighten.training.checkpoint import rng_state, save_checkpoint, set_rng_state
 from enlighten.training.stopping import StopRequests
@@ -106,16 +107,27 @@ class EpochTally:
     enp_steps: int = 0
     mixing_steps: int = 0
     alpha_sum: float = 0.0
+    dropped: int = 0  # samples left out of the loss by this process (since the last checkpoint within the epoch)
+    dropped_summed: int = 0  # ... and by every process up to that checkpoint
     lr: float = 0.0
     diag_rows: list = field(default_factory=list)
     detector_rows: list = field(default_factory=list)  # what the phase detector measured, by step
-    counters: dict = field(default_factory=dict)  # the strategy's epoch counters up to the checkpoint, summed
+
+    def add(self, phase: Phase, report: StepReport) -> None:
+        """Count a step: its phase, and what the strategy reported it did."""
+        self.enp_steps += phase.in_enp
+        self.mixing_steps += report.mixed
+        self.alpha_sum += report.alpha
+        self.dropped += report.dropped
 
     def state_dict(self) -> dict:
         return {**vars(self), "loss_sum": self.loss_sum.cpu()}
 
     @classmethod
     def from_state(cls, state: dict, device: torch.device) -> "EpochTally":
+        state = dict(state)
+        if "counters" in state:  # written before the strategy reported its steps (2026-12-01)
+            state["dropped_summed"] = state.pop("counters").get("dropped", 0)
         return cls(**{**state, "loss_sum": state["loss_sum"].to(device)})
 
 
@@ -202,7 +214,6 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            "strategy": self.strategy.state_dict(),
             "detector": self.detector.state_dict(),
             "diagnostics": self.diagnostics.state_dict(),
             "rng": rng_state(self.generator, self.device),
@@ -218,7 +229,6 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        self.strategy.load_state_dict(state["strategy"])
         self.detector.load_state_dict(state["detector"])
         self.diagnostics.load_state_dict(state["diagnostics"])  # after the model: BENR starts from its weights
         set_rng_state(state["rng"], self.generator, self.device)
@@ -277,12 +287,11 @@ class Trainer:
         loss_sum, correct, count = distributed.all_reduce_sum(loss_sum, correct, torch.tensor(count, device=self.device))
         return loss_sum.item() / count.item(), correct.item() / count.item()
 
-    def train_step(self, x: Tensor, y: Tensor) -> Tensor:
-        in_enp = self.detector.in_enp
-        x, target = self.strategy.prepare(x, y, in_enp)
+    def train_step(self, x: Tensor, y: Tensor, phase: Phase) -> Tensor:
+        x, target = self.strategy.prepare(x, y, phase)
         with self.autocast():
             logits = self.strategy.forward(self.train_model, self._to_model_layout(x))
-        loss = self.strategy.reduce(soft_cross_entropy(logits, target), in_enp)
+        loss = self.strategy.reduce(soft_cross_entropy(logits, target))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.cfg.grad_clip:
@@ -291,6 +300,10 @@ class Trainer:
         self.scheduler.step()
         self.step += 1
         return loss.detach()
+
+    def _phase(self, epoch: int) -> Phase:
+        """The phase record of the next step (one of `epoch`)."""
+        return self.detector.phase(Progress(self.step, epoch, self.steps_per_epoch, self.total_steps))
 
     def _summed(self, counters: dict) -> dict:
         """Per-process counters (samples dropped, ...) summed over the processes."""
@@ -320,8 +333,8 @@ class Trainer:
         # What the processes summed so far: every process resumes with the mean loss (the epoch's mean
         # over processes is then exact) and the summed counters (added once, at the epoch's end).
         tally.loss_sum = torch.tensor(self.mean_over_processes(tally.loss_sum), device=self.device)
-        for key, value in self._summed(self.strategy.epoch_stats()).items():
-            tally.counters[key] = tally.counters.get(key, 0) + value
+        tally.dropped_summed += self._summed({"dropped": tally.dropped})["dropped"]
+        tally.dropped = 0
         if self.checkpoint_meta is None:
             return None
         tally.diag_rows = self.diagnostics.read(tally.diag_rows)  # plain values: the checkpoint holds no pending work
@@ -351,7 +364,7 @@ class Trainer:
         start = time.perf_counter() - self.elapsed_s
         self.model.train()
         # Step 0: the diagnostics at initialization, before the first step (never again on a resume).
-        initial_rows = self.diagnostics.start(self.detector.in_enp) if self.step == 0 else []
+        initial_rows = self.diagnostics.start(self._phase(0)) if self.step == 0 else []
         for epoch in range(self.epoch, self.num_epochs):
             tally, self.resumed_tally = self.resumed_tally, None
             if tally is None:
@@ -366,22 +379,20 @@ class Trainer:
                 if self.step >= self.total_steps:  # trainer.max_steps reached inside this epoch
                     break
                 tally.steps += 1
-                in_enp = self.detector.in_enp
-                tally.enp_steps += in_enp
-                tally.mixing_steps += self.strategy.mixing(in_enp)
-                tally.alpha_sum += self.strategy.alpha(in_enp)
+                phase = self._phase(epoch)
                 tally.lr = self.optimizer.param_groups[0]["lr"]
-                loss = self.train_step(x, y)
+                loss = self.train_step(x, y, phase)
+                tally.add(phase, self.strategy.report())
                 tally.loss_sum += loss
                 progress.step()
                 signals = StepSignals(self, loss, x, y)
                 self.detector.observe(Progress(self.step, epoch, self.steps_per_epoch, self.total_steps), signals)
                 if measured := signals.measured():
                     tally.detector_rows.append({"step": self.step, "epoch": epoch, **measured})
-                tally.diag_rows += self.diagnostics.after_step(self.step, epoch, in_enp)
-                if in_enp and not self.detector.in_enp:  # the ENP ended at this step: record where we stand
+                tally.diag_rows += self.diagnostics.after_step(self.step, phase)
+                if phase.in_enp and not self.detector.in_enp:  # the ENP ended at this step: record where we stand
                     self.enp_end_train_acc = signals.train_accuracy(len(self.train_probe))
-                    tally.diag_rows += self.diagnostics.at_enp_end(self.step, epoch)
+                    tally.diag_rows += self.diagnostics.at_enp_end(self.step, self._phase(epoch))
                     rank = f"[rank {self.dist.rank}] " if self.dist.enabled else ""
                     log.info(f"{rank}ENP ended at step {self.step} (epoch {epoch}, {self.detector.end.reason})")
                 if (signum := self._periodic_check(tally, epoch)) is not None:
@@ -418,7 +429,7 @@ class Trainer:
                 "alpha": tally.alpha_sum / tally.steps,
                 "mixing": tally.mixing_steps / tally.steps,
                 "in_enp": tally.enp_steps / tally.steps,
-                **{k: v + tally.counters.get(k, 0) for k, v in self._summed(self.strategy.epoch_stats()).items()},
+                "dropped": self._summed({"dropped": tally.dropped})["dropped"] + tally.dropped_summed,
                 **diag_cols,
                 # samples (sequences for token data) per second, over the steps this process trained
                 "images_per_sec": (tally.steps - steps_before) * cfg.batch_size / train_time,
