@@ -16,6 +16,7 @@ import socket
 import time
 import traceback
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -34,7 +35,7 @@ from enlighten.results import SUMMARY_FILE, RunDirectoryBusy, RunDirLock, RunRes
 from enlighten.training import distributed
 from enlighten.training.checkpoint import (CheckpointError, clear_checkpoints, config_differences, load_latest,
                                            prune_checkpoints)
-from enlighten.training.loop import Diverged, Runtime, Trainer
+from enlighten.training.loop import Diverged, EpochHook, Runtime, Trainer
 from enlighten.training.stopping import StopRequests
 
 
@@ -142,8 +143,10 @@ def completed_summary(run_dir: Path, config: dict) -> dict | None:
     return previous
 
 
-def run(cfg: DictConfig) -> dict:
-    """Train one configuration; return its summary (also written to summary.json).
+def run(cfg: DictConfig, on_epoch_end: Sequence[EpochHook] = ()) -> dict:
+    """Train one configuration; return its summary (also written to summary.json). `on_epoch_end`:
+    functions called with the Trainer and the epoch's metrics row after each epoch is logged
+    (scripts/bench.py times a bare loop between the run's epochs this way).
 
     One process per run directory: a second one stops at once naming the first (in a multirun it
     skips the job instead, so two copies of one sweep share its jobs rather than train each twice)."""
@@ -172,7 +175,7 @@ def run(cfg: DictConfig) -> dict:
             results.remove_leftovers()
             prune_checkpoints(run_dir)
         with StopRequests() as stop:
-            return _run_locked(cfg, group, results, stop)
+            return _run_locked(cfg, group, results, stop, on_epoch_end)
     finally:
         lock.release()
 
@@ -181,7 +184,7 @@ def _in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-def _run_locked(cfg: DictConfig, group, results: RunResults, stop: StopRequests) -> dict:
+def _run_locked(cfg: DictConfig, group, results: RunResults, stop: StopRequests, on_epoch_end: Sequence[EpochHook]) -> dict:
     """The run, once its directory is ours: checks and objects that need no data, skip or resume,
     then data, model and trainer, training, and the summary whatever happens."""
     device = _device(cfg.trainer.device, group)
@@ -206,7 +209,7 @@ def _run_locked(cfg: DictConfig, group, results: RunResults, stop: StopRequests)
         checkpoint_meta = (lambda: {"config_json": json.dumps(config), "wandb_id": logger.run_id,
                                     "attempts": attempts.so_far()}) if group.main else None  # the main process writes them
         trainer = _build_trainer(cfg, data, device, group, strategy, detector, diagnostics, results, logger, stop,
-                                 checkpoint_meta, summary)
+                                 checkpoint_meta, summary, on_epoch_end)
         if resumed:
             path, state = resumed
             trainer.load_state_dict(state)
@@ -323,43 +326,58 @@ def _load_data(cfg: DictConfig, device: torch.device, group, strategy):
     return data
 
 
+def build_model(cfg: DictConfig, data) -> torch.nn.Module:
+    """The model at its initial weights, on the CPU. They depend on the seed and the model only, not on
+    the data (its size, a reused copy): a sweep over dataset sizes starts every size from the same point."""
+    torch.manual_seed(cfg.seed)
+    return build_group(cfg, "model", num_classes=data.num_classes, input_shape=list(data.input_shape))
+
+
+def uses_channels_last(cfg: DictConfig, model: torch.nn.Module) -> bool:
+    """trainer.channels_last, `auto` being: for a model with convolutions. Faster convolutions on CUDA
+    (tensor cores) and on a CPU too (oneDNN's NHWC kernels: 1.1-1.7x for training, up to 3x for
+    evaluation, measured in docs/performance.md)."""
+    has_conv = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+    return cfg.trainer.channels_last == "true" or (cfg.trainer.channels_last == "auto" and has_conv)
+
+
+def build_optimization(cfg: DictConfig, model: torch.nn.Module, steps_per_epoch: int) -> tuple:
+    """(optimizer, learning-rate schedule) of `model` (already on its device) for the whole run."""
+    optimizer = build_group(cfg, "optim", model=model)
+    total_steps = OmegaConf.to_object(cfg.trainer).total_steps(steps_per_epoch)
+    scheduler = build_group(cfg, "sched", optimizer=optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch)
+    return optimizer, scheduler
+
+
 def _build_trainer(cfg: DictConfig, data, device: torch.device, group, strategy, detector, diagnostics,
-                   results: RunResults, logger: Logger, stop: StopRequests, checkpoint_meta, summary: dict) -> Trainer:
+                   results: RunResults, logger: Logger, stop: StopRequests, checkpoint_meta, summary: dict,
+                   on_epoch_end: Sequence[EpochHook]) -> Trainer:
     """The model (its size and initial digest into `summary`), optimizer, schedule, what the `auto` settings became,
     what `auto` chose (`summary["runtime"]`), the start line, and the Trainer."""
     t = cfg.trainer
-    # The initial weights depend on the seed and the model only, not on the data (its size, a reused
-    # copy): a sweep over dataset sizes starts every size from the same point.
-    torch.manual_seed(cfg.seed)
-    model = build_group(cfg, "model", num_classes=data.num_classes, input_shape=list(data.input_shape))
+    model = build_model(cfg, data)
     strategy.setup(data.num_classes, model)
     summary["num_params"] = sum(p.numel() for p in model.parameters())
     summary["init_params_sha1"] = params_digest(model)
-    # channels_last: faster convolutions on CUDA (tensor cores) and on a CPU too (oneDNN's NHWC
-    # kernels: 1.1-1.7x for training, up to 3x for evaluation, measured in docs/performance.md).
-    has_conv = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
-    channels_last = t.channels_last == "true" or (t.channels_last == "auto" and has_conv)
+    channels_last = uses_channels_last(cfg, model)
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    optimizer = build_group(cfg, "optim", model=model)
+    steps_per_epoch = data.steps_per_epoch(t.batch_size)
+    optimizer, scheduler = build_optimization(cfg, model, steps_per_epoch)
     bf16 = t.precision == "bf16" or (t.precision == "auto" and device.type == "cuda")
     runtime = Runtime(bf16=bf16, channels_last=channels_last,
                       eval_batch_size=t.eval_batch_size or (1024 if device.type == "cuda" else 128))
     trainer_cfg = OmegaConf.to_object(t)  # the typed TrainerConfig, plain attribute reads in the loop
     summary["runtime"] = {"device": str(device), "torch_threads": torch.get_num_threads(), "bf16": bf16,
                           "channels_last": channels_last, "eval_batch_size": runtime.eval_batch_size}
-    steps_per_epoch = data.steps_per_epoch(t.batch_size)
     if group.main:
         log.info(f"Run {results.run_dir}: {choice(cfg, 'model')} ({summary['num_params']:,} parameters) on {data.name} "
                  f"({data.num_train:,} training / {data.num_test:,} test samples), strategy {choice(cfg, 'strategy')}, "
                  f"phase {choice(cfg, 'phase')}; {trainer_cfg.total_steps(steps_per_epoch):,} steps of {t.batch_size} "
                  f"({steps_per_epoch:,} per epoch); {device}, {'bf16' if bf16 else 'fp32'}"
                  f"{', channels_last' if channels_last else ''}{', compiled' if t.compile else ''}")
-    scheduler = build_group(
-        cfg, "sched", optimizer=optimizer, total_steps=trainer_cfg.total_steps(steps_per_epoch), steps_per_epoch=steps_per_epoch
-    )
     return Trainer(trainer_cfg, model, data, strategy, detector, optimizer, scheduler, results, logger,
                    generator=torch.Generator().manual_seed(cfg.seed), device=device, diagnostics=diagnostics,
-                   checkpoint_meta=checkpoint_meta, stop=stop, runtime=runtime)
+                   checkpoint_meta=checkpoint_meta, stop=stop, runtime=runtime, on_epoch_end=on_epoch_end)
 
 
 def _record_failure(summary: dict, error: BaseException, trainer: Trainer | None) -> None:

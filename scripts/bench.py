@@ -60,9 +60,8 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from enlighten.config import register_configs  # noqa: E402
 from enlighten.data.base import InMemoryData, Normalize  # noqa: E402
 from enlighten.data.reuse import load_dataset  # noqa: E402
-from enlighten.loggers.wandb import WandbLogger  # noqa: E402
 from enlighten.results import atomic_write_text, read_json, read_jsonl  # noqa: E402
-from enlighten.run import resolve_device, run  # noqa: E402
+from enlighten.run import build_model, build_optimization, resolve_device, run, uses_channels_last  # noqa: E402
 from enlighten.strategies.base import soft_cross_entropy  # noqa: E402
 
 DATA = os.environ.get("ENLIGHTEN_DATA_DIR", str(REPO.parent / "shared" / "data"))
@@ -99,19 +98,14 @@ class BareLoop:
     index, forward, cross-entropy, backward, step. `epoch()` trains one epoch and returns its seconds."""
 
     def __init__(self, cfg, device: torch.device) -> None:
-        t = cfg.trainer
-        self.device, self.batch_size = device, t.batch_size
+        self.device, self.batch_size = device, cfg.trainer.batch_size
         data = load_dataset(cfg.dataset, device)  # the very tensors the run trains on
-        torch.manual_seed(cfg.seed)
-        model = instantiate(cfg.model, num_classes=data.num_classes, input_shape=list(data.input_shape))
+        model = build_model(cfg, data)  # built as run() builds it
         cuda = device.type == "cuda"
-        conv = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())  # as trainer.channels_last=auto
-        self.layout = torch.channels_last if conv else torch.contiguous_format
+        self.layout = torch.channels_last if uses_channels_last(cfg, model) else torch.contiguous_format
         self.model = model.to(device, memory_format=self.layout)
-        self.steps = data.steps_per_epoch(t.batch_size)
-        self.optimizer = instantiate(cfg.optim, model=self.model)
-        self.scheduler = instantiate(cfg.sched, optimizer=self.optimizer, total_steps=self.steps * t.epochs,
-                                     steps_per_epoch=self.steps)
+        self.steps = data.steps_per_epoch(self.batch_size)
+        self.optimizer, self.scheduler = build_optimization(cfg, self.model, self.steps)
         self.x, self.y = next(iter(data.eval_batches("train", data.num_train)))  # normalized, on the device
         self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda else contextlib.nullcontext
 
@@ -132,33 +126,18 @@ class BareLoop:
         return time.perf_counter() - start
 
 
-class InterleavedWandbLogger(WandbLogger):
-    """The run's own W&B logger (offline), which also trains one epoch of `bare` after each epoch
-    row it logs: the two loops alternate epoch by epoch, so both see the same state of a noisy
-    machine."""
-
-    bare: BareLoop | None = None
-    bare_seconds: list[float] = []
-
-    def log_metrics(self, metrics: dict, step: int) -> None:
-        super().log_metrics(metrics, step)
-        if "images_per_sec" in metrics:  # an epoch row (not a diagnostics row)
-            InterleavedWandbLogger.bare_seconds.append(InterleavedWandbLogger.bare.epoch())
-
-
 def interleaved_epochs(overrides: list[str], device: torch.device) -> tuple[list[float], list[float]]:
-    """(run's epoch seconds, bare loop's epoch seconds), alternating, the first epoch of each dropped.
-    A run's epoch is everything it does between two epoch rows: the steps, the train-probe accuracy,
-    the diagnostics when on, the metrics.jsonl and W&B rows (the bare epoch in between subtracted)."""
+    """(run's epoch seconds, bare loop's epoch seconds), alternating, the first epoch of each dropped:
+    the run trains one epoch of the bare loop after each of its own (an epoch-end hook), so both see
+    the same state of a noisy machine. A run's epoch is everything it does between two epoch rows: the
+    steps, the train-probe accuracy, the diagnostics when on, the metrics.jsonl and W&B rows (the bare
+    epoch in between subtracted)."""
     with tempfile.TemporaryDirectory() as out:
         cfg = compose_run(overrides, out, device)
-        with open_dict(cfg):
-            cfg.logger._target_ = f"{InterleavedWandbLogger.__module__}.InterleavedWandbLogger"
         gc.collect()
-        InterleavedWandbLogger.bare, InterleavedWandbLogger.bare_seconds = BareLoop(cfg, device), []
-        run(cfg)
+        loop, bare = BareLoop(cfg, device), []
+        run(cfg, on_epoch_end=[lambda trainer, row: bare.append(loop.epoch())])
         wall = [m["wall_time_s"] for m in read_jsonl(Path(out) / "metrics.jsonl")]
-    bare = InterleavedWandbLogger.bare_seconds
     ours = [b - a - between for a, b, between in zip(wall, wall[1:], bare)]
     return ours[1:], bare[1:-1]
 

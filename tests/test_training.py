@@ -161,19 +161,22 @@ def test_the_loop_asks_the_detector_and_the_strategy_follows_it(tmp_path, k):
     model = cnn(10, (1, 8, 8))
     strategy = Strategy(Mixer(alpha=1.0, pairing="permutation"), Mean(), MixupPause())
     strategy.setup(10, model)
-    seen, prepare = [], strategy.prepare
+    seen, prepare, hooked = [], strategy.prepare, []
     strategy.prepare = lambda x, y, phase: (seen.append(phase), prepare(x, y, phase))[1]
     opt = sgd(model, lr=0.05)
     trainer = Trainer(TrainerConfig(epochs=2, batch_size=32, train_eval_samples=64), model, data, strategy, FiresAt(k),
                       opt, cosine(opt, total_steps=16, steps_per_epoch=8), RunResults(tmp_path), NoLogger(),
                       torch.Generator().manual_seed(0), torch.device("cpu"),
-                      diagnostics=Diagnostics(probe_size=16, enp_every_steps=100, every_steps=100))
+                      diagnostics=Diagnostics(probe_size=16, enp_every_steps=100, every_steps=100),
+                      on_epoch_end=[lambda trainer, row: hooked.append((trainer.step, row, len(read_jsonl(
+                          tmp_path / "metrics.jsonl"))))])
     summary = trainer.fit()
     metrics = read_jsonl(tmp_path / "metrics.jsonl")
     in_enp = [min(max(k - 8 * e, 0), 8) for e in (0, 1)]  # steps of each epoch in the ENP
     assert [m["in_enp"] for m in metrics] == [n / 8 for n in in_enp]
     assert [m["mixing"] for m in metrics] == [1 - n / 8 for n in in_enp]
     assert [m["alpha"] for m in metrics] == [1 - n / 8 for n in in_enp]  # the alpha each step reported, averaged
+    assert hooked == [(8, metrics[0], 1), (16, metrics[1], 2)]  # the epoch-end hooks: each row, once written
     assert [(p.step, p.epoch, p.in_enp, p.enp_end_step) for p in seen] == [
         (s, s // 8, s < k, None if s < k else k) for s in range(16)]
     assert (summary["enp_end_step"], summary["enp_end_epoch"], summary["steps"]) == (k, (k - 1) // 8, 16)

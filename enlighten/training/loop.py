@@ -19,7 +19,7 @@ import math
 import signal
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -83,6 +83,9 @@ class StepSignals:
             if size is not None:
                 out["probe_size"] = size
         return out
+
+
+EpochHook = Callable[["Trainer", dict], None]  # called with the trainer and an epoch's metrics row, once logged
 
 
 @dataclass(frozen=True)
@@ -151,8 +154,10 @@ class Trainer:
         checkpoint_meta: Optional[Callable[[], dict]] = None,
         stop: Optional[StopRequests] = None,
         runtime: Runtime = Runtime(),
+        on_epoch_end: Sequence[EpochHook] = (),
     ) -> None:
         self.cfg, self.model, self.data, self.runtime = cfg, model, data, runtime
+        self.on_epoch_end = list(on_epoch_end)
         self.dist = distributed.current()
         # Only the training step runs through DDP (gradients averaged over the processes) and
         # compiled: evaluation (other batch sizes, eval mode) and the diagnostics use the plain
@@ -447,6 +452,8 @@ class Trainer:
                 log.info(f"epoch {epoch} of {self.num_epochs}  step {self.step}  loss {train_loss:.4f}  train_acc "
                          f"{train_acc:.4f}  val_acc {val_acc if val_acc is None else round(val_acc, 4)}{val_bpc}  "
                          f"{row['images_per_sec']:.0f} samples/s")
+            for hook in self.on_epoch_end:
+                hook(self, row)
             self.epoch, self.elapsed_s = epoch + 1, row["wall_time_s"]
             if self.checkpoint_meta is not None and (
                 last or (cfg.checkpoint_every and self.epoch % cfg.checkpoint_every == 0)
