@@ -41,7 +41,7 @@ class ConfigError(UserError, ValueError):
 # checkpoint resumes across them, a completed job is not re-run for them, and tables treat runs that
 # differ only in them as the same experiment.
 RESULT_NEUTRAL_KEYS = ("paths", "logger", "trainer.resume", "trainer.skip_completed", "trainer.reuse_data",
-                       "trainer.checkpoint_every", "trainer.checkpoint_every_steps", "trainer.log_every",
+                       "trainer.checkpoint_every", "trainer.checkpoint_every_steps", "trainer.sync_every",
                        "trainer.progress_every_s",
                        "trainer.eval_batch_size")  # evaluation's rounding only (its default changed from 1024 to null)
 
@@ -54,6 +54,45 @@ def flatten(tree, prefix: str = "") -> dict:
             out.update(flatten(v, f"{prefix}{k}."))
         return out
     return {prefix[:-1]: tree}
+
+
+# The strategies before the strategy contract (2026-12-01): one class each, with flat keys.
+_STRATEGIES_BEFORE = {
+    "enlighten.strategies.vanilla.Vanilla": ("NoMixing", "Mean"),
+    "enlighten.strategies.mixup.MixupStrategy": ("EveryStep", "Mean"),
+    "enlighten.strategies.schedules.MixupPause": ("MixupPause", "Mean"),
+    "enlighten.strategies.schedules.AlphaBoost": ("AlphaBoost", "Mean"),
+    "enlighten.strategies.schedules.MixupEarly": ("MixupEarly", "Mean"),
+    "enlighten.strategies.high_loss_removal.HighLossRemoval": ("WeighDuringEnp", "DropHighest"),
+    "enlighten.strategies.high_loss_removal.LowLossRemoval": ("WeighDuringEnp", "DropLowest"),
+    "enlighten.strategies.high_loss_removal.RandomRemoval": ("WeighDuringEnp", "DropRandom"),
+}
+_MIXER_KEYS = ("alpha", "cutmix_alpha", "label_smoothing", "mode", "prob", "switch_prob", "kind", "pairing")
+
+
+def upgrade_config(config: dict) -> dict:
+    """A resolved config that an earlier version saved (summary.json, a checkpoint), in today's layout,
+    so that its completed jobs are still skipped, its checkpoints still resume and its runs still pair
+    with today's in tables. Each change of layout here trained bitwise the same before and after it:
+    the strategy contract (a strategy's flat keys became its mixer, weighting and schedule), and
+    `trainer.log_every` renamed `trainer.sync_every`."""
+    config = dict(config)
+    strategy = config.get("strategy")
+    if isinstance(strategy, dict) and strategy.get("_target_") in _STRATEGIES_BEFORE:
+        schedule, weighting = _STRATEGIES_BEFORE[strategy["_target_"]]
+        mix = {**config.get("mix", {}), **{k: v for k, v in strategy.items() if k in _MIXER_KEYS}}
+        weights = {k: strategy[k] for k in ("drop_fraction", "scope") if k in strategy}
+        plan = {k: strategy[k] for k in ("boost_alpha", "whole_run") if k in strategy}
+        config["strategy"] = {
+            "_target_": "enlighten.strategies.Strategy",
+            "mixer": {"_target_": "enlighten.strategies.mixer.Mixer", **{k: mix[k] for k in _MIXER_KEYS if k in mix}},
+            "weighting": {"_target_": f"enlighten.strategies.weighting.{weighting}", **weights},
+            "schedule": {"_target_": f"enlighten.strategies.schedules.{schedule}", **plan},
+        }
+    trainer = config.get("trainer")
+    if isinstance(trainer, dict) and "log_every" in trainer:
+        config["trainer"] = {("sync_every" if k == "log_every" else k): v for k, v in trainer.items()}
+    return config
 
 
 def under(key: str, prefixes) -> bool:
@@ -77,7 +116,7 @@ class TrainerConfig:
     eval_batch_size: Optional[int] = None  # null: 1024 on CUDA, 128 on a CPU (cache-sized batches: 2-3x faster there)
     train_eval_samples: int = 10000  # clean training accuracy: size of the fixed probe subset (0 = all)
     grad_clip: Optional[float] = None  # max global grad norm; null = off
-    log_every: int = 50  # steps between reads of on-device metrics (non-finite loss check)
+    sync_every: int = 50  # steps between the loop's host syncs: the non-finite loss check, and on several processes their agreement on a stop signal
     deterministic: bool = False
     channels_last: str = "auto"  # auto (on for conv nets, CPU and CUDA: 1.1-1.7x faster on a CPU) | true | false
     compile: bool = False  # torch.compile the training step's model (once per process)
@@ -204,6 +243,15 @@ _CHOICES = {
 }
 
 
+def check_fraction(fraction) -> None:
+    """dataset.fraction, the one range check of it (every loader that subsets calls it too)."""
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)):
+        raise ConfigError(f"dataset.fraction must be a number in (0, 1], got {fraction!r} (the share of the training "
+                          f"set kept).")
+    if not 0.0 < fraction <= 1.0:
+        raise ConfigError(f"dataset.fraction must be in (0, 1], got {fraction} (the share of the training set kept).")
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError naming the offending key; called before any data is loaded."""
     for key, value in flatten(OmegaConf.to_container(cfg, resolve=False)).items():
@@ -221,7 +269,7 @@ def validate(cfg: DictConfig) -> None:
     if cfg.paths.output_dir is None:  # Hydra sets it when a run starts; the compose API does not
         raise ConfigError("paths.output_dir is null: run through train.py, or set paths.output_dir=DIR.")
     t = cfg.trainer
-    for key in ("epochs", "batch_size", "eval_every", "log_every"):
+    for key in ("epochs", "batch_size", "eval_every", "sync_every"):
         if t[key] < 1:
             raise ConfigError(f"trainer.{key} must be >= 1, got {t[key]}.")
     if t.eval_batch_size is not None and t.eval_batch_size < 1:
@@ -249,11 +297,8 @@ def validate(cfg: DictConfig) -> None:
     if not 0 <= cfg.seed < 2**32:  # numpy's range; its own error would not name the setting
         raise ConfigError(f"seed must be in [0, 2**32), got {cfg.seed}.")
     fraction = cfg.dataset.get("fraction") if isinstance(cfg.dataset, DictConfig) else None
-    if fraction is not None and (isinstance(fraction, bool) or not isinstance(fraction, (int, float))):
-        raise ConfigError(f"dataset.fraction must be a number in (0, 1], got {fraction!r} (the share of the training "
-                          f"set kept).")
-    if fraction is not None and not 0.0 < fraction <= 1.0:
-        raise ConfigError(f"dataset.fraction must be in (0, 1], got {fraction} (the share of the training set kept).")
+    if fraction is not None:  # before any data is read (a download would come first)
+        check_fraction(fraction)
     for group in GROUPS:
         node = cfg.get(group)
         if not isinstance(node, DictConfig) or "_target_" not in node:
@@ -278,9 +323,11 @@ def check_target_node(prefix: str, node: DictConfig, runtime_args: set[str] = fr
             if takes_kwargs:
                 continue
             valid = sorted(k for k in params if k not in runtime_args and k not in ("self", "args", "kwargs"))
-            raise ConfigError(
-                f"Unknown key '{prefix}.{key}' for {target}. Valid keys: {', '.join(valid)}."
-            )
+            known = f"Valid keys: {', '.join(valid)}." if valid else "It takes no settings."
+            if prefix == "strategy":  # the flat keys of before the strategy contract
+                known += (" A strategy's settings are in strategy.mixer (from mix.*), strategy.weighting and "
+                          "strategy.schedule: see them with python train.py strategy=<name> --cfg job.")
+            raise ConfigError(f"Unknown key '{prefix}.{key}' for {target}. {known}")
         child = node[key] if not OmegaConf.is_missing(node, key) else None
         if isinstance(child, DictConfig) and "_target_" in child:  # a part built first (a strategy's mixer, ...)
             check_target_node(f"{prefix}.{key}", child)

@@ -104,11 +104,15 @@ def build_group(cfg: DictConfig, group: str, **runtime_args):
 
 
 def choice(cfg: DictConfig, group: str) -> str:
-    """The option chosen for a group (`cnn`), or outside Hydra the name its `_target_` ends in (for a
-    strategy, its schedule's: every strategy is a `Strategy`)."""
+    """The option chosen for a group (`cnn`), or outside Hydra the name its `_target_` ends in (every
+    strategy is a `Strategy`: its schedule's, and its weighting's unless `Mean`)."""
     chosen = HydraConfig.get().runtime.choices.get(group) if HydraConfig.initialized() else None
-    node = cfg[group].get("schedule", cfg[group]) if group == "strategy" else cfg[group]
-    return chosen or node._target_.rsplit(".", 1)[-1]
+    if chosen:
+        return chosen
+    name = lambda node: node._target_.rsplit(".", 1)[-1]  # noqa: E731
+    if group == "strategy":
+        return "+".join(n for n in (name(cfg.strategy.schedule), name(cfg.strategy.weighting)) if n != "Mean")
+    return name(cfg[group])
 
 
 def build_logger(cfg: DictConfig, run_dir: Path, config: dict, info: dict, resume_id: str | None = None) -> Logger:
@@ -320,7 +324,7 @@ def _load_data(cfg: DictConfig, device: torch.device, group, strategy):
         raise ConfigError(f"trainer.batch_size={t.batch_size} is larger than the training set ({data.num_train} samples).")
     if data.tokens and strategy.may_mix():
         raise ConfigError(
-            f"strategy={choice(cfg, 'strategy')} mixes inputs, but {data.name} gives token ids, which cannot be "
+            f"strategy {choice(cfg, 'strategy')} mixes inputs, but {data.name} gives token ids, which cannot be "
             f"mixed: use strategy=vanilla, high_loss_removal or its controls (with strategy.mixer.alpha=0)."
         )
     return data

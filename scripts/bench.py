@@ -258,7 +258,8 @@ def measurement_costs(model_name: str, input_shape: tuple, num_train: int, batch
         cfg = compose(config_name="config", overrides=[f"trainer.batch_size={batch}", "mix.alpha=1.0", "strategy=mixup"])
     strategy = instantiate(cfg.strategy)
     strategy.setup(10, model)
-    after_enp = Phase(step=0, epoch=0, steps_per_epoch=1, total_steps=1, in_enp=False)
+    after_enp = Phase(step=0, epoch=0, steps_per_epoch=1, total_steps=1, in_enp=False)  # training mixes
+    in_enp = Phase(step=0, epoch=0, steps_per_epoch=1, total_steps=1, in_enp=True)  # rows on the ENP cadence
     monitor = instantiate(cfg.diagnostics)  # the default settings
     monitor.setup(model, data, strategy)
     x, y = next(data.train_batches(batch, torch.Generator().manual_seed(0)))
@@ -285,8 +286,8 @@ def measurement_costs(model_name: str, input_shape: tuple, num_train: int, batch
         return min(results)
 
     step_s = best_seconds(lambda: [step() for _ in range(5)], repeats) / 5
-    row_s = best_seconds(lambda: read_values([monitor.measure(True)]), repeats)
-    dataset_s = best_seconds(lambda: read_values([monitor.measure_dataset(0, 0, "init", True)]), max(1, repeats // 2))
+    row_s = best_seconds(lambda: read_values([monitor.measure(in_enp)]), repeats)
+    dataset_s = best_seconds(lambda: read_values([monitor.measure_dataset(0, 0, "init", in_enp)]), max(1, repeats // 2))
     epoch_s = step_s * (num_train // batch)
     return {"setting": f"{model_name} {'x'.join(map(str, input_shape))}, batch {batch}, dataset scope over {num_train}",
             "step_ms": round(1000 * step_s, 2), "probe_row_ms": round(1000 * row_s, 1),
@@ -410,7 +411,7 @@ def bench_throughput(device: torch.device, quick: bool, override_tflops: float |
         row = {"gflop_per_image": round(flops / 1e9, 3)}
         for compiled in ("false", "true"):
             metrics, summary = run_epochs([*base, f"trainer.compile={compiled}"], device)
-            rate = max(m["images_per_sec"] for m in metrics[1:])  # the fastest epoch; the first holds compilation
+            rate = max(m["samples_per_sec"] for m in metrics[1:])  # the fastest epoch; the first holds compilation
             key = "compiled" if compiled == "true" else "eager"
             row[f"{key}_images_per_sec"] = round(rate, 1)
             row[f"{key}_mfu"] = round(rate * flops / peak, 4) if peak else None
@@ -462,7 +463,7 @@ def bench_cpu(device: torch.device, quick: bool) -> dict:
                                      f"trainer.epochs={epochs}", "trainer.train_eval_samples=128",
                                      f"trainer.eval_every={epochs}", "trainer.checkpoint_every=0",
                                      f"trainer.channels_last={layout}"], device)
-            rate = max(m["images_per_sec"] for m in metrics[1:])
+            rate = max(m["samples_per_sec"] for m in metrics[1:])
             key = "channels_last" if layout == "true" else "contiguous"
             row[key] = {"images_per_sec": round(rate, 1), "matmul_gflops": round(matmul / 1e9, 1),
                         "matmul_share": round(rate * flops / matmul, 3)}

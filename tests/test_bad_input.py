@@ -43,6 +43,15 @@ def _ucr_root(tmp_path: Path, train_lines: list[str], test_labels: str = "12") -
 
 
 RUN_CASES = {
+    "a strategy key of before the strategy contract": (
+        ["+strategy.boost_alpha=3"], ConfigError, "A strategy's settings are in strategy.mixer (from mix.*), "
+        "strategy.weighting and strategy.schedule"),
+    "a misspelled schedule key": (["strategy=alpha_boost", "+strategy.schedule.boost_alfa=3"], ConfigError,
+                                  "Unknown key 'strategy.schedule.boost_alfa' for enlighten.strategies.schedules."
+                                  "AlphaBoost. Valid keys: boost_alpha."),
+    "a key for a part without settings": (["+strategy.weighting.share=0.1"], ConfigError,
+                                          "enlighten.strategies.weighting.Mean. It takes no settings."),
+    "a strategy without a mixer": (["strategy.mixer=null"], ConfigError, "strategy.mixer must not be null."),
     "negative alpha": (["mix.alpha=-1"], ConfigError, "mix.alpha must be >= 0, got -1.0 (0 turns it off)."),
     "fraction above 1": (["dataset.fraction=1.5"], ConfigError,
                          "dataset.fraction must be in (0, 1], got 1.5 (the share of the training set kept)."),

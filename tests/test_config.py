@@ -202,3 +202,25 @@ def test_debug_quick_runs_ten_steps(tmp_path):
 
     summary = run(compose_cfg(["dataset=digits", "model=cnn", "debug=quick", "trainer.device=cpu"], tmp_path))
     assert summary["status"] == "completed" and summary["steps"] == 10
+
+
+def test_configs_saved_before_the_strategy_contract_read_as_todays(tmp_path):
+    """Every strategy preset as the code before the strategy contract composed it (a summary.json's
+    `config`, written by that code: tests/data), upgraded, is exactly today's: its completed jobs are
+    skipped, its checkpoints resume and its runs pair with today's in tables (both trained bitwise the
+    same when the layout changed)."""
+    import json
+
+    from enlighten.config import flatten, upgrade_config
+    from enlighten.training.checkpoint import config_differences
+
+    saved = json.loads((REPO / "tests" / "data" / "configs_before_strategy_contract.json").read_text())
+    assert len(saved) == 18  # 9 presets, with the defaults and with other mix/removal settings
+    for overrides, old in saved.items():
+        cfg = compose_cfg([*overrides.split(), "trainer.sync_every=7"], tmp_path)
+        new = OmegaConf.to_container(cfg, resolve=True)
+        new.pop("paths")
+        assert flatten(upgrade_config(old)) == flatten(new), overrides
+        assert config_differences(old, new) == []
+        assert config_differences(old, {**new, "seed": 1}) == ["seed: 0 -> 1"]  # a real difference still shows
+    assert upgrade_config(new) == new  # today's layout is left as it is

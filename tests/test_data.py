@@ -7,6 +7,7 @@ import shutil
 import pytest
 import torch
 
+from enlighten.config import ConfigError
 from enlighten.data.base import DataError, InMemoryData, Normalize, balanced_subset
 from enlighten.data.digits import digits
 from enlighten.data.image_folder import image_folder
@@ -23,9 +24,9 @@ def test_balanced_subset_keeps_each_class_share_and_its_own_seed():
     assert torch.equal(idx, balanced_subset(labels, 0.1, seed=3))
     assert not torch.equal(idx, balanced_subset(labels, 0.1, seed=4))
     assert torch.equal(balanced_subset(labels, 1.0, seed=0), torch.arange(1000))
-    with pytest.raises(DataError, match="fraction"):
+    with pytest.raises(ConfigError, match="dataset.fraction must be in"):
         balanced_subset(labels, 1.5, seed=0)
-    with pytest.raises(DataError, match="fraction"):
+    with pytest.raises(ConfigError, match="dataset.fraction must be in"):
         balanced_subset(labels, 0.0, seed=0)
 
 

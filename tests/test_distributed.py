@@ -151,7 +151,7 @@ def test_mixup_on_two_processes_is_reproducible(tmp_path):
     args = [*SETTING, "strategy=mixup", "logger=none"]
     torchrun([*args, "hydra.run.dir=a"], tmp_path)
     torchrun([*args, "hydra.run.dir=b"], tmp_path)
-    timing = ("images_per_sec", "wall_time_s")
+    timing = ("samples_per_sec", "wall_time_s")
     a, b = (read_run(tmp_path / d)[0] for d in ("a", "b"))
     assert [{k: v for k, v in m.items() if k not in timing} for m in a] == \
         [{k: v for k, v in m.items() if k not in timing} for m in b]

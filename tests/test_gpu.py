@@ -53,7 +53,7 @@ def test_data_lives_on_the_gpu_and_no_step_reads_the_host(tmp_path):
     design, every `phase.check_every` steps of the ENP)."""
     reads = []
     for num_train in (1024, 2048):
-        cfg = compose_cfg([*SMALL, f"dataset.num_train={num_train}", "trainer.log_every=1000", "strategy=mixup_pause",
+        cfg = compose_cfg([*SMALL, f"dataset.num_train={num_train}", "trainer.sync_every=1000", "strategy=mixup_pause",
                            "phase=fraction", "diagnostics=default"], tmp_path / str(num_train))
         with CountSyncs() as counter:
             run(cfg)

@@ -32,7 +32,7 @@ class CountSyncs(TorchFunctionMode):
 
 
 def _syncs(tmp_path, overrides: list[str], num_train: int) -> int:
-    cfg = compose_cfg([*TINY, f"dataset.num_train={num_train}", "trainer.log_every=1000", *overrides],
+    cfg = compose_cfg([*TINY, f"dataset.num_train={num_train}", "trainer.sync_every=1000", *overrides],
                       tmp_path / f"{num_train}")
     with CountSyncs() as counter:
         run(cfg)
@@ -61,7 +61,7 @@ def test_data_is_reused_by_the_next_run_with_the_same_dataset_config(tmp_path, m
                         ("other", ["dataset.num_train=96"])):
         cfg = compose_cfg([*TINY, "dataset.num_train=128", "trainer.deterministic=true", *extra], tmp_path / name)
         run(cfg)
-        results[name] = [{k: v for k, v in m.items() if k not in ("images_per_sec", "wall_time_s")}
+        results[name] = [{k: v for k, v in m.items() if k not in ("samples_per_sec", "wall_time_s")}
                          for m in read_run(tmp_path / name)[0]]
     torch.use_deterministic_algorithms(False)
     # Loaded for the first run, reused by the second, loaded again with reuse off and for another config.

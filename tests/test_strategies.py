@@ -88,7 +88,8 @@ def test_permutation_pairing_mixes_each_sample_with_a_fresh_random_partner():
     assert len(partners_seen) == 5  # a fresh permutation every step
     strategy(alpha=1.0, pairing="permutation").check(127)  # any batch size pairs
     with pytest.raises(ValueError, match="mix.pairing=flip with it"):
-        Mixer(alpha=1.0, mode="pair", pairing="permutation")
+        strategy(alpha=1.0, mode="pair", pairing="permutation").check(8)
+    strategy(NoMixing(), mode="pair", pairing="permutation").check(8)  # checked only where it mixes
     with pytest.raises(ValueError, match="mix.pairing must be one of"):
         Mixer(alpha=1.0, pairing="reversed")
 
@@ -244,13 +245,17 @@ def test_removal_controls_drop_the_lowest_or_random_losses_in_the_enp():
     assert again == means  # drawn from torch's seeded generator
 
 
-def test_late_switch_off_mixes_until_the_last_share_of_the_epochs():
+def test_late_switch_off_mixes_until_the_last_share_of_the_steps():
     from enlighten.strategies.late_off import MixupLateOff
 
-    s = MixupLateOff(off_share=0.2)
-    planned = [s.plan(phase(epoch=e, step=e * 10), 1.0).alpha for e in range(10)]
-    assert planned == [1.0] * 8 + [None] * 2  # epochs 8 and 9 of 10 are clean
-    assert [MixupLateOff(0.0).plan(phase(epoch=9), 1.0).alpha, MixupLateOff(1.0).plan(phase(), 1.0).alpha] == [1.0, None]
+    def planned(off_share: float, total: int) -> list:
+        return [MixupLateOff(off_share).plan(phase(step=s, epoch=s // 10, epochs=total // 10), 1.0).alpha
+                for s in range(total)]
+
+    assert planned(0.2, 100) == [1.0] * 80 + [None] * 20  # the last 20 of 100 steps are clean
+    assert planned(0.7, 100).count(None) == 70  # not 69: (1 - 0.7) x 100 is 30.000000000000004
+    assert planned(0.1, 20).count(None) == 2  # a short run switches off too
+    assert planned(0.0, 10) == [1.0] * 10 and planned(1.0, 10) == [None] * 10
     with pytest.raises(ValueError, match="off_share"):
         MixupLateOff(off_share=1.5)
 
@@ -266,5 +271,8 @@ def test_mixup_without_hesitation_mixes_every_step_then_every_other_epoch_then_f
     assert [all(m) for m in mixed[12:18]] == [True, False] * 3 and not any(mixed[13])  # then the even epochs only
     assert sum(mixed[18]) == 10 and sum(mixed[19]) == 5  # then shares 1 and 1/2 of the steps (linear to 0) ...
     assert mixed[19] == [False, True] * 5  # ... spread evenly
+    late = MixupWithoutHesitation(every_until=0.55, alternate_until=0.9)
+    hundred = [late.plan(phase(epoch=e, step=e * spe, epochs=100), 1.0).alpha is not None for e in range(100)]
+    assert hundred[:55] == [True] * 55 and hundred[55:57] == [False, True]  # 0.55 x 100 is 55.00000000000001
     with pytest.raises(ValueError, match="every_until <= alternate_until"):
         MixupWithoutHesitation(every_until=0.9, alternate_until=0.6)

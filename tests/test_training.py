@@ -33,7 +33,7 @@ def test_same_seed_same_metrics_other_seed_differs(tmp_path):
         cfg = compose_cfg([*FAST, f"seed={seed}", "trainer.deterministic=true"], tmp_path / name)
         run(cfg)
         results.append(read_run(tmp_path / name)[0])
-    strip = lambda ms: [{k: v for k, v in m.items() if k not in ("images_per_sec", "wall_time_s")} for m in ms]  # noqa: E731
+    strip = lambda ms: [{k: v for k, v in m.items() if k not in ("samples_per_sec", "wall_time_s")} for m in ms]  # noqa: E731
     assert strip(results[0]) == strip(results[1])
     assert strip(results[0]) != strip(results[2])
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from enlighten.config import RESULT_NEUTRAL_KEYS, flatten, under
+from enlighten.config import RESULT_NEUTRAL_KEYS, flatten, under, upgrade_config
 
 # Config groups whose options set keys outside their own subtree (`# @package _global_`): comparing
 # two of their options compares everything they set. An arm (conf/arm/) sets the strategy and the
@@ -40,6 +40,8 @@ def load_runs(dirs) -> list[dict]:
                 run = json.loads(path.read_text())
             except (OSError, json.JSONDecodeError) as e:
                 run = {"status": "unreadable", "error": str(e)}
+            if isinstance(run.get("config"), dict):  # written by an earlier version: in today's layout
+                run["config"] = upgrade_config(run["config"])
             run["_dir"] = str(path.parent)
             runs.append(run)
     return runs

@@ -18,6 +18,7 @@ from typing import Iterator, Sequence
 import torch
 from torch import Tensor
 
+from enlighten.config import check_fraction
 from enlighten.errors import UserError
 
 
@@ -31,8 +32,7 @@ def balanced_subset(labels: Tensor, fraction: float, seed: int) -> Tensor:
     The subset is drawn with its own seed, so the dataset-size axis of a sweep does not change when
     the training seed changes. Every class keeps at least one sample.
     """
-    if not 0.0 < fraction <= 1.0:
-        raise DataError(f"dataset.fraction must be in (0, 1], got {fraction}.")
+    check_fraction(fraction)
     if fraction == 1.0:
         return torch.arange(len(labels))
     g = torch.Generator().manual_seed(seed)

@@ -25,6 +25,7 @@ from typing import Iterator
 import torch
 from torch import Tensor
 
+from enlighten.config import check_fraction
 from enlighten.data.base import DataError
 from enlighten.results import atomic_write_text
 
@@ -136,8 +137,7 @@ def char_text(
     keep the first `fraction` of the training part (a dataset-size axis; validation is unchanged)."""
     if not 0.0 < val_share < 1.0:
         raise DataError(f"dataset.val_share must be in (0, 1), got {val_share}.")
-    if not 0.0 < fraction <= 1.0:
-        raise DataError(f"dataset.fraction must be in (0, 1], got {fraction}.")
+    check_fraction(fraction)
     vocab = sorted(set(text))
     ids = torch.tensor([ord(c) for c in text], dtype=torch.int64)
     lookup = torch.zeros(max(ord(c) for c in vocab) + 1, dtype=torch.int64)

@@ -5,7 +5,7 @@ The loop calls these hooks; the monitor never changes training (gradients throug
 
     rows = monitor.start(phase)                     # before the first step: the rows of step 0
     rows = monitor.after_step(step, phase)          # every step: BENR's path; rows on the cadence
-    rows = monitor.at_enp_end(step, epoch)          # where the ENP ends
+    rows = monitor.at_enp_end(step, epoch, phase)   # where the ENP ends (`phase`: the next step's)
     rows = monitor.read(rows)                       # at the epoch's end: values read in one go
     cols = monitor.end_epoch(epoch)                 # per-epoch columns for metrics.jsonl
     monitor.summary()                               # ENP means and dataset-scope values for summary.json
@@ -358,12 +358,13 @@ class Diagnostics:
             self.benr.step()
         return self._rows(step, phase)
 
-    def at_enp_end(self, step: int, phase: Phase) -> list[dict]:
-        """Where the ENP ended: the probe measured as training goes on from here (`phase`: the next step's)."""
+    def at_enp_end(self, step: int, epoch: int, phase: Phase) -> list[dict]:
+        """Where the ENP ended, at `step` of `epoch`: the probe measured as training goes on from here
+        (`phase`: the next step's record)."""
         self.enp_ended = True
-        rows = [{"step": step, "epoch": phase.epoch, "event": "enp_end", **self.measure(phase)}]
+        rows = [{"step": step, "epoch": epoch, "event": "enp_end", **self.measure(phase)}]
         if self.dataset_at_enp_end and self.can_mix:
-            rows.append(self._dataset(step, phase.epoch, "enp_end", phase))
+            rows.append(self._dataset(step, epoch, "enp_end", phase))
         return rows
 
     def read(self, rows: list[dict]) -> list[dict]:
@@ -439,7 +440,7 @@ class NoDiagnostics:
     def after_step(self, step: int, phase) -> list[dict]:
         return []
 
-    def at_enp_end(self, step: int, phase) -> list[dict]:
+    def at_enp_end(self, step: int, epoch: int, phase) -> list[dict]:
         return []
 
     def read(self, rows: list[dict]) -> list[dict]:

@@ -13,7 +13,7 @@ value that ends the ENP (or None while it goes on).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Optional
 
 
@@ -71,7 +71,8 @@ class PhaseDetector:
 
     def phase(self, progress: Progress) -> Phase:
         """The phase record of the step about to be taken."""
-        return Phase(**vars(progress), in_enp=self.in_enp, enp_end_step=self.end.step)
+        where = {f.name: getattr(progress, f.name) for f in fields(Progress)}
+        return Phase(**where, in_enp=self.in_enp, enp_end_step=self.end.step)
 
     def criterion(self, progress: Progress, signals) -> Optional[float]:
         """The signal value that ends the ENP at this step, or None while it goes on."""

@@ -36,6 +36,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from enlighten.phase.base import Phase
+from enlighten.strategies.mixer import Mixer
+from enlighten.strategies.weighting import Mean
 
 
 def soft_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
@@ -76,7 +78,8 @@ class Schedule:
     `plan`, and `alphas` when they mix at other values than `alpha`."""
 
     def plan(self, phase: Phase, alpha: float) -> Plan:
-        """The plan of the step trained under `phase`; `alpha` is the mixer's (`mix.alpha`)."""
+        """The plan of the step trained under `phase`; `alpha` is the mixer's (`strategy.mixer.alpha`:
+        `mix.alpha`, or 0 in the removal presets)."""
         return Plan(alpha=alpha)
 
     def alphas(self, alpha: float) -> tuple[float, ...]:
@@ -87,7 +90,7 @@ class Schedule:
 class Strategy:
     """A mixer, a sample weighting and a schedule (see the module's docstring)."""
 
-    def __init__(self, mixer, weighting, schedule: Schedule) -> None:
+    def __init__(self, mixer: Mixer, weighting: Mean, schedule: Schedule) -> None:
         self.mixer, self.weighting, self.schedule = mixer, weighting, schedule
         self._plan = Plan()
         self._mixed = False
@@ -98,14 +101,15 @@ class Strategy:
         return any(self.mixer.mixes(a) for a in self.schedule.alphas(self.mixer.alpha))
 
     def check(self, batch_size: int) -> None:
-        """Raise ValueError for a setting this strategy cannot train with (called before any work)."""
+        """Raise ValueError for a setting this strategy cannot train with (called before any work). The
+        mixer's settings are checked only when the strategy can mix: vanilla accepts any `mix.*`."""
         if self.may_mix():
             self.mixer.check(batch_size)
         self.weighting.check(batch_size)
 
     def setup(self, num_classes: int, model: nn.Module | None = None) -> None:
         """Called once the data and the model are known."""
-        self.mixer.setup(num_classes, model if self.may_mix() else None)
+        self.mixer.setup(num_classes, model, mixes=self.may_mix())
 
     def plan(self, phase: Phase) -> Plan:
         return self.schedule.plan(phase, self.mixer.alpha)

@@ -1,5 +1,5 @@
-"""`mixup_late_off`: Mixup at `mix.alpha` on every step but none in the last `off_share` of the epochs,
-so training ends on clean data (timm's `--mixup-off-epoch`)."""
+"""`mixup_late_off`: Mixup at `mix.alpha` on every step but none in the last `off_share` of training,
+so it ends on clean data (timm's `--mixup-off-epoch`, counted in steps here)."""
 
 from enlighten.phase.base import Phase
 from enlighten.strategies.base import Plan, Schedule
@@ -12,5 +12,5 @@ class MixupLateOff(Schedule):
         self.off_share = off_share
 
     def plan(self, phase: Phase, alpha: float) -> Plan:
-        late = phase.epoch >= (1.0 - self.off_share) * phase.epochs
+        late = phase.step >= round((1.0 - self.off_share) * phase.total_steps)
         return Plan(alpha=None if late else alpha)

@@ -47,11 +47,6 @@ class Mixer:
         if kind not in ("input", "manifold"):
             raise ValueError(f"mix.kind must be input or manifold, got {kind!r}.")
         check_pairing(pairing)
-        if pairing != "flip" and mode != "batch":
-            raise ValueError(
-                f"mix.mode={mode} mixes each pair with its own lambda through timm, which pairs sample i with "
-                f"B-1-i only: use mix.pairing=flip with it, or mix.mode=batch with mix.pairing={pairing}."
-            )
         if alpha < 0 or cutmix_alpha < 0:
             raise ValueError(f"Mixup alphas must be >= 0, got alpha={alpha}, cutmix_alpha={cutmix_alpha}.")
         if not 0.0 <= label_smoothing < 1.0:
@@ -68,16 +63,22 @@ class Mixer:
         return alpha > 0 or (self.kind == "input" and self.cutmix_alpha > 0)
 
     def check(self, batch_size: int) -> None:
+        """Settings only mixing needs (the strategy calls this when it can mix at all)."""
+        if self.pairing != "flip" and self.mode != "batch":
+            raise ValueError(
+                f"mix.mode={self.mode} mixes each pair with its own lambda through timm, which pairs sample i with "
+                f"B-1-i only: use mix.pairing=flip with it, or mix.mode=batch with mix.pairing={self.pairing}."
+            )
         if batch_size % 2 and self.pairing == "flip":
             raise ValueError(
                 f"trainer.batch_size={batch_size} is odd, but mix.pairing=flip mixes sample i with sample B-1-i and "
                 f"needs an even batch size: use {batch_size + 1} or {batch_size - 1}, or mix.pairing=permutation."
             )
 
-    def setup(self, num_classes: int, model: nn.Module | None) -> None:
-        """`model` is None when the strategy never mixes: nothing to check or prepare then."""
+    def setup(self, num_classes: int, model: nn.Module | None, mixes: bool = True) -> None:
+        """`mixes`: whether the strategy can mix at all (if not, nothing to check or prepare)."""
         self.num_classes = num_classes
-        if model is None:
+        if not mixes:
             return
         if self.kind == "manifold":
             check_manifold(model)

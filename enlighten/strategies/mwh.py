@@ -1,8 +1,9 @@
 """`mixup_without_hesitation`: Mixup Without Hesitation (Yu et al. 2021; github.com/yuhao318/mwh).
 Mixup at `mix.alpha` on every step for the first `every_until` of the epochs, then on every other
 epoch (the even ones) until `alternate_until`, then on a share of each epoch's steps that falls
-linearly from 1 to 0 at the end of training. MWH flips a coin per step for that share; here the
-mixed steps are spread evenly over the epoch instead, so the plan stays a function of the phase."""
+linearly from 1 to 0 at the end of training (MWH's own 100 epochs: 1, 0.9, ..., 0.1 over the last
+10; a run of 10 epochs has one fading epoch, at 1). MWH flips a coin per step for that share; here
+the mixed steps are spread evenly over the epoch instead, so the plan stays a function of the phase."""
 
 import math
 
@@ -18,9 +19,9 @@ class MixupWithoutHesitation(Schedule):
         self.every_until, self.alternate_until = every_until, alternate_until
 
     def plan(self, phase: Phase, alpha: float) -> Plan:
-        if phase.epoch < self.every_until * phase.epochs:
+        if phase.epoch < round(self.every_until * phase.epochs, 9):  # rounded: 0.7 x 90 is 62.99... in floats
             return Plan(alpha=alpha)
-        fade_start = self.alternate_until * phase.epochs
+        fade_start = round(self.alternate_until * phase.epochs, 9)
         if phase.epoch < fade_start:
             return Plan(alpha=alpha if phase.epoch % 2 == 0 else None)
         share = (phase.epochs - phase.epoch) / (phase.epochs - fade_start)

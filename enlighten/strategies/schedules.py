@@ -6,8 +6,9 @@ which alpha, and whether the sample weighting applies (`Plan`).
 - `MixupPause` (the paper, small scale): no mixing during the ENP, `mix.alpha` after.
 - `AlphaBoost` (the paper, large scale that underfits): `boost_alpha` during the ENP, `mix.alpha` after.
 - `MixupEarly` (a control with the reverse schedule): Mixup only during the ENP, none after.
-- `WeighDuringEnp` (High-Loss Removal and its controls): mixes at `mix.alpha` on every step (the
-  removal presets set it to 0), applies the weighting during the ENP only, or for the whole run.
+- `WeighDuringEnp` (High-Loss Removal and its controls): mixes at the mixer's alpha on every step
+  (`strategy.mixer.alpha`, 0 in the removal presets: no mixing), applies the weighting during the ENP
+  only, or for the whole run.
 
 Schedules outside the paper have a file of their own each, as a new one would (the README's worked example).
 """

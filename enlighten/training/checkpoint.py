@@ -22,7 +22,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from enlighten.config import RESULT_NEUTRAL_KEYS, flatten, under
+from enlighten.config import RESULT_NEUTRAL_KEYS, flatten, under, upgrade_config
 from enlighten.errors import UserError
 from enlighten.results import atomic_torch_save
 
@@ -83,7 +83,7 @@ def clear_checkpoints(run_dir: Path) -> list[Path]:
 
 def config_differences(saved: dict, current: dict) -> list[str]:
     """`key: saved -> current` for every setting that differs, except those that change no result."""
-    a, b = flatten(saved), flatten(current)
+    a, b = flatten(upgrade_config(saved)), flatten(current)
     return [f"{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}" for k in sorted(set(a) | set(b))
             if not under(k, RESULT_NEUTRAL_KEYS) and a.get(k, "<absent>") != b.get(k, "<absent>")]
 

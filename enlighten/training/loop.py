@@ -3,7 +3,7 @@
 Before each step the loop asks the phase detector for the step's phase record, and the strategy what
 the batch becomes under it and how per-sample losses are reduced; after the step it reads what the
 strategy did. Neither reaches into the loop. Metrics
-accumulate on the device and are read once per `log_every` steps and once per epoch, so the step has
+accumulate on the device and are read once per `sync_every` steps and once per epoch, so the step has
 no host-device synchronization.
 
 Data-parallel (several processes, `enlighten.training.distributed`): each process trains on its slice
@@ -318,10 +318,10 @@ class Trainer:
         return {k: int(v) if isinstance(counters[k], int) else v for k, v in zip(counters, totals.tolist())}
 
     def _periodic_check(self, tally: EpochTally, epoch: int) -> Optional[int]:
-        """Every `log_every` steps: divergence, and on several processes the stop signal they agree on
+        """Every `sync_every` steps: divergence, and on several processes the stop signal they agree on
         (in the same collective, so that all stop at the same step). One process acts on a signal after
         any step: that is a Python attribute read."""
-        if self.step % self.cfg.log_every:
+        if self.step % self.cfg.sync_every:
             return None if self.dist.enabled else self.stop.received
         if not self.dist.enabled:
             if not torch.isfinite(tally.loss_sum):
@@ -397,7 +397,8 @@ class Trainer:
                 tally.diag_rows += self.diagnostics.after_step(self.step, phase)
                 if phase.in_enp and not self.detector.in_enp:  # the ENP ended at this step: record where we stand
                     self.enp_end_train_acc = signals.train_accuracy(len(self.train_probe))
-                    tally.diag_rows += self.diagnostics.at_enp_end(self.step, self._phase(epoch))
+                    after = self._phase(self.step // self.steps_per_epoch)  # the next step's (maybe the next epoch's)
+                    tally.diag_rows += self.diagnostics.at_enp_end(self.step, epoch, after)
                     rank = f"[rank {self.dist.rank}] " if self.dist.enabled else ""
                     log.info(f"{rank}ENP ended at step {self.step} (epoch {epoch}, {self.detector.end.reason})")
                 if (signum := self._periodic_check(tally, epoch)) is not None:
@@ -437,7 +438,7 @@ class Trainer:
                 "dropped": self._summed({"dropped": tally.dropped})["dropped"] + tally.dropped_summed,
                 **diag_cols,
                 # samples (sequences for token data) per second, over the steps this process trained
-                "images_per_sec": (tally.steps - steps_before) * cfg.batch_size / train_time,
+                "samples_per_sec": (tally.steps - steps_before) * cfg.batch_size / train_time,
                 "wall_time_s": time.perf_counter() - start,
             }
             # in step order: W&B drops a row logged at a step before its latest
@@ -451,7 +452,7 @@ class Trainer:
             if self.dist.main:  # one line per epoch, not one per process
                 log.info(f"epoch {epoch} of {self.num_epochs}  step {self.step}  loss {train_loss:.4f}  train_acc "
                          f"{train_acc:.4f}  val_acc {val_acc if val_acc is None else round(val_acc, 4)}{val_bpc}  "
-                         f"{row['images_per_sec']:.0f} samples/s")
+                         f"{row['samples_per_sec']:.0f} samples/s")
             for hook in self.on_epoch_end:
                 hook(self, row)
             self.epoch, self.elapsed_s = epoch + 1, row["wall_time_s"]
