@@ -51,7 +51,7 @@ def phase(in_enp: bool) -> Phase:
 from enlighten.config import TrainerConfig
 from enlighten.training.loop import Trainer
 from enlighten.training.optim import cosine, sgd
-from tests.conftest import SHARED_DATA, compose_cfg, needs_shared, read_run
+from tests.conftest import SHARED_DATA, TINY, compose_cfg, needs_shared, read_run
 
 # --------------------------------------------------------------------------------------------------
 # The paper's model: a linear layer with a sigmoid, binary labels, normalized inputs, at initialization
@@ -392,8 +392,7 @@ def test_diagnostics_never_change_training(tmp_path):
     assert points == {"init", "step5", "enp_end"}
 
 
-TINY_RUN = ["dataset=synthetic", "dataset.image_size=8", "dataset.channels=1", "model=cnn", "trainer.epochs=2",
-            "trainer.batch_size=64", "logger=none"]
+TINY_RUN = [*TINY, "dataset.channels=1", "trainer.deterministic=false"]
 
 
 def test_a_run_with_diagnostics_writes_every_key(tmp_path):

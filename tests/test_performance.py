@@ -11,11 +11,11 @@ from torch.overrides import TorchFunctionMode
 from enlighten.data import reuse
 from enlighten.data.synthetic import synthetic
 from enlighten.run import run
+from tests import conftest
 from tests.conftest import compose_cfg, read_run
 
-TINY = ["dataset=synthetic", "dataset.image_size=8", "dataset.num_test=64", "model=mlp", "model.hidden=32",
-        "trainer.epochs=2", "trainer.batch_size=16", "trainer.train_eval_samples=64", "logger=none",
-        "trainer.device=cpu", "diagnostics=off"]
+TINY = [*conftest.TINY, "model=mlp", "model.hidden=32", "model.width=1", "trainer.batch_size=16", "trainer.deterministic=false",
+        "diagnostics=off"]
 
 # Tensor methods that read a value back to the host: on a GPU each one waits for the device.
 SYNCS = {"item", "tolist", "numpy", "__bool__", "__float__", "__int__", "__index__"}

@@ -21,10 +21,9 @@ from enlighten.strategies.weighting import Mean
 from enlighten.config import TrainerConfig
 from enlighten.training.loop import Trainer
 from enlighten.training.optim import cosine, multistep, sgd
-from tests.conftest import compose_cfg, read_run
+from tests.conftest import TINY, compose_cfg, read_run
 
-FAST = ["dataset=synthetic", "model=cnn", "model.width=0.25", "trainer.epochs=2", "trainer.batch_size=64",
-        "logger=none", "trainer.device=cpu"]
+FAST = [*TINY, "trainer.deterministic=false"]
 
 
 def test_same_seed_same_metrics_other_seed_differs(tmp_path):
