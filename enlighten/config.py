@@ -74,9 +74,12 @@ def upgrade_config(config: dict) -> dict:
     """A resolved config that an earlier version saved (summary.json, a checkpoint), in today's layout,
     so that its completed jobs are still skipped, its checkpoints still resume and its runs still pair
     with today's in tables. Each change of layout here trained bitwise the same before and after it:
-    the strategy contract (a strategy's flat keys became its mixer, weighting and schedule), and
-    `trainer.log_every` renamed `trainer.sync_every`."""
+    the strategy contract (a strategy's flat keys became its mixer, weighting and schedule),
+    `trainer.log_every` renamed `trainer.sync_every`, and enlighten/phase/schedule.py renamed fixed.py."""
     config = dict(config)
+    phase = config.get("phase")
+    if isinstance(phase, dict) and str(phase.get("_target_", "")).startswith("enlighten.phase.schedule."):
+        config["phase"] = {**phase, "_target_": phase["_target_"].replace(".schedule.", ".fixed.", 1)}
     strategy = config.get("strategy")
     if isinstance(strategy, dict) and strategy.get("_target_") in _STRATEGIES_BEFORE:
         schedule, weighting = _STRATEGIES_BEFORE[strategy["_target_"]]

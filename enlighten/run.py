@@ -110,7 +110,7 @@ def choice(cfg: DictConfig, group: str) -> str:
     if chosen:
         return chosen
     name = lambda node: node._target_.rsplit(".", 1)[-1]  # noqa: E731
-    if group == "strategy":
+    if group == "strategy" and "schedule" in cfg.strategy and "weighting" in cfg.strategy:
         return "+".join(n for n in (name(cfg.strategy.schedule), name(cfg.strategy.weighting)) if n != "Mean")
     return name(cfg[group])
 
@@ -268,6 +268,10 @@ def _check_and_build_before_data(cfg: DictConfig, group) -> tuple:
         diagnostics = build(cfg.diagnostics) if group.main else NoDiagnostics()  # same weights everywhere
     except (ValueError, TypeError) as e:
         raise ConfigError(str(e)) from e
+    if group.main and not detector.in_enp and strategy.uses_the_enp():
+        log.warning(f"strategy {choice(cfg, 'strategy')} changes training only in the ENP, but phase {choice(cfg, 'phase')} "
+                    f"gives none: this run trains as after the ENP from the first step (the baseline of the paper's "
+                    f"phase sweeps). For an ENP, choose a detector, e.g. phase=accuracy.")
     if group.enabled and strategy.may_mix() and strategy.mixer.kind == "manifold":
         raise ConfigError(
             "mix.kind=manifold calls the model's stages one by one, which bypasses DistributedDataParallel's "

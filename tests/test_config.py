@@ -224,3 +224,6 @@ def test_configs_saved_before_the_strategy_contract_read_as_todays(tmp_path):
         assert config_differences(old, new) == []
         assert config_differences(old, {**new, "seed": 1}) == ["seed: 0 -> 1"]  # a real difference still shows
     assert upgrade_config(new) == new  # today's layout is left as it is
+    fixed = OmegaConf.to_container(compose_cfg(["phase=fixed_epochs"], tmp_path).phase, resolve=True)
+    moved = {"phase": {**fixed, "_target_": "enlighten.phase.schedule.FixedEpochs"}}  # before fixed.py's rename
+    assert upgrade_config(moved) == {"phase": fixed}

@@ -126,6 +126,30 @@ def test_a_forced_resume_with_a_larger_batch_stops_at_the_step_budget(tmp_path):
     assert list_checkpoints(tmp_path / "run")[0].name == "epoch_0003.pt"
 
 
+def test_a_checkpoint_written_before_the_renames_resumes_with_todays_names(tmp_path):
+    """A checkpoint whose config has the old layout (flat strategy keys, trainer.log_every) and whose
+    metrics rows have `images_per_sec` resumes without a config difference, and metrics.jsonl then has
+    one name for the column."""
+    from enlighten.results import atomic_torch_save
+
+    _run(tmp_path, "run")
+    last, path = list_checkpoints(tmp_path / "run")  # epochs 3 and 2
+    last.unlink()  # as if the run had been killed in its third epoch
+    (tmp_path / "run" / "summary.json").unlink()
+    state = torch.load(path, weights_only=True)
+    config = json.loads(state["config_json"])
+    config["strategy"] = {"_target_": "enlighten.strategies.schedules.AlphaBoost", "boost_alpha": 2.0, **config["mix"]}
+    config["trainer"] = {("log_every" if k == "sync_every" else k): v for k, v in config["trainer"].items()}
+    state["config_json"] = json.dumps(config)
+    state["results"]["metrics"] = [{("images_per_sec" if k == "samples_per_sec" else k): v for k, v in row.items()}
+                                   for row in state["results"]["metrics"]]
+    atomic_torch_save(state, path)
+    summary = _run(tmp_path, "run")
+    assert summary["resumed_from"] == str(path) and summary["status"] == "completed"
+    metrics = read_run(tmp_path / "run")[0]
+    assert len(metrics) == 3 and all("samples_per_sec" in m and "images_per_sec" not in m for m in metrics)
+
+
 class NotData:
     """Anything but plain data: a checkpoint holding it must not be unpickled."""
 

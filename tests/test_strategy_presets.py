@@ -37,3 +37,26 @@ def test_the_new_presets_train_on_their_schedules(tiny_run, strategy, overrides,
     assert summary["status"] == "completed" and summary["epochs"] == epochs
     assert [m["mixing"] for m in metrics] == mixing  # each epoch's share of mixed steps, as the strategy reported
     assert [m["alpha"] for m in metrics] == mixing  # at mix.alpha = 1 whenever it mixed
+
+
+@pytest.mark.parametrize("preset, uses_the_enp", [
+    ("vanilla", False), ("mixup", False), ("mixup_pause", True), ("alpha_boost", True), ("mixup_early", True),
+    ("high_loss_removal", True), ("high_loss_removal_whole_run", False), ("mixup_late_off", False),
+    ("mixup_without_hesitation", False)])
+def test_a_strategy_says_whether_it_needs_an_enp(preset, uses_the_enp, tmp_path):
+    from hydra.utils import instantiate
+
+    from tests.conftest import compose_cfg
+
+    assert instantiate(compose_cfg([f"strategy={preset}"], tmp_path).strategy).uses_the_enp() == uses_the_enp
+
+
+def test_a_strategy_that_needs_an_enp_under_a_detector_without_one_is_warned_of(tiny_run, caplog):
+    with caplog.at_level("WARNING", logger="enlighten"):
+        tiny_run("strategy=mixup_pause", "phase=never", "trainer.max_steps=2", "diagnostics=off", name="never")
+        tiny_run("strategy=mixup_pause", "phase=fixed_epochs", "phase.epochs=1", "trainer.max_steps=2",
+                 "diagnostics=off", name="fixed")
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warned == ["strategy MixupPause changes training only in the ENP, but phase Never gives none: this run "
+                      "trains as after the ENP from the first step (the baseline of the paper's phase sweeps). For an "
+                      "ENP, choose a detector, e.g. phase=accuracy."]

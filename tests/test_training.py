@@ -137,6 +137,25 @@ def test_the_evaluation_batch_changes_only_the_rounding_of_evaluation(tmp_path):
         assert small["val_loss"] == pytest.approx(large["val_loss"], rel=1e-5)
 
 
+def test_an_epoch_end_hook_sees_each_row_and_never_changes_training(tmp_path):
+    """A hook that draws from every random generator leaves training as it is without it."""
+    import random
+
+    import numpy as np
+
+    rows = []
+
+    def hook(trainer, row):
+        rows.append(row["epoch"])
+        random.random(), np.random.rand(), torch.rand(3)
+
+    overrides = [*FAST, "trainer.deterministic=true", "strategy=mixup"]
+    run(compose_cfg(overrides, tmp_path / "plain"))
+    run(compose_cfg(overrides, tmp_path / "hooked"), on_epoch_end=[hook])
+    strip = lambda ms: [{k: v for k, v in m.items() if k not in ("samples_per_sec", "wall_time_s")} for m in ms]  # noqa: E731
+    assert rows == [0, 1] and strip(read_run(tmp_path / "hooked")[0]) == strip(read_run(tmp_path / "plain")[0])
+
+
 class FiresAt(PhaseDetector):
     """A detector scripted to end the ENP after step `k`, reading the loss at every step until then."""
 

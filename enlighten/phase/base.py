@@ -7,8 +7,9 @@ and where and why it ended is recorded (`summary()`). Bounds hold for every dete
 at least `min_steps` steps and ends at the latest after `max_epochs` epochs, so a criterion that
 never fires cannot keep a run in the ENP forever.
 
-A new detector is one file: subclass `PhaseDetector` and implement `criterion`, returning the signal
-value that ends the ENP (or None while it goes on).
+A new detector is one Python file and one YAML file (conf/phase/): subclass `PhaseDetector` and
+implement `criterion`, returning the signal value that ends the ENP (or None while it goes on); see
+docs/enp.md.
 """
 
 from __future__ import annotations

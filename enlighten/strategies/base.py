@@ -100,6 +100,12 @@ class Strategy:
         """Whether any step of the run can mix (a data or batch-size rule that only mixing needs)."""
         return any(self.mixer.mixes(a) for a in self.schedule.alphas(self.mixer.alpha))
 
+    def uses_the_enp(self) -> bool:
+        """Whether the first step's plan differs in the ENP and after it (with a detector that has no
+        ENP, such a strategy trains as it would after the ENP from the first step)."""
+        first = {"step": 0, "epoch": 0, "steps_per_epoch": 1, "total_steps": 1}
+        return self.plan(Phase(**first, in_enp=True)) != self.plan(Phase(**first, in_enp=False))
+
     def check(self, batch_size: int) -> None:
         """Raise ValueError for a setting this strategy cannot train with (called before any work). The
         mixer's settings are checked only when the strategy can mix: vanilla accepts any `mix.*`."""

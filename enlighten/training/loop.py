@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import math
+import random
 import signal
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -85,7 +87,19 @@ class StepSignals:
         return out
 
 
-EpochHook = Callable[["Trainer", dict], None]  # called with the trainer and an epoch's metrics row, once logged
+# Called on every process with the trainer and an epoch's metrics row once it is logged (before the epoch's
+# checkpoint; `trainer.epoch` still counts the epochs before it), under its own random state.
+EpochHook = Callable[["Trainer", dict], None]
+
+
+@contextlib.contextmanager
+def isolated_rng(device: torch.device):
+    """Python's, numpy's and torch's random state (CPU, and the device's) restored on exit."""
+    py, np_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        yield
+    random.setstate(py)
+    np.random.set_state(np_state)
 
 
 @dataclass(frozen=True)
@@ -237,8 +251,9 @@ class Trainer:
         self.detector.load_state_dict(state["detector"])
         self.diagnostics.load_state_dict(state["diagnostics"])  # after the model: BENR starts from its weights
         set_rng_state(state["rng"], self.generator, self.device)
-        self.results.restore(state["results"]["metrics"], state["results"]["diagnostics"],
-                             state["results"].get("detector", []))
+        metrics = [{("samples_per_sec" if k == "images_per_sec" else k): v for k, v in row.items()}  # renamed 2026-12-01
+                   for row in state["results"]["metrics"]]
+        self.results.restore(metrics, state["results"]["diagnostics"], state["results"].get("detector", []))
         self.resumed_tally = EpochTally.from_state(state["tally"], self.device) if state.get("tally") else None
 
     def autocast(self):
@@ -397,7 +412,7 @@ class Trainer:
                 tally.diag_rows += self.diagnostics.after_step(self.step, phase)
                 if phase.in_enp and not self.detector.in_enp:  # the ENP ended at this step: record where we stand
                     self.enp_end_train_acc = signals.train_accuracy(len(self.train_probe))
-                    after = self._phase(self.step // self.steps_per_epoch)  # the next step's (maybe the next epoch's)
+                    after = self._phase(epoch + (tally.steps >= self.steps_per_epoch))  # the next step's record
                     tally.diag_rows += self.diagnostics.at_enp_end(self.step, epoch, after)
                     rank = f"[rank {self.dist.rank}] " if self.dist.enabled else ""
                     log.info(f"{rank}ENP ended at step {self.step} (epoch {epoch}, {self.detector.end.reason})")
@@ -454,7 +469,8 @@ class Trainer:
                          f"{train_acc:.4f}  val_acc {val_acc if val_acc is None else round(val_acc, 4)}{val_bpc}  "
                          f"{row['samples_per_sec']:.0f} samples/s")
             for hook in self.on_epoch_end:
-                hook(self, row)
+                with isolated_rng(self.device):  # a hook never changes what training draws next
+                    hook(self, row)
             self.epoch, self.elapsed_s = epoch + 1, row["wall_time_s"]
             if self.checkpoint_meta is not None and (
                 last or (cfg.checkpoint_every and self.epoch % cfg.checkpoint_every == 0)
