@@ -42,13 +42,17 @@ def test_the_new_presets_train_on_their_schedules(tiny_run, strategy, overrides,
 @pytest.mark.parametrize("preset, uses_the_enp", [
     ("vanilla", False), ("mixup", False), ("mixup_pause", True), ("alpha_boost", True), ("mixup_early", True),
     ("high_loss_removal", True), ("high_loss_removal_whole_run", False), ("mixup_late_off", False),
-    ("mixup_without_hesitation", False)])
+    ("mixup_without_hesitation", False),
+    ("mixup_pause mix.alpha=0", False), ("mixup_pause mix.alpha=0 mix.cutmix_alpha=1", True),  # nothing to pause
+    ("high_loss_removal removal.drop_fraction=0", False)])  # drops nothing, in the ENP or after it
 def test_a_strategy_says_whether_it_needs_an_enp(preset, uses_the_enp, tmp_path):
     from hydra.utils import instantiate
 
     from tests.conftest import compose_cfg
 
-    assert instantiate(compose_cfg([f"strategy={preset}"], tmp_path).strategy).uses_the_enp() == uses_the_enp
+    name, *overrides = preset.split()
+    cfg = compose_cfg([f"strategy={name}", *overrides], tmp_path)
+    assert instantiate(cfg.strategy).uses_the_enp() == uses_the_enp
 
 
 def test_a_strategy_that_needs_an_enp_under_a_detector_without_one_is_warned_of(tiny_run, caplog):

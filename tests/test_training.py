@@ -138,7 +138,8 @@ def test_the_evaluation_batch_changes_only_the_rounding_of_evaluation(tmp_path):
 
 
 def test_an_epoch_end_hook_sees_each_row_and_never_changes_training(tmp_path):
-    """A hook that draws from every random generator leaves training as it is without it."""
+    """A hook that draws from every random generator, the data order's included, leaves training as it
+    is without it."""
     import random
 
     import numpy as np
@@ -147,7 +148,7 @@ def test_an_epoch_end_hook_sees_each_row_and_never_changes_training(tmp_path):
 
     def hook(trainer, row):
         rows.append(row["epoch"])
-        random.random(), np.random.rand(), torch.rand(3)
+        random.random(), np.random.rand(), torch.rand(3), torch.randperm(5, generator=trainer.generator)
 
     overrides = [*FAST, "trainer.deterministic=true", "strategy=mixup"]
     run(compose_cfg(overrides, tmp_path / "plain"))

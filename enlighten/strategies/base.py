@@ -104,7 +104,13 @@ class Strategy:
         """Whether the first step's plan differs in the ENP and after it (with a detector that has no
         ENP, such a strategy trains as it would after the ENP from the first step)."""
         first = {"step": 0, "epoch": 0, "steps_per_epoch": 1, "total_steps": 1}
-        return self.plan(Phase(**first, in_enp=True)) != self.plan(Phase(**first, in_enp=False))
+        return self._effect(Phase(**first, in_enp=True)) != self._effect(Phase(**first, in_enp=False))
+
+    def _effect(self, phase: Phase) -> tuple:
+        """What a plan does: the alpha it mixes at (None: no mixing) and whether samples are dropped."""
+        plan = self.plan(phase)
+        mixes = plan.alpha is not None and self.mixer.mixes(plan.alpha)
+        return (plan.alpha if mixes else None, plan.weigh and self.weighting.drops)
 
     def check(self, batch_size: int) -> None:
         """Raise ValueError for a setting this strategy cannot train with (called before any work). The

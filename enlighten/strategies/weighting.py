@@ -19,6 +19,8 @@ from torch import Tensor
 
 
 class Mean:
+    drops = False  # whether it ever leaves samples out
+
     def check(self, batch_size: int) -> None:
         pass
 
@@ -38,6 +40,7 @@ class DropHighest(Mean):
             raise ValueError(f"strategy.weighting.scope must be local or global, got {scope!r}.")
         self.drop_fraction = drop_fraction
         self.scope = scope
+        self.drops = drop_fraction > 0
 
     def num_dropped(self, batch_size: int) -> int:
         return math.floor(self.drop_fraction * batch_size + 1e-9)  # 0.29 x 100 is 28.999... in floating point

@@ -93,13 +93,19 @@ EpochHook = Callable[["Trainer", dict], None]
 
 
 @contextlib.contextmanager
-def isolated_rng(device: torch.device):
-    """Python's, numpy's and torch's random state (CPU, and the device's) restored on exit."""
-    py, np_state = random.getstate(), np.random.get_state()
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        yield
-    random.setstate(py)
-    np.random.set_state(np_state)
+def isolated_rng(device: torch.device, *generators: torch.Generator):
+    """Python's, numpy's and torch's random state (the CPU's and the training GPU's), and `generators`
+    (the data order), restored on exit, also when the body raises."""
+    py, np_state, states = random.getstate(), np.random.get_state(), [g.get_state() for g in generators]
+    cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        try:
+            yield
+        finally:
+            random.setstate(py)
+            np.random.set_state(np_state)
+            for g, state in zip(generators, states):
+                g.set_state(state)
 
 
 @dataclass(frozen=True)
@@ -469,7 +475,7 @@ class Trainer:
                          f"{train_acc:.4f}  val_acc {val_acc if val_acc is None else round(val_acc, 4)}{val_bpc}  "
                          f"{row['samples_per_sec']:.0f} samples/s")
             for hook in self.on_epoch_end:
-                with isolated_rng(self.device):  # a hook never changes what training draws next
+                with isolated_rng(self.device, self.generator):  # a hook never changes what training draws next
                     hook(self, row)
             self.epoch, self.elapsed_s = epoch + 1, row["wall_time_s"]
             if self.checkpoint_meta is not None and (
