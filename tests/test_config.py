@@ -217,7 +217,8 @@ def test_configs_saved_before_the_strategy_contract_read_as_todays(tmp_path):
     saved = json.loads((REPO / "tests" / "data" / "configs_before_strategy_contract.json").read_text())
     assert len(saved) == 18  # 9 presets, with the defaults and with other mix/removal settings
     for overrides, old in saved.items():
-        cfg = compose_cfg([*overrides.split(), "trainer.sync_every=7"], tmp_path)
+        # paths.data_dir as the file was written without ENLIGHTEN_DATA_DIR (dataset.root follows it)
+        cfg = compose_cfg([*overrides.split(), "trainer.sync_every=7", "paths.data_dir=./data"], tmp_path)
         new = OmegaConf.to_container(cfg, resolve=True)
         new.pop("paths")
         assert flatten(upgrade_config(old)) == flatten(new), overrides
