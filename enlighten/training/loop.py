@@ -2,8 +2,8 @@
 
 Before each step the loop asks the phase detector for the step's phase record, and the strategy what
 the batch becomes under it and how per-sample losses are reduced; after the step it reads what the
-strategy did. Neither reaches into the loop. Metrics accumulate on the device and are read once per `sync_every` steps and once per epoch, so the step has
-no host-device synchronization.
+strategy did. Neither reaches into the loop. Metrics accumulate on the device and are read once per
+`sync_every` steps and once per epoch, so the step has no host-device synchronization.
 
 Data-parallel (several processes, `enlighten.training.distributed`): each process trains on its slice
 of every global batch through DistributedDataParallel; everything a decision rests on (the loss and
