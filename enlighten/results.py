@@ -30,6 +30,9 @@ METRICS_FILE = "metrics.jsonl"
 DIAGNOSTICS_FILE = "diagnostics.jsonl"
 DETECTOR_FILE = "detector.jsonl"
 SUMMARY_FILE = "summary.json"
+# The summary's record of how the run was made, not what it measured (left out of W&B's summary and of
+# the results columns of scripts/collect.py).
+RUN_RECORD_KEYS = ("config", "choices", "overrides", "traceback", "attempts")
 LOCK_FILE = ".lock"
 
 

@@ -15,6 +15,7 @@ import resource
 import socket
 import time
 import traceback
+from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
@@ -375,8 +376,7 @@ def _build_trainer(cfg: DictConfig, data, device: torch.device, group, strategy,
     runtime = Runtime(bf16=bf16, channels_last=channels_last,
                       eval_batch_size=t.eval_batch_size or (1024 if device.type == "cuda" else 128))
     trainer_cfg = OmegaConf.to_object(t)  # the typed TrainerConfig, plain attribute reads in the loop
-    summary["runtime"] = {"device": str(device), "torch_threads": torch.get_num_threads(), "bf16": bf16,
-                          "channels_last": channels_last, "eval_batch_size": runtime.eval_batch_size}
+    summary["runtime"] = {"device": str(device), "torch_threads": torch.get_num_threads(), **asdict(runtime)}
     if group.main:
         log.info(f"Run {results.run_dir}: {choice(cfg, 'model')} ({summary['num_params']:,} parameters) on {data.name} "
                  f"({data.num_train:,} training / {data.num_test:,} test samples), strategy {choice(cfg, 'strategy')}, "

@@ -58,17 +58,20 @@ def group(runs: list[dict], keys: tuple[str, ...]) -> dict[tuple, list[dict]]:
 def learning_curves(axes, runs: list[dict], strategies: list[str], colors: dict, title: str) -> None:
     """Three panels: clean training accuracy by step (the detector's, until the ENP ended), test
     accuracy and training loss per epoch (steps on a log scale there: the ENP is the start of training)."""
-    def clean_accuracy(run: dict) -> dict:  # the detector's, by step, where it measured clean training accuracy
-        by_step = {x["step"]: x["train_acc"] for x in read_rows(run, "detector.jsonl") if "train_acc" in x}
-        return by_step or {x["step"]: x["train_acc"] for x in read_rows(run, "metrics.jsonl")}
+    rows = {r["_dir"]: {name: read_rows(r, name) for name in ("metrics.jsonl", "detector.jsonl")} for r in runs}
+    metrics = lambda r: rows[r["_dir"]]["metrics.jsonl"]  # noqa: E731 - each file read once
 
-    by_step = all(any("train_acc" in x for x in read_rows(r, "detector.jsonl")) for r in runs)
+    def clean_accuracy(run: dict) -> dict:  # the detector's, by step, where it measured clean training accuracy
+        by_step = {x["step"]: x["train_acc"] for x in rows[run["_dir"]]["detector.jsonl"] if "train_acc" in x}
+        return by_step or {x["step"]: x["train_acc"] for x in metrics(run)}
+
+    by_step = all(any("train_acc" in x for x in rows[r["_dir"]]["detector.jsonl"]) for r in runs)
     panels = [
         ("clean training accuracy (%), by step\n(the phase detector's probe, until it fired)" if by_step
          else "clean training accuracy (%), by step where the\ndetector measured it, else per epoch", clean_accuracy, 100),
         ("test accuracy (%), per epoch",
-         lambda r: {x["step"]: x["val_acc"] for x in read_rows(r, "metrics.jsonl") if x.get("val_acc") is not None}, 100),
-        ("training loss (as trained), per epoch", lambda r: {x["step"]: x["train_loss"] for x in read_rows(r, "metrics.jsonl")}, 1),
+         lambda r: {x["step"]: x["val_acc"] for x in metrics(r) if x.get("val_acc") is not None}, 100),
+        ("training loss (as trained), per epoch", lambda r: {x["step"]: x["train_loss"] for x in metrics(r)}, 1),
     ]
     dashes = {s: ("-", "--", "-.", ":")[i % 4] for i, s in enumerate(strategies)}  # strategies that coincide stay visible
     for ax, (label, series, scale) in zip(axes, panels):

@@ -19,11 +19,10 @@ import json
 from pathlib import Path
 
 from enlighten.config import RESULT_NEUTRAL_KEYS, flatten, under
-from enlighten.results import atomic_write, atomic_write_text
+from enlighten.results import RUN_RECORD_KEYS, atomic_write, atomic_write_text
 
 # Summary entries that are not results: the config (its varying keys are columns already), the
 # choices (columns of their own), and bookkeeping too long for a cell.
-NOT_RESULTS = ("config", "choices", "overrides", "traceback", "attempts", "_dir")
 FORMATS = (".csv", ".parquet")
 
 
@@ -39,7 +38,7 @@ def collect(runs: list[dict]) -> list[dict]:
                    and len({json.dumps(s.get(k), sort_keys=True) for s in known}) > 1)
     rows = []
     for run, setting in zip(runs, settings):
-        results = flatten({k: v for k, v in run.items() if k not in NOT_RESULTS})
+        results = flatten({k: v for k, v in run.items() if k not in (*RUN_RECORD_KEYS, "_dir")})
         rows.append({"run_dir": run["_dir"], "status": run.get("status"), **run.get("choices", {}),
                      **{k: _cell(setting.get(k)) for k in swept},
                      **{k: v for k, v in results.items() if k != "status" and not isinstance(v, (list, dict))}})

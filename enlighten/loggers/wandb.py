@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from enlighten.loggers.base import Logger
+from enlighten.results import RUN_RECORD_KEYS
 
 # Online W&B without a network: wandb.init waits (and retries) for about 105 s before it gives up,
 # once per job of a sweep. We decide within 15 s instead (a 5 s check, then 10 s for wandb.init), once
@@ -32,7 +33,6 @@ from enlighten.loggers.base import Logger
 CHECK_S, INIT_S = 5, 10
 PROBE_PREFIXES = ("probe", "enp_end", "dataset", "detector")
 # In the W&B config already (config, choices), or bookkeeping that is no result.
-NOT_IN_SUMMARY = ("config", "choices", "overrides", "traceback", "attempts")
 _offline_because: Optional[str] = None  # why online W&B failed earlier in this process
 
 
@@ -171,7 +171,7 @@ class WandbLogger(Logger):
 
     def log_summary(self, summary: dict) -> None:
         for k, v in summary.items():
-            if k not in NOT_IN_SUMMARY and v is not None:
+            if k not in RUN_RECORD_KEYS and v is not None:
                 self.run.summary[k] = v
 
     def finish(self, exit_code: int = 0) -> None:

@@ -14,7 +14,7 @@ docs/enp.md.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Optional
 
 
@@ -72,8 +72,8 @@ class PhaseDetector:
 
     def phase(self, progress: Progress) -> Phase:
         """The phase record of the step about to be taken."""
-        where = {f.name: getattr(progress, f.name) for f in fields(Progress)}
-        return Phase(**where, in_enp=self.in_enp, enp_end_step=self.end.step)
+        return Phase(progress.step, progress.epoch, progress.steps_per_epoch, progress.total_steps,
+                     in_enp=self.in_enp, enp_end_step=self.end.step)
 
     def criterion(self, progress: Progress, signals) -> Optional[float]:
         """The signal value that ends the ENP at this step, or None while it goes on."""

@@ -96,7 +96,7 @@ def load_latest(run_dir: Path, config: dict, force: bool = False) -> Optional[tu
     """
     for path in list_checkpoints(run_dir):
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = upgrade_checkpoint(torch.load(path, map_location="cpu", weights_only=True))
             saved = json.loads(state["config_json"])
         except Exception as e:  # noqa: BLE001 - any failure to read means: try the previous one
             warnings.warn(f"Checkpoint {path} is unreadable ({type(e).__name__}: {e}); trying the previous one.",
@@ -114,6 +114,19 @@ def load_latest(run_dir: Path, config: dict, force: bool = False) -> Optional[tu
                           stacklevel=2)
         return path, state
     return None
+
+
+def upgrade_checkpoint(state: dict) -> dict:
+    """A checkpoint an earlier version wrote, in today's format (its config is upgraded where it is
+    compared: `config_differences`). 2026-12-01: the metrics column `images_per_sec` became
+    `samples_per_sec`, and the epoch tally's `counters` (the strategy's, summed) its `dropped_summed`."""
+    results = state.get("results") or {}
+    results["metrics"] = [{("samples_per_sec" if k == "images_per_sec" else k): v for k, v in row.items()}
+                          for row in results.get("metrics", [])]
+    tally = state.get("tally")
+    if tally and "counters" in tally:
+        tally["dropped_summed"] = tally.pop("counters").get("dropped", 0)
+    return state
 
 
 def rng_state(data_generator: torch.Generator, device: torch.device) -> dict:

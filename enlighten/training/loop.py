@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import math
-import random
 import signal
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -92,19 +90,14 @@ EpochHook = Callable[["Trainer", dict], None]
 
 
 @contextlib.contextmanager
-def isolated_rng(device: torch.device, *generators: torch.Generator):
-    """Python's, numpy's and torch's random state (the CPU's and the training GPU's), and `generators`
-    (the data order), restored on exit, also when the body raises."""
-    py, np_state, states = random.getstate(), np.random.get_state(), [g.get_state() for g in generators]
-    cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda):
-        try:
-            yield
-        finally:
-            random.setstate(py)
-            np.random.set_state(np_state)
-            for g, state in zip(generators, states):
-                g.set_state(state)
+def isolated_rng(data_generator: torch.Generator, device: torch.device):
+    """Every random stream a run draws from (those a checkpoint saves) restored on exit, also when the
+    body raises."""
+    state = rng_state(data_generator, device)
+    try:
+        yield
+    finally:
+        set_rng_state(state, data_generator, device)
 
 
 @dataclass(frozen=True)
@@ -147,9 +140,6 @@ class EpochTally:
 
     @classmethod
     def from_state(cls, state: dict, device: torch.device) -> "EpochTally":
-        state = dict(state)
-        if "counters" in state:  # written before the strategy reported its steps (2026-12-01)
-            state["dropped_summed"] = state.pop("counters").get("dropped", 0)
         return cls(**{**state, "loss_sum": state["loss_sum"].to(device)})
 
 
@@ -256,9 +246,8 @@ class Trainer:
         self.detector.load_state_dict(state["detector"])
         self.diagnostics.load_state_dict(state["diagnostics"])  # after the model: BENR starts from its weights
         set_rng_state(state["rng"], self.generator, self.device)
-        metrics = [{("samples_per_sec" if k == "images_per_sec" else k): v for k, v in row.items()}  # renamed 2026-12-01
-                   for row in state["results"]["metrics"]]
-        self.results.restore(metrics, state["results"]["diagnostics"], state["results"].get("detector", []))
+        self.results.restore(state["results"]["metrics"], state["results"]["diagnostics"],
+                             state["results"].get("detector", []))
         self.resumed_tally = EpochTally.from_state(state["tally"], self.device) if state.get("tally") else None
 
     def autocast(self):
@@ -474,7 +463,7 @@ class Trainer:
                          f"{train_acc:.4f}  val_acc {val_acc if val_acc is None else round(val_acc, 4)}{val_bpc}  "
                          f"{row['samples_per_sec']:.0f} samples/s")
             for hook in self.on_epoch_end:
-                with isolated_rng(self.device, self.generator):  # a hook never changes what training draws next
+                with isolated_rng(self.generator, self.device):  # a hook never changes what training draws next
                     hook(self, row)
             self.epoch, self.elapsed_s = epoch + 1, row["wall_time_s"]
             if self.checkpoint_meta is not None and (
