@@ -67,6 +67,9 @@ _STRATEGIES_BEFORE = {
     "enlighten.strategies.high_loss_removal.LowLossRemoval": ("WeighDuringEnp", "DropLowest"),
     "enlighten.strategies.high_loss_removal.RandomRemoval": ("WeighDuringEnp", "DropRandom"),
 }
+# The loaders that hold a validation split (dataset.val_fraction, 2026-12-07; before it, none).
+_LOADERS_WITH_VALIDATION = tuple(f"enlighten.data.{m}" for m in (
+    "torchvision_sets.torchvision_dataset", "digits.digits", "synthetic.synthetic", "image_folder.image_folder", "ucr.ucr"))
 _MIXER_KEYS = ("alpha", "cutmix_alpha", "label_smoothing", "mode", "prob", "switch_prob", "kind", "pairing")
 
 
@@ -75,7 +78,8 @@ def upgrade_config(config: dict) -> dict:
     so that its completed jobs are still skipped, its checkpoints still resume and its runs still pair
     with today's in tables. Each change of layout here trained bitwise the same before and after it:
     the strategy contract (a strategy's flat keys became its mixer, weighting and schedule),
-    `trainer.log_every` renamed `trainer.sync_every`, and enlighten/phase/schedule.py renamed fixed.py."""
+    `trainer.log_every` renamed `trainer.sync_every`, enlighten/phase/schedule.py renamed fixed.py, and
+    `dataset.val_fraction` added (0: no validation split, as before)."""
     config = dict(config)
     phase = config.get("phase")
     if isinstance(phase, dict) and str(phase.get("_target_", "")).startswith("enlighten.phase.schedule."):
@@ -92,6 +96,9 @@ def upgrade_config(config: dict) -> dict:
             "weighting": {"_target_": f"enlighten.strategies.weighting.{weighting}", **weights},
             "schedule": {"_target_": f"enlighten.strategies.schedules.{schedule}", **plan},
         }
+    dataset = config.get("dataset")
+    if isinstance(dataset, dict) and dataset.get("_target_") in _LOADERS_WITH_VALIDATION and "val_fraction" not in dataset:
+        config["dataset"] = {**dataset, "val_fraction": 0.0}
     trainer = config.get("trainer")
     if isinstance(trainer, dict) and "log_every" in trainer:
         config["trainer"] = {("sync_every" if k == "log_every" else k): v for k, v in trainer.items()}
@@ -255,6 +262,13 @@ def check_fraction(fraction) -> None:
         raise ConfigError(f"dataset.fraction must be in (0, 1], got {fraction} (the share of the training set kept).")
 
 
+def check_val_fraction(val_fraction) -> None:
+    """dataset.val_fraction, the one range check of it (the loaders that hold a validation split call it too)."""
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0.0 <= val_fraction < 1.0:
+        raise ConfigError(f"dataset.val_fraction must be a number in [0, 1), got {val_fraction!r} (the share of each "
+                          f"class of the training split held out for validation; 0: none).")
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError naming the offending key; called before any data is loaded."""
     for key, value in flatten(OmegaConf.to_container(cfg, resolve=False)).items():
@@ -302,6 +316,11 @@ def validate(cfg: DictConfig) -> None:
     fraction = cfg.dataset.get("fraction") if isinstance(cfg.dataset, DictConfig) else None
     if fraction is not None:  # before any data is read (a download would come first)
         check_fraction(fraction)
+    val_fraction = cfg.dataset.get("val_fraction", 0.0) if isinstance(cfg.dataset, DictConfig) else 0.0
+    check_val_fraction(val_fraction)
+    if isinstance(cfg.phase, DictConfig) and cfg.phase.get("source") == "val" and not val_fraction:
+        raise ConfigError("phase.source=val reads the validation split, and dataset.val_fraction is 0 (none): hold one "
+                          "out, e.g. dataset.val_fraction=0.1 (the test set is never used to decide anything).")
     for group in GROUPS:
         node = cfg.get(group)
         if not isinstance(node, DictConfig) or "_target_" not in node:

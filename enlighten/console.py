@@ -47,10 +47,11 @@ def result_line(summary: dict) -> str:
     s = summary
     parts = [s.get("status", "?")]
     if s.get("final_val_acc") is not None:
-        best = f" (best {s['best_val_acc']:.4f})" if s.get("best_val_acc") is not None else ""
-        parts.append(f"val_acc {s['final_val_acc']:.4f}{best}")
-    if s.get("final_val_bpc") is not None:
-        parts.append(f"val_bpc {s['final_val_bpc']:.3f}")
+        parts.append(f"val_acc {s['final_val_acc']:.4f} (best {s['best_val_acc']:.4f})")
+    if s.get("final_test_acc") is not None:
+        parts.append(f"test_acc {s['final_test_acc']:.4f}")
+    if s.get("final_test_bpc") is not None:
+        parts.append(f"test_bpc {s['final_test_bpc']:.3f}")
     if s.get("enp_end_step") is not None:
         parts.append(f"ENP ended at step {s['enp_end_step']} (epoch {s.get('enp_end_epoch')})")
     elif s.get("status") == "completed":

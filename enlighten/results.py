@@ -153,6 +153,29 @@ class RunDirLock:
             self.fd = None
 
 
+# 2026-12-07: the numbers on the test split were named val_* (there was no validation split). Since then
+# val_* is the validation split (dataset.val_fraction) and test_* the test split; results written before
+# are read under today's names, recognised by their format (a row or summary without any test_* key).
+_TEST_ROW_NAMES = {"val_loss": "test_loss", "val_acc": "test_acc", "val_bpc": "test_bpc"}
+_TEST_SUMMARY_NAMES = {"final_val_acc": "final_test_acc", "final_val_loss": "final_test_loss",
+                       "final_val_bpc": "final_test_bpc", "best_val_acc": "best_test_acc"}
+
+
+def upgrade_metrics_row(row: dict) -> dict:
+    """A metrics.jsonl row in today's names (see _TEST_ROW_NAMES)."""
+    if "val_acc" in row and "test_acc" not in row:
+        return {_TEST_ROW_NAMES.get(k, k): v for k, v in row.items()}
+    return row
+
+
+def upgrade_summary(summary: dict) -> dict:
+    """A summary.json in today's names (see _TEST_SUMMARY_NAMES); an old `best_val_acc` was the best
+    test accuracy over the epochs, kept as `best_test_acc` (a selection on the test split: report only)."""
+    if "final_val_acc" in summary and "final_test_acc" not in summary:
+        return {_TEST_SUMMARY_NAMES.get(k, k): v for k, v in summary.items()}
+    return summary
+
+
 def to_jsonable(value: Any) -> Any:
     """Plain JSON: tensors to numbers, non-finite floats to null (JSON has no NaN)."""
     if isinstance(value, torch.Tensor):

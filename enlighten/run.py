@@ -32,7 +32,7 @@ from enlighten.data.reuse import load_dataset
 from enlighten.diagnostics.monitor import NoDiagnostics
 from enlighten.errors import Interrupted, UserError
 from enlighten.loggers.base import Logger, NoLogger
-from enlighten.results import SUMMARY_FILE, RunDirectoryBusy, RunDirLock, RunResults, read_json
+from enlighten.results import SUMMARY_FILE, RunDirectoryBusy, RunDirLock, RunResults, read_json, upgrade_summary
 from enlighten.training import distributed
 from enlighten.training.checkpoint import (CheckpointError, clear_checkpoints, config_differences, load_latest,
                                            prune_checkpoints)
@@ -140,7 +140,7 @@ def completed_summary(run_dir: Path, config: dict) -> dict | None:
     if not path.is_file():
         return None
     try:
-        previous = read_json(path)
+        previous = upgrade_summary(read_json(path))
     except (OSError, ValueError):
         return None
     if previous.get("status") != "completed" or config_differences(previous.get("config") or {}, config):

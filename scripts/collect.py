@@ -2,7 +2,7 @@
 from any set of run or sweep directories (searched recursively).
 
     python scripts/collect.py multirun/2026-12-01/10-00-00_48213a1f2 [MORE_DIRS...] --out runs.csv
-    python -c "import pandas as pd; print(pd.read_csv('runs.csv').groupby('strategy').final_val_acc.mean())"
+    python -c "import pandas as pd; print(pd.read_csv('runs.csv').groupby('strategy').final_test_acc.mean())"
 
 Columns are described in enlighten/analysis/collect.py.
 """

@@ -131,7 +131,7 @@ def main() -> int:
         report["steps"]["cifar10_resnet18"] = {
             "exit_code": code, "seconds": seconds, "command_overrides": summary.get("overrides"),
             "status": summary.get("status"), "error": summary.get("error"), "epochs": summary.get("epochs"), "steps": summary.get("steps"),
-            "final_val_acc": summary.get("final_val_acc"), "enp_end_step": summary.get("enp_end_step"),
+            "final_test_acc": summary.get("final_test_acc"), "enp_end_step": summary.get("enp_end_step"),
             "samples_per_sec": [round(m["samples_per_sec"], 1) for m in metrics], "wall_time_s": summary.get("wall_time_s"),
             "epoch_rows": metrics,
             "runtime": summary.get("runtime"), "peak_cuda_allocated_mb": summary.get("peak_cuda_allocated_mb")}

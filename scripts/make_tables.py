@@ -5,8 +5,9 @@
                                                [--out FILE] [--wandb]
 
 Reads only summary.json files (found recursively), so it works offline and on copied results.
-One row per cell: seeds, mean ± std of final and best test accuracy, final validation loss (and bits
-per character for language models), the mean ENP end epoch and clean training accuracy there, and
+One row per cell: seeds, mean ± std of final test accuracy (and, where runs hold a validation split,
+final validation accuracy and the test accuracy at the epoch best on validation), final test loss (and
+bits per character for language models), the mean ENP end epoch and clean training accuracy there, and
 the means over the ENP of diag/r_perp_clean and diag/zero_act ("ENP not reached" where no run of the
 cell left the ENP; "(k/n reached)" where some did not: their means cover the runs that did).
 With --at-step S, keys `diag/...` (in --metric and --extra) are read from each run's diagnostics.jsonl
@@ -14,7 +15,7 @@ row at step S of the shared grid, so runs are compared at the same point of trai
 (e.g. activation revival: --rows strategy,mix.alpha --baseline strategy=vanilla --metric diag/zero_act
 --at-step 50). With --baseline KEY=VALUE (repeatable),
 each cell is compared with the cell that differs only in KEY=VALUE: the mean difference of the metric
-(--metric: final_val_acc in points, or final_val_bpc when the runs report it; lower is better for
+(--metric: final_test_acc in points, or final_test_bpc when the runs report it; lower is better for
 bpc and loss) over the pairs found in both, its 95% confidence interval and a paired t-test p-value
 (undefined, "-", when every pair differs by the same amount). A member run is paired with the
 baseline run whose config is the same in every setting but KEY (seed included; settings that change
@@ -84,7 +85,7 @@ def format_paired(result, digits: int = 2) -> list[str]:
 
 def default_metric(runs: list[dict]) -> str:
     """Bits per character for language-model runs, final accuracy otherwise."""
-    return "final_val_bpc" if any(r.get("final_val_bpc") is not None for r in runs) else "final_val_acc"
+    return "final_test_bpc" if any(r.get("final_test_bpc") is not None for r in runs) else "final_test_acc"
 
 
 def build_table(
@@ -102,10 +103,12 @@ def build_table(
     if metric not in METRICS and not any(r.get(metric) is not None for r in done):
         sys.exit(f"error: --metric {metric!r} is in no completed run's summary.json (e.g. {', '.join(METRICS)}; "
                  f"with --at-step, a diag/ key of the diagnostics.jsonl row at a step of the grid 0, 1, 2, 5, 10, ...)")
-    losses = ["final_val_loss"] + (["final_val_bpc"] if any(r.get("final_val_bpc") is not None for r in done) else [])
-    header = rows + ["seeds", "final val acc (%)", "best val acc (%)", *(METRICS[k][0] for k in losses),
+    losses = ["final_test_loss"] + (["final_test_bpc"] if any(r.get("final_test_bpc") is not None for r in done) else [])
+    # the validation split's columns where runs hold one (dataset.val_fraction)
+    held = [k for k in ("final_val_acc", "test_acc_at_best_val") if any(r.get(k) is not None for r in done)]
+    header = rows + ["seeds", "final test acc (%)", *(METRICS[k][0] for k in held), *(METRICS[k][0] for k in losses),
                      "ENP end epoch", "train acc at ENP end", "ENP r_perp_clean", "ENP zero_act"] + list(extra)
-    unit = "pts" if metric == "final_val_acc" else metric.removeprefix("final_val_")
+    unit = "pts" if "_acc" in metric else metric.removeprefix("final_test_")
     parsed = []
     for baseline in baselines:
         base_key, _, base_value = baseline.partition("=")
@@ -134,8 +137,8 @@ def build_table(
 
         line = list(cell) + [
             str(len(members)),
-            col("final_val_acc", 100, 2),
-            col("best_val_acc", 100, 2),
+            col("final_test_acc", 100, 2),
+            *(col(k, 100, 2) for k in held),
             *(col(k, 1, 3) for k in losses),
             enp_col("enp_end_epoch", 1, 1),
             enp_col("enp_end_train_acc"),
@@ -145,7 +148,7 @@ def build_table(
         for base_key, base_value in parsed:
             ref = tuple(base_value if k == base_key else v for k, v in zip(rows, cell))
             result = None if ref == cell or ref not in cells else paired_stats(members, cells[ref], base_key, metric)
-            line += format_paired(result, 2 if metric == "final_val_acc" else 3)
+            line += format_paired(result, 2 if "_acc" in metric else 3)
         body.append(line)
     return header, body, problems
 
@@ -158,8 +161,8 @@ def pivot(runs: list[dict], rows: list[str], cols: list[str]) -> tuple[list[str]
     for r in done:
         key = (tuple(str(lookup(r, k)) for k in rows), tuple(str(lookup(r, k)) for k in cols))
         values = cells.setdefault(key, [])
-        if r.get("final_val_acc") is not None:  # a summary may hold null where a number was expected
-            values.append(r["final_val_acc"])
+        if r.get("final_test_acc") is not None:  # a summary may hold null where a number was expected
+            values.append(r["final_test_acc"])
     row_values = sorted({k[0] for k in cells})
     header = rows + [",".join(f"{k}={v}" for k, v in zip(cols, c)) for c in col_values]
     body = [list(rv) + [mean_std(cells.get((rv, cv), [])) for cv in col_values] for rv in row_values]
@@ -201,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--wandb", action="store_true", help="also log the table to W&B (offline by default)")
     ap.add_argument("--baseline", action="append", default=[],
                     help="KEY=VALUE: compare every cell with the cell where KEY=VALUE, e.g. strategy=mixup (repeatable)")
-    ap.add_argument("--metric", help="summary key the comparisons use (default: final_val_bpc if present, else final_val_acc)")
+    ap.add_argument("--metric", help="summary key the comparisons use (default: final_test_bpc if present, else final_test_acc)")
     ap.add_argument("--extra", help="comma-separated summary.json keys to add as columns (mean ± std)")
     ap.add_argument("--at-step", type=int,
                     help="read diag/ keys of --metric and --extra from each run's diagnostics.jsonl row at this grid step")

@@ -70,7 +70,7 @@ def learning_curves(axes, runs: list[dict], strategies: list[str], colors: dict,
         ("clean training accuracy (%), by step\n(the phase detector's probe, until it fired)" if by_step
          else "clean training accuracy (%), by step where the\ndetector measured it, else per epoch", clean_accuracy, 100),
         ("test accuracy (%), per epoch",
-         lambda r: {x["step"]: x["val_acc"] for x in metrics(r) if x.get("val_acc") is not None}, 100),
+         lambda r: {x["step"]: x["test_acc"] for x in metrics(r) if x.get("test_acc") is not None}, 100),
         ("training loss (as trained), per epoch", lambda r: {x["step"]: x["train_loss"] for x in metrics(r)}, 1),
     ]
     dashes = {s: ("-", "--", "-.", ":")[i % 4] for i, s in enumerate(strategies)}  # strategies that coincide stay visible

@@ -113,9 +113,9 @@ def test_language_model_trains_with_per_token_metrics_and_bits_per_character(tex
     assert [m["step"] for m in metrics] == [steps_per_epoch, 70] and summary["epochs"] == 2
     assert summary["enp_end_reason"] in ("criterion", "none") and metrics[0]["dropped"] > 0
     for m in metrics:
-        assert m["val_bpc"] == pytest.approx(m["val_loss"] / math.log(2))
-    assert summary["final_val_bpc"] == pytest.approx(summary["final_val_loss"] / math.log(2))
-    assert summary["final_val_bpc"] < math.log2(data.num_classes)  # it learned something: below a uniform guess
+        assert m["test_bpc"] == pytest.approx(m["test_loss"] / math.log(2))
+    assert summary["final_test_bpc"] == pytest.approx(summary["final_test_loss"] / math.log(2))
+    assert summary["final_test_bpc"] < math.log2(data.num_classes)  # it learned something: below a uniform guess
 
     model = char_transformer(data.num_classes, [32], width=0.5, depth=2)  # the slice has 59 characters
     state = torch.load(sorted((out / "checkpoints").glob("*.pt"))[-1], weights_only=True)
@@ -126,8 +126,8 @@ def test_language_model_trains_with_per_token_metrics_and_bits_per_character(tex
     y = data.val[1 : n * 32 + 1].view(n, 32)
     with torch.no_grad():
         logits = model(x)
-    assert summary["final_val_loss"] == pytest.approx(F.cross_entropy(logits.flatten(0, 1), y.flatten()).item(), rel=1e-4)
-    assert summary["final_val_acc"] == pytest.approx((logits.argmax(-1) == y).float().mean().item(), abs=1e-6)
+    assert summary["final_test_loss"] == pytest.approx(F.cross_entropy(logits.flatten(0, 1), y.flatten()).item(), rel=1e-4)
+    assert summary["final_test_acc"] == pytest.approx((logits.argmax(-1) == y).float().mean().item(), abs=1e-6)
 
 
 def test_mixing_token_ids_is_refused_before_training(text_slice, tmp_path):
@@ -154,4 +154,4 @@ def test_acceptance_charlm_500_steps_reaches_under_4_bits_per_character(tmp_path
     run_train(["experiment=hlr/charlm", "trainer.max_steps=500", "logger=none", f"hydra.run.dir={tmp_path}"],
               cwd=tmp_path, timeout=900)
     _, summary = read_run(tmp_path)
-    assert summary["steps"] == 500 and summary["final_val_bpc"] < 4.0
+    assert summary["steps"] == 500 and summary["final_test_bpc"] < 4.0

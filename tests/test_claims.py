@@ -72,17 +72,17 @@ def build_sweeps(root: Path, planted: bool) -> None:
                     z = zero.get(arm, 0.5)
                     rows = [{"step": s, "grid": True, "diag/zero_act": z + rng.normal(0, 0.005)} for s in (0, 1, 2, 5, 10, 20, 50)]
                     acc = base + (gain / 100 if arm == "pause_a1" else 0) + rng.normal(0, 0.002)
-                    write_run(root, "claims/training", seed, f, w, arm, final_val_acc=acc, enp_end_step=30,
+                    write_run(root, "claims/training", seed, f, w, arm, final_test_acc=acc, enp_end_step=30,
                               enp_end_train_acc=0.52, diag_rows=rows,
                               curve=[{"step": s, "train_acc": 0.1 + s / 400} for s in (9, 18, 27)])
                     if (f, w) == (0.01, 0.5) and arm == "pause_a1":  # claim (d)'s cell
                         detector_acc = acc if planted else acc - 0.03
                         write_run(root, "claims/detectors", seed, f, w, arm, phase="chance_adjusted",
-                                  phase_cfg={"tau": 0.5}, final_val_acc=detector_acc, enp_end_step=35)
+                                  phase_cfg={"tau": 0.5}, final_test_acc=detector_acc, enp_end_step=35)
                         for frac in (0.025, 0.1, 0.4):
                             grid_acc = acc - (0 if frac == 0.1 else 0.01) + rng.normal(0, 0.0005)
                             write_run(root, "claims/pause_grid", seed, f, w, arm, phase="fraction",
-                                      phase_cfg={"fraction": frac}, final_val_acc=grid_acc, enp_end_step=int(frac * 300))
+                                      phase_cfg={"fraction": frac}, final_test_acc=grid_acc, enp_end_step=int(frac * 300))
 
 
 def report(tmp_path: Path, planted: bool, *flags: str) -> str:
@@ -205,7 +205,8 @@ def test_every_arm_composes_to_its_strategy_and_alphas(arm, tmp_path):
     cfg = compose_cfg([f"arm={arm}"], tmp_path)
     validate(cfg)
     kind, _, alphas = arm.partition("_a")
-    target = {"vanilla": "NoMixing", "mixup": "EveryStep", "pause": "MixupPause", "boost": "AlphaBoost"}[kind]
+    target = {"vanilla": "NoMixing", "mixup": "EveryStep", "pause": "MixupPause", "boost": "AlphaBoost",
+              "dosematched": "DoseMatchedPause", "early": "MixupEarly"}[kind]
     assert cfg.strategy.schedule._target_.endswith(target)
     if kind != "vanilla":
         base, _, boosted = alphas.partition("_to_")

@@ -46,7 +46,7 @@ def test_a_run_on_a_terminal_shows_a_bar_and_logs_start_epoch_and_end_lines(tmp_
     assert start, logged
     assert re.search(r"ENP ended at step \d+ \(epoch 0, ", logged)
     assert "epoch 0 of 2  step 11  loss " in logged and "epoch 1 of 2  step 22  loss " in logged
-    assert re.search(r"completed, val_acc 0\.\d{4} \(best 0\.\d{4}\), ENP ended at step \d+ \(epoch 0\), 0m\d\ds  \(",
+    assert re.search(r"completed, test_acc 0\.\d{4}, ENP ended at step \d+ \(epoch 0\), 0m\d\ds  \(",
                      logged)
     assert "%|" not in logged  # no bar in the file
     # One epoch numbering: what the console says is what the files say (and W&B: tests/test_e2e.py).
@@ -70,8 +70,10 @@ def test_progress_lines_when_not_on_a_terminal(caplog, monkeypatch):
 
 
 def test_result_line_says_how_a_run_ended():
-    assert result_line({"status": "completed", "final_val_acc": 0.91234, "best_val_acc": 0.92, "enp_end_step": 120,
-                        "enp_end_epoch": 0, "wall_time_s": 3725}) == \
-        "completed, val_acc 0.9123 (best 0.9200), ENP ended at step 120 (epoch 0), 1h02m"
+    assert result_line({"status": "completed", "final_val_acc": 0.91234, "best_val_acc": 0.92, "final_test_acc": 0.9,
+                        "enp_end_step": 120, "enp_end_epoch": 0, "wall_time_s": 3725}) == \
+        "completed, val_acc 0.9123 (best 0.9200), test_acc 0.9000, ENP ended at step 120 (epoch 0), 1h02m"
+    assert result_line({"status": "completed", "final_test_acc": 0.9, "wall_time_s": 5}) == \
+        "completed, test_acc 0.9000, the ENP did not end, 0m05s"
     assert result_line({"status": "diverged", "wall_time_s": 5, "error": "non-finite training loss by step 5 (epoch 0)"}) \
         == "diverged, 0m05s, non-finite training loss by step 5 (epoch 0)"

@@ -73,11 +73,11 @@ def assert_same_run(metrics_a, summary_a, metrics_b, summary_b):
     for a, b in zip(metrics_a, metrics_b):
         for key in ("step", "in_enp", "dropped"):
             assert a[key] == b[key], key
-        for key in ("train_loss", "val_loss", "train_acc", "val_acc"):
+        for key in ("train_loss", "test_loss", "train_acc", "test_acc"):
             assert a[key] == pytest.approx(b[key], **CLOSE), key
     for key in ("enp_end_step", "steps"):
         assert summary_a[key] == summary_b[key]
-    assert summary_a["final_val_acc"] == pytest.approx(summary_b["final_val_acc"], **CLOSE)
+    assert summary_a["final_test_acc"] == pytest.approx(summary_b["final_test_acc"], **CLOSE)
 
 
 @pytest.fixture(scope="module")

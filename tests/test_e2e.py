@@ -11,9 +11,9 @@ import pytest
 from tests import wandb_records
 from tests.conftest import REPO, SHARED_DATA, needs_shared, read_run, run_train, user_env
 
-METRIC_KEYS = {"epoch", "step", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "alpha", "samples_per_sec", "wall_time_s"}
+METRIC_KEYS = {"epoch", "step", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "alpha", "samples_per_sec", "wall_time_s"}
 MNIST_CLASS_COUNTS = (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949)
-SUMMARY_KEYS = {"status", "error", "final_val_acc", "best_val_acc", "epochs", "steps", "num_params", "wall_time_s", "config"}
+SUMMARY_KEYS = {"status", "error", "final_test_acc", "epochs", "steps", "num_params", "wall_time_s", "config"}
 
 
 @needs_shared("MNIST", "raw")
@@ -31,8 +31,7 @@ def test_mnist_cnn_two_epochs(tmp_path):
     assert metrics[-1]["step"] == summary["steps"] == 2 * (num_train // 128)
     assert metrics[0]["alpha"] == 1.0 and metrics[0]["mixing"] == 1.0  # default strategy: mixup at mix.alpha
     assert SUMMARY_KEYS <= summary.keys() and summary["status"] == "completed" and summary["error"] is None
-    assert summary["final_val_acc"] == metrics[-1]["val_acc"] > 0.3  # well above chance (0.1)
-    assert summary["best_val_acc"] == max(m["val_acc"] for m in metrics)
+    assert summary["final_test_acc"] == metrics[-1]["test_acc"] > 0.3  # well above chance (0.1)
     assert summary["config"]["dataset"]["name"] == "mnist" and summary["epochs"] == 2
 
 
@@ -47,7 +46,7 @@ def test_image_folder_resnet18_from_prepare_py(cifar_folder, tmp_path):
     assert summary["status"] == "completed" and len(metrics) == 1
     assert summary["steps"] == 200 // 32
     assert summary["num_params"] < 11_173_962 / 10  # width 0.25: about 1/16 of the parameters
-    assert 0.0 <= summary["final_val_acc"] <= 1.0
+    assert 0.0 <= summary["final_test_acc"] <= 1.0
     assert list((tmp_path / "cache").rglob("*.pt")), "the decoded folder is cached for the next run"
 
 
@@ -120,7 +119,7 @@ def _check_wandb_against_our_files(job, metrics, summary, group):
     numbers = {k: v for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     assert {k: wandb_run["summary"][k] for k in numbers} == numbers
     leftovers = [k for k in wandb_run["summary"]
-                 if k in ("epoch", "event", "val_acc", "in_enp") or k.startswith(("probe/", "enp_end/", "diag/"))]
+                 if k in ("epoch", "event", "test_acc", "in_enp") or k.startswith(("probe/", "enp_end/", "diag/"))]
     assert not leftovers and "traceback" not in wandb_run["summary"]
 
 

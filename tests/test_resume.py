@@ -122,7 +122,7 @@ def test_a_forced_resume_with_a_larger_batch_stops_at_the_step_budget(tmp_path):
     metrics = read_run(tmp_path / "run")[0]
     assert summary["status"] == "completed" and summary["steps"] == 20 and summary["epochs"] == 3
     assert [m["step"] for m in metrics] == [8, 16, 20]
-    assert metrics[-1]["val_acc"] is not None and summary["final_val_acc"] == metrics[-1]["val_acc"]
+    assert metrics[-1]["test_acc"] is not None and summary["final_test_acc"] == metrics[-1]["test_acc"]
     assert list_checkpoints(tmp_path / "run")[0].name == "epoch_0003.pt"
 
 
@@ -186,7 +186,7 @@ def test_a_diverged_job_does_not_stop_the_others_and_tables_report_it(tmp_path):
     statuses = sorted(json.loads(p.read_text())["status"] for p in sweep.glob("*/summary.json"))
     assert statuses == ["completed", "diverged"]  # ...after every job ran
     # A line per job as it ends, and the sweep's summary at the end, though Hydra ended it with an error.
-    assert "[job 0] diverged, " in proc.stdout and "[job 1] completed, val_acc 0." in proc.stdout
+    assert "[job 0] diverged, " in proc.stdout and "[job 1] completed, test_acc 0." in proc.stdout
     assert proc.stdout.rstrip().endswith(f"Sweep {sweep}: 2 jobs (1 completed, 1 diverged). Table: python "
                                          f"scripts/make_tables.py {sweep}; one row per run: python scripts/collect.py "
                                          f"{sweep} --out runs.csv")

@@ -48,7 +48,7 @@ def test_real_ucr_series_train_with_the_series_models_and_strategies(model, stra
                                f"model={model}", "model.width=0.25", "trainer.batch_size=16", "trainer.epochs=5",
                                f"strategy={strategy}", "phase=chance_adjusted", "phase.check_every=2"], tmp_path))
     # Beats always answering the majority class (64% of the test set).
-    assert summary["status"] == "completed" and summary["final_val_acc"] > 0.64
+    assert summary["status"] == "completed" and summary["final_test_acc"] > 0.64
     assert summary["num_params"] > 0
 
 
@@ -89,12 +89,12 @@ def test_hlr_ucr_sweep_gives_a_table_against_vanilla_and_the_controls_with_p_val
         cells = [c.strip() for c in line.strip("|").split("|")]
         if cells[0] != "high_loss_removal":
             continue
-        diffs = [100 * (runs[("high_loss_removal", cells[1], s)][1]["final_val_acc"]
-                        - runs[("vanilla", cells[1], s)][1]["final_val_acc"]) for s in range(3)]
+        diffs = [100 * (runs[("high_loss_removal", cells[1], s)][1]["final_test_acc"]
+                        - runs[("vanilla", cells[1], s)][1]["final_test_acc"]) for s in range(3)]
         assert cells[first] == f"{statistics.fmean(diffs):+.2f}"
         if statistics.stdev(diffs) > 1e-9:
-            p = stats.ttest_rel([runs[("high_loss_removal", cells[1], s)][1]["final_val_acc"] for s in range(3)],
-                                [runs[("vanilla", cells[1], s)][1]["final_val_acc"] for s in range(3)]).pvalue
+            p = stats.ttest_rel([runs[("high_loss_removal", cells[1], s)][1]["final_test_acc"] for s in range(3)],
+                                [runs[("vanilla", cells[1], s)][1]["final_test_acc"] for s in range(3)]).pvalue
             assert cells[first + 2] == f"{p:.3f}"
         else:
             assert cells[first + 2] == "-"

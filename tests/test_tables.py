@@ -13,7 +13,7 @@ from tests.conftest import REPO
 def write_run(root, name, strategy, seed, acc, status="completed", enp_end_step=10):
     d = root / name
     (d / ".hydra").mkdir(parents=True)
-    summary = {"status": status, "final_val_acc": acc, "best_val_acc": acc, "enp_end_step": enp_end_step, "enp_end_epoch": 1,
+    summary = {"status": status, "final_test_acc": acc, "enp_end_step": enp_end_step, "enp_end_epoch": 1,
                "enp_end_train_acc": 0.5, "enp_mean/diag/r_perp_clean": 0.4, "enp_mean/diag/zero_act": 0.3,
                "choices": {"strategy": strategy}, "overrides": [f"strategy={strategy}", f"seed={seed}"],
                "config": {"seed": seed, "mix": {"alpha": 1.0}}, "error": None if status == "completed" else "boom"}
@@ -87,30 +87,30 @@ def test_runs_are_compared_at_a_step_of_the_shared_grid_paired_by_seed(tmp_path)
 
 
 def test_language_model_runs_are_compared_in_bits_per_character(tmp_path):
-    """With final_val_bpc in the summaries the comparison is in bpc (lower is better), with loss and
+    """With final_test_bpc in the summaries the comparison is in bpc (lower is better), with loss and
     bpc columns; each --baseline adds its own comparison."""
     bpc = {"vanilla": [2.50, 2.60, 2.55], "high_loss_removal": [2.48, 2.57, 2.54], "random_removal": [2.51, 2.61, 2.55]}
     for strategy, values in bpc.items():
         for seed, b in enumerate(values):
             d = tmp_path / f"{strategy}{seed}"
             d.mkdir()
-            summary = {"status": "completed", "final_val_acc": 0.45, "best_val_acc": 0.45, "final_val_bpc": b,
-                       "final_val_loss": b * math.log(2), "choices": {"strategy": strategy},
+            summary = {"status": "completed", "final_test_acc": 0.45, "final_test_bpc": b,
+                       "final_test_loss": b * math.log(2), "choices": {"strategy": strategy},
                        "overrides": [f"strategy={strategy}", f"seed={seed}"], "config": {"seed": seed}}
             (d / "summary.json").write_text(json.dumps(summary))
     out = tables(tmp_path, "--baseline", "strategy=vanilla", "--baseline", "strategy=random_removal")
     header = [c.strip() for c in out.splitlines()[0].strip("|").split("|")]
-    assert header[4:6] == ["final val loss", "final val bpc"]
+    assert header[3:5] == ["final test loss", "final test bpc"]
     assert header.count("p (paired t)") == 2 and "Δ vs strategy=random_removal (bpc)" in header
     hlr = [c.strip() for c in next(x for x in out.splitlines() if x.startswith("| high_loss_removal")).strip("|").split("|")]
-    assert hlr[5] == "2.530 ± 0.046"
+    assert hlr[4] == "2.530 ± 0.046"
     # vs vanilla: differences -0.02, -0.03, -0.01 (mean -0.02, sd 0.01): t = -3.46, p = 0.074
     i = header.index("Δ vs strategy=vanilla (bpc)")
     assert hlr[i:i + 3] == ["-0.020", "[-0.045, +0.005]", "0.074"]
     # vs random removal: -0.03, -0.04, -0.01
     j = header.index("Δ vs strategy=random_removal (bpc)")
     assert hlr[j] == "-0.027"
-    accuracy = tables(tmp_path, "--baseline", "strategy=vanilla", "--metric", "final_val_acc")
+    accuracy = tables(tmp_path, "--baseline", "strategy=vanilla", "--metric", "final_test_acc")
     assert "Δ vs strategy=vanilla (pts)" in accuracy
 
 
@@ -126,7 +126,7 @@ def _plot_runs(tmp_path, alphas=(0.2, 1.0), fractions=(0.5, 1.0), detector=None,
                     n += 1
                     d.mkdir(parents=True)
                     acc = 0.8 + 0.01 * seed + (0.02 if strategy == "mixup_pause" else 0.0) + 0.05 * fraction
-                    summary = {"status": "completed", "final_val_acc": acc, "best_val_acc": acc, "enp_end_step": 3,
+                    summary = {"status": "completed", "final_test_acc": acc, "enp_end_step": 3,
                                "enp_mean/diag/r_perp_clean": 0.3 + 0.1 * alpha, "enp_mean/diag/zero_act": 0.5,
                                "choices": {"strategy": strategy},
                                "config": {"seed": seed, "mix": {"alpha": alpha}, "dataset": {"fraction": fraction},
@@ -134,7 +134,7 @@ def _plot_runs(tmp_path, alphas=(0.2, 1.0), fractions=(0.5, 1.0), detector=None,
                     (d / "summary.json").write_text(json.dumps(summary))
                     (d / "metrics.jsonl").write_text("".join(
                         json.dumps({"epoch": e, "step": 10 * (e + 1), "train_acc": 0.5 + 0.1 * e, "train_loss": 2 - e,
-                                    "val_acc": 0.6 + 0.1 * e}) + "\n" for e in range(3)))
+                                    "test_acc": 0.6 + 0.1 * e}) + "\n" for e in range(3)))
                     key = {"mixed": "train_acc" if strategy == "mixup" else None}.get(detector, detector)
                     if key:
                         (d / "detector.jsonl").write_text("".join(
@@ -192,7 +192,7 @@ def _run(root, name, strategy, seed, acc, alpha):
     d = root / name
     d.mkdir(parents=True)
     (d / "summary.json").write_text(json.dumps({
-        "status": "completed", "final_val_acc": acc, "best_val_acc": acc, "choices": {"strategy": strategy},
+        "status": "completed", "final_test_acc": acc, "choices": {"strategy": strategy},
         "overrides": [f"strategy={strategy}", f"mix.alpha={alpha}", f"seed={seed}"],
         "config": {"seed": seed, "mix": {"alpha": alpha}, "paths": {"output_dir": str(d)},
                    "strategy": {"_target_": strategy}}}))
@@ -274,7 +274,7 @@ def test_collect_writes_one_row_per_run_for_pandas(tmp_path):
     rows = {r["run_dir"]: r for r in csv.DictReader((tmp_path / "runs.csv").open())}
     for run_dir, summary in summaries.items():
         row = rows[run_dir]
-        assert float(row["final_val_acc"]) == summary["final_val_acc"] and row["status"] == "completed"
+        assert float(row["final_test_acc"]) == summary["final_test_acc"] and row["status"] == "completed"
         assert row["mix.alpha"] == str(summary["config"]["mix"]["alpha"]) and row["seed"] == str(summary["config"]["seed"])
         assert row["runtime.device"] == "cpu" and float(row["wall_time_s"]) == summary["wall_time_s"]
     assert "trainer.epochs" not in next(iter(rows.values()))  # the same in every run: not a column
@@ -283,8 +283,8 @@ def test_collect_writes_one_row_per_run_for_pandas(tmp_path):
                     "--out", str(tmp_path / "runs.parquet")], check=True, capture_output=True)
     table = pq.read_table(tmp_path / "runs.parquet").to_pylist()
     assert [r["run_dir"] for r in table] == list(rows)
-    assert {r["run_dir"]: r["final_val_acc"] for r in table if r["status"] == "completed"} == \
-        {d: s["final_val_acc"] for d, s in summaries.items()}
+    assert {r["run_dir"]: r["final_test_acc"] for r in table if r["status"] == "completed"} == \
+        {d: s["final_test_acc"] for d, s in summaries.items()}
     refused = subprocess.run([sys.executable, str(REPO / "scripts" / "collect.py"), str(tmp_path / "sweep"),
                               "--out", str(tmp_path / "runs.xlsx")], capture_output=True, text=True)
     assert refused.returncode == 2 and "must end in .csv or .parquet" in refused.stderr

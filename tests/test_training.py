@@ -43,7 +43,7 @@ def test_training_lowers_the_loss_and_summary_matches_metrics(tmp_path):
     metrics, written = read_run(tmp_path)
     assert metrics[-1]["train_loss"] < metrics[0]["train_loss"]
     assert summary["status"] == written["status"] == "completed"
-    assert written["final_val_acc"] == metrics[-1]["val_acc"] > 0.3
+    assert written["final_test_acc"] == metrics[-1]["test_acc"] > 0.3
     assert written["enp_end_reason"] == "none"  # phase=never: no ENP
     assert all(m["alpha"] == 0.0 and m["mixing"] == 0.0 for m in metrics)
 
@@ -52,7 +52,7 @@ def test_eval_every_skips_epochs_but_always_evaluates_the_last(tmp_path):
     cfg = compose_cfg([*FAST, "trainer.epochs=4", "trainer.eval_every=2", "diagnostics=off"], tmp_path)
     run(cfg)
     metrics, _ = read_run(tmp_path)
-    assert [m["val_acc"] is not None for m in metrics] == [False, True, False, True]
+    assert [m["test_acc"] is not None for m in metrics] == [False, True, False, True]
 
 
 def test_max_steps_replaces_epochs_for_the_loop_schedule_and_detector(tmp_path):
@@ -64,7 +64,7 @@ def test_max_steps_replaces_epochs_for_the_loop_schedule_and_detector(tmp_path):
     metrics, _ = read_run(tmp_path)
     assert summary["steps"] == 20 and summary["epochs"] == 3
     assert [m["step"] for m in metrics] == [8, 16, 20]
-    assert [m["val_acc"] is not None for m in metrics] == [False, True, True]  # the last, partial epoch is evaluated
+    assert [m["test_acc"] is not None for m in metrics] == [False, True, True]  # the last, partial epoch is evaluated
     assert summary["enp_end_step"] == 10
     assert metrics[-1]["in_enp"] == 0.0 and metrics[0]["in_enp"] == 1.0
     # the lr of the last step (index 19 of 20): 0.1 * (1 + cos(pi * 19 / 20)) / 2
@@ -115,8 +115,8 @@ def test_cpu_defaults_channels_last_for_conv_nets_and_cache_sized_evaluation(tmp
 
 
 def test_accuracy_detector_estimators_run_through_the_loop(tmp_path):
-    """batch (clean batch before mixing) and val estimators, on the real loop: the ENP ends by the criterion."""
-    for name, extra in (("batch", ["phase.estimator=batch", "phase.ema=0.5"]), ("val", ["phase.source=val"])):
+    """batch (clean batch before mixing) and val (the validation split) estimators, on the real loop: the ENP ends by the criterion."""
+    for name, extra in (("batch", ["phase.estimator=batch", "phase.ema=0.5"]), ("val", ["phase.source=val", "dataset.val_fraction=0.25"])):
         cfg = compose_cfg([*FAST, "trainer.epochs=3", "strategy=mixup_pause", "phase=accuracy",
                            "phase.check_every=2", "phase.threshold=0.3", "optim.lr=0.05", *extra], tmp_path / name)
         summary = run(cfg)
@@ -132,9 +132,9 @@ def test_the_evaluation_batch_changes_only_the_rounding_of_evaluation(tmp_path):
         run(compose_cfg([*FAST, "dataset.num_train=512", f"trainer.eval_batch_size={size}"], tmp_path / str(size)))
         rows[size] = read_run(tmp_path / str(size))[0]
     for small, large in zip(rows[128], rows[1024]):
-        assert small["train_loss"] == large["train_loss"] and small["val_acc"] == large["val_acc"]
+        assert small["train_loss"] == large["train_loss"] and small["test_acc"] == large["test_acc"]
         assert small["train_acc"] == large["train_acc"]
-        assert small["val_loss"] == pytest.approx(large["val_loss"], rel=1e-5)
+        assert small["test_loss"] == pytest.approx(large["test_loss"], rel=1e-5)
 
 
 def test_an_epoch_end_hook_sees_each_row_and_never_changes_training(tmp_path):

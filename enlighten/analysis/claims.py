@@ -267,7 +267,7 @@ def claim_b(runs: list[dict], report: Report, plt=None, out_dir: Path | None = N
 def gains(members: list[dict], baseline: list[dict]) -> list[tuple[int, float, float, float]]:
     """(seed, fraction, width, member minus baseline final accuracy in points) for each pair."""
     return [(seed_of(m), lookup(m, "dataset.fraction"), lookup(m, "model.width"),
-             100 * (m["final_val_acc"] - b["final_val_acc"])) for m, b in pairs(members, baseline, ("arm",))]
+             100 * (m["final_test_acc"] - b["final_test_acc"])) for m, b in pairs(members, baseline, ("arm",))]
 
 
 def claim_c(runs: list[dict], report: Report, plt=None, out_dir: Path | None = None) -> None:
@@ -316,7 +316,7 @@ def claim_c(runs: list[dict], report: Report, plt=None, out_dir: Path | None = N
     cell_ci = {}
     for f, w in cells:
         def acc(a):
-            return mean_sd([100 * r["final_val_acc"] for r in arm(a) if lookup(r, "dataset.fraction") == f
+            return mean_sd([100 * r["final_test_acc"] for r in arm(a) if lookup(r, "dataset.fraction") == f
                             and lookup(r, "model.width") == w], 2)
 
         def ci(g):
@@ -370,7 +370,7 @@ def claim_d(runs: list[dict], report: Report, plt=None, out_dir: Path | None = N
     length = {f: math.ceil(f * lookup(rs[0], "trainer.max_steps")) for f, rs in grid.items()}
     mixup = [r for r in train if lookup(r, "arm") == BASE_ARM]
     vanilla = [r for r in train if lookup(r, "arm") == VANILLA]
-    acc = lambda r: 100 * r["final_val_acc"]  # noqa: E731
+    acc = lambda r: 100 * r["final_test_acc"]  # noqa: E731
 
     def best(leave_out: int | None = None) -> float:
         """The grid point with the best mean accuracy over the seeds, `leave_out` aside."""

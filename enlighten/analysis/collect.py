@@ -6,7 +6,7 @@ between the runs collected, and the summary's numbers.
 Columns: `run_dir`, `status`; each group choice under its group's name (`strategy`, `model`, ...);
 each config key whose value differs between the runs under its dotted name (`mix.alpha`, `seed`;
 result-neutral settings such as paths and the logger left out); then every scalar of summary.json
-under its own name (`final_val_acc`, `enp_end_step`, `enp_mean/diag/zero_act`, `runtime.device`, ...).
+under its own name (`final_test_acc`, `enp_end_step`, `enp_mean/diag/zero_act`, `runtime.device`, ...).
 Lists and dicts in a setting are written as JSON text. Jobs that started but wrote no summary are
 rows with status `missing`.
 """

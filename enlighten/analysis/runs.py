@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from enlighten.config import RESULT_NEUTRAL_KEYS, flatten, under, upgrade_config
+from enlighten.results import upgrade_metrics_row, upgrade_summary
 
 # Config groups whose options set keys outside their own subtree (`# @package _global_`): comparing
 # two of their options compares everything they set. An arm (conf/arm/) sets the strategy and the
@@ -37,7 +38,7 @@ def load_runs(dirs) -> list[dict]:
                 runs.append({"status": "missing", "error": "no summary.json", "_dir": str(hydra_dir.parent)})
         for path in sorted(root.rglob("summary.json")):
             try:
-                run = json.loads(path.read_text())
+                run = upgrade_summary(json.loads(path.read_text()))
             except (OSError, json.JSONDecodeError) as e:
                 run = {"status": "unreadable", "error": str(e)}
             if isinstance(run.get("config"), dict):  # written by an earlier version: in today's layout
@@ -110,23 +111,25 @@ def pairs(members: list[dict], baseline: list[dict], keys: tuple[str, ...]) -> l
 
 
 def read_rows(run: dict, name: str) -> list[dict]:
-    """The rows of a run's metrics.jsonl or diagnostics.jsonl ([] when the file is absent)."""
+    """The rows of a run's metrics.jsonl or diagnostics.jsonl ([] when the file is absent), in today's names."""
     path = Path(run["_dir"]) / name
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [upgrade_metrics_row(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
 
 
 # Summary metrics a comparison can use: (column title, scale, digits); accuracies read in points.
 METRICS = {
-    "final_val_acc": ("final val acc (%)", 100.0, 2),
-    "final_val_bpc": ("final val bpc", 1.0, 3),
-    "final_val_loss": ("final val loss", 1.0, 3),
+    "final_test_acc": ("final test acc (%)", 100.0, 2),
+    "final_test_bpc": ("final test bpc", 1.0, 3),
+    "final_test_loss": ("final test loss", 1.0, 3),
+    "final_val_acc": ("final val acc (%)", 100.0, 2),  # the validation split (dataset.val_fraction)
+    "test_acc_at_best_val": ("test acc at best val (%)", 100.0, 2),
 }
 
 
 def paired_stats(
-    members: list[dict], baseline: list[dict], key: str, metric: str = "final_val_acc"
+    members: list[dict], baseline: list[dict], key: str, metric: str = "final_test_acc"
 ) -> tuple[int, float, float, float, float] | None:
     """(pairs, mean difference of `metric` (accuracy in points), 95% CI low, high, paired t-test p),
     each member paired with the baseline run that has the same config except `key` (the compared key),

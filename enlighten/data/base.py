@@ -18,7 +18,7 @@ from typing import Iterator, Sequence
 import torch
 from torch import Tensor
 
-from enlighten.config import check_fraction
+from enlighten.config import check_fraction, check_val_fraction
 from enlighten.errors import UserError
 
 
@@ -26,22 +26,39 @@ class DataError(UserError, RuntimeError):
     """Missing, unreadable or inconsistent data, with what to do about it."""
 
 
-def balanced_subset(labels: Tensor, fraction: float, seed: int) -> Tensor:
-    """Sorted indices of a class-balanced subset holding `fraction` of every class.
+def balanced_split(labels: Tensor, fraction: float, seed: int, val_fraction: float = 0.0) -> tuple[Tensor, Tensor]:
+    """(training subset, validation split): sorted indices, both class-balanced, drawn with their own seed.
 
-    The subset is drawn with its own seed, so the dataset-size axis of a sweep does not change when
-    the training seed changes. Every class keeps at least one sample.
+    Each class is put in one random order (from `seed`): the validation split is the last
+    `val_fraction` of it, and the training subset the first `fraction` of what remains. So, for one
+    seed, the subsets of every `fraction` are nested (each a prefix) and all are disjoint from the
+    validation split, and the dataset-size axis of a sweep does not move when the training seed does
+    (unless `dataset.fraction_seed` follows it). Every class keeps at least one training sample (and
+    one validation sample when `val_fraction` > 0).
     """
     check_fraction(fraction)
-    if fraction == 1.0:
-        return torch.arange(len(labels))
+    check_val_fraction(val_fraction)
+    if fraction == 1.0 and val_fraction == 0.0:
+        return torch.arange(len(labels)), torch.zeros(0, dtype=torch.long)
     g = torch.Generator().manual_seed(seed)
-    keep = []
+    train, val = [], []
     for c in torch.unique(labels):
         idx = torch.nonzero(labels == c).flatten()
-        n = max(1, round(fraction * len(idx)))
-        keep.append(idx[torch.randperm(len(idx), generator=g)[:n]])
-    return torch.cat(keep).sort().values
+        order = idx[torch.randperm(len(idx), generator=g)]
+        n_val = max(1, round(val_fraction * len(idx))) if val_fraction else 0
+        if n_val >= len(idx):
+            raise DataError(f"dataset.val_fraction={val_fraction} leaves class {int(c)} ({len(idx)} samples) no training "
+                            f"sample: lower it.")
+        pool = len(idx) - n_val
+        train.append(order[: max(1, round(fraction * pool))])
+        val.append(order[len(idx) - n_val:])
+    return torch.cat(train).sort().values, torch.cat(val).sort().values
+
+
+def balanced_subset(labels: Tensor, fraction: float, seed: int) -> Tensor:
+    """Sorted indices of a class-balanced subset holding `fraction` of every class (no validation
+    split; see `balanced_split`)."""
+    return balanced_split(labels, fraction, seed)[0]
 
 
 @dataclass
@@ -79,6 +96,9 @@ class InMemoryData:
         crop_padding: random-crop padding in pixels for training batches (0: no crop).
         flip: random horizontal flips for training batches.
         name: for logs.
+        val_x, val_y: a validation split held out from the training images (`balanced_split`), evaluated
+            like the test split; none by default. Selections (a best epoch, a best setting) read it, the
+            test split only gives final numbers.
     """
 
     tokens = False  # inputs are continuous (images, series): they can be mixed
@@ -94,8 +114,12 @@ class InMemoryData:
         crop_padding: int = 0,
         flip: bool = False,
         name: str = "",
+        val_x: Tensor | None = None,
+        val_y: Tensor | None = None,
     ) -> None:
-        if len(train_x) != len(train_y) or len(test_x) != len(test_y):
+        if val_x is None or val_y is None:
+            val_x, val_y = test_x[:0], test_y[:0]
+        if len(train_x) != len(train_y) or len(test_x) != len(test_y) or len(val_x) != len(val_y):
             raise DataError(f"{name}: samples and labels differ in length.")
         if len(train_x) == 0 or len(test_x) == 0:
             raise DataError(f"{name}: the training or test split is empty.")
@@ -122,7 +146,7 @@ class InMemoryData:
         self.crop_padding = int(crop_padding)
         self.flip = bool(flip)
         self.input_shape = tuple(train_x.shape[1:])
-        self.train_y, self.test_x, self.test_y = train_y, test_x, test_y
+        self.train_y, self.test_x, self.test_y, self.val_x, self.val_y = train_y, test_x, test_y, val_x, val_y
         # Pad once, up front: every training batch is then a single gather from this tensor.
         p = self.crop_padding
         self.train_x = torch.nn.functional.pad(train_x, (p, p, p, p)) if p else train_x
@@ -136,12 +160,16 @@ class InMemoryData:
         return len(self.test_y)
 
     @property
+    def num_val(self) -> int:
+        return len(self.val_y)
+
+    @property
     def device(self) -> torch.device:
         return self.train_x.device
 
     def to(self, device: torch.device | str) -> "InMemoryData":
         """Move both splits to `device` (once per run; the loop never copies data again)."""
-        for attr in ("train_x", "train_y", "test_x", "test_y"):
+        for attr in ("train_x", "train_y", "test_x", "test_y", "val_x", "val_y"):
             setattr(self, attr, getattr(self, attr).to(device, non_blocking=True))
         return self
 
@@ -184,15 +212,15 @@ class InMemoryData:
     def eval_batches(
         self, split: str, batch_size: int, indices: Tensor | None = None
     ) -> Iterator[tuple[Tensor, Tensor]]:
-        """Un-augmented batches of the test split or of (a subset of) the training split."""
-        if split not in ("train", "test"):
-            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-        n = self.num_test if split == "test" else self.num_train
+        """Un-augmented batches of (a subset of) the training, validation or test split."""
+        if split not in ("train", "val", "test"):
+            raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+        n = {"train": self.num_train, "val": self.num_val, "test": self.num_test}[split]
         idx_all = (torch.arange(n) if indices is None else indices).to(self.device, non_blocking=True)
         for i in range(0, len(idx_all), batch_size):
             idx = idx_all[i : i + batch_size]
-            if split == "test":
-                x, y = self.test_x[idx], self.test_y[idx]
+            if split != "train":
+                x, y = (self.test_x[idx], self.test_y[idx]) if split == "test" else (self.val_x[idx], self.val_y[idx])
                 yield (self.normalize(x) if self.normalize else x), y
             else:
                 yield self._gather(idx), self.train_y[idx]
@@ -226,14 +254,17 @@ def finish_split(
     num_classes: int,
     fraction: float,
     fraction_seed: int,
+    val_fraction: float = 0.0,
     mean: Sequence[float] | None,
     std: Sequence[float] | None,
     crop_padding: int,
     flip: bool,
     name: str,
 ) -> InMemoryData:
-    """Common tail of every image loader: subset the training split, fill in statistics, wrap."""
-    keep = balanced_subset(train_y, fraction, fraction_seed)
+    """Common tail of every image loader: hold out the validation split, subset the training split
+    (`balanced_split`), fill in statistics, wrap."""
+    keep, held_out = balanced_split(train_y, fraction, fraction_seed, val_fraction)
+    val_x, val_y = train_x[held_out].contiguous(), train_y[held_out].long()
     train_x, train_y = train_x[keep], train_y[keep]
     if mean is None or std is None:  # statistics of the (subset) training split
         xf = train_x.float() / 255.0
@@ -254,4 +285,6 @@ def finish_split(
         crop_padding=crop_padding,
         flip=flip,
         name=name,
+        val_x=val_x,
+        val_y=val_y,
     )

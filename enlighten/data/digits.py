@@ -17,6 +17,7 @@ def digits(
     split_seed: int = 0,
     fraction: float = 1.0,
     fraction_seed: int = 0,
+    val_fraction: float = 0.0,
     mean: Optional[list] = None,
     std: Optional[list] = None,
     crop_padding: int = 1,
@@ -31,6 +32,6 @@ def digits(
     x, y = torch.from_numpy(images), torch.from_numpy(bunch.target.astype(np.int64))
     return finish_split(
         x[tr], y[tr], x[te], y[te],
-        num_classes=10, fraction=fraction, fraction_seed=fraction_seed,
+        num_classes=10, fraction=fraction, fraction_seed=fraction_seed, val_fraction=val_fraction,
         mean=mean, std=std, crop_padding=crop_padding, flip=flip, name="digits",
     )

@@ -111,6 +111,7 @@ def image_folder(
     test_split: str = "test",
     fraction: float = 1.0,
     fraction_seed: int = 0,
+    val_fraction: float = 0.0,
     mean: Optional[list] = None,
     std: Optional[list] = None,
     crop_padding: int = 4,
@@ -134,6 +135,10 @@ def image_folder(
         _, files, _ = list_split(path / train_split)
         in_memory = "true" if len(files) * channels * image_size**2 <= max_memory_gb * 2**30 else "false"
     if in_memory == "false":
+        if val_fraction:
+            raise DataError(f"dataset.val_fraction={val_fraction}: a validation split is held only in memory, and "
+                            f"{path} is read from disk (dataset.in_memory=false, or larger than dataset.max_memory_gb): "
+                            f"give it a folder of its own as the test split, or load it in memory.")
         return StreamingImageFolder(
             path, image_size, channels, (train_split, test_split), fraction, fraction_seed, mean, std, flip, num_workers
         )
@@ -146,6 +151,7 @@ def image_folder(
         num_classes=len(d["classes"]),
         fraction=fraction,
         fraction_seed=fraction_seed,
+        val_fraction=val_fraction,
         mean=mean,
         std=std,
         crop_padding=crop_padding,

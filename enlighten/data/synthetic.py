@@ -17,6 +17,7 @@ def synthetic(
     seed: int = 0,
     fraction: float = 1.0,
     fraction_seed: int = 0,
+    val_fraction: float = 0.0,
     crop_padding: int = 0,
     flip: bool = False,
 ) -> InMemoryData:
@@ -32,6 +33,6 @@ def synthetic(
     (train_x, train_y), (test_x, test_y) = make(num_train), make(num_test)
     return finish_split(
         train_x, train_y, test_x, test_y,
-        num_classes=num_classes, fraction=fraction, fraction_seed=fraction_seed,
+        num_classes=num_classes, fraction=fraction, fraction_seed=fraction_seed, val_fraction=val_fraction,
         mean=None, std=None, crop_padding=crop_padding, flip=flip, name="synthetic",
     )

@@ -46,6 +46,7 @@ def torchvision_dataset(
     download: bool = True,
     fraction: float = 1.0,
     fraction_seed: int = 0,
+    val_fraction: float = 0.0,
     mean: Optional[list] = None,
     std: Optional[list] = None,
     crop_padding: int = 4,
@@ -53,8 +54,8 @@ def torchvision_dataset(
 ) -> InMemoryData:
     """Load a torchvision dataset (`name` in cifar10, cifar100, mnist, fashion_mnist) into memory.
 
-    `fraction` keeps a class-balanced share of the training split (drawn with `fraction_seed`); the
-    test split stays whole. `mean`/`std` default to the statistics of the training subset.
+    `fraction` keeps a class-balanced share of the training split (drawn with `fraction_seed`) after
+    `val_fraction` of it is held out for validation (`balanced_split`); the test split stays whole. `mean`/`std` default to the statistics of the training subset.
     """
     if name not in _SETS:
         raise DataError(f"Unknown torchvision dataset {name!r}; choose one of {sorted(_SETS)}.")
@@ -68,6 +69,7 @@ def torchvision_dataset(
         num_classes=int(train_y.max()) + 1,
         fraction=fraction,
         fraction_seed=fraction_seed,
+        val_fraction=val_fraction,
         mean=mean,
         std=std,
         crop_padding=crop_padding,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from enlighten.data.base import DataError, InMemoryData, balanced_subset
+from enlighten.data.base import DataError, InMemoryData, balanced_split
 
 
 def read_ucr_file(path: Path) -> tuple[list[float], list[list[float]]]:
@@ -52,6 +52,7 @@ def ucr(
     znorm: bool = True,
     fraction: float = 1.0,
     fraction_seed: int = 0,
+    val_fraction: float = 0.0,
 ) -> InMemoryData:
     folder = Path(root) / "ucr" / name
     files = {split: folder / f"{name}_{split}.tsv" for split in ("TRAIN", "TEST")}
@@ -78,5 +79,6 @@ def ucr(
 
     train_x, train_y = tensors(train_labels, train_rows)
     test_x, test_y = tensors(test_labels, test_rows)
-    keep = balanced_subset(train_y, fraction, fraction_seed)
-    return InMemoryData(train_x[keep], train_y[keep], test_x, test_y, num_classes=len(classes), name=name)
+    keep, held_out = balanced_split(train_y, fraction, fraction_seed, val_fraction)
+    return InMemoryData(train_x[keep], train_y[keep], test_x, test_y, num_classes=len(classes), name=name,
+                        val_x=train_x[held_out], val_y=train_y[held_out])

@@ -3,7 +3,7 @@
 Offline runs write only W&B's binary `.wandb` log (sync it later with `wandb sync`); tables and
 figures are made from our own metrics.jsonl and summary.json, never from W&B.
 
-What a run holds there: the epoch rows of metrics.jsonl under their own keys (`val_acc`, `in_enp`,
+What a run holds there: the epoch rows of metrics.jsonl under their own keys (`test_acc`, `in_enp`,
 `diag/zero_act`, ... on W&B's step axis, the optimizer step); the rows of diagnostics.jsonl on their
 own axis `probe/step`, as `probe/<key>` (a probe measurement), `enp_end/<key>` (measured where the
 ENP ended) and `dataset/<point>/<key>` (the dataset scope), and the rows of detector.jsonl as

@@ -24,7 +24,7 @@ import torch
 
 from enlighten.config import RESULT_NEUTRAL_KEYS, flatten, under, upgrade_config
 from enlighten.errors import UserError
-from enlighten.results import atomic_torch_save
+from enlighten.results import atomic_torch_save, upgrade_metrics_row
 
 CHECKPOINT_DIR = "checkpoints"
 KEEP = 2
@@ -119,10 +119,15 @@ def load_latest(run_dir: Path, config: dict, force: bool = False) -> Optional[tu
 def upgrade_checkpoint(state: dict) -> dict:
     """A checkpoint an earlier version wrote, in today's format (its config is upgraded where it is
     compared: `config_differences`). 2026-12-01: the metrics column `images_per_sec` became
-    `samples_per_sec`, and the epoch tally's `counters` (the strategy's, summed) its `dropped_summed`."""
+    `samples_per_sec`, and the epoch tally's `counters` (the strategy's, summed) its `dropped_summed`.
+    2026-12-07: the test split's numbers, named val_*, became test_* (`upgrade_metrics_row`; the
+    trainer's `held_out`)."""
     results = state.get("results") or {}
-    results["metrics"] = [{("samples_per_sec" if k == "images_per_sec" else k): v for k, v in row.items()}
-                          for row in results.get("metrics", [])]
+    results["metrics"] = [upgrade_metrics_row({("samples_per_sec" if k == "images_per_sec" else k): v
+                                               for k, v in row.items()}) for row in results.get("metrics", [])]
+    if "held_out" not in state and "final_val_acc" in state:
+        state["held_out"] = {"final_test_acc": state.pop("final_val_acc"), "final_test_loss": state.pop("final_val_loss", None)}
+        state.pop("best_val_acc", None)  # the best test accuracy: no longer kept (a selection on the test split)
     tally = state.get("tally")
     if tally and "counters" in tally:
         tally["dropped_summed"] = tally.pop("counters").get("dropped", 0)

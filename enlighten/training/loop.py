@@ -65,9 +65,10 @@ class StepSignals:
         return self._once(("train", n), lambda: t.evaluate("train", t.train_probe[:n])[1])
 
     def val_accuracy(self, n: int) -> float:
-        """Held-out accuracy on the first `n` test samples."""
+        """Accuracy on the first `n` samples of the validation split (held out of the training images;
+        never the test split, which decides nothing)."""
         t = self._trainer
-        return self._once(("val", n), lambda: t.evaluate("test", t.val_probe[:n])[1])
+        return self._once(("val", n), lambda: t.evaluate("val", t.val_probe[:n])[1])
 
     def batch_accuracy(self) -> float:
         """Clean accuracy (eval mode) on this step's training batch before any mixing (the global batch)."""
@@ -108,6 +109,36 @@ class Runtime:
     bf16: bool = False
     channels_last: bool = False
     eval_batch_size: int = 1024
+
+
+@dataclass
+class HeldOut:
+    """The held-out numbers of a run so far: the test split's last evaluation and, where the data hold
+    a validation split, its last and best evaluation and the test accuracy at that best (what choosing
+    the epoch on the validation split gives). The test split is never used to choose anything."""
+
+    final_test_acc: Optional[float] = None
+    final_test_loss: Optional[float] = None
+    final_val_acc: Optional[float] = None
+    final_val_loss: Optional[float] = None
+    best_val_acc: Optional[float] = None
+    best_val_step: Optional[int] = None
+    test_acc_at_best_val: Optional[float] = None
+
+    def update(self, step: int, test: tuple[float, float], val: Optional[tuple[float, float]]) -> None:
+        """An evaluation at `step`: (loss, accuracy) on the test split, and on the validation split or None."""
+        self.final_test_loss, self.final_test_acc = test
+        if val is not None:
+            self.final_val_loss, self.final_val_acc = val
+            if self.best_val_acc is None or val[1] > self.best_val_acc:  # the first of equal bests
+                self.best_val_acc, self.best_val_step, self.test_acc_at_best_val = val[1], step, test[1]
+
+    def summary(self, has_val: bool, tokens: bool) -> dict:
+        out = {"final_test_acc": self.final_test_acc, "final_test_loss": self.final_test_loss,
+               **({"final_test_bpc": bits(self.final_test_loss)} if tokens else {})}
+        if has_val:
+            out.update({k: v for k, v in vars(self).items() if k not in out})
+        return out
 
 
 @dataclass
@@ -197,11 +228,10 @@ class Trainer:
         n = data.num_train if cfg.train_eval_samples == 0 else min(cfg.train_eval_samples, data.num_train)
         # Fixed random orders (seed 0, not the run's seed): a detector's probe is the first n of them.
         self.train_probe = torch.randperm(data.num_train, generator=torch.Generator().manual_seed(0))[:n]
-        self.val_probe = torch.randperm(data.num_test, generator=torch.Generator().manual_seed(0))
+        self.has_val = getattr(data, "num_val", 0) > 0  # a validation split (dataset.val_fraction)
+        self.val_probe = torch.randperm(data.num_val if self.has_val else 0, generator=torch.Generator().manual_seed(0))
         self.enp_end_train_acc: Optional[float] = None
-        self.best_val_acc: Optional[float] = None
-        self.final_val_acc: Optional[float] = None
-        self.final_val_loss: Optional[float] = None
+        self.held_out = HeldOut()
         # What run() stores with each checkpoint (its config, W&B id, attempts); None: write no checkpoints.
         self.checkpoint_meta = checkpoint_meta
         self.stop = stop or StopRequests()  # never entered: no signal is ever noted
@@ -221,9 +251,7 @@ class Trainer:
             "epoch": self.epoch,
             "step": self.step,
             "elapsed_s": self.elapsed_s,
-            "best_val_acc": self.best_val_acc,
-            "final_val_acc": self.final_val_acc,
-            "final_val_loss": self.final_val_loss,
+            "held_out": vars(self.held_out).copy(),
             "enp_end_train_acc": self.enp_end_train_acc,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -237,8 +265,7 @@ class Trainer:
 
     def load_state_dict(self, state: dict) -> None:
         self.epoch, self.step, self.elapsed_s = state["epoch"], state["step"], state["elapsed_s"]
-        self.best_val_acc, self.final_val_acc = state["best_val_acc"], state["final_val_acc"]
-        self.final_val_loss = state.get("final_val_loss")
+        self.held_out = HeldOut(**state["held_out"])
         self.enp_end_train_acc = state["enp_end_train_acc"]
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -283,7 +310,8 @@ class Trainer:
         """(mean cross-entropy, accuracy) on clean inputs with hard labels; for token data both are
         per token (every position of every sequence counts once)."""
         if indices is None:
-            indices = torch.arange(self.data.num_test if split == "test" else self.data.num_train)
+            indices = torch.arange({"train": self.data.num_train, "val": getattr(self.data, "num_val", 0),
+                                    "test": self.data.num_test}[split])
         if self.dist.enabled:  # each process evaluates its share; the sums are reduced
             indices = indices[self.dist.rank :: self.dist.world_size]
             self._sync_buffers()
@@ -427,20 +455,20 @@ class Trainer:
             diag_cols = self.diagnostics.end_epoch(epoch)
             # The budget can run out before num_epochs when a forced resume changed the batch size.
             last = epoch == self.num_epochs - 1 or self.step >= self.total_steps
-            val_loss = val_acc = None  # null on epochs without evaluation
+            test = val = (None, None)  # (loss, accuracy), null on epochs without evaluation
             if (epoch + 1) % cfg.eval_every == 0 or last:
-                val_loss, val_acc = self.evaluate("test")
-                self.final_val_acc, self.final_val_loss = val_acc, val_loss
-                self.best_val_acc = val_acc if self.best_val_acc is None else max(self.best_val_acc, val_acc)
+                test, val = self.evaluate("test"), (self.evaluate("val") if self.has_val else None)
+                self.held_out.update(self.step, test, val)
             row = {
                 "epoch": epoch,
                 "step": self.step,
                 "lr": tally.lr,
                 "train_loss": train_loss,
                 "train_acc": train_acc,
-                "val_loss": val_loss,
-                "val_acc": val_acc,
-                **({"val_bpc": bits(val_loss)} if self.tokens else {}),
+                **({"val_loss": val[0], "val_acc": val[1]} if self.has_val else {}),
+                "test_loss": test[0],
+                "test_acc": test[1],
+                **({"test_bpc": bits(test[0])} if self.tokens else {}),
                 "alpha": tally.alpha_sum / tally.steps,
                 "mixing": tally.mixing_steps / tally.steps,
                 "in_enp": tally.enp_steps / tally.steps,
@@ -457,10 +485,11 @@ class Trainer:
             self.results.log_detector(tally.detector_rows)
             self.results.log_epoch(row)
             self.logger.log_metrics(row, step=self.step)
-            val_bpc = f"  val_bpc {row['val_bpc']:.3f}" if row.get("val_bpc") is not None else ""
+            held_out = "".join(f"  {k} {row[k]:.{3 if k.endswith('bpc') else 4}f}" for k in ("val_acc", "test_acc", "test_bpc")
+                               if row.get(k) is not None)
             if self.dist.main:  # one line per epoch, not one per process
                 log.info(f"epoch {epoch} of {self.num_epochs}  step {self.step}  loss {train_loss:.4f}  train_acc "
-                         f"{train_acc:.4f}  val_acc {val_acc if val_acc is None else round(val_acc, 4)}{val_bpc}  "
+                         f"{train_acc:.4f}{held_out}  "
                          f"{row['samples_per_sec']:.0f} samples/s")
             for hook in self.on_epoch_end:
                 with isolated_rng(self.generator, self.device):  # a hook never changes what training draws next
@@ -473,10 +502,7 @@ class Trainer:
             if last:
                 break
         return {
-            "final_val_acc": self.final_val_acc,
-            "best_val_acc": self.best_val_acc,
-            "final_val_loss": self.final_val_loss,
-            **({"final_val_bpc": bits(self.final_val_loss)} if self.tokens else {}),
+            **self.held_out.summary(self.has_val, self.tokens),
             "epochs": self.epoch,  # trained, normally num_epochs
             "steps": self.step,
             **self.detector.summary(),
