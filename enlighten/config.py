@@ -23,6 +23,7 @@ import time
 import types
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -326,6 +327,32 @@ def validate(cfg: DictConfig) -> None:
         if not isinstance(node, DictConfig) or "_target_" not in node:
             raise ConfigError(f"Config group '{group}' has no _target_; choose an option, e.g. {group}=<name>.")
         check_target_node(group, node, RUNTIME_ARGS[group])
+
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+def check_arm(cfg: DictConfig, choices: dict, conf_dir: Path = CONF_DIR) -> None:
+    """An arm (conf/arm/) is a strategy with its alphas, composed before the experiment: an experiment
+    (or an override) that sets the strategy or an alpha again would train something else under the
+    arm's name. Refused, naming both, when any of the arm's settings does not hold in `cfg`."""
+    arm = choices.get("arm")
+    path = conf_dir / "arm" / f"{arm}.yaml"
+    if not arm or not path.is_file():
+        return
+    spec = OmegaConf.to_container(OmegaConf.load(path))
+    expected = {k.split("/")[-1]: v for d in spec.pop("defaults", []) if isinstance(d, dict)
+                for k, v in d.items() if k.startswith("override /")}
+    found = {group: choices.get(group) for group in expected}
+    found.update({key: OmegaConf.select(cfg, key) for key in flatten(spec)})
+    expected.update(flatten(spec))
+    wrong = [f"{k}={found[k]} (the arm sets {v})" for k, v in expected.items() if found[k] != v]
+    if wrong:
+        experiment = choices.get("experiment")
+        by = f"experiment={experiment} sets it after the arm" if experiment else "an override sets it after the arm"
+        raise ConfigError(f"arm={arm} and {', '.join(wrong)}: {by}, so the run would train something else under the "
+                          f"arm's name. Combine arm= only with an experiment that leaves the strategy and its alphas to it "
+                          f"(e.g. experiment=claims/paper), or drop arm= and choose strategy= and mix.alpha= directly.")
 
 
 def check_target_node(prefix: str, node: DictConfig, runtime_args: set[str] = frozenset()) -> None:

@@ -26,7 +26,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from enlighten.callbacks import check_launcher, swept_overrides
-from enlighten.config import ConfigError, build, validate
+from enlighten.config import ConfigError, build, check_arm, validate
 from enlighten.console import log, result_line, show_messages
 from enlighten.data.reuse import load_dataset
 from enlighten.diagnostics.monitor import NoDiagnostics
@@ -159,6 +159,7 @@ def run(cfg: DictConfig, on_epoch_end: Sequence[EpochHook] = ()) -> dict:
     show_messages()
     if HydraConfig.initialized():  # a plugin launcher chosen in a config file (train.py checks the command line)
         check_launcher(HydraConfig.get().runtime.choices.get("hydra/launcher"))
+        check_arm(cfg, HydraConfig.get().runtime.choices)
     group = distributed.init()  # several processes (torchrun, a multi-task SLURM job): one run, data-parallel
     run_dir = Path(cfg.paths.output_dir)
     lock = RunDirLock(run_dir)
@@ -367,6 +368,7 @@ def _build_trainer(cfg: DictConfig, data, device: torch.device, group, strategy,
     model = build_model(cfg, data)
     strategy.setup(data.num_classes, model)
     summary["num_params"] = sum(p.numel() for p in model.parameters())
+    summary.update(num_train=data.num_train, num_val=getattr(data, "num_val", 0), num_test=data.num_test)
     summary["init_params_sha1"] = params_digest(model)
     channels_last = uses_channels_last(cfg, model)
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
@@ -378,8 +380,9 @@ def _build_trainer(cfg: DictConfig, data, device: torch.device, group, strategy,
     trainer_cfg = OmegaConf.to_object(t)  # the typed TrainerConfig, plain attribute reads in the loop
     summary["runtime"] = {"device": str(device), "torch_threads": torch.get_num_threads(), **asdict(runtime)}
     if group.main:
+        validation = f"{summary['num_val']:,} validation / " if summary["num_val"] else ""
         log.info(f"Run {results.run_dir}: {choice(cfg, 'model')} ({summary['num_params']:,} parameters) on {data.name} "
-                 f"({data.num_train:,} training / {data.num_test:,} test samples), strategy {choice(cfg, 'strategy')}, "
+                 f"({data.num_train:,} training / {validation}{data.num_test:,} test samples), strategy {choice(cfg, 'strategy')}, "
                  f"phase {choice(cfg, 'phase')}; {trainer_cfg.total_steps(steps_per_epoch):,} steps of {t.batch_size} "
                  f"({steps_per_epoch:,} per epoch); {device}, {'bf16' if bf16 else 'fp32'}"
                  f"{', channels_last' if channels_last else ''}{', compiled' if t.compile else ''}")

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from enlighten.config import ConfigError
-from enlighten.data.base import DataError, InMemoryData, Normalize, balanced_subset
+from enlighten.data.base import DataError, InMemoryData, Normalize, balanced_split, balanced_subset
 from enlighten.data.digits import digits
 from enlighten.data.image_folder import image_folder
 from enlighten.data.synthetic import synthetic
@@ -28,6 +28,43 @@ def test_balanced_subset_keeps_each_class_share_and_its_own_seed():
         balanced_subset(labels, 1.5, seed=0)
     with pytest.raises(ConfigError, match="dataset.fraction must be in"):
         balanced_subset(labels, 0.0, seed=0)
+
+
+def test_the_validation_split_is_class_balanced_disjoint_and_nested_within_a_seed():
+    """Held out of every class, disjoint from the training subset of every fraction of its seed, whose
+    subsets stay nested; another seed draws another split; without one, the subsets are as before."""
+    labels = torch.arange(3000) % 10
+    train = {f: balanced_split(labels, f, seed=5, val_fraction=0.2) for f in (0.05, 0.25, 1.0)}
+    val = train[0.05][1]
+    assert torch.bincount(labels[val], minlength=10).tolist() == [60] * 10  # 20% of each class's 300
+    assert all(torch.equal(v, val) for _, v in train.values())  # the same split whatever the fraction
+    for f, (t, _) in train.items():
+        assert len(set(t.tolist()) & set(val.tolist())) == 0  # disjoint
+        assert torch.bincount(labels[t], minlength=10).tolist() == [round(f * 240)] * 10  # a share of the other 80%
+    assert set(train[0.05][0].tolist()) < set(train[0.25][0].tolist()) < set(train[1.0][0].tolist())  # nested
+    assert len(train[1.0][0]) + len(val) == 3000
+    other = balanced_split(labels, 0.05, seed=6, val_fraction=0.2)[1]
+    assert not torch.equal(other, val)
+    assert torch.equal(balanced_split(labels, 0.1, seed=3)[0], balanced_subset(labels, 0.1, seed=3))
+    assert len(balanced_split(labels, 0.1, seed=3)[1]) == 0
+    with pytest.raises(ConfigError, match="dataset.val_fraction must be a number in"):
+        balanced_split(labels, 0.1, seed=3, val_fraction=1.0)
+
+
+def test_a_loader_holds_its_validation_split_apart_and_evaluates_it_unaugmented():
+    """The validation images are the held-out training images, evaluated as the test split is: no crop,
+    no flip, the training subset's normalization."""
+    data = synthetic(num_train=400, num_test=100, fraction=0.5, fraction_seed=1, val_fraction=0.25, crop_padding=2,
+                     flip=True)
+    assert (data.num_train, data.num_val, data.num_test) == (150, 100, 100)
+    whole = synthetic(num_train=400, num_test=100)  # the same images, nothing held out
+    _, held_out = balanced_split(whole.train_y, 0.5, 1, 0.25)
+    assert torch.equal(data.val_x, whole.train_x[held_out]) and torch.equal(data.val_y, whole.train_y[held_out])
+    batches = list(data.eval_batches("val", 64))
+    assert torch.equal(torch.cat([x for x, _ in batches]), data.normalize(data.val_x))
+    assert torch.equal(torch.cat([y for _, y in batches]), data.val_y)
+    with pytest.raises(ValueError, match="split must be"):
+        next(data.eval_batches("holdout", 8))
 
 
 def _tiny(pad: int, flip: bool) -> InMemoryData:

@@ -127,9 +127,10 @@ def test_a_forced_resume_with_a_larger_batch_stops_at_the_step_budget(tmp_path):
 
 
 def test_a_checkpoint_written_before_the_renames_resumes_with_todays_names(tmp_path):
-    """A checkpoint whose config has the old layout (flat strategy keys, trainer.log_every) and whose
-    metrics rows have `images_per_sec` resumes without a config difference, and metrics.jsonl then has
-    one name for the column."""
+    """A checkpoint whose config has the old layout (flat strategy keys, trainer.log_every, no
+    dataset.val_fraction) and whose metrics rows have `images_per_sec` and the test split's numbers as
+    `val_*` resumes without a config difference, and metrics.jsonl and the summary then have one name
+    for each column."""
     from enlighten.results import atomic_torch_save
 
     _run(tmp_path, "run")
@@ -140,14 +141,20 @@ def test_a_checkpoint_written_before_the_renames_resumes_with_todays_names(tmp_p
     config = json.loads(state["config_json"])
     config["strategy"] = {"_target_": "enlighten.strategies.schedules.AlphaBoost", "boost_alpha": 2.0, **config["mix"]}
     config["trainer"] = {("log_every" if k == "sync_every" else k): v for k, v in config["trainer"].items()}
+    config["dataset"].pop("val_fraction")
     state["config_json"] = json.dumps(config)
-    state["results"]["metrics"] = [{("images_per_sec" if k == "samples_per_sec" else k): v for k, v in row.items()}
-                                   for row in state["results"]["metrics"]]
+    old = {"samples_per_sec": "images_per_sec", "test_acc": "val_acc", "test_loss": "val_loss"}
+    state["results"]["metrics"] = [{old.get(k, k): v for k, v in row.items()} for row in state["results"]["metrics"]]
+    held_out = state.pop("held_out")
+    state.update(final_val_acc=held_out["final_test_acc"], final_val_loss=held_out["final_test_loss"],
+                 best_val_acc=held_out["final_test_acc"])
     atomic_torch_save(state, path)
     summary = _run(tmp_path, "run")
     assert summary["resumed_from"] == str(path) and summary["status"] == "completed"
     metrics = read_run(tmp_path / "run")[0]
     assert len(metrics) == 3 and all("samples_per_sec" in m and "images_per_sec" not in m for m in metrics)
+    assert all("test_acc" in m and "val_acc" not in m for m in metrics) and "final_val_acc" not in summary
+    assert summary["final_test_acc"] == metrics[-1]["test_acc"]
 
 
 class NotData:

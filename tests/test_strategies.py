@@ -276,3 +276,21 @@ def test_mixup_without_hesitation_mixes_every_step_then_every_other_epoch_then_f
     assert hundred[:55] == [True] * 55 and hundred[55:57] == [False, True]  # 0.55 x 100 is 55.00000000000001
     with pytest.raises(ValueError, match="every_until <= alternate_until"):
         MixupWithoutHesitation(every_until=0.9, alternate_until=0.6)
+
+
+def test_the_dose_matched_pause_withholds_as_many_steps_as_the_enp_lasted_right_after_it():
+    """An ENP of 7 steps (steps 0-6 trained in it): Mixup Pause withholds those 7, the control the next
+    7 (steps 7-13), and both mix on every other step; an ENP that never ends: the control is Mixup."""
+    from enlighten.strategies.dose_matched import DoseMatchedPause
+
+    def planned(schedule, end: int | None, total: int = 30) -> list:
+        return [schedule.plan(Phase(step=s, epoch=0, steps_per_epoch=total, total_steps=total,
+                                    in_enp=end is None or s < end, enp_end_step=None if end is None or s < end else end),
+                              1.0).alpha for s in range(total)]
+
+    control, pause = planned(DoseMatchedPause(), 7), planned(MixupPause(), 7)
+    assert control == [1.0] * 7 + [None] * 7 + [1.0] * 16
+    assert pause == [None] * 7 + [1.0] * 23
+    assert control.count(None) == pause.count(None)  # the same dose
+    assert planned(DoseMatchedPause(), None) == [1.0] * 30
+    assert strategy(DoseMatchedPause()).uses_the_enp() is False  # its first step mixes in and after the ENP alike

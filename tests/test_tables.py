@@ -6,6 +6,7 @@ import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.conftest import REPO
 
@@ -288,3 +289,27 @@ def test_collect_writes_one_row_per_run_for_pandas(tmp_path):
     refused = subprocess.run([sys.executable, str(REPO / "scripts" / "collect.py"), str(tmp_path / "sweep"),
                               "--out", str(tmp_path / "runs.xlsx")], capture_output=True, text=True)
     assert refused.returncode == 2 and "must end in .csv or .parquet" in refused.stderr
+
+
+def test_results_written_before_the_validation_split_read_under_todays_names(tmp_path):
+    """A summary and metrics rows from before 2026-12-07 name the test split's numbers val_*: read back,
+    they are test_* (best_val_acc, the best test accuracy, becomes best_test_acc), and they pair with
+    today's runs in a table."""
+    from enlighten.analysis.runs import load_runs, read_rows
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    for d, summary, row in (
+            (old, {"final_val_acc": 0.5, "best_val_acc": 0.6, "final_val_loss": 1.0}, {"step": 3, "val_acc": 0.5}),
+            (new, {"final_test_acc": 0.7, "final_val_acc": 0.65, "best_val_acc": 0.66}, {"step": 3, "test_acc": 0.7})):
+        d.mkdir()
+        strategy = "vanilla" if d == old else "mixup"
+        (d / "summary.json").write_text(json.dumps({"status": "completed", **summary, "choices": {"strategy": strategy},
+                                                    "overrides": [f"strategy={strategy}"], "config": {"seed": 0}}))
+        (d / "metrics.jsonl").write_text(json.dumps(row) + "\n")
+    runs = {Path(r["_dir"]).name: r for r in load_runs([tmp_path])}
+    assert runs["old"]["final_test_acc"] == 0.5 and runs["old"]["best_test_acc"] == 0.6 and "final_val_acc" not in runs["old"]
+    assert runs["old"]["final_test_loss"] == 1.0 and read_rows(runs["old"], "metrics.jsonl") == [{"step": 3, "test_acc": 0.5}]
+    assert runs["new"]["final_test_acc"] == 0.7 and runs["new"]["final_val_acc"] == 0.65  # today's names stay
+    out = tables(tmp_path, "--baseline", "strategy=vanilla")
+    mixup = [c.strip() for c in next(x for x in out.splitlines() if x.startswith("| mixup")).strip("|").split("|")]
+    assert mixup[2] == "70.00 ± 0.00" and "+20.00" in mixup

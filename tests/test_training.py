@@ -202,3 +202,31 @@ def test_the_loop_asks_the_detector_and_the_strategy_follows_it(tmp_path, k):
     assert [r["step"] for r in read_jsonl(tmp_path / "detector.jsonl")] == list(range(1, k + 1))
     assert all("train_loss" in r for r in read_jsonl(tmp_path / "detector.jsonl"))
     assert [r["step"] for r in read_jsonl(tmp_path / "diagnostics.jsonl") if r.get("event") == "enp_end"] == [k]
+
+
+def test_with_a_validation_split_the_detector_reads_it_and_the_test_split_only_gives_final_numbers(tmp_path, monkeypatch):
+    """phase.source=val: every evaluation before the run's last is of the training probe or the validation
+    split (the real evaluate, watched); the test split is evaluated after the last step only, and the
+    summary names each number by its split."""
+    calls = []
+    evaluate = Trainer.evaluate
+
+    def watched(self, split, indices=None):
+        calls.append((self.step, split))
+        return evaluate(self, split, indices)
+
+    monkeypatch.setattr(Trainer, "evaluate", watched)
+    cfg = compose_cfg([*FAST, "dataset.val_fraction=0.25", "trainer.eval_every=100", "strategy=mixup_pause",
+                       "phase=accuracy", "phase.source=val", "phase.check_every=2", "phase.threshold=0.3",
+                       "optim.lr=0.05"], tmp_path)
+    summary = run(cfg)
+    last = summary["steps"]
+    assert {s for s, split in calls if split == "test"} == {last}
+    assert {split for s, split in calls if s < last} == {"train", "val"}
+    assert any(split == "val" and s % 2 == 0 and s < last for s, split in calls)  # the detector's checks
+    assert (summary["num_train"], summary["num_val"]) == (196, 60)  # 6 of each class's 25 or 26 held out
+    assert summary["final_val_acc"] == summary["best_val_acc"] and summary["best_val_step"] == last
+    assert summary["test_acc_at_best_val"] == summary["final_test_acc"]
+    metrics = read_run(tmp_path)[0]
+    assert [m.get("val_acc") is not None for m in metrics] == [False, True]
+    assert metrics[-1]["test_acc"] == summary["final_test_acc"] and metrics[-1]["val_acc"] == summary["final_val_acc"]

@@ -1,23 +1,17 @@
-"""The paper's four claims (../shared/PAPER.md) tested on the claims sweeps (conf/experiment/claims/).
+"""The paper's four claims tested under the analysis plan of docs/claims.md (stage 2).
 
-    python scripts/claims.py               # the sweeps, then this report (docs/claims.md)
+    report = analyse(runs, design, out_dir)      # the tests, per claim, and the figures
+    text = render(report, runs, header)          # docs/results/claims.md
 
-Every test takes one number per seed, so the seeds are the independent replicates: a statistic is
-computed within each seed (a mean over cells, a least-squares slope over cells), then a t-test over
-the seeds gives the mean, its 95% CI and p. Runs of different cells that share a seed share their
-initial weights, so pooling cells as if independent would overstate the evidence. The p-values of
-the whole report are corrected together (Holm). A verdict follows from the test's direction:
-
-- supported: Holm-corrected p < 0.05 in the paper's direction;
-- contradicted: Holm-corrected p < 0.05 in the opposite direction;
-- inconclusive at this scale: neither; the minimum detectable effect (80% power) says how large an
-  effect could have gone unseen.
-
-Claim (d) asks whether two things match, so its test is the other way round: each seed's detector
-run against that seed's run at the fixed pause length that is best on the other seeds; supported
-when a one-sided non-inferiority test (the detector not worse by EQUIVALENCE_MARGIN points or more)
-is significant after Holm, contradicted when the whole 95% CI lies below -EQUIVALENCE_MARGIN.
-A test the runs cannot support (a factor with one level, no pairs) is listed as not tested.
+Every test takes one number per seed (a paired difference averaged over cells, or a least-squares
+slope over cells within the seed), so the seeds are the independent replicates; a t-test over the
+seeds gives the effect, its 95% CI and p. Holm's correction runs within each claim. A test is
+supported when its Holm-corrected p < 0.05 in the paper's direction, fixed in the plan; contradicted
+when the same holds the other way; inconclusive otherwise. A claim is supported only when every test
+it ran is (intersection-union). The minimum detectable effect is computed at the Bonferroni level of
+the claim's family, the strictest step of Holm's. Runs whose ENP never ended are left out of every
+test that needs an ENP end, with their pair. Selections (claim (d)'s best pause length, the premise
+cells) read the validation split; the test set gives only the final numbers.
 """
 
 from __future__ import annotations
@@ -30,55 +24,81 @@ from pathlib import Path
 
 import numpy as np
 
+from enlighten.analysis.claims_plan import DOSE, EARLY, LEVEL, LOW, MIXUP, PAUSE, TRAINING, VANILLA, Design
 from enlighten.analysis.figures import band, save
 from enlighten.analysis.runs import lookup, pairs, read_rows
-from enlighten.analysis.stats import TestResult, holm, non_inferiority, one_sample, slopes
+from enlighten.analysis.stats import TestResult, holm, minimum_detectable_effect, non_inferiority, one_sample, slopes
 
-EXPERIMENTS = ("claims/interference", "claims/training", "claims/pause_grid", "claims/detectors")
+EXPERIMENTS = ("claims/training", "claims/interference", "claims/interference_mlp", "claims/interference_enp",
+               "claims/pause_grid", "claims/detectors")
 PAIRINGS = ("permutation", "flip")
-BASE_ARM, PAUSE_ARM, LOW_ARM, BOOST_ARM, VANILLA = "mixup_a1", "pause_a1", "mixup_a0.2", "boost_a0.2_to_1", "vanilla"
-EQUIVALENCE_MARGIN = 0.5  # points: the paper's pause-length ablation moved accuracy by less than this
-LEVEL = 0.05
+THEORY_SLOPE = -0.5
+PAPER = {  # the paper's quantitative statements, beside each verdict (../shared/PAPER.md)
+    "a": "interference ~ N^-1/2 (slope -1/2 on log N); smaller for larger models",
+    "b": "a larger alpha lowers the zero share more during the ENP (no size given)",
+    "c": "Pause gains +0.10 (CIFAR-10) to +1.57 points (ViT-S / Tiny-ImageNet)",
+    "d": "pause-length effects under 0.5 points; the best ENP length near 50% training accuracy",
+}
+# What the analysis reads of each run's rows (scripts/claims.py keeps these in the data file).
+ROWS = {"diagnostics.jsonl": ("step", "event", "diag/zero_act", "diag/zero_act_train"),
+        "metrics.jsonl": ("step", "train_acc"),
+        "detector.jsonl": ("step", "train_acc")}
+
+
+def wants_rows(run: dict, name: str) -> bool:
+    """Which runs' rows the analysis reads: the training sweep's probe rows of the arms claim (b)
+    compares, and every training run's learning curves (metrics and detector rows)."""
+    if lookup(run, "name") != TRAINING:
+        return False
+    return name != "diagnostics.jsonl" or lookup(run, "arm") in (VANILLA, LOW, MIXUP)
 
 
 @dataclass
 class Test:
-    """One test of the report: what it compares, in which unit, the direction the paper predicts
-    (+1, -1, or 0 for a comparison the paper makes no claim about) and the result."""
+    """One test: what it compares, in which unit, the direction the plan fixed (+1 or -1), the result,
+    and for a non-inferiority test its margin. `skip` says why a test was not run."""
 
     claim: str
     name: str
     unit: str
     expected: int
     result: TestResult
-    equivalence: bool = False  # claim (d): "matches" rather than "differs"
+    margin: float | None = None  # a non-inferiority test (claim (d)): "not worse by margin or more"
+    skip: str = ""
+    family_size: int = 1
 
     @property
     def verdict(self) -> str:
-        r, significant = self.result, self.result.p_holm < LEVEL
-        if not math.isfinite(r.p_holm):
-            return "not tested"
-        if self.equivalence:
+        r = self.result
+        if self.skip or not math.isfinite(r.p_holm):
+            return f"not tested ({self.skip})" if self.skip else "not tested"
+        significant = r.p_holm < LEVEL
+        if self.margin is not None:
             if significant:
                 return "supported"
-            return "contradicted" if r.ci_high < -EQUIVALENCE_MARGIN else "inconclusive at this scale"
-        if self.expected == 0:
-            return "differs" if significant else "no difference detected"
+            return "contradicted" if r.ci_high < -self.margin else "inconclusive"
         if significant:
             return "supported" if np.sign(r.effect) == self.expected else "contradicted"
-        return "inconclusive at this scale"
+        return "inconclusive"
+
+    @property
+    def mde(self) -> float:
+        """At the Bonferroni level of the test's family: for a non-inferiority test, the smallest
+        margin it meets with 80% power if the difference were 0 (one-sided)."""
+        return minimum_detectable_effect(self.result.sd, self.result.n, LEVEL / self.family_size,
+                                         sides=1 if self.margin is not None else 2)
 
 
 @dataclass
 class Report:
     tests: list[Test] = field(default_factory=list)
     sections: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
-    figures: dict[str, str] = field(default_factory=dict)  # claim -> figure file name
-    prefix: str = "claims"  # figure files: <prefix>_<what>.png
+    figures: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # claim -> figure files
+    enp_share: dict[str, str] = field(default_factory=dict)  # claim -> the ENP's share of the run where it was tested
+    prefix: str = "claims"
 
 
 def untested() -> TestResult:
-    """The placeholder of a test the runs could not support (a factor with one level, no pairs)."""
     return TestResult(0, math.nan, math.nan, math.nan, math.nan, math.nan)
 
 
@@ -90,7 +110,15 @@ def seed_of(run: dict) -> int:
     return int(lookup(run, "seed"))
 
 
-def fmt(x: float, digits: int = 2, sign: bool = True) -> str:
+def cell_of(run: dict) -> tuple[float, float]:
+    return lookup(run, "dataset.fraction"), lookup(run, "model.width")
+
+
+def fired(run: dict) -> bool:
+    return run.get("enp_end_step") is not None
+
+
+def fmt(x, digits: int = 2, sign: bool = True) -> str:
     if x is None or not math.isfinite(x):
         return "-"
     return f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
@@ -102,412 +130,527 @@ def fmt_p(p: float) -> str:
     return f"{p:.4f}" if p >= 1e-4 else f"{p:.0e}"
 
 
-def mean_sd(values, digits: int = 3) -> str:
-    values = [v for v in values if v is not None]
+def ci(t: TestResult, digits: int = 2) -> str:
+    return f"{fmt(t.effect, digits)} [{fmt(t.ci_low, digits)}, {fmt(t.ci_high, digits)}]"
+
+
+def mean_sd(values, digits: int = 2) -> str:
+    values = [v for v in values if v is not None and math.isfinite(v)]
     if not values:
         return "-"
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{statistics.fmean(values):.{digits}f} ± {sd:.{digits}f}"
 
 
+def by_seed_mean(values: list[tuple[int, float]]) -> dict[int, float]:
+    grouped: dict[int, list[float]] = defaultdict(list)
+    for seed, v in values:
+        grouped[seed].append(v)
+    return {s: statistics.fmean(v) for s, v in sorted(grouped.items())}
+
+
 def per_seed_test(values_by_seed: dict[int, float]) -> TestResult:
-    return one_sample([values_by_seed[s] for s in sorted(values_by_seed)])
+    return one_sample([values_by_seed[s] for s in sorted(values_by_seed)]) if values_by_seed else untested()
 
 
 def per_seed_slopes(points: list[tuple[int, float, dict[str, float]]]) -> dict[str, dict[int, float]]:
-    """points: (seed, y, {regressor: value}). Least-squares slopes within each seed."""
-    by_seed: dict[int, list] = defaultdict(list)
+    """points: (seed, y, {regressor: value}). Least-squares slopes within each seed, all regressors together."""
+    rows: dict[int, list] = defaultdict(list)
     for seed, y, x in points:
-        by_seed[seed].append((y, x))
+        rows[seed].append((y, x))
     out: dict[str, dict[int, float]] = defaultdict(dict)
-    for seed, rows in by_seed.items():
-        names = rows[0][1].keys()
-        coef = slopes([y for y, _ in rows], {n: [x[n] for _, x in rows] for n in names})
+    for seed, seed_rows in sorted(rows.items()):
+        names = seed_rows[0][1].keys()
+        coef = slopes([y for y, _ in seed_rows], {n: [x[n] for _, x in seed_rows] for n in names})
         for name, value in (coef or {}).items():  # None: this seed's cells cannot separate the factors
             out[name][seed] = value
     return out
 
 
+def differences(members: list[dict], baseline: list[dict], key: str = "final_test_acc",
+                needs_enp: tuple[bool, bool] = (False, False)) -> tuple[list[tuple[int, tuple, float]], set[str]]:
+    """((seed, cell, member minus baseline in points) for each pair, the directories of the runs left out
+    with their pairs because they need an ENP end (`needs_enp`: member, baseline) and have none)."""
+    out, dropped = [], set()
+    for m, b in pairs(members, baseline, ("arm",)):
+        missing = [r["_dir"] for r, needs in ((m, needs_enp[0]), (b, needs_enp[1])) if needs and not fired(r)]
+        if missing:
+            dropped.update(missing)
+            continue
+        if m.get(key) is not None and b.get(key) is not None:
+            out.append((seed_of(m), cell_of(m), 100 * (m[key] - b[key])))
+    return out, dropped
+
+
+def share_text(runs: list[dict]) -> str:
+    """The ENP's share of the run over runs whose ENP ended: mean (min-max) of end step / total steps."""
+    shares = [r["enp_end_step"] / r["steps"] for r in runs if fired(r) and r.get("steps")]
+    if not shares:
+        return "-"
+    return f"{100 * statistics.fmean(shares):.1f}% ({100 * min(shares):.1f}-{100 * max(shares):.1f}%)"
+
+
+def sizes_of(runs: list[dict]) -> dict[float, int]:
+    """dataset.fraction -> training images (the runs' num_train)."""
+    out: dict[float, int] = {}
+    for r in runs:
+        if r.get("num_train"):
+            out.setdefault(lookup(r, "dataset.fraction"), int(r["num_train"]))
+    return out
+
+
+def cell_name(cell: tuple, sizes: dict[float, int]) -> str:
+    f, w = cell
+    return f"{sizes[f]:,}/{w}" if f in sizes else f"{f}/{w}"
+
+
 # ------------------------------------------------------------------------------------------- (a)
+def _interference_points(runs: list[dict], point: str, key: str) -> list[tuple[int, float, float, float]]:
+    """(seed, N, width, value) of `point/data/permutation/key` where the value is positive."""
+    out = []
+    for r in runs:
+        value, n = r.get(f"{point}/data/permutation/{key}"), r.get(f"{point}/data/num_samples")
+        if value is not None and n and math.isfinite(value) and value > 0:
+            out.append((seed_of(r), n, lookup(r, "model.width"), value))
+    return out
+
+
+def _noise_model(points: list[tuple[int, float, float, float]]) -> dict[float, TestResult]:
+    """Per width: the systematic part r_sys^2 of r^2 = r_sys^2 + c / N, fitted within each seed by least
+    squares over the sizes, then the mean over the seeds with its CI."""
+    out = {}
+    for w in sorted({p[2] for p in points}):
+        intercepts = {}
+        for seed in sorted({p[0] for p in points}):
+            xs = [(1 / n, v * v) for s, n, ww, v in points if s == seed and ww == w]
+            if len({x for x, _ in xs}) >= 2:
+                slope, intercept = np.polyfit([x for x, _ in xs], [y for _, y in xs], 1)
+                intercepts[seed] = float(intercept)
+        out[w] = per_seed_test(intercepts)
+    return out
+
+
 def claim_a(runs: list[dict], report: Report, plt=None, out_dir: Path | None = None) -> None:
-    """(a) The interference ratio r falls as the training set grows (theory: about N^-1/2) and as
-    the model grows: r over the whole training subset at initialization, both pairings."""
-    keys = [f"init/data/{p}/r_perp_clean" for p in PAIRINGS] + ["init/data/num_samples"]
-    done = [r for r in completed(runs, "claims/interference") if all((r.get(k) or 0) > 0 for k in keys)]
+    """(a) Interference diminishes as the training set and the model grow: the debiased dataset-level r
+    at initialization against N and width; the theory's rate on the plain r; secondary: along the ENP
+    and without batch norm."""
     lines = report.sections["a"]
+    done = completed(runs, "claims/interference")
+    debiased = _interference_points(done, "init", "r_perp_clean_debiased")
+    plain = _interference_points(done, "init", "r_perp_clean")
+    left_out = len([r for r in done if r.get("init/data/num_samples")]) - len(debiased)
+    fitted = per_seed_slopes([(s, math.log(v), {"log N": math.log(n), "log width": math.log(w)}) for s, n, w, v in debiased])
+    for regressor, label in (("log N", "a1"), ("log width", "a2")):
+        report.tests.append(Test("a", f"{label}: slope of log debiased r on {regressor}", "log-log slope", -1,
+                                 per_seed_test(fitted.get(regressor, {})),
+                                 skip="" if fitted.get(regressor) else "one level, or no runs"))
+    report.enp_share["a"] = "at initialization"
     if not done:
-        lines.append("No completed run of `claims/interference` with the dataset-scope measurements.")
-        report.tests.append(Test("a", "interference against size and width", "log-log slope", -1, untested()))
+        lines.append("No completed run of `claims/interference`.")
         return
-    widths = sorted({lookup(r, "model.width") for r in done})
-    sizes = sorted({r["init/data/num_samples"] for r in done})
-    lines += ["Gradient interference `r_perp_clean` (|g_perp| / |g_clean|, the expectation over lambda ~ Beta(alpha, "
-              "alpha)) of the training subset at initialization (in whole chunks of the training batch: N is the subset "
-              "rounded down), mean ± sd over seeds:", "",
-              "| pairing | width | " + " | ".join(f"N = {n:,}" for n in sizes) + " |",
-              "|---|---|" + "---|" * len(sizes)]
+    sizes = sorted({n for _, n, _, _ in plain})
+    widths = sorted({w for _, _, w, _ in plain})
+    lines += ["Dataset-level interference at initialization (Mixup alpha 1; the whole training subset in chunks of the "
+              "training batch, so N is the subset rounded down to whole chunks), mean ± sd over seeds. `debiased` is the "
+              "ratio of the *expected* gradients (the sampling noise removed; the primary outcome), `plain` the ratio as "
+              "measured:", "",
+              "| pairing | measure | width | " + " | ".join(f"N = {n:,.0f}" for n in sizes) + " |",
+              "|---|---|---|" + "---|" * len(sizes)]
     for pairing in PAIRINGS:
-        key = f"init/data/{pairing}/r_perp_clean"
-        for w in widths:
-            cells = [mean_sd([r[key] for r in done if lookup(r, "model.width") == w and r["init/data/num_samples"] == n])
-                     for n in sizes]
-            lines.append(f"| {pairing} | {w} | " + " | ".join(cells) + " |")
-        points = [(seed_of(r), math.log(r[key]), {"log N": math.log(r["init/data/num_samples"]),
-                                                  "log width": math.log(lookup(r, "model.width"))}) for r in done]
-        fitted = per_seed_slopes(points)
-        for regressor in ("log N", "log width"):
-            report.tests.append(Test("a", f"{pairing} pairing: slope of log r on {regressor}", "log-log slope", -1,
-                                     per_seed_test(fitted[regressor]) if regressor in fitted else untested()))
-    lines += ["", "Slopes: within each seed, least squares of log r on log N and log width together; the t-test "
-              "is over the seeds' slopes. The theory's slope on log N is -1/2:"]
-    for t in report.tests:
-        if t.claim == "a" and t.name.endswith("log N") and math.isfinite(t.result.ci_low):
-            inside = t.result.ci_low <= -0.5 <= t.result.ci_high
-            lines.append(f"- {t.name.split(':')[0]}: {fmt(t.result.effect, 3)} [{fmt(t.result.ci_low, 3)}, "
-                         f"{fmt(t.result.ci_high, 3)}]; -1/2 is {'inside' if inside else 'outside'} the 95% CI.")
-    if plt is not None and out_dir is not None:
-        fig, axes = plt.subplots(1, len(PAIRINGS), figsize=(5 * len(PAIRINGS), 4), sharey=True, squeeze=False)
-        for ax, pairing in zip(axes[0], PAIRINGS):
-            key = f"init/data/{pairing}/r_perp_clean"
+        for measure, key in (("debiased", "r_perp_clean_debiased"), ("plain", "r_perp_clean")):
+            full = f"init/data/{pairing}/{key}"
             for w in widths:
-                ys = [[r[key] for r in done if lookup(r, "model.width") == w and r["init/data/num_samples"] == n]
-                      for n in sizes]
-                means = [statistics.fmean(y) for y in ys]
-                sds = [statistics.stdev(y) if len(y) > 1 else 0.0 for y in ys]
-                ax.errorbar(sizes, means, yerr=sds, marker="o", capsize=3, label=f"width {w}")
-            anchor = statistics.fmean(r[key] for r in done if r["init/data/num_samples"] == sizes[0])
-            ax.plot(sizes, [anchor * (n / sizes[0]) ** -0.5 for n in sizes], "k--", label="slope -1/2")
-            ax.set(xscale="log", yscale="log", xlabel="training images N", title=f"{pairing} pairing")
+                cells = [mean_sd([r.get(full) for r in done if lookup(r, "model.width") == w
+                                  and r.get("init/data/num_samples") == n], 3) for n in sizes]
+                lines.append(f"| {pairing} | {measure} | {w} | " + " | ".join(cells) + " |")
+    if left_out:
+        lines += ["", f"{left_out} run(s) had no positive debiased r (its estimate of |g_perp|^2 below 0: no logarithm) "
+                      f"and are left out of a1 and a2."]
+    # The theory's rate, on the plain r (the debiased r has no sampling noise to average out).
+    plain_slopes = per_seed_slopes([(s, math.log(v), {"log N": math.log(n), "log width": math.log(w)})
+                                    for s, n, w, v in plain]).get("log N", {})
+    rate = per_seed_test(plain_slopes)
+    against = per_seed_test({s: v - THEORY_SLOPE for s, v in plain_slopes.items()})
+    lines += ["", f"**The theory's rate** (not in the family): the plain r's slope on log N is {ci(rate, 3)}; against the "
+                  f"theory's {THEORY_SLOPE}, the difference is {ci(against, 3)} (t-test over seeds, p = {fmt_p(against.p)})."]
+    noise = _noise_model(plain)
+    lines += ["", "**The noise model** r^2 = r_sys^2 + c / N (within each seed and width, least squares over the sizes): "
+                  "the systematic part r_sys^2, mean over seeds [95% CI], and r_sys; the theory puts it at 0:", ""]
+    lines += [f"- width {w}: r_sys^2 = {ci(t, 4)}, r_sys = {math.sqrt(max(t.effect, 0)):.3f}" for w, t in noise.items()]
+    # Secondary: along the ENP (2 sizes) and without batch norm.
+    enp = completed(runs, "claims/interference_enp")
+    if enp:
+        lines += ["", "**Along Mixup's training** (`claims/interference_enp`, width 0.5; secondary): the debiased r at "
+                      "initialization, steps 10 and 30, and the ENP end, mean ± sd over seeds, and its slope on log N "
+                      "within each seed (two sizes), mean [95% CI]:", "",
+                  "| point | " + " | ".join(f"N = {n:,.0f}" for n in sorted({r.get("init/data/num_samples") for r in enp
+                                                                         if r.get("init/data/num_samples")})) + " | slope on log N |",
+                  "|---|" + "---|" * (1 + len({r.get("init/data/num_samples") for r in enp}))]
+        ns = sorted({r.get("init/data/num_samples") for r in enp if r.get("init/data/num_samples")})
+        for point in ("init", "step10", "step30", "enp_end"):
+            pts = _interference_points(enp, point, "r_perp_clean_debiased")
+            cols = [mean_sd([r.get(f"{point}/data/permutation/r_perp_clean_debiased") for r in enp
+                             if r.get(f"{point}/data/num_samples") == size], 3) for size in ns]
+            slope = per_seed_test(per_seed_slopes([(s, math.log(v), {"log N": math.log(n)}) for s, n, _, v in pts]).get("log N", {}))
+            lines.append(f"| {point} | " + " | ".join(cols) + f" | {ci(slope, 3)} |")
+        lines += ["", f"The ENP ended at step {mean_sd([r.get('enp_end_step') for r in enp], 0)} in these runs "
+                      f"({sum(fired(r) for r in enp)} of {len(enp)})."]
+    mlp = completed(runs, "claims/interference_mlp")
+    if mlp:
+        pts = _interference_points(mlp, "init", "r_perp_clean_debiased")
+        slope = per_seed_test(per_seed_slopes([(s, math.log(v), {"log N": math.log(n)}) for s, n, _, v in pts]).get("log N", {}))
+        ns = sorted({n for _, n, _, _ in pts})
+        lines += ["", "**Without batch norm** (`claims/interference_mlp`, an MLP of 2 x 512 units; secondary): the debiased "
+                      "r at initialization, " + ", ".join(f"N = {n:,.0f}: {mean_sd([v for _, nn, _, v in pts if nn == n], 3)}"
+                                                          for n in ns) + f"; slope on log N {ci(slope, 3)}."]
+    if plt is not None and out_dir is not None:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+        for ax, (label, pts) in zip(axes, (("debiased r (primary)", debiased), ("plain r", plain))):
+            for w in widths:
+                xs = sorted({n for _, n, ww, _ in pts if ww == w})
+                ys = [[v for _, n, ww, v in pts if ww == w and n == x] for x in xs]
+                ax.errorbar(xs, [statistics.fmean(y) for y in ys], yerr=[statistics.stdev(y) if len(y) > 1 else 0 for y in ys],
+                            marker="o", capsize=3, label=f"cnn width {w}")
+            if mlp and label.startswith("debiased"):
+                mp = _interference_points(mlp, "init", "r_perp_clean_debiased")
+                xs = sorted({n for _, n, _, _ in mp})
+                ax.plot(xs, [statistics.fmean(v for _, nn, _, v in mp if nn == n) for n in xs], "s--", color="gray",
+                        label="mlp (no batch norm)")
+            if pts:
+                x0 = min(n for _, n, _, _ in pts)
+                anchor = statistics.fmean(v for _, n, _, v in pts if n == x0)
+                ax.plot(sizes, [anchor * (n / x0) ** THEORY_SLOPE for n in sizes], "k:", label="slope -1/2 (theory)")
+            ax.set(xscale="log", yscale="log", xlabel="training images N", title=f"{label}, permutation pairing")
             ax.legend(fontsize=8)
-        axes[0][0].set_ylabel("r_perp_clean at initialization")
-        report.figures["a"] = save(fig, out_dir, f"{report.prefix}_interference")
+        axes[0].set_ylabel("|g_perp| / |g_clean| at initialization")
+        report.figures["a"].append(save(fig, out_dir, f"{report.prefix}_interference"))
 
 
 # ------------------------------------------------------------------------------------------- (b)
-def zero_act_rows(run: dict) -> dict[int, float]:
-    """{step: diag/zero_act} of the run's probe rows after step 0 (event rows aside)."""
-    return {row["step"]: row["diag/zero_act"] for row in read_rows(run, "diagnostics.jsonl")
-            if "event" not in row and row.get("step", 0) > 0 and row.get("diag/zero_act") is not None}
+def probe_rows(run: dict, key: str = "diag/zero_act") -> dict[int, float]:
+    """{step: key} of the run's probe rows (event rows aside)."""
+    return {row["step"]: row[key] for row in read_rows(run, "diagnostics.jsonl")
+            if "event" not in row and row.get(key) is not None}
 
 
-def claim_b(runs: list[dict], report: Report, plt=None, out_dir: Path | None = None) -> None:
+def enp_end_row(run: dict, key: str = "diag/zero_act") -> float | None:
+    return next((row.get(key) for row in read_rows(run, "diagnostics.jsonl") if row.get("event") == "enp_end"), None)
+
+
+def claim_b(runs: list[dict], report: Report, plt=None, out_dir: Path | None = None, cells=None) -> None:
     """(b) Mixup lowers the share of zero activations during the ENP, more with a larger alpha."""
-    train = completed(runs, "claims/training")
     lines = report.sections["b"]
-    arms = {a: [r for r in train if lookup(r, "arm") == a] for a in (VANILLA, LOW_ARM, BASE_ARM)}
-    if not all(arms.values()):
-        lines.append("The training sweep lacks one of the arms vanilla, mixup_a0.2 and mixup_a1.")
-        report.tests.append(Test("b", "zero activations: Mixup against vanilla", "points", -1, untested()))
-        return
-    low = dict((id(v), m) for m, v in pairs(arms[LOW_ARM], arms[VANILLA], ("arm",)))
-    high = dict((id(v), m) for m, v in pairs(arms[BASE_ARM], arms[VANILLA], ("arm",)))
-    diffs: dict[str, dict[int, list[float]]] = {k: defaultdict(list) for k in ("low", "high", "high-low")}
-    cell_rows: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    train = [r for r in completed(runs, TRAINING) if cells is None or cell_of(r) in cells]
+    arm = {a: [r for r in train if lookup(r, "arm") == a] for a in (VANILLA, LOW, MIXUP)}
+    low = {id(v): m for m, v in pairs(arm[LOW], arm[VANILLA], ("arm",))}
+    high = {id(v): m for m, v in pairs(arm[MIXUP], arm[VANILLA], ("arm",))}
+    windows = ("ENP (primary)", "after the ENP", "matched progress (each run's ENP end)", "ENP, train mode")
+    diffs = {w: {k: [] for k in ("high", "low", "high-low")} for w in windows}
+    table: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     skipped = 0
-    for v in arms[VANILLA]:
-        if id(v) not in low or id(v) not in high:
+    for v in arm[VANILLA]:
+        if id(v) not in low or id(v) not in high or not fired(v):
             skipped += 1
             continue
-        end = v.get("enp_end_step")
-        if end is None:
+        end, runs3 = v["enp_end_step"], {"vanilla": v, "low": low[id(v)], "high": high[id(v)]}
+        values: dict[str, dict[str, float]] = {}
+        for window in windows:
+            key = "diag/zero_act_train" if window.endswith("train mode") else "diag/zero_act"
+            if window.startswith("matched"):
+                got = {k: enp_end_row(r) for k, r in runs3.items()}
+                if any(x is None for x in got.values()):
+                    continue
+                values[window] = {k: 100 * x for k, x in got.items()}
+                continue
+            series = {k: probe_rows(r, key) for k, r in runs3.items()}
+            inside = (lambda s: 10 <= s <= end) if window.startswith("ENP") else (lambda s: s > end)
+            steps = [s for s in sorted(series["vanilla"]) if inside(s) and all(s in x for x in series.values())]
+            if steps:
+                values[window] = {k: 100 * statistics.fmean(x[s] for s in steps) for k, x in series.items()}
+        if windows[0] not in values:
             skipped += 1
             continue
-        series = {"vanilla": zero_act_rows(v), "low": zero_act_rows(low[id(v)]), "high": zero_act_rows(high[id(v)])}
-        steps = sorted(s for s in series["vanilla"] if s <= end and all(s in x for x in series.values()))
-        if not steps:
-            skipped += 1
-            continue
-        window = {k: 100 * statistics.fmean(x[s] for s in steps) for k, x in series.items()}
         seed = seed_of(v)
-        diffs["low"][seed].append(window["low"] - window["vanilla"])
-        diffs["high"][seed].append(window["high"] - window["vanilla"])
-        diffs["high-low"][seed].append(window["high"] - window["low"])
-        cell = (lookup(v, "dataset.fraction"), lookup(v, "model.width"))
-        for k, value in window.items():
-            cell_rows[cell][k].append(value)
-        cell_rows[cell]["end"].append(end)
-    per_seed = {k: {s: statistics.fmean(v) for s, v in d.items()} for k, d in diffs.items()}
+        for window, w in values.items():
+            diffs[window]["high"].append((seed, w["high"] - w["vanilla"]))
+            diffs[window]["low"].append((seed, w["low"] - w["vanilla"]))
+            diffs[window]["high-low"].append((seed, w["high"] - w["low"]))
+        for k, x in values[windows[0]].items():
+            table[cell_of(v)][k].append(x)
+        table[cell_of(v)]["end"].append(end)
     unit = "points of zero share"
-    report.tests += [
-        Test("b", "Mixup alpha 1 minus vanilla, zero-activation share over the vanilla run's ENP", unit, -1,
-             per_seed_test(per_seed["high"])),
-        Test("b", "Mixup alpha 0.2 minus vanilla, same window", unit, -1, per_seed_test(per_seed["low"])),
-        Test("b", "Mixup alpha 1 minus Mixup alpha 0.2 (a larger alpha lowers it more)", unit, -1,
-             per_seed_test(per_seed["high-low"])),
-    ]
-    lines += ["Share of post-ReLU activations equal to 0 on the clean probe (`diag/zero_act`, %), averaged over the "
-              "probe rows from step 1 to the step where the *vanilla* run of the same cell and seed left the ENP "
-              "(the same steps for the three arms), mean ± sd over seeds. Per seed, the differences are averaged "
-              "over the cells; the t-test is over the seeds." + (f" {skipped} vanilla run(s) without both Mixup "
-                                                                 f"partners, an ENP end or rows were left out." if skipped else ""), "",
-              "| fraction | width | vanilla ENP end (step) | vanilla | Mixup alpha 0.2 | Mixup alpha 1 |", "|---|---|---|---|---|---|"]
-    for cell in sorted(cell_rows):
-        c = cell_rows[cell]
-        lines.append(f"| {cell[0]} | {cell[1]} | {mean_sd(c['end'], 0)} | {mean_sd(c['vanilla'], 1)} | "
+    primary = {k: per_seed_test(by_seed_mean(d)) for k, d in diffs[windows[0]].items()}
+    for label, key, name in (("b1", "high", "Mixup 1 minus vanilla"), ("b2", "low", "Mixup 0.2 minus vanilla"),
+                             ("b3", "high-low", "Mixup 1 minus Mixup 0.2")):
+        report.tests.append(Test("b", f"{label}: {name}, zero share in the ENP (steps 10 to vanilla's ENP end)", unit, -1,
+                                 primary[key], skip="" if diffs[windows[0]][key] else "no runs"))
+    report.enp_share["b"] = share_text(arm[VANILLA])
+    sizes = sizes_of(train)
+    lines += ["Share of post-ReLU activations equal to 0 on the clean 64-image probe (`diag/zero_act`, eval mode, %), "
+              "averaged over the probe rows from step 10 to the step where the *vanilla* run of the same cell and seed "
+              "left the ENP (the same steps for the three arms), mean ± sd over seeds:" +
+              (f" ({skipped} vanilla run(s) without both Mixup partners, an ENP end or rows in the window were left out)"
+               if skipped else ""), "",
+              "| images/width | vanilla ENP end (step) | vanilla | Mixup 0.2 | Mixup 1 |", "|---|---|---|---|---|"]
+    for cell in sorted(table):
+        c = table[cell]
+        lines.append(f"| {cell_name(cell, sizes)} | {mean_sd(c['end'], 0)} | {mean_sd(c['vanilla'], 1)} | "
                      f"{mean_sd(c['low'], 1)} | {mean_sd(c['high'], 1)} |")
-    if plt is not None and out_dir is not None:
-        fraction = min(lookup(r, "dataset.fraction") for r in train)
-        widths = sorted({lookup(r, "model.width") for r in train})
+    lines += ["", "Every window, the differences averaged over the cells within each seed, mean [95% CI] over the seeds "
+                  "(the first row is b1-b3; the others are secondary, outside the family):", "",
+              "| window | Mixup 1 - vanilla | Mixup 0.2 - vanilla | Mixup 1 - Mixup 0.2 | seeds |", "|---|---|---|---|---|"]
+    for window in windows:
+        t = {k: per_seed_test(by_seed_mean(d)) for k, d in diffs[window].items()}
+        lines.append(f"| {window} | {ci(t['high'])} | {ci(t['low'])} | {ci(t['high-low'])} | {t['high'].n} |")
+    if plt is not None and out_dir is not None and train:
+        fraction = min(f for f, _ in table) if table else min(lookup(r, "dataset.fraction") for r in train)
+        widths = sorted({w for f, w in table if f == fraction}) or sorted({lookup(r, "model.width") for r in train})
         fig, axes = plt.subplots(1, len(widths), figsize=(4.5 * len(widths), 3.8), sharey=True, squeeze=False)
         for ax, w in zip(axes[0], widths):
-            for arm, label in ((VANILLA, "vanilla"), (LOW_ARM, "Mixup alpha 0.2"), (BASE_ARM, "Mixup alpha 1")):
-                members = [r for r in arms[arm] if lookup(r, "dataset.fraction") == fraction and lookup(r, "model.width") == w]
-                band(ax, [zero_act_rows(r) for r in members], label, scale=100)
-            ends = [r["enp_end_step"] for r in arms[VANILLA] if lookup(r, "dataset.fraction") == fraction
-                    and lookup(r, "model.width") == w and r.get("enp_end_step") is not None]
+            for a, label in ((VANILLA, "vanilla"), (LOW, "Mixup alpha 0.2"), (MIXUP, "Mixup alpha 1")):
+                members = [r for r in arm[a] if cell_of(r) == (fraction, w)]
+                band(ax, [probe_rows(r) for r in members], label, scale=100)
+            ends = [r["enp_end_step"] for r in arm[VANILLA] if cell_of(r) == (fraction, w) and fired(r)]
             if ends:
                 ax.axvline(statistics.fmean(ends), color="k", ls=":", label="vanilla ENP end")
-            ax.set(xscale="log", xlabel="step", title=f"fraction {fraction}, width {w}")
+            ax.set(xscale="symlog", xlabel="step", title=f"{cell_name((fraction, w), sizes)} (images/width)")
             ax.legend(fontsize=8)
-        axes[0][0].set_ylabel("zero activations (%)")
-        report.figures["b"] = save(fig, out_dir, f"{report.prefix}_activations")
+        axes[0][0].set_ylabel("zero activations, eval mode (%)")
+        report.figures["b"].append(save(fig, out_dir, f"{report.prefix}_activations"))
 
 
 # ------------------------------------------------------------------------------------------- (c)
-def gains(members: list[dict], baseline: list[dict]) -> list[tuple[int, float, float, float]]:
-    """(seed, fraction, width, member minus baseline final accuracy in points) for each pair."""
-    return [(seed_of(m), lookup(m, "dataset.fraction"), lookup(m, "model.width"),
-             100 * (m["final_test_acc"] - b["final_test_acc"])) for m, b in pairs(members, baseline, ("arm",))]
-
-
-def claim_c(runs: list[dict], report: Report, plt=None, out_dir: Path | None = None) -> None:
-    """(c) Mixup Pause beats Mixup from the first step at small scale, and the gain shrinks as the
-    dataset or the model grows. Alpha Boost against Mixup at its base alpha goes with it (no claim
-    at this scale: the paper proposes it for large settings that underfit)."""
-    train = completed(runs, "claims/training")
+def claim_c(runs: list[dict], report: Report, plt=None, out_dir: Path | None = None, premise=None) -> None:
+    """(c) Mixup Pause beats Mixup at small scale, and the gain shrinks as the dataset or the model grows:
+    in the premise cells (where Mixup beats vanilla on validation, fixed by stage 1)."""
     lines = report.sections["c"]
-    arm = lambda a: [r for r in train if lookup(r, "arm") == a]  # noqa: E731
-    pause = gains(arm(PAUSE_ARM), arm(BASE_ARM))
-    if not pause:
-        lines.append("The training sweep lacks pause_a1 or mixup_a1 runs that pair.")
-        report.tests.append(Test("c", "Mixup Pause against Mixup", "points", +1, untested()))
-        return
-    smallest = min(f for _, f, _, _ in pause)
-    small: dict[int, list[float]] = defaultdict(list)
-    for seed, f, _, g in pause:
-        if f == smallest:
-            small[seed].append(g)
-    small_gain = per_seed_test({s: statistics.fmean(v) for s, v in small.items()})
-    report.tests.append(Test("c", f"Mixup Pause minus Mixup (alpha 1), final test accuracy at the smallest size "
-                                  f"(fraction {smallest}), mean over widths", "points", +1, small_gain))
-    # "The gain shrinks": a slope towards zero, so its sign is the opposite of the small-scale gain's
-    # (a loss at small scale that grows with scale does not count as a shrinking gain).
-    towards_zero = +1 if small_gain.effect < 0 else -1
-    fitted = per_seed_slopes([(s, g, {"log fraction": math.log(f), "log width": math.log(w)}) for s, f, w, g in pause])
-    for regressor in ("log fraction", "log width"):
-        report.tests.append(Test("c", f"slope of the Mixup Pause gain on {regressor} (towards zero: "
-                                      f"{'negative' if towards_zero < 0 else 'positive'})",
-                                 f"points per unit of {regressor}", towards_zero,
-                                 per_seed_test(fitted[regressor]) if regressor in fitted else untested()))
-    boost = gains(arm(BOOST_ARM), arm(LOW_ARM))
-    if boost:
-        by_seed: dict[int, list[float]] = defaultdict(list)
-        for seed, _, _, g in boost:
-            by_seed[seed].append(g)
-        report.tests.append(Test("c", "Alpha Boost (0.2, 1 in the ENP) minus Mixup alpha 0.2, mean over all cells "
-                                      "(no claim at this scale)", "points", 0,
-                                 per_seed_test({s: statistics.fmean(v) for s, v in by_seed.items()})))
-    lines += ["Final test accuracy (%) per cell, mean ± sd over seeds, and the paired gains (same cell and seed) with "
-              "95% CIs over the seeds:", "",
-              "| fraction | width | vanilla | Mixup 0.2 | Mixup 1 | Pause (1) | Boost (0.2, 1) | Pause - Mixup 1 | "
-              "Boost - Mixup 0.2 |", "|---|---|---|---|---|---|---|---|---|"]
-    cells = sorted({(f, w) for _, f, w, _ in pause})
-    mixup_cost = gains(arm(BASE_ARM), arm(VANILLA))
+    train = completed(runs, TRAINING)
+    premise = sorted(premise if premise is not None else {cell_of(r) for r in train})
+    arm = lambda a: [r for r in train if lookup(r, "arm") == a and cell_of(r) in premise]  # noqa: E731
+    sizes = sizes_of(train)
+    comparisons = [("c1", "Pause minus Mixup 1", MIXUP, (True, False)),
+                   ("c2", "Pause minus the dose-matched control (the ENP-specific part)", DOSE, (True, True)),
+                   ("c3", "Pause minus vanilla", VANILLA, (True, False))]
+    gains, dropped = {}, {}
+    for label, name, baseline, needs in comparisons:
+        gains[label], dropped[label] = differences(arm(PAUSE), arm(baseline), needs_enp=needs)
+        report.tests.append(Test("c", f"{label}: {name}, final test accuracy, mean over the premise cells", "points", +1,
+                                 per_seed_test(by_seed_mean([(s, g) for s, _, g in gains[label]])),
+                                 skip="" if premise and gains[label] else ("no premise cell" if not premise else "no pairs")))
+    fitted = per_seed_slopes([(s, g, {"log N": math.log(c[0]), "log width": math.log(c[1])}) for s, c, g in gains["c1"]])
+    for label, regressor in (("c4", "log N"), ("c5", "log width")):
+        report.tests.append(Test("c", f"{label}: slope of the Pause - Mixup gain on {regressor} (the gain shrinks)",
+                                 f"points per unit of {regressor}", -1, per_seed_test(fitted.get(regressor, {})),
+                                 skip="" if fitted.get(regressor) else "one level among the premise cells"))
+    report.enp_share["c"] = share_text(arm(PAUSE))
+    left_out = len(set().union(*dropped.values()))
+    lines += ["Premise cells (Mixup 1 beats vanilla on the validation split in stage 1, CI above 0): "
+              + (", ".join(cell_name(c, sizes) for c in premise) or "none") + " (images/width)."
+              + (f" {left_out} Pause or dose-matched run(s) never left the ENP: they and their pairs are left out."
+                 if left_out else ""),
+              "", "Final test accuracy (%) per cell, mean ± sd over seeds (all cells; the tests read the premise cells), "
+              "and the paired differences (same cell and seed) with 95% CIs:", "",
+              "| images/width | premise | vanilla | Mixup 0.2 | Mixup 1 | Pause | dose-matched | early | Pause - Mixup 1 "
+              "| Pause - dose-matched | Early - vanilla |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    every = lambda a: [r for r in train if lookup(r, "arm") == a]  # noqa: E731
+    per_cell = {label: differences(every(PAUSE), every(b), needs_enp=n)[0] for label, _, b, n in comparisons}
+    per_cell["early"] = differences(every(EARLY), every(VANILLA), needs_enp=(True, False))[0]
     cell_ci = {}
-    for f, w in cells:
+    for cell in sorted({cell_of(r) for r in train}):
         def acc(a):
-            return mean_sd([100 * r["final_test_acc"] for r in arm(a) if lookup(r, "dataset.fraction") == f
-                            and lookup(r, "model.width") == w], 2)
+            return mean_sd([100 * r["final_test_acc"] for r in every(a) if cell_of(r) == cell and r.get("final_test_acc") is not None])
 
-        def ci(g):
-            t = one_sample([x for _, gf, gw, x in g if (gf, gw) == (f, w)])
-            return t, f"{fmt(t.effect)} [{fmt(t.ci_low)}, {fmt(t.ci_high)}]"
+        def gain(label):
+            return one_sample([g for _, c, g in per_cell[label] if c == cell])
 
-        cell_ci[(f, w)], pause_text = ci(pause)
-        lines.append(f"| {f} | {w} | {acc(VANILLA)} | {acc(LOW_ARM)} | {acc(BASE_ARM)} | {acc(PAUSE_ARM)} | "
-                     f"{acc(BOOST_ARM)} | {pause_text} | {ci(boost)[1] if boost else '-'} |")
-    lines += ["", "The per-cell CIs are descriptive (not in the corrected family); the tests above are over the "
-              "seeds' means and slopes.", "", "Mixup at alpha 1 against vanilla training, final test accuracy, mean "
-              "paired difference over sizes and seeds (descriptive), per width: " + ", ".join(
-                  f"{w}: {fmt(statistics.fmean(g for _, _, gw, g in mixup_cost if gw == w))} points"
-                  for w in sorted({w for _, w in cells}))
-              + ". Mixup Pause trains without mixing for the ENP, so part of a gain over Mixup is less mixing."]
-    if plt is not None and out_dir is not None:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        widths = sorted({w for _, w in cells})
-        for i, w in enumerate(widths):
-            fs = [f for f, ww in cells if ww == w]
-            t = [cell_ci[(f, w)] for f in fs]
-            x = [f * (1 + 0.04 * (i - 1)) for f in fs]  # a small offset so the bars do not overlap
-            ax.errorbar(x, [r.effect for r in t], yerr=[[r.effect - r.ci_low if math.isfinite(r.ci_low) else 0 for r in t],
-                        [r.ci_high - r.effect if math.isfinite(r.ci_high) else 0 for r in t]],
-                        marker="o", capsize=3, label=f"width {w}")
-        ax.axhline(0, color="k", lw=0.8)
-        ax.set(xscale="log", xlabel="dataset fraction", ylabel="Mixup Pause - Mixup (points, 95% CI)",
-               title="Mixup Pause gain")
-        ax.legend(fontsize=8)
-        report.figures["c"] = save(fig, out_dir, f"{report.prefix}_pause_gain")
+        cell_ci[cell] = {k: gain(k) for k in ("c1", "c2", "early")}
+        lines.append(f"| {cell_name(cell, sizes)} | {'yes' if cell in premise else 'no'} | {acc(VANILLA)} | {acc(LOW)} | "
+                     f"{acc(MIXUP)} | {acc(PAUSE)} | {acc(DOSE)} | {acc(EARLY)} | {ci(cell_ci[cell]['c1'])} | "
+                     f"{ci(cell_ci[cell]['c2'])} | {ci(cell_ci[cell]['early'])} |")
+    lines += ["", "Per-cell CIs are descriptive. c4 and c5 are tested only when c1 is supported (a gain that is not there "
+                  "cannot shrink). Early minus vanilla is the effect of mixing in the ENP alone on an otherwise un-mixed run."]
+    if plt is not None and out_dir is not None and cell_ci:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+        for ax, (key, title) in zip(axes, (("c1", "Pause - Mixup 1"), ("c2", "Pause - dose-matched"))):
+            widths = sorted({w for _, w in cell_ci})
+            for i, w in enumerate(widths):
+                fs = sorted(f for f, ww in cell_ci if ww == w)
+                t = [cell_ci[(f, w)][key] for f in fs]
+                x = [sizes.get(f, f) * (1 + 0.05 * (i - 1)) for f in fs]
+                ax.errorbar(x, [r.effect for r in t],
+                            yerr=[[r.effect - r.ci_low if math.isfinite(r.ci_low) else 0 for r in t],
+                                  [r.ci_high - r.effect if math.isfinite(r.ci_high) else 0 for r in t]],
+                            marker="o", capsize=3, label=f"width {w}")
+            ax.axhline(0, color="k", lw=0.8)
+            ax.set(xscale="log", xlabel="training images", title=f"{title} (final test accuracy, 95% CI)")
+            ax.legend(fontsize=8)
+        axes[0].set_ylabel("points")
+        report.figures["c"].append(save(fig, out_dir, f"{report.prefix}_pause_gain"))
 
 
 # ------------------------------------------------------------------------------------------- (d)
+DETECTORS = {"50% accuracy": (TRAINING, "accuracy"), "chance-adjusted": ("claims/detectors", "chance_adjusted")}
+
+
 def claim_d(runs: list[dict], report: Report, plt=None, out_dir: Path | None = None) -> None:
-    """(d) The ENP end detected at 50% clean training accuracy (and the chance-adjusted detector)
-    matches the best fixed pause length of a grid."""
-    grid_runs = completed(runs, "claims/pause_grid")
+    """(d) The detected ENP end matches the best fixed pause length, chosen on the validation split with
+    one seed left out, with a margin of half the best pause's gain over Mixup."""
     lines = report.sections["d"]
+    grid_runs = completed(runs, "claims/pause_grid")
+    train = completed(runs, TRAINING)
+    sizes = sizes_of(runs)
     if not grid_runs:
         lines.append("No completed run of `claims/pause_grid`.")
-        report.tests.append(Test("d", "detectors against the fixed pause lengths", "points", 0, untested(), True))
+        report.tests.append(Test("d", "detectors against the fixed pause lengths", "points", 0, untested(), margin=0.0,
+                                 skip="no runs"))
         return
-    cell = (lookup(grid_runs[0], "dataset.fraction"), lookup(grid_runs[0], "model.width"))
-    at_cell = lambda rs: [r for r in rs if (lookup(r, "dataset.fraction"), lookup(r, "model.width")) == cell]  # noqa: E731
-    train = at_cell(completed(runs, "claims/training"))
-    detectors = {"50% accuracy": [r for r in train if lookup(r, "arm") == PAUSE_ARM],
-                 "chance-adjusted": at_cell(completed(runs, "claims/detectors"))}
-    grid: dict[float, list[dict]] = defaultdict(list)  # share of the steps -> runs
-    for r in at_cell(grid_runs):
-        grid[lookup(r, "phase.fraction")].append(r)
-    length = {f: math.ceil(f * lookup(rs[0], "trainer.max_steps")) for f, rs in grid.items()}
-    mixup = [r for r in train if lookup(r, "arm") == BASE_ARM]
-    vanilla = [r for r in train if lookup(r, "arm") == VANILLA]
-    acc = lambda r: 100 * r["final_test_acc"]  # noqa: E731
+    shares = []
+    for cell in sorted({cell_of(r) for r in grid_runs}):
+        at = lambda rs: [r for r in rs if cell_of(r) == cell]  # noqa: E731
+        grid: dict[int, list[dict]] = defaultdict(list)  # pause length (steps) -> runs
+        for r in at(grid_runs):
+            grid[math.ceil(lookup(r, "phase.fraction") * r["steps"])].append(r)
+        mixup = [r for r in at(train) if lookup(r, "arm") == MIXUP]
+        vanilla = [r for r in at(train) if lookup(r, "arm") == VANILLA]
+        val = lambda r: 100 * r["final_val_acc"]  # noqa: E731
+        test = lambda r: 100 * r["final_test_acc"]  # noqa: E731
 
-    def best(leave_out: int | None = None) -> float:
-        """The grid point with the best mean accuracy over the seeds, `leave_out` aside."""
-        means = {f: statistics.fmean(acc(r) for r in rs if seed_of(r) != leave_out)
-                 for f, rs in grid.items() if any(seed_of(r) != leave_out for r in rs)}
-        return max(means, key=means.get)
+        def best(leave_out: int | None = None) -> int:
+            means = {n: statistics.fmean(val(r) for r in rs if seed_of(r) != leave_out)
+                     for n, rs in grid.items() if any(seed_of(r) != leave_out for r in rs)}
+            return max(means, key=means.get)
 
-    keys = ("experiment", "name", "phase", "arm")  # what differs between a detector's run and a grid run
-    lines += [f"At fraction {cell[0]}, width {cell[1]}: Mixup Pause (alpha 1) with the pause fixed at a share of the "
-              f"steps, and with the pause ended by each detector; length 0 is Mixup from the first step, shown for "
-              f"reference (not a candidate length, as in the paper's grid). Final test accuracy (%), mean ± sd over "
-              f"seeds:", "", "| pause | steps | runs | final test acc |", "|---|---|---|---|"]
-    if mixup:
-        lines.append(f"| none (Mixup) | 0 | {len(mixup)} | {mean_sd([acc(r) for r in mixup], 2)} |")
-    for f in sorted(grid):
-        mark = " (best over all seeds)" if f == best() else ""
-        lines.append(f"| fixed, {f:g} of the steps{mark} | {length[f]} | {len(grid[f])} | "
-                     f"{mean_sd([acc(r) for r in grid[f]], 2)} |")
-    if vanilla:
-        lines.append(f"| no mixing at all (vanilla) | all | {len(vanilla)} | {mean_sd([acc(r) for r in vanilla], 2)} |")
-    for name, rs in detectors.items():
-        ended = [r for r in rs if r.get("enp_end_step") is not None]
-        ends = [r["enp_end_step"] for r in ended]
-        steps = f"{statistics.fmean(ends):.0f} ({min(ends)}-{max(ends)})" if ends else "never ended"
-        lines.append(f"| {name} detector | {steps} | {len(rs)} ({len(ended)} ended) | {mean_sd([acc(r) for r in rs], 2)} |")
-        # Each seed's detector run against the grid point that is best on the *other* seeds: choosing the
-        # best length on the runs it is compared with would favour it (and make "contradicted" easy).
-        matched = [p for m in ended for p in pairs([m], [r for r in grid[best(seed_of(m))] if seed_of(r) == seed_of(m)],
-                                                    keys)]
-        result = (non_inferiority([acc(m) for m, _ in matched], [acc(b) for _, b in matched], EQUIVALENCE_MARGIN)
-                  if matched else untested())
-        report.tests.append(Test("d", f"{name} detector's pause minus the best fixed pause (chosen on the other "
-                                      f"seeds; p one-sided, non-inferiority by {EQUIVALENCE_MARGIN})", "points", 0,
-                                 result, equivalence=True))
-    lines += ["", f"Each seed's detector run is compared with that seed's run at the fixed length that is best on the "
-              f"other seeds. Supported: the detector is not worse by {EQUIVALENCE_MARGIN} points or more (one-sided "
-              f"non-inferiority test, Holm-corrected); contradicted: the whole 95% CI is below -{EQUIVALENCE_MARGIN}. "
-              f"Runs whose ENP never ended are left out of the test."]
-    if best() == max(grid):
-        lines += ["", f"**The best fixed length is the longest in the grid** ({length[max(grid)]} steps): accuracy was "
-                      f"still rising with the pause's length, so the grid does not bracket a best pause and a detector "
-                      f"that ends the ENP earlier cannot match it. Here the claim's premise, that mixing helps once "
-                      f"the ENP is over, does not hold"
-                  + (f" (vanilla training, never mixing: {mean_sd([acc(r) for r in vanilla], 2)})." if vanilla else ".")]
-    if plt is not None and out_dir is not None:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        points = ([(0, mixup)] if mixup else []) + [(length[f], grid[f]) for f in sorted(grid)]
-        accs = [[acc(r) for r in rs] for _, rs in points]
-        ax.errorbar([x for x, _ in points], [statistics.fmean(a) for a in accs],
-                    yerr=[statistics.stdev(a) if len(a) > 1 else 0 for a in accs],
-                    marker="o", capsize=3, color="k", label="fixed pause (0: Mixup), mean ± sd")
-        for (name, rs), marker in zip(detectors.items(), ("s", "^")):
-            ends = [r["enp_end_step"] for r in rs if r.get("enp_end_step") is not None]
-            if ends:
-                a = [acc(r) for r in rs if r.get("enp_end_step") is not None]
-                ax.errorbar([statistics.fmean(ends)], [statistics.fmean(a)],
-                            xerr=[[statistics.fmean(ends) - min(ends)], [max(ends) - statistics.fmean(ends)]],
-                            yerr=[statistics.stdev(a) if len(a) > 1 else 0], marker=marker, capsize=3, ls="none",
-                            label=f"{name} detector (range of ENP ends)")
-        ax.set_xscale("symlog", linthresh=10)
-        ax.set(xlabel="pause length (steps)", ylabel="final test accuracy (%)",
-               title=f"pause length, fraction {cell[0]}, width {cell[1]}")
-        ax.legend(fontsize=8)
-        report.figures["d"] = save(fig, out_dir, f"{report.prefix}_pause_grid")
-    learning_curves(train, cell, report, plt, out_dir)
+        top = best()
+        seeds = sorted({seed_of(r) for r in grid[top]})
+        gain_by_seed = [val(g) - val(m) for g in grid[top] for m in mixup if seed_of(m) == seed_of(g)]
+        gain = statistics.fmean(gain_by_seed) if gain_by_seed else math.nan
+        margin = gain / 2 if math.isfinite(gain) else math.nan
+        mean_val = lambda rs: statistics.fmean(val(r) for r in rs) if rs else math.nan  # noqa: E731
+        flags = []
+        if not math.isfinite(gain) or gain <= 0:
+            flags.append("the best fixed pause does not beat Mixup on validation")
+        if vanilla and mean_val(vanilla) >= mean_val(grid[top]):
+            flags.append("vanilla is at least as good as the best fixed pause on validation")
+        if top == max(grid):
+            flags.append("the best length is the grid's longest")
+        name = cell_name(cell, sizes)
+        lines += [f"**{name} (images/width).** Mixup Pause with the pause fixed at each length, Mixup 1 (length 0), "
+                  f"vanilla (never mixing) and the detectors' pauses; final accuracy (%), mean ± sd over seeds:", "",
+                  "| pause | steps | runs | validation | test |", "|---|---|---|---|---|",
+                  f"| none (Mixup 1) | 0 | {len(mixup)} | {mean_sd([val(r) for r in mixup])} | {mean_sd([test(r) for r in mixup])} |"]
+        for n in sorted(grid):
+            mark = " (best on validation)" if n == top else ""
+            lines.append(f"| fixed{mark} | {n} | {len(grid[n])} | {mean_sd([val(r) for r in grid[n]])} | "
+                         f"{mean_sd([test(r) for r in grid[n]])} |")
+        if vanilla:
+            lines.append(f"| vanilla | all | {len(vanilla)} | {mean_sd([val(r) for r in vanilla])} | "
+                         f"{mean_sd([test(r) for r in vanilla])} |")
+        detected_ends = []
+        for det, (experiment, choice) in DETECTORS.items():
+            rs = [r for r in at(completed(runs, experiment)) if lookup(r, "arm") == PAUSE
+                  and r.get("choices", {}).get("phase") == choice]
+            ended = [r for r in rs if fired(r)]
+            ends = [r["enp_end_step"] for r in ended]
+            detected_ends += ends
+            shares += [r["enp_end_step"] / r["steps"] for r in ended]
+            where = f"{statistics.fmean(ends):.0f} ({min(ends)}-{max(ends)})" if ends else "never ended"
+            lines.append(f"| {det} detector | {where} | {len(rs)} ({len(ended)} ended) | {mean_sd([val(r) for r in rs])} | "
+                         f"{mean_sd([test(r) for r in rs])} |")
+            keys = ("experiment", "name", "phase", "arm")
+            matched = [p for m in ended for p in pairs([m], [g for g in grid[best(seed_of(m))] if seed_of(g) == seed_of(m)], keys)]
+            result = non_inferiority([test(m) for m, _ in matched], [test(b) for _, b in matched], margin) \
+                if matched and math.isfinite(margin) and margin > 0 else untested()
+            skip = ("premise fails: " + "; ".join(flags)) if flags else ("" if matched else "no detector run left the ENP")
+            report.tests.append(Test("d", f"{det} detector minus the best fixed pause at {name} (non-inferiority, "
+                                          f"margin {fmt(margin, 2, False)})", "points", +1, result, margin=margin, skip=skip))
+        ratio = f"{top / statistics.fmean(detected_ends):.1f}x the mean detected end" if detected_ends else "-"
+        lines += ["", f"Best fixed length on validation: {top} steps ({ratio}); its gain over Mixup 1 on validation "
+                      f"{fmt(gain)} points, so the margin is {fmt(margin, 2, False)} points. Each seed's detector run is "
+                      f"compared with that seed's run at the length best on the *other* seeds' validation accuracy "
+                      f"({len(seeds)} seeds)."
+                  + (f" **Premise flag**: {'; '.join(flags)}." if flags else ""), ""]
+        if plt is not None and out_dir is not None:
+            fig, ax = plt.subplots(figsize=(6, 4))
+            xs = [0] + sorted(grid)
+            for which, fn, style in (("validation", val, "o-"), ("test", test, "s--")):
+                ys = [[fn(r) for r in mixup]] + [[fn(r) for r in grid[n]] for n in sorted(grid)]
+                ok = [(x, y) for x, y in zip(xs, ys) if y]
+                ax.errorbar([x for x, _ in ok], [statistics.fmean(y) for _, y in ok],
+                            yerr=[statistics.stdev(y) if len(y) > 1 else 0 for _, y in ok], fmt=style, capsize=3,
+                            label=f"fixed pause ({which}; 0: Mixup 1)")
+            if detected_ends:
+                ax.axvspan(min(detected_ends), max(detected_ends), color="C2", alpha=0.2, label="detected ENP ends")
+            if vanilla:
+                ax.axhline(mean_val(vanilla), color="gray", ls=":", label="vanilla (validation)")
+            ax.set_xscale("symlog", linthresh=10)
+            ax.set(xlabel="pause length (steps)", ylabel="final accuracy (%)", title=f"pause length at {name} (images/width)")
+            ax.legend(fontsize=7)
+            report.figures["d"].append(save(fig, out_dir, f"{report.prefix}_pause_grid_{sizes.get(cell[0], cell[0])}"))
+            learning_curves(at(train), name, report, plt, out_dir, f"{report.prefix}_learning_curves_{sizes.get(cell[0], cell[0])}")
+    report.enp_share["d"] = (f"{100 * statistics.fmean(shares):.1f}% ({100 * min(shares):.1f}-{100 * max(shares):.1f}%)"
+                             if shares else "-")
 
 
-def learning_curves(train: list[dict], cell, report: Report, plt, out_dir: Path | None) -> None:
-    """Clean training accuracy (the per-epoch probe) against step, per arm, with seed bands and each
-    arm's mean ENP end."""
-    if plt is None or out_dir is None or not train:
-        return
+def learning_curves(train: list[dict], name: str, report: Report, plt, out_dir: Path, stem: str) -> None:
+    """Clean training accuracy against step per arm, with seed bands and each arm's mean ENP end: the
+    detector's probe by step while it measured, then the per-epoch probe."""
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    for arm in (VANILLA, LOW_ARM, BASE_ARM, PAUSE_ARM, BOOST_ARM):
-        members = [r for r in train if lookup(r, "arm") == arm]
-        curves = [{row["step"]: row["train_acc"] for row in read_rows(r, "metrics.jsonl")} for r in members]
-        band(ax, curves, arm, scale=100)
-        ends = [r["enp_end_step"] for r in members if r.get("enp_end_step") is not None]
-        if ends:
-            ax.axvline(statistics.fmean(ends), color=ax.lines[-1].get_color() if ax.lines else "k", ls=":", lw=1)
-    ax.set(xlabel="step", ylabel="clean training accuracy (%)",
-           title=f"learning curves, fraction {cell[0]}, width {cell[1]} (dotted: mean ENP end)")
-    ax.legend(fontsize=8)
-    report.figures["curves"] = save(fig, out_dir, f"{report.prefix}_learning_curves")
+    for a in (VANILLA, LOW, MIXUP, PAUSE, DOSE, EARLY):
+        members = [r for r in train if lookup(r, "arm") == a]
+        curves = [{**{row["step"]: row["train_acc"] for row in read_rows(r, "metrics.jsonl")},
+                   **{row["step"]: row["train_acc"] for row in read_rows(r, "detector.jsonl") if "train_acc" in row}}
+                  for r in members]
+        band(ax, curves, a, scale=100, every_run=False)
+        ends = [r["enp_end_step"] for r in members if fired(r)]
+        if ends and ax.lines:
+            ax.axvline(statistics.fmean(ends), color=ax.lines[-1].get_color(), ls=":", lw=1)
+    ax.set(xscale="symlog", xlabel="step", ylabel="clean training accuracy (%)",
+           title=f"learning curves at {name} (dotted: mean ENP end)")
+    if ax.lines:
+        ax.legend(fontsize=8)
+    report.figures["d"].append(save(fig, out_dir, stem))
 
 
 # ------------------------------------------------------------------------------------ the report
-def detector_table(runs: list[dict]) -> list[str]:
-    """Where the detectors fired: per sweep, cell and arm, how many runs left the ENP and at which step."""
-    cells: dict[tuple, list[dict]] = defaultdict(list)
-    for r in runs:
-        if r.get("status") == "completed" and lookup(r, "name") in EXPERIMENTS[1:]:
-            cells[(lookup(r, "name"), r.get("choices", {}).get("phase"),
-                   lookup(r, "dataset.fraction"), lookup(r, "model.width"), lookup(r, "arm"))].append(r)
-    lines = ["| sweep | detector | fraction | width | arm | ENP ended | end step: mean (min-max) | clean train acc there |",
-             "|---|---|---|---|---|---|---|---|"]
-    never = 0
-    for key in sorted(cells, key=str):
-        rs = cells[key]
-        ends = [r["enp_end_step"] for r in rs if r.get("enp_end_step") is not None]
-        never += len(rs) - len(ends)
-        where = f"{statistics.fmean(ends):.0f} ({min(ends)}-{max(ends)})" if ends else "-"
-        acc = mean_sd([r.get("enp_end_train_acc") for r in rs if r.get("enp_end_step") is not None], 2)
-        lines.append(f"| {key[0].split('/')[-1]} | {key[1]} | {key[2]} | {key[3]} | {key[4]} | {len(ends)}/{len(rs)} | "
-                     f"{where} | {acc} |")
-    total = sum(len(rs) for rs in cells.values())
-    where = f"{total} runs of the training, pause-grid and detectors sweeps (claims/interference trains one step)"
-    return [f"The ENP ended in all but {never} of the {where}." if never else f"The ENP ended in all {where}.", ""] + lines
-
-
 CLAIM_TITLES = {
-    "a": "(a) Interference falls as the training set and the model grow",
+    "a": "(a) Interference diminishes as the training set and the model grow",
     "b": "(b) Mixup lowers the share of zero activations during the ENP, more with a larger alpha",
     "c": "(c) Mixup Pause beats Mixup at small scale, and the gain shrinks with scale",
     "d": "(d) The detected ENP end matches the best fixed pause length",
 }
 
 
+def finish(report: Report) -> None:
+    """Holm within each claim, the gate of (c)'s slopes, and each test's family size."""
+    for claim in "abcd":
+        family = [t for t in report.tests if t.claim == claim]
+        for t, p in zip(family, holm([math.nan if t.skip else t.result.p for t in family])):
+            t.result.p_holm, t.family_size = p, len(family)
+    c1 = next((t for t in report.tests if t.name.startswith("c1")), None)
+    if c1 is not None and c1.verdict != "supported":
+        for t in report.tests:
+            if t.name.startswith(("c4", "c5")) and not t.skip:
+                t.skip = "c1 not supported: no gain to shrink"
+
+
 def claim_verdict(tests: list[Test]) -> str:
-    all_verdicts = [t.verdict for t in tests if t.expected != 0 or t.equivalence]
-    verdicts = [v for v in all_verdicts if v != "not tested"]
-    untested_note = f" ({len(all_verdicts) - len(verdicts)} of {len(all_verdicts)} tests not run)" \
-        if len(verdicts) < len(all_verdicts) else ""
-    if not verdicts:
+    """Intersection-union: supported only when every test run is."""
+    ran = [t.verdict for t in tests if not t.verdict.startswith("not tested")]
+    note = f" ({len(tests) - len(ran)} of {len(tests)} tests not run)" if len(ran) < len(tests) else ""
+    if not ran:
         return "not tested"
-    if all(v == "supported" for v in verdicts):
+    if all(v == "supported" for v in ran):
         verdict = "supported"
-    elif any(v == "contradicted" for v in verdicts):
-        verdict = "mixed" if any(v == "supported" for v in verdicts) else "contradicted"
+    elif "contradicted" in ran:
+        verdict = "mixed" if "supported" in ran else "contradicted"
     else:
-        verdict = "partly supported" if any(v == "supported" for v in verdicts) else "inconclusive at this scale"
-    return verdict + untested_note
+        verdict = "partly supported" if "supported" in ran else "inconclusive"
+    return verdict + note
 
 
-def analyse(runs: list[dict], out_dir: Path | None = None, prefix: str = "claims") -> Report:
-    """All four claims on the runs (duplicates already refused); figures into out_dir as
-    <prefix>_<what>.png (none without out_dir)."""
+def analyse(runs: list[dict], design: Design | None = None, out_dir: Path | None = None, prefix: str = "claims") -> Report:
+    """The four claims on the runs (duplicates already refused) under stage 1's `design` (its cells and
+    premise cells; without one, every cell); figures into out_dir as <prefix>_<what>.png."""
     plt = None
     if out_dir is not None:
         import matplotlib
@@ -515,49 +658,72 @@ def analyse(runs: list[dict], out_dir: Path | None = None, prefix: str = "claims
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     report = Report(prefix=prefix)
-    for claim in (claim_a, claim_b, claim_c, claim_d):
-        claim(runs, report, plt, out_dir)
-    for test, p in zip(report.tests, holm([t.result.p for t in report.tests])):
-        test.result.p_holm = p
+    cells = set(design.cells) if design else None
+    claim_a(runs, report, plt, out_dir)
+    claim_b(runs, report, plt, out_dir, cells=cells)
+    claim_c(runs, report, plt, out_dir, premise=[tuple(c) for c in design.premise_cells] if design else None)
+    claim_d(runs, report, plt, out_dir)
+    finish(report)
+    if plt is not None:
+        plt.close("all")
     return report
 
 
-def render(report: Report, runs: list[dict], header: list[str]) -> str:
-    """The markdown report: the header (command, commit, date, machine), the verdicts, then one
-    section per claim with its tables, tests and figure."""
+def detector_table(runs: list[dict]) -> list[str]:
+    """Where the detectors fired: per sweep, detector, cell and arm, how many runs left the ENP and where."""
+    cells: dict[tuple, list[dict]] = defaultdict(list)
+    for r in runs:
+        if r.get("status") == "completed" and lookup(r, "name") in (TRAINING, "claims/detectors", "claims/interference_enp"):
+            cells[(lookup(r, "name"), r.get("choices", {}).get("phase"), *cell_of(r), lookup(r, "arm"))].append(r)
+    sizes = sizes_of(runs)
+    lines = ["| sweep | detector | images/width | arm | ENP ended | end step: mean (min-max) | share of the run | "
+             "clean train acc there |", "|---|---|---|---|---|---|---|---|"]
+    never = 0
+    for key in sorted(cells, key=str):
+        rs = cells[key]
+        ends = [r["enp_end_step"] for r in rs if fired(r)]
+        never += len(rs) - len(ends)
+        where = f"{statistics.fmean(ends):.0f} ({min(ends)}-{max(ends)})" if ends else "-"
+        acc = mean_sd([100 * r["enp_end_train_acc"] for r in rs if fired(r) and r.get("enp_end_train_acc") is not None], 1)
+        lines.append(f"| {key[0].split('/')[-1]} | {key[1]} | {cell_name(key[2:4], sizes)} | {key[4]} | {len(ends)}/{len(rs)} "
+                     f"| {where} | {share_text(rs)} | {acc} |")
+    total = sum(len(rs) for rs in cells.values())
+    head = (f"The ENP ended in all but {never} of the {total} runs with a detector." if never
+            else f"The ENP ended in all {total} runs with a detector.")
+    return [head, ""] + lines
+
+
+def render(report: Report, runs: list[dict], header: list[str], deviations: list[str] = (), footer: list[str] = ()) -> str:
+    """The markdown report: the header, the verdicts, the deviations from the plan, one section per
+    claim, where the detectors fired, and the runs left out."""
     out = list(header) + ["", "## Verdicts", "",
-                          "| claim | verdict | test | effect [95% CI] | p | p (Holm) | min. detectable | seeds |",
-                          "|---|---|---|---|---|---|---|---|"]
+                          "| claim | verdict | ENP share | test | effect [95% CI] | p | p (Holm, within the claim) | "
+                          "min. detectable | seeds |", "|---|---|---|---|---|---|---|---|---|"]
     for claim in "abcd":
         tests = [t for t in report.tests if t.claim == claim]
         for i, t in enumerate(tests):
             r = t.result
-            out.append(f"| {claim if i == 0 else ''} | {claim_verdict(tests) if i == 0 else ''} | {t.name} ({t.unit}): "
-                       f"{t.verdict} | {fmt(r.effect, 3)} [{fmt(r.ci_low, 3)}, {fmt(r.ci_high, 3)}] | "
-                       f"{fmt_p(r.p)} | {fmt_p(r.p_holm)} | {fmt(r.mde, 3, False)} | {r.n} |")
-        if not tests:
-            out.append(f"| {claim} | not tested | - | - | - | - | - | - |")
-    out += ["", f"{len([t for t in report.tests if math.isfinite(t.result.p)])} tests, Holm-corrected together. "
-            "The minimum detectable effect is the mean a t-test over these seeds would find with 80% power at 5% "
-            "(two-sided, uncorrected, against 0), given the observed spread. Every seed trains on the same nested, "
-            "class-balanced subsets (`dataset.fraction_seed` 0): the seeds vary the initial weights, the batch order "
-            "and the mixing, not the subset, so the CIs hold for these subsets."]
-    near = [t for t in report.tests if t.expected and not t.equivalence and t.verdict.startswith("inconclusive")
-            and t.result.p < LEVEL]
-    if near:
-        out += ["", "Significant before the correction only (uncorrected p < 0.05):"]
-        out += [f"- ({t.claim}) {t.name}: {fmt(t.result.effect, 3)}, p = {fmt_p(t.result.p)}, "
-                f"{'the paper' if np.sign(t.result.effect) == t.expected else 'opposite to the paper'}'s direction."
-                for t in near]
+            out.append(f"| {claim if i == 0 else ''} | {claim_verdict(tests) if i == 0 else ''} | "
+                       f"{report.enp_share.get(claim, '-') if i == 0 else ''} | {t.name} ({t.unit}): **{t.verdict}** | "
+                       f"{ci(r, 3)} | {fmt_p(r.p)} | {fmt_p(r.p_holm)} | {fmt(t.mde, 3, False)} | {r.n} |")
+    out += ["", "The paper's quantitative statements beside them: " + "; ".join(f"({k}) {v}" for k, v in PAPER.items()) + ".",
+            "", "Holm's correction runs within each claim; a claim is supported only when every test it ran is "
+            "(intersection-union). The minimum detectable effect is the mean a t-test over these seeds finds with 80% "
+            "power at the Bonferroni level 0.05/m of the claim's m tests, given the observed spread; for (d) it is "
+            "the smallest non-inferiority margin the design meets with 80% power (one-sided). The ENP share is the "
+            "ENP's end step over the run's steps (mean, min-max) in the runs the claim's tests use."]
+    if deviations:
+        out += ["", "## Deviations from the plan", "", *deviations]
     for claim in "abcd":
-        out += ["", f"## {CLAIM_TITLES[claim]}", "", *report.sections.get(claim, [])]
-        if claim in report.figures:
-            out += ["", f"![{claim}]({report.figures[claim]})"]
-        if claim == "d" and "curves" in report.figures:
-            out += ["", f"![learning curves]({report.figures['curves']})"]
+        section = list(report.sections.get(claim, []))
+        while section and not section[-1]:
+            section.pop()
+        out += ["", f"## {CLAIM_TITLES[claim]}", "", *section]
+        out += ["", *(f"![{claim}]({name})" for name in report.figures.get(claim, []))] if report.figures.get(claim) else []
     out += ["", "## Where the detectors fired", "", *detector_table(runs)]
     failed = [r for r in runs if r.get("status") != "completed"]
     if failed:
-        out += ["", "## Runs not in the analysis", ""] + [f"- {r.get('status')}: {r['_dir']} ({r.get('error')})"
-                                                        for r in failed]
+        out += ["", "## Runs not in the analysis", ""] + [f"- {r.get('status')}: {r['_dir']} ({r.get('error')})" for r in failed]
+    if footer:
+        out += ["", *footer]
     return "\n".join(out) + "\n"

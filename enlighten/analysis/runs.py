@@ -9,6 +9,7 @@ seed included, so a pair is one seed's two arms. Runs that agree on everything, 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from enlighten.config import RESULT_NEUTRAL_KEYS, flatten, under, upgrade_config
@@ -43,9 +44,20 @@ def load_runs(dirs) -> list[dict]:
                 run = {"status": "unreadable", "error": str(e)}
             if isinstance(run.get("config"), dict):  # written by an earlier version: in today's layout
                 run["config"] = upgrade_config(run["config"])
+            if "num_train" not in run and (size := _num_train_from_log(path.parent)) is not None:
+                run["num_train"] = size  # summaries before 2026-12-07 did not record it; the start line did
             run["_dir"] = str(path.parent)
             runs.append(run)
     return runs
+
+
+def _num_train_from_log(run_dir: Path) -> int | None:
+    """The training-set size on a run's start line in train.log ("... (1,437 training / 360 test samples)")."""
+    log = run_dir / "train.log"
+    if not log.is_file():
+        return None
+    found = re.search(r" \(([\d,]+) training / ", log.read_text(errors="replace"))
+    return int(found.group(1).replace(",", "")) if found else None
 
 
 def lookup(run: dict, key: str):
@@ -111,11 +123,64 @@ def pairs(members: list[dict], baseline: list[dict], keys: tuple[str, ...]) -> l
 
 
 def read_rows(run: dict, name: str) -> list[dict]:
-    """The rows of a run's metrics.jsonl or diagnostics.jsonl ([] when the file is absent), in today's names."""
+    """The rows of a run's metrics.jsonl, diagnostics.jsonl or detector.jsonl ([] when the file is
+    absent), in today's names; for a run read from a data file (`load_runs_file`), the rows it kept."""
+    if "_rows" in run:
+        return run["_rows"].get(name, [])
     path = Path(run["_dir"]) / name
     if not path.exists():
         return []
     return [upgrade_metrics_row(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+
+
+# What a data file leaves out of a summary: how the run was made, not what it measured or was.
+_NOT_EXPORTED = ("traceback", "attempts", "overrides", "pid", "resumed_from")
+
+
+def _rounded(value, digits: int = 7):
+    """Floats to `digits` significant digits (a data file holds what the analysis reads, compactly)."""
+    if isinstance(value, float):
+        return float(f"{value:.{digits}g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v, digits) for v in value]
+    return value
+
+
+def export_runs(path: Path | str, runs: list[dict], rows: dict[str, tuple[str, ...]], wants_rows, root: Path | str,
+                meta: dict) -> None:
+    """A compact, deterministic data file of `runs` (gzipped JSON lines, floats to 7 significant digits):
+    `meta` first, then each run's summary and config, its directory relative to `root`, and for the runs
+    `wants_rows(run, name)` accepts, the `rows[name]` keys of each row of those files. Reading it back
+    (`load_runs_file`) gives runs the analysis reads as it reads run directories. Written atomically."""
+    import gzip
+    import io
+
+    from enlighten.results import atomic_write
+
+    lines = [json.dumps({"meta": meta}, sort_keys=True)]
+    for run in sorted(runs, key=lambda r: r["_dir"]):
+        kept = {k: v for k, v in run.items() if k not in _NOT_EXPORTED and not k.startswith("_")}
+        kept["_dir"] = str(Path(run["_dir"]).resolve().relative_to(Path(root).resolve()))
+        kept["_rows"] = {name: [{k: row[k] for k in keys if k in row} for row in read_rows(run, name)]
+                         for name, keys in rows.items() if wants_rows(run, name)}
+        lines.append(json.dumps(_rounded(kept), sort_keys=True))
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as f:  # mtime 0: the same runs give the same bytes
+        f.write(("\n".join(lines) + "\n").encode())
+    atomic_write(path, lambda f: f.write(buffer.getvalue()))
+
+
+def load_runs_file(path: Path | str) -> tuple[dict, list[dict]]:
+    """(meta, runs) of a data file written by `export_runs`."""
+    import gzip
+
+    with gzip.open(path, "rt") as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    if not records or "meta" not in records[0]:
+        raise ValueError(f"{path} is not a runs data file (its first line holds no meta)")
+    return records[0]["meta"], records[1:]
 
 
 # Summary metrics a comparison can use: (column title, scale, digits); accuracies read in points.

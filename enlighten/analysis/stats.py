@@ -18,8 +18,9 @@ POWER = 0.8  # the minimum detectable effect: found with this probability by a t
 
 @dataclass
 class TestResult:
-    """A mean effect over replicates, its 95% CI, the two-sided p-value (t-test) and the minimum
-    detectable effect; `p_holm` is filled in once the report's whole family of tests is known."""
+    """A mean effect over replicates, its 95% CI, the two-sided p-value (t-test), the minimum
+    detectable effect (at 5%; a report recomputes it at its verdict's level from `sd`) and the
+    replicates' sd; `p_holm` is filled in once the test's family is known."""
 
     n: int
     effect: float
@@ -28,16 +29,26 @@ class TestResult:
     p: float
     mde: float
     p_holm: float = math.nan
+    sd: float = math.nan
 
 
-def minimum_detectable_effect(sd: float, n: int, alpha: float = 0.05, power: float = POWER) -> float:
-    """The smallest mean a one-sample t-test over n values with this sd detects with `power`
-    (two-sided, level `alpha`): (t_{1-alpha/2} + t_{power}) sd / sqrt(n), with n - 1 degrees of
-    freedom. nan below 2 values."""
+def minimum_detectable_effect(sd: float, n: int, alpha: float = 0.05, power: float = POWER, sides: int = 2) -> float:
+    """The smallest mean a one-sample t-test over n values with this sd detects with `power` at level
+    `alpha` (two-sided, or one-sided with sides=1): (t_{1-alpha/sides} + t_{power}) sd / sqrt(n), with
+    n - 1 degrees of freedom (the usual approximation: it ignores the far tail). nan below 2 values."""
     if n < 2 or not math.isfinite(sd):
         return math.nan
     df = n - 1
-    return float((stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df)) * sd / math.sqrt(n))
+    return float((stats.t.ppf(1 - alpha / sides, df) + stats.t.ppf(power, df)) * sd / math.sqrt(n))
+
+
+def seeds_needed(sd: float, effect: float, alpha: float, n_min: int = 2, n_max: int = 1000, power: float = POWER) -> int | None:
+    """The fewest replicates in [n_min, n_max] whose minimum detectable effect (two-sided, level
+    `alpha`) is at most `effect`, given the sd of a replicate's value; None when even n_max is not enough."""
+    for n in range(max(2, n_min), n_max + 1):
+        if minimum_detectable_effect(sd, n, alpha, power) <= effect:
+            return n
+    return None
 
 
 def one_sample(values) -> TestResult:
@@ -49,8 +60,8 @@ def one_sample(values) -> TestResult:
         return TestResult(n, mean, math.nan, math.nan, math.nan, math.nan)
     result = stats.ttest_1samp(x, 0.0)
     ci = result.confidence_interval(0.95)
-    return TestResult(n, mean, float(ci.low), float(ci.high), float(result.pvalue),
-                      minimum_detectable_effect(float(x.std(ddof=1)), n))
+    sd = float(x.std(ddof=1))
+    return TestResult(n, mean, float(ci.low), float(ci.high), float(result.pvalue), minimum_detectable_effect(sd, n), sd=sd)
 
 
 def paired(a, b) -> TestResult:
@@ -64,8 +75,9 @@ def paired(a, b) -> TestResult:
         return one_sample(diff)
     result = stats.ttest_rel(a, b)
     ci = result.confidence_interval(0.95)
+    sd = float(diff.std(ddof=1))
     return TestResult(len(diff), float(diff.mean()), float(ci.low), float(ci.high), float(result.pvalue),
-                      minimum_detectable_effect(float(diff.std(ddof=1)), len(diff)))
+                      minimum_detectable_effect(sd, len(diff)), sd=sd)
 
 
 def slopes(y, columns: dict[str, list[float]]) -> dict[str, float] | None:
