@@ -23,6 +23,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -31,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from enlighten.analysis.claims import EXPERIMENTS, ROWS, analyse, render, wants_rows  # noqa: E402
-from enlighten.analysis.claims_plan import (LEVEL, MIXUP, PAUSE, REGIME_ARMS, STAGE2_ARMS, Design, Rules,  # noqa: E402
+from enlighten.analysis.claims_plan import (DOSE, EARLY, LEVEL, MIXUP, PAUSE, REGIME_ARMS, Design, Rules,  # noqa: E402
                                             choose_design, regime_map, render_regime)
 from enlighten.analysis.runs import (DuplicateRuns, drop_duplicates, export_runs, load_runs, load_runs_file,  # noqa: E402
                                      lookup, pairs)
@@ -85,17 +86,19 @@ def regime_commands(profile: Profile, root: Path, extra: list[str]) -> list[tupl
 
 
 def stage2_commands(profile: Profile, design: Design, root: Path, extra: list[str]) -> list[tuple]:
-    """Stage 2's sweeps from stage 1's design: the new arms at every seed, the stage-1 arms at the seeds
-    stage 1 did not run (so no run is trained twice), claim (a)'s measurements, the pause grid and the
-    chance-adjusted detector at the grid cells."""
+    """Stage 2's sweeps from stage 1's design: Mixup Pause and Mixup Early at every seed, then the
+    dose-matched control (`dose_commands`: it needs the Pause runs' ENP lengths), the stage-1 arms at the
+    seeds stage 1 did not run (so no run is trained twice), claim (a)'s measurements, the pause grid and
+    the chance-adjusted detector at the grid cells."""
     fractions = sorted({f for f, _ in design.cells})
     widths = sorted({w for _, w in design.cells})
     if len(design.cells) != len(fractions) * len(widths):
         raise SystemExit(f"error: stage 2's cells {design.cells} are not a grid of sizes x widths")
     cells = [f"dataset.fraction={','.join(map(str, fractions))}", f"model.width={','.join(map(str, widths))}"]
     grid = [f"dataset.fraction={','.join(map(str, design.grid_fractions))}", f"seed={seeds(0, design.seeds)}"]
-    commands = [sweep("training", "claims/training", [f"arm={','.join(STAGE2_ARMS)}", *cells,
-                                                       f"seed={seeds(0, design.seeds)}"], root, profile, extra)]
+    commands = [sweep("training", "claims/training", [f"arm={PAUSE},{EARLY}", *cells, f"seed={seeds(0, design.seeds)}"],
+                      root, profile, extra),
+                (DOSE_SWEEP, None)]  # built once the Pause runs exist
     if design.seeds > profile.regime_seeds:
         commands.append(sweep("regime_more_seeds", "claims/training", [f"arm={','.join(REGIME_ARMS)}", *cells,
                                                                        f"seed={seeds(profile.regime_seeds, design.seeds)}"],
@@ -104,6 +107,28 @@ def stage2_commands(profile: Profile, design: Design, root: Path, extra: list[st
                  for name in ("claims/interference", "claims/interference_mlp", "claims/interference_enp")]
     commands += [sweep("pause_grid", "claims/pause_grid", grid, root, profile, extra),
                  sweep("detectors", "claims/detectors", grid, root, profile, extra)]
+    return commands
+
+
+DOSE_SWEEP = "dose"
+
+
+def dose_commands(profile: Profile, design: Design, root: Path, extra: list[str]) -> list[list[str]]:
+    """One run of the dose-matched control per cell and seed, withholding Mixup for as many steps as that
+    cell and seed's Mixup Pause run spent in the ENP (`strategy.schedule.steps`), right after its own ENP;
+    none where the Pause run is missing or never left the ENP (its pair is left out of the test anyway)."""
+    ends = {}
+    for run in load_runs([root / "training"]) if (root / "training").exists() else []:
+        if run.get("status") == "completed" and lookup(run, "arm") == PAUSE and run.get("enp_end_step") is not None:
+            ends[(lookup(run, "dataset.fraction"), lookup(run, "model.width"), lookup(run, "seed"))] = run["enp_end_step"]
+    commands = []
+    for (f, w) in design.cells:
+        for seed in range(design.seeds):
+            if (f, w, seed) in ends:
+                commands.append([sys.executable, str(REPO / "train.py"), "experiment=claims/training", f"arm={DOSE}",
+                                 f"dataset.fraction={f}", f"model.width={w}", f"seed={seed}",
+                                 f"strategy.schedule.steps={ends[(f, w, seed)]}", *profile.common, *extra,
+                                 f"hydra.run.dir={root / DOSE_SWEEP / f'fraction={f},width={w},seed={seed}'}"])
     return commands
 
 
@@ -170,21 +195,39 @@ def cpu_name() -> str:
         return platform.machine()
 
 
-def run_sweeps(commands: list[tuple], root: Path, args) -> None:
+def run_in_pool(commands: list[list[str]], jobs: int, env: dict) -> list[int]:
+    """Each command once, `jobs` at a time; their exit codes."""
+    codes, running, queue = [], [], list(commands)
+    while queue or running:
+        while queue and len(running) < jobs:
+            running.append(subprocess.Popen(queue.pop(0), env=env))
+        time.sleep(1)
+        codes += [p.returncode for p in running if p.poll() is not None]
+        running = [p for p in running if p.returncode is None]
+    return codes
+
+
+def run_sweeps(commands: list[tuple], root: Path, args, dose=None) -> None:
     """Each sweep in turn, `args.jobs` copies side by side (they share its jobs through each job's
-    lock), on `args.threads` threads each; the invocation's wall time goes to DIR/timing.jsonl however
-    it ends."""
+    lock), on `args.threads` threads each; `dose()` builds the dose-matched runs' commands when their
+    turn comes (run `args.jobs` at a time). The invocation's wall time goes to DIR/timing.jsonl however
+    it ends (SIGTERM included)."""
     started, t0, status = datetime.datetime.now().isoformat(timespec="seconds"), time.perf_counter(), "interrupted"
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))  # the finally below runs
     try:
         for name, cmd in commands:
             print(f"claims: {name} ({args.jobs} at a time)", flush=True)
-            procs = []
-            for i in range(args.jobs):
-                procs.append(subprocess.Popen(cmd, env=env))
-                if i + 1 < args.jobs:
-                    time.sleep(10)  # the first copy claims the first job before the next starts
-            if any(p.wait() != 0 for p in procs):
+            if cmd is None:
+                codes = run_in_pool(dose(), args.jobs, env)
+            else:
+                procs = []
+                for i in range(args.jobs):
+                    procs.append(subprocess.Popen(cmd, env=env))
+                    if i + 1 < args.jobs:
+                        time.sleep(10)  # the first copy claims the first job before the next starts
+                codes = [p.wait() for p in procs]  # every copy ends before the next sweep
+            if any(codes):
                 status = f"{name} failed"
                 sys.exit(f"error: the sweep {name} failed (its jobs' logs are under {root / name}); run the same command "
                          f"again to resume it")
@@ -192,7 +235,7 @@ def run_sweeps(commands: list[tuple], root: Path, args) -> None:
     finally:
         root.mkdir(parents=True, exist_ok=True)
         with open(root / "timing.jsonl", "a") as f:
-            f.write(json.dumps({"started": started, "seconds": time.perf_counter() - t0, "status": status,
+            f.write(json.dumps({"started": started, "seconds": time.perf_counter() - t0, "status": status, "commit": git_commit(),
                                 "stage": args.stage, "profile": args.profile, "jobs": args.jobs, "threads": args.threads,
                                 "overrides": args.overrides}) + "\n")
 
@@ -329,11 +372,13 @@ def main(argv: list[str] | None = None) -> int:
                  f"--profile {args.profile} --out {args.out} ...)")
     design = Design.from_json(json.loads(design_file.read_text()))
     commands = [*regime_commands(profile, root, args.overrides), *stage2_commands(profile, design, root, args.overrides)]
+    dose = lambda: dose_commands(profile, design, root, args.overrides)  # noqa: E731
     if args.dry_run:
-        print("\n".join(" ".join(cmd) for _, cmd in commands))
+        print("\n".join(" ".join(cmd) if cmd else f"# {name}: one run per cell and seed once the Pause runs exist, e.g.\n"
+                         + "\n".join(" ".join(c) for c in dose()[:2]) for name, cmd in commands))
         return 0
     if not args.report_only:
-        run_sweeps(commands[1:], root, args)
+        run_sweeps(commands[1:], root, args, dose)
     if not args.report_only or args.dir != ap.get_default("dir") or not data.exists():
         runs = read_sweeps(root, [name for name, _ in commands])
         if not [r for r in runs if r.get("status") == "completed"]:

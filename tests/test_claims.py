@@ -299,13 +299,14 @@ def test_the_committed_report_is_rebuilt_from_the_committed_data(tmp_path):
     import matplotlib
 
     results = REPO / "docs" / "results"
-    data = results / "claims_data.jsonl.gz"
-    if not data.exists():
-        pytest.fail(f"{data} is missing: the committed report has no data")
+    data, committed_report = results / "claims_data.jsonl.gz", results / "claims.md"
+    if not data.exists() and not committed_report.exists():
+        pytest.skip("no claims report committed yet (stage 2 has not finished)")
+    assert data.exists() and committed_report.exists(), "a committed claims report needs its data file, and the other way"
     out = tmp_path / "claims.md"
     (tmp_path / "claims_design.json").write_text((results / "claims_design.json").read_text())
     assert claims_script.main(["--report-only", "--out", str(out), "--data", str(data)]) == 0
-    committed = (results / "claims.md").read_text()
+    committed = committed_report.read_text()
     assert out.read_text().split(claims_script.HEADER_END)[1] == committed.split(claims_script.HEADER_END)[1]
     meta = claims_script.load_runs_file(data)[0]
     if meta.get("matplotlib") == matplotlib.__version__:
@@ -430,3 +431,20 @@ def test_claims_smoke_runs_the_whole_pipeline_on_mnist(tmp_path):
     assert set(verdicts(text)) == set("abcd") and "## Where the detectors fired" in text
     assert (tmp_path / "claims_regime.md").exists() and (tmp_path / "claims_data.jsonl.gz").exists()
     assert len(list(tmp_path.glob("claims_*.png"))) >= 5
+
+
+def test_the_dose_matched_runs_withhold_their_pause_runs_dose(tmp_path):
+    """One control run per cell and seed, pausing for as many steps as that cell and seed's Mixup Pause
+    run spent in the ENP; none where the Pause run never left the ENP."""
+    root = tmp_path / "sweeps"
+    for seed, end in ((0, 60), (1, 70), (2, None)):
+        write_run(root, "training", "claims/training", seed, 0.0125, 0.5, "pause_a1", final_test_acc=0.9, enp_end_step=end)
+    design = claims_script.Design(cells=[(0.0125, 0.5)], seeds=4, grid_fractions=[0.0125], premise_cells=[], sd=1.0,
+                                  mde=1.0, cost_hours=1.0, cost_all_cells_hours=1.0)
+    commands = claims_script.dose_commands(claims_script.PROFILES["cpu"], design, root, ["paths.data_dir=/d"])
+    assert [(c[c.index("arm=dosematched_a1") + 3], c[c.index("arm=dosematched_a1") + 4]) for c in commands] == \
+        [("seed=0", "strategy.schedule.steps=60"), ("seed=1", "strategy.schedule.steps=70")]
+    cfg = compose_cfg([o for o in commands[0][2:] if not o.startswith("hydra.")], tmp_path)
+    validate(cfg)
+    assert cfg.strategy.schedule.steps == 60 and cfg.strategy.schedule._target_.endswith("DoseMatchedPause")
+    assert all(c[-1].startswith(f"hydra.run.dir={root / 'dose'}/") for c in commands)

@@ -278,9 +278,10 @@ def test_mixup_without_hesitation_mixes_every_step_then_every_other_epoch_then_f
         MixupWithoutHesitation(every_until=0.9, alternate_until=0.6)
 
 
-def test_the_dose_matched_pause_withholds_as_many_steps_as_the_enp_lasted_right_after_it():
+def test_the_dose_matched_pause_withholds_its_dose_right_after_the_enp():
     """An ENP of 7 steps (steps 0-6 trained in it): Mixup Pause withholds those 7, the control the next
-    7 (steps 7-13), and both mix on every other step; an ENP that never ends: the control is Mixup."""
+    7 (steps 7-13), and both mix on every other step; with `steps`, the control withholds that many
+    after its own ENP; an ENP that never ends: the control is Mixup."""
     from enlighten.strategies.dose_matched import DoseMatchedPause
 
     def planned(schedule, end: int | None, total: int = 30) -> list:
@@ -292,5 +293,10 @@ def test_the_dose_matched_pause_withholds_as_many_steps_as_the_enp_lasted_right_
     assert control == [1.0] * 7 + [None] * 7 + [1.0] * 16
     assert pause == [None] * 7 + [1.0] * 23
     assert control.count(None) == pause.count(None)  # the same dose
-    assert planned(DoseMatchedPause(), None) == [1.0] * 30
+    # `steps`: the dose of another run (Pause's ENP was 5 steps; this run's own ENP lasted 9)
+    assert planned(DoseMatchedPause(steps=5), 9) == [1.0] * 9 + [None] * 5 + [1.0] * 16
+    assert planned(DoseMatchedPause(steps=0), 9) == [1.0] * 30
+    assert planned(DoseMatchedPause(), None) == [1.0] * 30 and planned(DoseMatchedPause(steps=5), None) == [1.0] * 30
+    with pytest.raises(ValueError, match="strategy.schedule.steps"):
+        DoseMatchedPause(steps=-1)
     assert strategy(DoseMatchedPause()).uses_the_enp() is False  # its first step mixes in and after the ENP alike
