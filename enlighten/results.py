@@ -162,16 +162,22 @@ _TEST_SUMMARY_NAMES = {"final_val_acc": "final_test_acc", "final_val_loss": "fin
 
 
 def upgrade_metrics_row(row: dict) -> dict:
-    """A metrics.jsonl row in today's names (see _TEST_ROW_NAMES)."""
-    if "val_acc" in row and "test_acc" not in row:
-        return {_TEST_ROW_NAMES.get(k, k): v for k, v in row.items()}
-    return row
+    """A metrics.jsonl or detector.jsonl row of a run written before 2026-12-07 in today's names (see
+    _TEST_ROW_NAMES): call it only for such runs (`written_before_test_names`), since a detector row of
+    today with `val_acc` (the validation split) has no `test_acc` either."""
+    return {_TEST_ROW_NAMES.get(k, k): v for k, v in row.items()}
+
+
+def written_before_test_names(summary: dict) -> bool:
+    """Whether a summary.json was written before the test split's numbers were named test_* (it has none
+    of today's held-out or data-size keys)."""
+    return not any(k in summary for k in ("final_test_acc", "num_test", "final_test_bpc"))
 
 
 def upgrade_summary(summary: dict) -> dict:
     """A summary.json in today's names (see _TEST_SUMMARY_NAMES); an old `best_val_acc` was the best
     test accuracy over the epochs, kept as `best_test_acc` (a selection on the test split: report only)."""
-    if "final_val_acc" in summary and "final_test_acc" not in summary:
+    if written_before_test_names(summary):
         return {_TEST_SUMMARY_NAMES.get(k, k): v for k, v in summary.items()}
     return summary
 

@@ -278,7 +278,8 @@ def header(title: str, meta: dict, data: Path, commit: str, rebuild: str = "--re
     return lines
 
 
-HEADER_END = "<!-- end of header: what follows is rebuilt byte for byte from the data file -->"
+HEADER_END = ("<!-- end of header: what follows is rebuilt byte for byte from the data file, the design file and the "
+              "plan's Deviations section (docs/claims.md) -->")
 
 
 def deviations(plan: Path = REPO / "docs" / "claims.md") -> list[str]:
@@ -380,9 +381,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.report_only:
         run_sweeps(commands[1:], root, args, dose)
     if not args.report_only or args.dir != ap.get_default("dir") or not data.exists():
+        if args.dir != ap.get_default("dir") and args.out == ap.get_default("out"):
+            sys.exit(f"error: --dir {args.dir} with the default --out would replace the committed report "
+                     f"{args.out} and its data: give --out for a report of another folder")
         runs = read_sweeps(root, [name for name, _ in commands])
-        if not [r for r in runs if r.get("status") == "completed"]:
-            sys.exit(f"error: no completed runs under {root}: run the sweeps first (without --report-only)")
+        if not [r for r in runs if r.get("status") == "completed" and str(lookup(r, "name")).startswith("claims/")]:
+            sys.exit(f"error: no completed run of the claims sweeps under {root}: run the sweeps first "
+                     f"(without --report-only)")
         export_runs(data, runs, ROWS, wants_rows, root, meta_of(args, runs, root, commit, design.plan_commit))
     write_report(data, out, not args.no_figures, commit, design)
     return 0

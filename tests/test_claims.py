@@ -138,9 +138,9 @@ def test_planted_effects_are_found(tmp_path):
     text = report(tmp_path, True)
     assert verdicts(text) == {"a": "supported", "b": "supported", "c": "supported", "d": "supported"}
     a1 = row_of(text, "a1: slope of log debiased r on log N")
-    assert abs(float(a1[5].split("[")[0]) + 0.5) < 0.02  # the planted slope -1/2 comes back
+    assert abs(float(a1[6].split("[")[0]) + 0.5) < 0.02  # the planted slope -1/2 comes back
     c4 = row_of(text, "c4: slope")
-    assert abs(float(c4[5].split("[")[0]) + 0.2) < 0.05  # the planted -0.2 per unit of log N
+    assert abs(float(c4[6].split("[")[0]) + 0.2) < 0.05  # the planted -0.2 per unit of log N
     assert "The ENP ended in all" in text
     for stem in ("interference", "activations", "pause_gain", "pause_grid_600", "learning_curves_6000"):
         assert (tmp_path / "report" / f"claims_{stem}.png").stat().st_size > 10_000
@@ -154,10 +154,10 @@ def test_no_effect_is_found_where_none_was_planted(tmp_path):
     # (as Mixup does), so c3 alone is supported
     assert found["c"] == "partly supported (2 of 5 tests not run)"
     assert "c1: Pause minus Mixup 1, final test accuracy, mean over the premise cells (points): **inconclusive**" in text
-    # the best of 7 noisy lengths beats Mixup on validation by a hair (the winner's curse), so the margin is tiny:
-    # the chance-adjusted detector, planted 1 point worse, is contradicted at both cells
-    assert text.count("chance-adjusted detector minus the best fixed pause") == 2
-    assert all("**contradicted**" in line for line in text.splitlines() if "| chance-adjusted detector minus" in line)
+    # the best of 7 noisy lengths beats Mixup on its own validation data (the winner's curse), but chosen on the
+    # other seeds it does not: the premise fails at both cells
+    assert found["d"] == "not tested"
+    assert text.count("not tested (premise fails: the best fixed pause does not beat Mixup on validation") == 4
 
 
 def test_holm_runs_within_each_claim_and_a_claim_needs_every_test():
@@ -207,7 +207,7 @@ def test_runs_whose_enp_never_ended_are_left_out_of_c(tmp_path):
     c1 = row_of(text, "c1: Pause minus Mixup 1")
     assert c1[-2] == "5"  # seeds
     planted = np.mean([pause_gain(f, w) for f in TRAIN_FRACTIONS for w in WIDTHS])
-    assert abs(float(c1[5].split("[")[0]) - planted) < 0.05
+    assert abs(float(c1[6].split("[")[0]) - planted) < 0.05
 
 
 def test_claim_d_chooses_on_validation_sets_its_margin_from_the_gain_and_flags_a_failed_premise(tmp_path):
@@ -227,11 +227,11 @@ def test_claim_d_chooses_on_validation_sets_its_margin_from_the_gain_and_flags_a
     text = report(tmp_path, True, "--no-figures", build=move_best)
     assert "| fixed (best on validation) | 120 |" in text.split("**6,000/0.5")[0]
     section = text.split("**600/0.5 (images/width).**")[1].split("**6,000")[0]
-    gain = float(section.split("its gain over Mixup 1 on validation ")[1].split(" points")[0])
+    gain = float(section.split("the best pause gains ")[1].split(" [")[0])
     margin = float(section.split("so the margin is ")[1].split(" points")[0])
     assert gain == pytest.approx(2 * margin, abs=0.011) and gain > 2  # about the planted 1.0 + 2 points at 120 steps
-    assert "not tested (premise fails: the best fixed pause does not beat Mixup on validation; vanilla is at least as " \
-           "good as the best fixed pause on validation)" in text
+    assert "not tested (premise fails: the best fixed pause does not beat Mixup on validation (gain " in text
+    assert "vanilla is at least as good as the best fixed pause on validation (" in text
 
 
 def test_stage_one_rules_choose_cells_seeds_and_grid_cells(tmp_path):

@@ -306,10 +306,13 @@ def test_results_written_before_the_validation_split_read_under_todays_names(tmp
         (d / "summary.json").write_text(json.dumps({"status": "completed", **summary, "choices": {"strategy": strategy},
                                                     "overrides": [f"strategy={strategy}"], "config": {"seed": 0}}))
         (d / "metrics.jsonl").write_text(json.dumps(row) + "\n")
+        (d / "detector.jsonl").write_text(json.dumps({"step": 2, "val_acc": 0.4}) + "\n")
     runs = {Path(r["_dir"]).name: r for r in load_runs([tmp_path])}
     assert runs["old"]["final_test_acc"] == 0.5 and runs["old"]["best_test_acc"] == 0.6 and "final_val_acc" not in runs["old"]
     assert runs["old"]["final_test_loss"] == 1.0 and read_rows(runs["old"], "metrics.jsonl") == [{"step": 3, "test_acc": 0.5}]
     assert runs["new"]["final_test_acc"] == 0.7 and runs["new"]["final_val_acc"] == 0.65  # today's names stay
+    assert read_rows(runs["old"], "detector.jsonl") == [{"step": 2, "test_acc": 0.4}]  # then: the test split's
+    assert read_rows(runs["new"], "detector.jsonl") == [{"step": 2, "val_acc": 0.4}]  # today: the validation split's
     out = tables(tmp_path, "--baseline", "strategy=vanilla")
     mixup = [c.strip() for c in next(x for x in out.splitlines() if x.startswith("| mixup")).strip("|").split("|")]
     assert mixup[2] == "70.00 ± 0.00" and "+20.00" in mixup

@@ -142,11 +142,19 @@ def mean_sd(values, digits: int = 2) -> str:
     return f"{statistics.fmean(values):.{digits}f} ± {sd:.{digits}f}"
 
 
-def by_seed_mean(values: list[tuple[int, float]]) -> dict[int, float]:
-    grouped: dict[int, list[float]] = defaultdict(list)
-    for seed, v in values:
-        grouped[seed].append(v)
-    return {s: statistics.fmean(v) for s, v in sorted(grouped.items())}
+def by_seed_mean(values: list[tuple[int, tuple, float]]) -> dict[int, float]:
+    """(seed, cell, value) -> {seed: the mean over the cells}, over the cells that at least 2 seeds have
+    (a cell with fewer is not tested) and the seeds that have every one of them (a seed missing a cell,
+    whose run was left out, is left out of the test: its mean would be over other cells)."""
+    seeds_of: dict[tuple, set] = defaultdict(set)
+    for seed, cell, _ in values:
+        seeds_of[cell].add(seed)
+    cells = {c for c, ss in seeds_of.items() if len(ss) >= 2}
+    grouped: dict[int, dict[tuple, float]] = defaultdict(dict)
+    for seed, cell, v in values:
+        if cell in cells:
+            grouped[seed][cell] = v
+    return {s: statistics.fmean(by_cell.values()) for s, by_cell in sorted(grouped.items()) if set(by_cell) == cells}
 
 
 def per_seed_test(values_by_seed: dict[int, float]) -> TestResult:
@@ -266,6 +274,13 @@ def claim_a(runs: list[dict], report: Report, plt=None, out_dir: Path | None = N
     if left_out:
         lines += ["", f"{left_out} run(s) had no positive debiased r (its estimate of |g_perp|^2 below 0: no logarithm) "
                       f"and are left out of a1 and a2."]
+    every_r = [(seed_of(r), r["init/data/num_samples"], lookup(r, "model.width"), r["init/data/permutation/r_perp_clean_debiased"])
+               for r in done if r.get("init/data/num_samples") and r.get("init/data/permutation/r_perp_clean_debiased") is not None
+               and math.isfinite(r["init/data/permutation/r_perp_clean_debiased"])]
+    linear = per_seed_test(per_seed_slopes([(s, v, {"log N": math.log(n), "log width": math.log(w)})
+                                            for s, n, w, v in every_r]).get("log N", {}))
+    lines += ["", f"Sensitivity (no logarithm, every run, a non-positive estimate counted as 0): the debiased r's slope on "
+                  f"log N is {ci(linear, 4)} per unit of log N (the same fit in r rather than log r)."]
     # The theory's rate, on the plain r (the debiased r has no sampling noise to average out).
     plain_slopes = per_seed_slopes([(s, math.log(v), {"log N": math.log(n), "log width": math.log(w)})
                                     for s, n, w, v in plain]).get("log N", {})
@@ -372,9 +387,9 @@ def claim_b(runs: list[dict], report: Report, plt=None, out_dir: Path | None = N
             continue
         seed = seed_of(v)
         for window, w in values.items():
-            diffs[window]["high"].append((seed, w["high"] - w["vanilla"]))
-            diffs[window]["low"].append((seed, w["low"] - w["vanilla"]))
-            diffs[window]["high-low"].append((seed, w["high"] - w["low"]))
+            diffs[window]["high"].append((seed, cell_of(v), w["high"] - w["vanilla"]))
+            diffs[window]["low"].append((seed, cell_of(v), w["low"] - w["vanilla"]))
+            diffs[window]["high-low"].append((seed, cell_of(v), w["high"] - w["low"]))
         for k, x in values[windows[0]].items():
             table[cell_of(v)][k].append(x)
         table[cell_of(v)]["end"].append(end)
@@ -435,9 +450,11 @@ def claim_c(runs: list[dict], report: Report, plt=None, out_dir: Path | None = N
     for label, name, baseline, needs in comparisons:
         gains[label], dropped[label] = differences(arm(PAUSE), arm(baseline), needs_enp=needs)
         report.tests.append(Test("c", f"{label}: {name}, final test accuracy, mean over the premise cells", "points", +1,
-                                 per_seed_test(by_seed_mean([(s, g) for s, _, g in gains[label]])),
+                                 per_seed_test(by_seed_mean(gains[label])),
                                  skip="" if premise and gains[label] else ("no premise cell" if not premise else "no pairs")))
-    fitted = per_seed_slopes([(s, g, {"log N": math.log(c[0]), "log width": math.log(c[1])}) for s, c, g in gains["c1"]])
+    complete = set(by_seed_mean(gains["c1"]))  # the seeds with every premise cell (as c1 uses them)
+    fitted = per_seed_slopes([(s, g, {"log N": math.log(c[0]), "log width": math.log(c[1])})
+                              for s, c, g in gains["c1"] if s in complete])
     for label, regressor in (("c4", "log N"), ("c5", "log width")):
         report.tests.append(Test("c", f"{label}: slope of the Pause - Mixup gain on {regressor} (the gain shrinks)",
                                  f"points per unit of {regressor}", -1, per_seed_test(fitted.get(regressor, {})),
@@ -449,12 +466,18 @@ def claim_c(runs: list[dict], report: Report, plt=None, out_dir: Path | None = N
               + (f" {left_out} Pause or dose-matched run(s) never left the ENP: they and their pairs are left out."
                  if left_out else ""),
               "", "Final test accuracy (%) per cell, mean ± sd over seeds (all cells; the tests read the premise cells), "
-              "and the paired differences (same cell and seed) with 95% CIs:", "",
+              "and the paired differences (same cell and seed) with 95% CIs. The premise column also gives Mixup 1 minus "
+              "vanilla on the validation split over every seed, with the number of seeds (the premise recomputed; the "
+              "tests keep stage 1's premise cells):", "",
               "| images/width | premise | vanilla | Mixup 0.2 | Mixup 1 | Pause | dose-matched | early | Pause - Mixup 1 "
               "| Pause - dose-matched | Early - vanilla |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     every = lambda a: [r for r in train if lookup(r, "arm") == a]  # noqa: E731
     per_cell = {label: differences(every(PAUSE), every(b), needs_enp=n)[0] for label, _, b, n in comparisons}
     per_cell["early"] = differences(every(EARLY), every(VANILLA), needs_enp=(True, False))[0]
+    recomputed = {}  # the premise on every seed's validation accuracy (the tests keep stage 1's premise cells)
+    for cell in sorted({cell_of(r) for r in train}):
+        recomputed[cell] = one_sample([g for _, c, g in differences(every(MIXUP), every(VANILLA), "final_val_acc")[0]
+                                       if c == cell])
     cell_ci = {}
     for cell in sorted({cell_of(r) for r in train}):
         def acc(a):
@@ -464,7 +487,9 @@ def claim_c(runs: list[dict], report: Report, plt=None, out_dir: Path | None = N
             return one_sample([g for _, c, g in per_cell[label] if c == cell])
 
         cell_ci[cell] = {k: gain(k) for k in ("c1", "c2", "early")}
-        lines.append(f"| {cell_name(cell, sizes)} | {'yes' if cell in premise else 'no'} | {acc(VANILLA)} | {acc(LOW)} | "
+        again = recomputed[cell]
+        lines.append(f"| {cell_name(cell, sizes)} | {'yes' if cell in premise else 'no'} ({ci(again)}, {again.n}) | "
+                     f"{acc(VANILLA)} | {acc(LOW)} | "
                      f"{acc(MIXUP)} | {acc(PAUSE)} | {acc(DOSE)} | {acc(EARLY)} | {ci(cell_ci[cell]['c1'])} | "
                      f"{ci(cell_ci[cell]['c2'])} | {ci(cell_ci[cell]['early'])} |")
     lines += ["", "Per-cell CIs are descriptive. c4 and c5 are tested only when c1 is supported (a gain that is not there "
@@ -508,29 +533,36 @@ def claim_d(runs: list[dict], report: Report, plt=None, out_dir: Path | None = N
     for cell in sorted({cell_of(r) for r in grid_runs}):
         at = lambda rs: [r for r in rs if cell_of(r) == cell]  # noqa: E731
         grid: dict[int, list[dict]] = defaultdict(list)  # pause length (steps) -> runs
-        for r in at(grid_runs):
-            grid[math.ceil(lookup(r, "phase.fraction") * r["steps"])].append(r)
+        for r in at(grid_runs):  # a fixed pause ends where the ENP does (phase=fraction)
+            grid[r.get("enp_end_step") or math.ceil(lookup(r, "phase.fraction") * r["steps"])].append(r)
         mixup = [r for r in at(train) if lookup(r, "arm") == MIXUP]
         vanilla = [r for r in at(train) if lookup(r, "arm") == VANILLA]
         val = lambda r: 100 * r["final_val_acc"]  # noqa: E731
         test = lambda r: 100 * r["final_test_acc"]  # noqa: E731
+        val_at = {(n, seed_of(r)): val(r) for n, rs in grid.items() for r in rs}
 
-        def best(leave_out: int | None = None) -> int:
+        def best(leave_out: int | None = None) -> int | None:
+            """The length with the best mean validation accuracy over the seeds, `leave_out` aside."""
             means = {n: statistics.fmean(val(r) for r in rs if seed_of(r) != leave_out)
                      for n, rs in grid.items() if any(seed_of(r) != leave_out for r in rs)}
-            return max(means, key=means.get)
+            return max(means, key=means.get) if means else None
+
+        def loso(reference: list[dict]) -> TestResult:
+            """Per seed: its validation accuracy at the length best on the *other* seeds, minus the
+            reference run's (Mixup's, vanilla's) of that seed: an unbiased gain of choosing a length."""
+            ref = {seed_of(r): val(r) for r in reference}
+            return one_sample([val_at[(b, s)] - ref[s] for s in sorted(ref) if (b := best(s)) is not None
+                               and (b, s) in val_at])
 
         top = best()
-        seeds = sorted({seed_of(r) for r in grid[top]})
-        gain_by_seed = [val(g) - val(m) for g in grid[top] for m in mixup if seed_of(m) == seed_of(g)]
-        gain = statistics.fmean(gain_by_seed) if gain_by_seed else math.nan
-        margin = gain / 2 if math.isfinite(gain) else math.nan
-        mean_val = lambda rs: statistics.fmean(val(r) for r in rs) if rs else math.nan  # noqa: E731
+        seeds = sorted({seed_of(r) for rs in grid.values() for r in rs})
+        gain, over_vanilla = loso(mixup), loso(vanilla)
+        margin = gain.effect / 2 if math.isfinite(gain.effect) else math.nan
         flags = []
-        if not math.isfinite(gain) or gain <= 0:
-            flags.append("the best fixed pause does not beat Mixup on validation")
-        if vanilla and mean_val(vanilla) >= mean_val(grid[top]):
-            flags.append("vanilla is at least as good as the best fixed pause on validation")
+        if not (math.isfinite(gain.ci_low) and gain.ci_low > 0):
+            flags.append(f"the best fixed pause does not beat Mixup on validation (gain {ci(gain)})")
+        if vanilla and not over_vanilla.effect > 0:
+            flags.append(f"vanilla is at least as good as the best fixed pause on validation ({ci(over_vanilla)})")
         if top == max(grid):
             flags.append("the best length is the grid's longest")
         name = cell_name(cell, sizes)
@@ -557,17 +589,23 @@ def claim_d(runs: list[dict], report: Report, plt=None, out_dir: Path | None = N
             lines.append(f"| {det} detector | {where} | {len(rs)} ({len(ended)} ended) | {mean_sd([val(r) for r in rs])} | "
                          f"{mean_sd([test(r) for r in rs])} |")
             keys = ("experiment", "name", "phase", "arm")
-            matched = [p for m in ended for p in pairs([m], [g for g in grid[best(seed_of(m))] if seed_of(g) == seed_of(m)], keys)]
+            matched = [p for m in ended for p in pairs([m], [g for g in grid.get(best(seed_of(m)), [])
+                                                             if seed_of(g) == seed_of(m)], keys)]
+            if len(matched) < len(ended):
+                lines.append(f"| ({det}: {len(ended) - len(matched)} run(s) without a grid run of their seed at the "
+                             f"length chosen for it, left out) | | | | |")
             result = non_inferiority([test(m) for m, _ in matched], [test(b) for _, b in matched], margin) \
                 if matched and math.isfinite(margin) and margin > 0 else untested()
-            skip = ("premise fails: " + "; ".join(flags)) if flags else ("" if matched else "no detector run left the ENP")
+            skip = ("premise fails: " + "; ".join(flags)) if flags else (
+                "" if matched else "no detector run left the ENP" if not ended else "no pairs")
             report.tests.append(Test("d", f"{det} detector minus the best fixed pause at {name} (non-inferiority, "
                                           f"margin {fmt(margin, 2, False)})", "points", +1, result, margin=margin, skip=skip))
         ratio = f"{top / statistics.fmean(detected_ends):.1f}x the mean detected end" if detected_ends else "-"
-        lines += ["", f"Best fixed length on validation: {top} steps ({ratio}); its gain over Mixup 1 on validation "
-                      f"{fmt(gain)} points, so the margin is {fmt(margin, 2, False)} points. Each seed's detector run is "
-                      f"compared with that seed's run at the length best on the *other* seeds' validation accuracy "
-                      f"({len(seeds)} seeds)."
+        lines += ["", f"Best fixed length on validation: {top} steps ({ratio}). Chosen for each seed on the *other* seeds' "
+                      f"validation accuracy ({len(seeds)} seeds), the best pause gains {ci(gain)} points over Mixup 1 on "
+                      f"that seed's validation accuracy (mean [95% CI] over seeds) and {ci(over_vanilla)} over vanilla, so "
+                      f"the margin is {fmt(margin, 2, False)} points. Each seed's detector run is compared with that seed's "
+                      f"run at its chosen length, on the test set."
                   + (f" **Premise flag**: {'; '.join(flags)}." if flags else ""), ""]
         if plt is not None and out_dir is not None:
             fig, ax = plt.subplots(figsize=(6, 4))
@@ -581,7 +619,7 @@ def claim_d(runs: list[dict], report: Report, plt=None, out_dir: Path | None = N
             if detected_ends:
                 ax.axvspan(min(detected_ends), max(detected_ends), color="C2", alpha=0.2, label="detected ENP ends")
             if vanilla:
-                ax.axhline(mean_val(vanilla), color="gray", ls=":", label="vanilla (validation)")
+                ax.axhline(statistics.fmean(val(r) for r in vanilla), color="gray", ls=":", label="vanilla (validation)")
             ax.set_xscale("symlog", linthresh=10)
             ax.set(xlabel="pause length (steps)", ylabel="final accuracy (%)", title=f"pause length at {name} (images/width)")
             ax.legend(fontsize=7)
@@ -621,11 +659,13 @@ CLAIM_TITLES = {
 
 
 def finish(report: Report) -> None:
-    """Holm within each claim, the gate of (c)'s slopes, and each test's family size."""
+    """Holm within each claim over the tests that ran (c4 and c5 included, as planned, also when the
+    gate then leaves them untested: conservative for c1), each test's family size, and the gate."""
     for claim in "abcd":
         family = [t for t in report.tests if t.claim == claim]
-        for t, p in zip(family, holm([math.nan if t.skip else t.result.p for t in family])):
-            t.result.p_holm, t.family_size = p, len(family)
+        ran = [t for t in family if not t.skip and math.isfinite(t.result.p)]
+        for t, p in zip(family, holm([t.result.p if t in ran else math.nan for t in family])):
+            t.result.p_holm, t.family_size = p, max(1, len(ran))
     c1 = next((t for t in report.tests if t.name.startswith("c1")), None)
     if c1 is not None and c1.verdict != "supported":
         for t in report.tests:
@@ -634,13 +674,14 @@ def finish(report: Report) -> None:
 
 
 def claim_verdict(tests: list[Test]) -> str:
-    """Intersection-union: supported only when every test run is."""
+    """Intersection-union: supported only when every test of the claim ran and is supported; "supported
+    where tested" when those that ran are and some did not run."""
     ran = [t.verdict for t in tests if not t.verdict.startswith("not tested")]
     note = f" ({len(tests) - len(ran)} of {len(tests)} tests not run)" if len(ran) < len(tests) else ""
     if not ran:
         return "not tested"
     if all(v == "supported" for v in ran):
-        verdict = "supported"
+        verdict = "supported" if not note else "supported where tested"
     elif "contradicted" in ran:
         verdict = "mixed" if "supported" in ran else "contradicted"
     else:
@@ -697,18 +738,17 @@ def render(report: Report, runs: list[dict], header: list[str], deviations: list
     """The markdown report: the header, the verdicts, the deviations from the plan, one section per
     claim, where the detectors fired, and the runs left out."""
     out = list(header) + ["", "## Verdicts", "",
-                          "| claim | verdict | ENP share | test | effect [95% CI] | p | p (Holm, within the claim) | "
-                          "min. detectable | seeds |", "|---|---|---|---|---|---|---|---|---|"]
+                          "| claim | verdict | ENP share | the paper | test | effect [95% CI] | p | p (Holm, within the "
+                          "claim) | min. detectable | seeds |", "|---|---|---|---|---|---|---|---|---|---|"]
     for claim in "abcd":
         tests = [t for t in report.tests if t.claim == claim]
         for i, t in enumerate(tests):
             r = t.result
-            out.append(f"| {claim if i == 0 else ''} | {claim_verdict(tests) if i == 0 else ''} | "
-                       f"{report.enp_share.get(claim, '-') if i == 0 else ''} | {t.name} ({t.unit}): **{t.verdict}** | "
+            first = (claim, claim_verdict(tests), report.enp_share.get(claim, "-"), PAPER[claim]) if i == 0 else ("",) * 4
+            out.append(f"| {' | '.join(first)} | {t.name} ({t.unit}): **{t.verdict}** | "
                        f"{ci(r, 3)} | {fmt_p(r.p)} | {fmt_p(r.p_holm)} | {fmt(t.mde, 3, False)} | {r.n} |")
-    out += ["", "The paper's quantitative statements beside them: " + "; ".join(f"({k}) {v}" for k, v in PAPER.items()) + ".",
-            "", "Holm's correction runs within each claim; a claim is supported only when every test it ran is "
-            "(intersection-union). The minimum detectable effect is the mean a t-test over these seeds finds with 80% "
+    out += ["", "Holm's correction runs within each claim; a claim is supported only when all its tests ran and are "
+            "supported (intersection-union; \"supported where tested\" when those that ran are and others did not run). The minimum detectable effect is the mean a t-test over these seeds finds with 80% "
             "power at the Bonferroni level 0.05/m of the claim's m tests, given the observed spread; for (d) it is "
             "the smallest non-inferiority margin the design meets with 80% power (one-sided). The ENP share is the "
             "ENP's end step over the run's steps (mean, min-max) in the runs the claim's tests use."]

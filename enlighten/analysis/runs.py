@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from enlighten.config import RESULT_NEUTRAL_KEYS, flatten, under, upgrade_config
-from enlighten.results import upgrade_metrics_row, upgrade_summary
+from enlighten.results import upgrade_metrics_row, upgrade_summary, written_before_test_names
 
 # Config groups whose options set keys outside their own subtree (`# @package _global_`): comparing
 # two of their options compares everything they set. An arm (conf/arm/) sets the strategy and the
@@ -39,7 +39,9 @@ def load_runs(dirs) -> list[dict]:
                 runs.append({"status": "missing", "error": "no summary.json", "_dir": str(hydra_dir.parent)})
         for path in sorted(root.rglob("summary.json")):
             try:
-                run = upgrade_summary(json.loads(path.read_text()))
+                run = json.loads(path.read_text())
+                if written_before_test_names(run):
+                    run = {**upgrade_summary(run), "_old_names": True}  # its rows are read under today's names too
             except (OSError, json.JSONDecodeError) as e:
                 run = {"status": "unreadable", "error": str(e)}
             if isinstance(run.get("config"), dict):  # written by an earlier version: in today's layout
@@ -130,7 +132,8 @@ def read_rows(run: dict, name: str) -> list[dict]:
     path = Path(run["_dir"]) / name
     if not path.exists():
         return []
-    return [upgrade_metrics_row(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [upgrade_metrics_row(row) for row in rows] if run.get("_old_names") else rows
 
 
 # What a data file leaves out of a summary: how the run was made, not what it measured or was.

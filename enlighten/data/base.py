@@ -123,8 +123,8 @@ class InMemoryData:
             raise DataError(f"{name}: samples and labels differ in length.")
         if len(train_x) == 0 or len(test_x) == 0:
             raise DataError(f"{name}: the training or test split is empty.")
-        for split, x in (("training", train_x), ("test", test_x)):
-            if x.is_floating_point() and not torch.isfinite(x).all():
+        for split, x in (("training", train_x), ("validation", val_x), ("test", test_x)):
+            if len(x) and x.is_floating_point() and not torch.isfinite(x).all():
                 bad = (~torch.isfinite(x)).flatten(1).any(1).nonzero().flatten()
                 raise DataError(
                     f"{name}: the {split} split has non-finite values (NaN or inf) in {len(bad)} samples, the "

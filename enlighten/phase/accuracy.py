@@ -8,7 +8,8 @@ batches is ill-defined, so it is always measured on clean, un-mixed inputs, in e
   same every check, un-augmented): a low-noise, comparable signal.
 - `estimator=batch`: the current training batch before mixing (augmented), smoothed by an
   exponential moving average with factor `ema` over checks: no extra data, noisier.
-- `source=val` reads held-out accuracy (the first `probe_size` test samples) instead.
+- `source=val` reads accuracy on the validation split instead (its first `probe_size` samples in a fixed
+  order; `dataset.val_fraction` must hold one out: the test split never decides anything).
 """
 
 from __future__ import annotations

@@ -123,9 +123,13 @@ def upgrade_checkpoint(state: dict) -> dict:
     2026-12-07: the test split's numbers, named val_*, became test_* (`upgrade_metrics_row`; the
     trainer's `held_out`)."""
     results = state.get("results") or {}
-    results["metrics"] = [upgrade_metrics_row({("samples_per_sec" if k == "images_per_sec" else k): v
-                                               for k, v in row.items()}) for row in results.get("metrics", [])]
-    if "held_out" not in state and "final_val_acc" in state:
+    old_names = "held_out" not in state  # written before the test split's numbers were named test_*
+    results["metrics"] = [{("samples_per_sec" if k == "images_per_sec" else k): v for k, v in row.items()}
+                          for row in results.get("metrics", [])]
+    if old_names:
+        for name in ("metrics", "detector"):
+            results[name] = [upgrade_metrics_row(row) for row in results.get(name, [])]
+    if old_names and "final_val_acc" in state:
         state["held_out"] = {"final_test_acc": state.pop("final_val_acc"), "final_test_loss": state.pop("final_val_loss", None)}
         state.pop("best_val_acc", None)  # the best test accuracy: no longer kept (a selection on the test split)
     tally = state.get("tally")
