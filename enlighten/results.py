@@ -241,15 +241,16 @@ class RunResults:
             path.unlink(missing_ok=True)
         return leftovers
 
-    def clear(self) -> list[Path]:
-        """A fresh start in a used directory: remove the earlier run's result files, so none of them
-        stands beside the new run's (a diagnostics.jsonl or a completed summary.json of the old run)."""
-        removed = [p for p in (self.run_dir / n for n in (METRICS_FILE, DIAGNOSTICS_FILE, DETECTOR_FILE, SUMMARY_FILE))
-                   if p.exists()]
+    def set_aside(self, stamp: str) -> list[Path]:
+        """A fresh start in a used directory: the earlier run's result files renamed `<name>.replaced-<stamp>`,
+        so none of them stands beside the new run's and none is lost (readers look for the plain names)."""
+        found = [p for p in (self.run_dir / n for n in (METRICS_FILE, DIAGNOSTICS_FILE, DETECTOR_FILE, SUMMARY_FILE))
+                 if p.exists()]
+        moved = [p.with_name(f"{p.name}.replaced-{stamp}") for p in found]
         if self.write:
-            for path in removed:
-                path.unlink(missing_ok=True)
-        return removed
+            for old, new in zip(found, moved):
+                old.rename(new)
+        return moved
 
     def log_epoch(self, row: dict) -> None:
         self.metrics.append(to_jsonable(row))

@@ -34,7 +34,7 @@ from enlighten.errors import Interrupted, UserError
 from enlighten.loggers.base import Logger, NoLogger
 from enlighten.results import SUMMARY_FILE, RunDirectoryBusy, RunDirLock, RunResults, read_json, upgrade_summary
 from enlighten.training import distributed
-from enlighten.training.checkpoint import (CheckpointError, clear_checkpoints, config_differences, load_latest,
+from enlighten.training.checkpoint import (CheckpointError, config_differences, load_latest, set_aside_checkpoints,
                                            prune_checkpoints)
 from enlighten.training.loop import Diverged, EpochHook, Runtime, Trainer
 from enlighten.training.stopping import StopRequests
@@ -284,7 +284,8 @@ def _check_and_build_before_data(cfg: DictConfig, group) -> tuple:
 
 def _skip_or_resume(t: DictConfig, config: dict, group, results: RunResults) -> tuple:
     """(the summary of a completed run of this config here, to return as it is) or (None, the
-    checkpoint to resume as (path, state), or None: a fresh start, which removes the earlier run's files)."""
+    checkpoint to resume as (path, state), or None: a fresh start, which sets the earlier run's files
+    aside). A run of another config is never replaced unless asked (trainer.resume=never or force)."""
     run_dir = results.run_dir
     # trainer.resume=never starts afresh, also over a completed run of the same config.
     previous = completed_summary(run_dir, config) if t.skip_completed and t.resume != "never" else None
@@ -298,10 +299,27 @@ def _skip_or_resume(t: DictConfig, config: dict, group, results: RunResults) -> 
     if resumed is not None and resumed[1].get("world_size", 1) != group.world_size:
         log.info(f"Resuming a checkpoint of {resumed[1].get('world_size', 1)} processes on {group.world_size}: the "
                  f"global batch is the same; per-process batch statistics and pairings follow the new split.")
-    if resumed is None and group.main and (removed := clear_checkpoints(run_dir) + results.clear()):
-        log.info(f"Starting afresh in {run_dir}: the earlier run's {', '.join(sorted({p.name for p in removed}))} "
-                 f"were removed.")
+    if resumed is None and t.resume == "auto" and (earlier := _earlier_summary(run_dir)) is not None:
+        diffs = config_differences(earlier.get("config") or {}, config)
+        if diffs:  # as a checkpoint of another config is refused: its checkpoints may have been deleted (quota)
+            shown = "; ".join(diffs[:8]) + (f"; and {len(diffs) - 8} more" if len(diffs) > 8 else "")
+            raise ConfigError(
+                f"{run_dir} holds a {earlier.get('status', 'unknown')} run of a different config ({shown}). Use another "
+                f"output directory (hydra.run.dir=..., hydra.sweep.dir=...), or replace it with trainer.resume=never "
+                f"(its files are renamed *.replaced-<time>, not deleted).")
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    if resumed is None and group.main and (moved := set_aside_checkpoints(run_dir, stamp) + results.set_aside(stamp)):
+        log.info(f"Starting afresh in {run_dir}: the earlier run's files are set aside as "
+                 f"{', '.join(sorted({p.relative_to(run_dir).as_posix() for p in moved}))}.")
     return None, resumed
+
+
+def _earlier_summary(run_dir: Path) -> dict | None:
+    """The summary.json an earlier run left in `run_dir` (today's names), or None (none, or unreadable)."""
+    try:
+        return upgrade_summary(read_json(run_dir / SUMMARY_FILE)) if (run_dir / SUMMARY_FILE).is_file() else None
+    except (OSError, ValueError):
+        return None
 
 
 class Attempts:

@@ -316,3 +316,39 @@ def test_a_wandb_run_id_still_held_by_a_killed_process_is_waited_for(tmp_path, m
         logger = wandb_logger.WandbLogger(tmp_path / "b", resume_id="held5678")
     assert logger.run_id != "held5678"
     logger.finish()
+
+
+def test_a_finished_run_of_another_config_is_never_replaced_unasked(tmp_path, caplog):
+    """A completed run whose checkpoints were deleted (to save quota), then another config aimed at the same
+    directory: refused before any work, naming the difference, its files untouched; with
+    trainer.resume=never it is replaced and its files set aside (renamed), never deleted."""
+    import logging
+
+    run_dir = tmp_path / "run"
+    run(compose_cfg([*TINY, "trainer.epochs=1"], run_dir))
+    for path in list_checkpoints(run_dir):
+        path.unlink()
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    with pytest.raises(ConfigError, match=r"holds a completed run of a different config \(diagnostics.seed: 0 -> 1; seed: 0 -> 1\)"):
+        run(compose_cfg([*TINY, "trainer.epochs=1", "seed=1"], run_dir))
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
+    with caplog.at_level(logging.INFO, logger="enlighten"):
+        summary = run(compose_cfg([*TINY, "trainer.epochs=1", "seed=1", "trainer.resume=never"], run_dir))
+    assert summary["status"] == "completed" and summary["config"]["seed"] == 1
+    aside = [p for p in run_dir.iterdir() if ".replaced-" in p.name]
+    assert sorted(p.name.split(".replaced-")[0] for p in aside) == ["diagnostics.jsonl", "metrics.jsonl", "summary.json"]
+    old = json.loads(next(p for p in aside if p.name.startswith("summary.json")).read_text())
+    assert old["config"]["seed"] == 0 and old["status"] == "completed"
+    assert "the earlier run's files are set aside as" in caplog.text
+
+
+def test_a_failed_run_of_the_same_config_is_run_again_and_its_files_set_aside(tmp_path):
+    run_dir = tmp_path / "run"
+    run(compose_cfg([*TINY, "trainer.epochs=1"], run_dir))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    (run_dir / "summary.json").write_text(json.dumps({**summary, "status": "failed", "error": "planted"}))
+    for path in list_checkpoints(run_dir):
+        path.unlink()
+    assert run(compose_cfg([*TINY, "trainer.epochs=1"], run_dir))["status"] == "completed"
+    aside = [p for p in run_dir.iterdir() if p.name.startswith("summary.json.replaced-")]
+    assert len(aside) == 1 and json.loads(aside[0].read_text())["error"] == "planted"

@@ -72,13 +72,15 @@ def save_checkpoint(run_dir: Path, epoch: int, state: dict, step: Optional[int] 
     return path
 
 
-def clear_checkpoints(run_dir: Path) -> list[Path]:
-    """Remove a directory's checkpoints before a fresh start in it, so they are never mixed with the
-    new run's (a later resume would otherwise pick the old run's higher epoch)."""
-    removed = list_checkpoints(run_dir)
-    for path in removed:
-        path.unlink(missing_ok=True)
-    return removed
+def set_aside_checkpoints(run_dir: Path, stamp: str) -> list[Path]:
+    """Move a directory's checkpoints into checkpoints/replaced-<stamp>/ before a fresh start in it, so
+    they are never mixed with the new run's (a resume would pick the old run's higher epoch) and never lost."""
+    found = list_checkpoints(run_dir)
+    aside = Path(run_dir) / CHECKPOINT_DIR / f"replaced-{stamp}"
+    for path in found:
+        aside.mkdir(exist_ok=True)
+        path.rename(aside / path.name)
+    return [aside / p.name for p in found]
 
 
 def config_differences(saved: dict, current: dict) -> list[str]:
