@@ -50,17 +50,21 @@ def swept_overrides(job_overrides: list[str], sweep_dir: Path) -> list[str]:
 
 def sweep_report(sweep_dir: Path, since: float = 0.0) -> str:
     """One line: the jobs by status (a summary older than `since`, the sweep's start, is a job this
-    invocation skipped, completed before), and where the tables come from."""
+    invocation skipped, completed before), and where the tables come from; then a line per failed or
+    diverged job with the first line of its error."""
     from enlighten.analysis.runs import load_runs  # reads summaries only
 
     runs = load_runs([sweep_dir]) if sweep_dir.is_dir() else []
     counts = collections.Counter(r.get("status", "?") for r in runs)
+    failed = [f"\n  {Path(r['_dir']).name}: {str(r.get('error') or '').splitlines()[0] if r.get('error') else r.get('status')}"
+              for r in runs if r.get("status") in ("failed", "diverged")]
     skipped = sum(1 for r in runs if r.get("status") == "completed"
                   and (Path(r["_dir"]) / "summary.json").stat().st_mtime < since)
     statuses = ", ".join(f"{n} {status}" + (f" ({skipped} of them before: skipped)" if status == "completed" and skipped
                                            else "") for status, n in sorted(counts.items()))
     return (f"Sweep {sweep_dir}: {len(runs)} jobs ({statuses or 'none'}). Table: python scripts/make_tables.py "
-            f"{sweep_dir}; one row per run: python scripts/collect.py {sweep_dir} --out runs.csv")
+            f"{sweep_dir}; one row per run: python scripts/collect.py {sweep_dir} --out runs.csv"
+            + "".join(failed[:20]) + (f"\n  and {len(failed) - 20} more" if len(failed) > 20 else ""))
 
 
 class SweepReport(Callback):

@@ -31,6 +31,15 @@ class _CurrentStdout(logging.StreamHandler):
         pass
 
 
+def into_log_files(message: str, level: int = logging.ERROR) -> None:
+    """`message` into the log files only (a run's train.log under Hydra): for an error that Hydra prints
+    on the console itself, so that the file holds it too without the console showing it twice."""
+    record = log.makeRecord(log.name, level, __file__, 0, message, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
 def show_messages() -> None:
     """Outside Hydra (the compose API, a notebook) nothing configures logging: show our messages on
     stdout, plainly. Under Hydra its own handlers (console and train.log) do it."""

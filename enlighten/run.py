@@ -27,12 +27,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from enlighten.callbacks import check_launcher, swept_overrides
 from enlighten.config import ConfigError, build, check_arm, validate
-from enlighten.console import log, result_line, show_messages
+from enlighten.console import into_log_files, log, result_line, show_messages
 from enlighten.data.reuse import load_dataset
 from enlighten.diagnostics.monitor import NoDiagnostics
 from enlighten.errors import Interrupted, UserError
 from enlighten.loggers.base import Logger, NoLogger
-from enlighten.results import SUMMARY_FILE, RunDirectoryBusy, RunDirLock, RunResults, read_json, upgrade_summary
+from enlighten.results import (SUMMARY_FILE, RunDirectoryBusy, RunDirLock, RunResults, read_json, upgrade_summary,
+                               write_json)
 from enlighten.training import distributed
 from enlighten.training.checkpoint import (CheckpointError, config_differences, load_latest, set_aside_checkpoints,
                                            prune_checkpoints)
@@ -155,11 +156,15 @@ def run(cfg: DictConfig, on_epoch_end: Sequence[EpochHook] = ()) -> dict:
 
     One process per run directory: a second one stops at once naming the first (in a multirun it
     skips the job instead, so two copies of one sweep share its jobs rather than train each twice)."""
-    validate(cfg)
-    show_messages()
-    if HydraConfig.initialized():  # a plugin launcher chosen in a config file (train.py checks the command line)
-        check_launcher(HydraConfig.get().runtime.choices.get("hydra/launcher"))
-        check_arm(cfg, HydraConfig.get().runtime.choices)
+    try:
+        validate(cfg)
+        show_messages()
+        if HydraConfig.initialized():  # a plugin launcher chosen in a config file (train.py checks the command line)
+            check_launcher(HydraConfig.get().runtime.choices.get("hydra/launcher"))
+            check_arm(cfg, HydraConfig.get().runtime.choices)
+    except UserError as e:
+        record_refusal(cfg, e)
+        raise
     group = distributed.init()  # several processes (torchrun, a multi-task SLURM job): one run, data-parallel
     run_dir = Path(cfg.paths.output_dir)
     lock = RunDirLock(run_dir)
@@ -186,6 +191,37 @@ def run(cfg: DictConfig, on_epoch_end: Sequence[EpochHook] = ()) -> dict:
         lock.release()
 
 
+def record_refusal(cfg: DictConfig, error: BaseException, locked: bool = False) -> None:
+    """A run refused before it started (a bad setting) still says so where its results would be: the
+    error in its train.log and, where the run directory holds no summary.json yet, one with status
+    failed and the error, so a sweep names the failed job instead of calling it missing. Never over an
+    earlier run's summary, nor in a directory another live process holds (`locked`: this one holds it)."""
+    into_log_files(f"{type(error).__name__}: {error}" if not isinstance(error, UserError) else str(error))
+    try:
+        run_dir = Path(cfg.paths.output_dir)
+    except Exception:  # noqa: BLE001 - no output directory to speak of (outside Hydra, an unresolvable path)
+        return
+    if (run_dir / SUMMARY_FILE).exists():
+        return
+    lock = RunDirLock(run_dir)
+    try:
+        if not locked:
+            lock.acquire()
+        try:
+            config = OmegaConf.to_container(cfg, resolve=True)
+        except Exception:  # noqa: BLE001 - a setting that cannot even be resolved: record it as written
+            config = OmegaConf.to_container(cfg, resolve=False)
+        info = _hydra_info()
+        write_json(run_dir / SUMMARY_FILE, {
+            "status": "failed", "error": f"{type(error).__name__}: {error}", "refused_before_start": True,
+            "host": socket.gethostname(), "pid": os.getpid(), "choices": info.get("choices", {}),
+            "overrides": info.get("overrides", []), "config": config})
+    except (UserError, OSError):  # busy or unwritable: the console still shows the error
+        return
+    finally:
+        lock.release()
+
+
 def _in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
@@ -194,7 +230,12 @@ def _run_locked(cfg: DictConfig, group, results: RunResults, stop: StopRequests,
     """The run, once its directory is ours: checks and objects that need no data, skip or resume,
     then data, model and trainer, training, and the summary whatever happens."""
     device = _device(cfg.trainer.device, group)
-    strategy, detector, diagnostics = _check_and_build_before_data(cfg, group)
+    try:
+        strategy, detector, diagnostics = _check_and_build_before_data(cfg, group)
+    except UserError as e:
+        if group.main:
+            record_refusal(cfg, e, locked=True)
+        raise
     config = OmegaConf.to_container(cfg, resolve=True)
     previous, resumed = _skip_or_resume(cfg.trainer, config, group, results)
     if previous is not None:
@@ -299,7 +340,8 @@ def _skip_or_resume(t: DictConfig, config: dict, group, results: RunResults) -> 
     if resumed is not None and resumed[1].get("world_size", 1) != group.world_size:
         log.info(f"Resuming a checkpoint of {resumed[1].get('world_size', 1)} processes on {group.world_size}: the "
                  f"global batch is the same; per-process batch statistics and pairings follow the new split.")
-    if resumed is None and t.resume == "auto" and (earlier := _earlier_summary(run_dir)) is not None:
+    earlier = _earlier_summary(run_dir) if resumed is None and t.resume == "auto" else None
+    if earlier is not None and not earlier.get("refused_before_start"):  # a refused run has nothing to protect
         diffs = config_differences(earlier.get("config") or {}, config)
         if diffs:  # as a checkpoint of another config is refused: its checkpoints may have been deleted (quota)
             shown = "; ".join(diffs[:8]) + (f"; and {len(diffs) - 8} more" if len(diffs) > 8 else "")

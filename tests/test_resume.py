@@ -194,9 +194,10 @@ def test_a_diverged_job_does_not_stop_the_others_and_tables_report_it(tmp_path):
     assert statuses == ["completed", "diverged"]  # ...after every job ran
     # A line per job as it ends, and the sweep's summary at the end, though Hydra ended it with an error.
     assert "[job 0] diverged, " in proc.stdout and "[job 1] completed, test_acc 0." in proc.stdout
-    assert proc.stdout.rstrip().endswith(f"Sweep {sweep}: 2 jobs (1 completed, 1 diverged). Table: python "
-                                         f"scripts/make_tables.py {sweep}; one row per run: python scripts/collect.py "
-                                         f"{sweep} --out runs.csv")
+    last = proc.stdout.rstrip().splitlines()[-2:]  # the sweep's summary, then a line per job that failed or diverged
+    assert last[0] == (f"Sweep {sweep}: 2 jobs (1 completed, 1 diverged). Table: python scripts/make_tables.py {sweep}; "
+                       f"one row per run: python scripts/collect.py {sweep} --out runs.csv")
+    assert last[1].startswith("  0_") and last[1].endswith(": non-finite training loss by step 5 (epoch 0)")
     assert "Traceback" not in proc.stderr and "non-finite training loss by step" in proc.stderr
     tables = subprocess.run([sys.executable, str(REPO / "scripts" / "make_tables.py"), str(sweep)],
                             capture_output=True, text=True)

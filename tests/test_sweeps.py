@@ -4,10 +4,12 @@ joblib's packed jobs are run by the bench's sweep section (tests/test_bench.py).
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
-from tests.conftest import REPO, read_run, run_train
+from tests.conftest import REPO, TINY, compose_cfg, read_run, run_train, user_env
 
 FAST = ["dataset=digits", "model=cnn", "trainer.epochs=1", "logger=none", "diagnostics=off"]
 
@@ -74,3 +76,23 @@ def test_the_plugins_own_launcher_names_are_refused_pointing_to_ours(tmp_path):
         check_launcher(ours)  # ours pass
     with pytest.raises(UserError, match="use hydra/launcher=local"):
         check_launcher("submitit_local")  # also when a config file chose it: run() checks the composed choice
+
+
+def test_a_job_refused_at_start_up_says_so_in_its_directory_and_in_the_sweep_summary(tmp_path):
+    """A sweep job with a bad setting: its train.log holds the error, its summary.json says failed with
+    the error (not "missing"), and the sweep's last lines name it; the same directory then takes a
+    corrected run (a refused run has nothing to protect)."""
+    sweep = tmp_path / "sweep"
+    proc = subprocess.run([sys.executable, str(REPO / "train.py"), "-m", *TINY, "trainer.epochs=1", "mix.alpha=0.2,-1",
+                           f"hydra.sweep.dir={sweep}"], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=user_env())
+    assert proc.returncode != 0
+    job = next(sweep.glob("1_*"))
+    summary = json.loads((job / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["error"] == "ConfigError: mix.alpha must be >= 0, got -1.0 (0 turns it off)."
+    assert "mix.alpha must be >= 0, got -1.0" in (job / "train.log").read_text()
+    assert "2 jobs (1 completed, 1 failed)" in proc.stdout
+    assert f"  {job.name}: ConfigError: mix.alpha must be >= 0, got -1.0 (0 turns it off)." in proc.stdout
+    from enlighten.run import run
+
+    fixed = run(compose_cfg([*TINY, "trainer.epochs=1", "mix.alpha=0.5"], job))
+    assert fixed["status"] == "completed"
