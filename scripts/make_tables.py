@@ -39,7 +39,7 @@ from pathlib import Path
 IGNORED_OVERRIDES = ("seed", "paths.", "logger", "hydra", "experiment", "trainer.device")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from enlighten.analysis.runs import (METRICS, DuplicateRuns, drop_duplicates, load_runs, lookup,  # noqa: E402  (no torch)
+from enlighten.analysis.runs import (METRICS, DuplicateRuns, drop_duplicates, load_runs, lookup, separating_keys,  # noqa: E402  (no torch)
                                      paired_stats, read_rows)
 from enlighten.config import flatten  # noqa: E402
 
@@ -221,6 +221,10 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, DuplicateRuns) as e:
         sys.exit(f"error: {e}")
     rows = args.rows.split(",") if args.rows else default_rows(runs)
+    if added := separating_keys(runs, rows):  # never average different experiments as seeds of one cell
+        print(f"note: the rows ({', '.join(rows)}) do not separate runs that differ in {', '.join(added)}; those keys "
+              f"are added to the rows.", file=sys.stderr)
+        rows = [*rows, *added]
     done = [r for r in runs if r.get("status") == "completed"]
     unknown = [k for k in rows + (args.cols.split(",") if args.cols else []) if all(lookup(r, k) is None for r in done)]
     if unknown:

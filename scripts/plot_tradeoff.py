@@ -33,7 +33,8 @@ from matplotlib.ticker import NullFormatter  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from enlighten.analysis.figures import band  # noqa: E402
-from enlighten.analysis.runs import DuplicateRuns, drop_duplicates, load_runs, lookup, paired_stats, read_rows  # noqa: E402
+from enlighten.analysis.runs import (DuplicateRuns, drop_duplicates, load_runs, lookup, paired_stats,  # noqa: E402
+                                     read_rows, separating_keys)
 
 CELL = ("mix.alpha", "dataset.fraction", "model.width")
 
@@ -213,6 +214,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(f"error: {e}")
     if not runs:
         sys.exit("error: no completed runs")
+    drawn_by = ["strategy", "mix.alpha", "dataset.fraction", "model.width"]  # what separates the figure's curves
+    if added := separating_keys(runs, drawn_by):
+        sys.exit(f"error: runs that differ in {', '.join(added)} would be drawn as seeds of one curve: give the "
+                 f"directories of one experiment at a time, or keep only the runs to compare")
     try:
         fig = figure(runs, args.baseline, args.cell)
     except ValueError as e:

@@ -316,3 +316,26 @@ def test_results_written_before_the_validation_split_read_under_todays_names(tmp
     out = tables(tmp_path, "--baseline", "strategy=vanilla")
     mixup = [c.strip() for c in next(x for x in out.splitlines() if x.startswith("| mixup")).strip("|").split("|")]
     assert mixup[2] == "70.00 ± 0.00" and "+20.00" in mixup
+
+
+def test_runs_of_different_experiments_are_never_one_cell(tmp_path):
+    """An `experiment=demo` run and a plain run, both seed 0 and strategy mixup, differ in what the experiment
+    sets (its name, batch size, learning rate, detector): the table splits them by the experiment's name and
+    says so, instead of one cell of "2 seeds"; the figure refuses to draw them as one curve."""
+    for name, (experiment, batch, lr, phase, acc) in {"demo": ("demo", 64, 0.05, "accuracy", 0.9),
+                                                      "plain": ("default", 128, 0.1, "never", 0.5)}.items():
+        d = tmp_path / name
+        d.mkdir()
+        (d / "summary.json").write_text(json.dumps({
+            "status": "completed", "final_test_acc": acc, "choices": {"strategy": "mixup", "phase": phase},
+            "overrides": ["strategy=mixup", "seed=0", *(["experiment=demo"] if name == "demo" else [])],
+            "config": {"seed": 0, "name": experiment, "trainer": {"batch_size": batch}, "optim": {"lr": lr}}}))
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "make_tables.py"), str(tmp_path)],
+                          capture_output=True, text=True, check=True)
+    assert "note: the rows (strategy) do not separate runs that differ in name; those keys are added" in proc.stderr
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in proc.stdout.splitlines()[2:] if line.startswith("|")]
+    assert [(r[0], r[1], r[2], r[3]) for r in rows] == [("mixup", "default", "1", "50.00 ± 0.00"),
+                                                        ("mixup", "demo", "1", "90.00 ± 0.00")]
+    figure = subprocess.run([sys.executable, str(REPO / "scripts" / "plot_tradeoff.py"), str(tmp_path), "--out",
+                             str(tmp_path / "fig")], capture_output=True, text=True)
+    assert figure.returncode != 0 and "runs that differ in name would be drawn as seeds of one curve" in figure.stderr

@@ -88,6 +88,32 @@ def identity(run: dict, without: tuple[str, ...] = ()) -> tuple:
     return tuple(sorted({**settings, **choices}.items()))
 
 
+def separating_keys(runs: list[dict], keys: list[str]) -> list[str]:
+    """The keys to add to `keys` so that completed runs grouped by them (and their seed) are one experiment
+    each: runs that share the values of `keys` and the seed but differ in anything else (an experiment's
+    settings, another detector) must not be averaged as seeds of one cell. The experiment's `name` first,
+    then the group choices, then single settings, fewest first; [] when `keys` already separate them."""
+    done = [r for r in runs if r.get("status") == "completed"]
+    groups: dict[tuple, list[dict]] = {}
+    for run in done:
+        groups.setdefault((*(str(lookup(run, k)) for k in keys), str(lookup(run, "seed"))), []).append(run)
+    mixed = [g for g in groups.values() if len({identity(r) for r in g}) > 1]
+    if not mixed:
+        return []
+    differing: set[str] = set()
+    for group in mixed:
+        for key in {k for r in group for k in [*flatten(r.get("config", {})), *r.get("choices", {})]}:
+            if not under(key, RESULT_NEUTRAL_KEYS) and key not in keys and len({repr(lookup(r, key)) for r in group}) > 1:
+                differing.add(key)
+    order = sorted(differing, key=lambda k: (k != "name", k not in done[0].get("choices", {}), k.count("."), k))
+    chosen: list[str] = []
+    for key in order:  # fewest keys that give every identity of a group its own values
+        chosen.append(key)
+        if all(len({tuple(repr(lookup(r, k)) for k in chosen) for r in g}) == len({identity(r) for r in g}) for g in mixed):
+            return chosen
+    return chosen
+
+
 def drop_duplicates(runs: list[dict], keep_newest: bool = False) -> list[dict]:
     """Completed runs with one identity (seed included) once: re-running a sweep into a new directory
     and reading both must never double the seeds. Without `keep_newest` a duplicate raises
