@@ -24,7 +24,9 @@ config and seed are an error naming both (--keep-newest keeps the newest and lis
 --baseline value or a --rows/--cols key that matches no run is an error listing the valid ones.
 A key is a config group (`strategy`, `model`, ...) or a dotted config key (`mix.alpha`,
 `dataset.fraction`). Without --rows, the keys the runs were launched with (their overrides, minus
-`seed`) make the rows. Failed, diverged and incomplete runs are listed under the table.
+`seed`) make the rows. Runs that share the rows' values and the seed but differ in anything else (another
+experiment, another alpha) are never averaged as seeds of one cell: the fewest keys that separate them
+(the experiment's `name` first) are added to the rows, with a note on stderr. Failed, diverged and incomplete runs are listed under the table.
 """
 
 from __future__ import annotations

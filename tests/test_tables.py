@@ -205,16 +205,18 @@ def _tables(*args):
 
 
 def test_pairs_agree_on_every_setting_but_the_seed_and_the_compared_key(tmp_path):
-    """Rows pool two alphas; Mixup Pause is planted 1 point above Mixup at alpha 0.2 and 3 points at
-    alpha 1, on baselines 40 points apart: the pooled difference is +2.00 over 6 pairs. Pairing by
-    seed alone would set a seed's run at one alpha against the other alpha's baseline."""
+    """Mixup Pause is planted 1 point above Mixup at alpha 0.2 and 3 points at alpha 1, on baselines 40
+    points apart. Rows asked by strategy alone would pool the two alphas as seeds of one cell: the table
+    adds mix.alpha to the rows (and says so), and each alpha's runs pair with their own baseline (+1.00 and
+    +3.00 over 3 pairs; pairing by seed alone would set a run at one alpha against the other's baseline)."""
     for seed in range(3):
         for alpha, base, gain in ((0.2, 0.5, 0.01), (1.0, 0.9, 0.03)):
             _run(tmp_path, f"m{alpha}_{seed}", "mixup", seed, base + 0.01 * seed, alpha)
             _run(tmp_path, f"p{alpha}_{seed}", "mixup_pause", seed, base + 0.01 * seed + gain, alpha)
-    out = _tables(tmp_path, "--rows", "strategy", "--baseline", "strategy=mixup").stdout
-    pause = [c.strip() for c in next(x for x in out.splitlines() if x.startswith("| mixup_pause")).strip("|").split("|")]
-    assert pause[1] == "6" and pause[-3] == "+2.00"
+    result = _tables(tmp_path, "--rows", "strategy", "--baseline", "strategy=mixup")
+    assert "do not separate runs that differ in mix.alpha" in result.stderr
+    pause = [[c.strip() for c in x.strip("|").split("|")] for x in result.stdout.splitlines() if x.startswith("| mixup_pause")]
+    assert [(p[1], p[2], p[-3]) for p in pause] == [("0.2", "3", "+1.00"), ("1.0", "3", "+3.00")]
 
 
 def test_a_run_repeated_in_another_directory_is_refused_or_counted_once(tmp_path):
