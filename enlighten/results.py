@@ -12,13 +12,13 @@ import errno
 import fcntl
 import io
 import json
+import logging
 import math
 import os
 import shutil
 import socket
 import sys
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -134,8 +134,8 @@ class RunDirLock:
                 f"directory (hydra.run.dir=...).") from None
         except OSError as e:  # a file system without locks (some network mounts): go on, unguarded
             os.close(fd)
-            warnings.warn(f"Cannot lock {self.path} ({e}): nothing stops a second process from using "
-                          f"{self.path.parent} at the same time.", stacklevel=2)
+            logging.getLogger("enlighten").warning(f"Cannot lock {self.path} ({e}): nothing stops a second process "
+                                                   f"from using {self.path.parent} at the same time.")
             return ""
         previous = os.pread(fd, 4096, 0).decode(errors="replace").strip()
         command = " ".join(sys.argv)

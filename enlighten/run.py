@@ -237,12 +237,12 @@ def _run_locked(cfg: DictConfig, group, results: RunResults, stop: StopRequests,
             record_refusal(cfg, e, locked=True)
         raise
     config = OmegaConf.to_container(cfg, resolve=True)
-    previous, resumed = _skip_or_resume(cfg.trainer, config, group, results)
+    previous, resumed, notes = _skip_or_resume(cfg.trainer, config, group, results, device)
     if previous is not None:
         return previous
     seed_everything(cfg.seed, cfg.trainer.deterministic)
     info = _hydra_info()
-    attempts = Attempts(resumed[1].get("attempts", []) if resumed else [])
+    attempts = Attempts(resumed[1].get("attempts", []) if resumed else [], device, notes)
     summary: dict = {"status": "failed", "error": None}
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -323,20 +323,32 @@ def _check_and_build_before_data(cfg: DictConfig, group) -> tuple:
     return strategy, detector, diagnostics
 
 
-def _skip_or_resume(t: DictConfig, config: dict, group, results: RunResults) -> tuple:
-    """(the summary of a completed run of this config here, to return as it is) or (None, the
+def _skip_or_resume(t: DictConfig, config: dict, group, results: RunResults, device: torch.device) -> tuple:
+    """(the summary of a completed run of this config here, to return as it is, None, []) or (None, the
     checkpoint to resume as (path, state), or None: a fresh start, which sets the earlier run's files
-    aside). A run of another config is never replaced unless asked (trainer.resume=never or force)."""
+    aside; what changes this run's numbers, said in train.log: a forced resume, a fallback to an older
+    checkpoint, another thread count or device than the attempt before). A run of another config is never
+    replaced unless asked (trainer.resume=never or force)."""
     run_dir = results.run_dir
     # trainer.resume=never starts afresh, also over a completed run of the same config.
     previous = completed_summary(run_dir, config) if t.skip_completed and t.resume != "never" else None
     if previous is not None:
         log.info(f"Skipping {run_dir}: summary.json says completed, with the same config.")
-        return previous, None
+        return previous, None, []
+    notes: list[str] = []
     try:  # before any work: a checkpoint of another config is refused here
-        resumed = None if t.resume == "never" else load_latest(run_dir, config, force=t.resume == "force")
+        resumed = None if t.resume == "never" else load_latest(run_dir, config, force=t.resume == "force", notes=notes)
     except CheckpointError as e:
         raise ConfigError(str(e)) from e
+    before = (resumed[1].get("attempts") or [{}])[-1] if resumed else {}
+    now = {"torch_threads": torch.get_num_threads(), "device": device.type}
+    changed = [f"{k} {before[k]} -> {now[k]}" for k in now if k in before and before[k] != now[k]]
+    if changed:
+        notes.append(f"Resuming on another machine setup than the attempt before ({', '.join(changed)}): floating-point "
+                     f"sums run in another order, so the results can differ from an uninterrupted run's (bitwise "
+                     f"equality holds on the same thread count and device).")
+    for note in notes:
+        log.warning(note)
     if resumed is not None and resumed[1].get("world_size", 1) != group.world_size:
         log.info(f"Resuming a checkpoint of {resumed[1].get('world_size', 1)} processes on {group.world_size}: the "
                  f"global batch is the same; per-process batch statistics and pairings follow the new split.")
@@ -353,7 +365,7 @@ def _skip_or_resume(t: DictConfig, config: dict, group, results: RunResults) -> 
     if resumed is None and group.main and (moved := set_aside_checkpoints(run_dir, stamp) + results.set_aside(stamp)):
         log.info(f"Starting afresh in {run_dir}: the earlier run's files are set aside as "
                  f"{', '.join(sorted({p.relative_to(run_dir).as_posix() for p in moved}))}.")
-    return None, resumed
+    return None, resumed, notes
 
 
 def _earlier_summary(run_dir: Path) -> dict | None:
@@ -366,12 +378,15 @@ def _earlier_summary(run_dir: Path) -> dict | None:
 
 class Attempts:
     """The run's attempts: the earlier ones (each up to its last checkpoint, from that checkpoint),
-    then this one, timed from its start."""
+    then this one, timed from its start: where it ran (host, thread count, device) and what changed
+    its numbers (`warnings`: a forced resume, an older checkpoint, another thread count)."""
 
-    def __init__(self, earlier: list[dict]) -> None:
+    def __init__(self, earlier: list[dict], device: torch.device | None = None, warnings: list[str] = ()) -> None:
         self.earlier, self.start = list(earlier), time.perf_counter()
         self.this = {"host": socket.gethostname(), "pid": os.getpid(),
-                     "started": datetime.datetime.now().isoformat(timespec="seconds")}
+                     "started": datetime.datetime.now().isoformat(timespec="seconds"),
+                     "torch_threads": torch.get_num_threads(), "device": device.type if device is not None else None,
+                     **({"warnings": list(warnings)} if warnings else {})}
 
     def so_far(self) -> list[dict]:
         return [*self.earlier, {**self.this, "wall_time_s": time.perf_counter() - self.start}]

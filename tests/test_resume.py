@@ -4,7 +4,9 @@ divergence, and W&B continuing the same run."""
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -80,19 +82,23 @@ def _run(tmp_path: Path, name: str, *extra: str) -> dict:
     return run(compose_cfg([*FAST, *extra], tmp_path / name))
 
 
-def test_a_damaged_checkpoint_falls_back_to_the_previous_one(tmp_path):
+def test_a_damaged_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog):
+    """... and says so in the log and in the attempt's record (an older checkpoint is a different path to the
+    same result, which the record keeps)."""
     _run(tmp_path, "ref")
     _run(tmp_path, "run")
     latest = tmp_path / "run" / "checkpoints" / "epoch_0003.pt"
     latest.write_bytes(latest.read_bytes()[:1000])  # truncated
     (tmp_path / "run" / "summary.json").unlink()
-    with pytest.warns(UserWarning, match=r"Checkpoint .*epoch_0003\.pt is unreadable .*trying the previous one"):
+    with caplog.at_level(logging.WARNING, logger="enlighten"):
         summary = _run(tmp_path, "run")
+    assert re.search(r"Checkpoint .*epoch_0003\.pt is unreadable .*trying the previous one", caplog.text)
+    assert any("is unreadable" in w for w in summary["attempts"][-1]["warnings"])
     assert summary["resumed_from"].endswith("epoch_0002.pt")
     assert _outcome(tmp_path / "run") == _outcome(tmp_path / "ref")
 
 
-def test_a_checkpoint_from_another_config_is_refused_naming_the_difference(tmp_path):
+def test_a_checkpoint_from_another_config_is_refused_naming_the_difference(tmp_path, caplog):
     _run(tmp_path, "run", "trainer.epochs=2")
     before = (tmp_path / "run" / "summary.json").read_text()
     with pytest.raises(ConfigError) as e:
@@ -100,8 +106,10 @@ def test_a_checkpoint_from_another_config_is_refused_naming_the_difference(tmp_p
     assert "was written by a different config (optim.lr: 0.1 -> 0.05)" in str(e.value)
     assert "trainer.resume=force" in str(e.value)
     assert (tmp_path / "run" / "summary.json").read_text() == before  # earlier results intact
-    with pytest.warns(UserWarning, match="trainer.resume=force"):
+    with caplog.at_level(logging.WARNING, logger="enlighten"):
         summary = _run(tmp_path, "run", "trainer.epochs=2", "optim.lr=0.05", "trainer.resume=force")
+    assert "with a different config (trainer.resume=force): optim.lr: 0.1 -> 0.05" in caplog.text
+    assert summary["attempts"][-1]["warnings"] == [m for m in caplog.messages if "trainer.resume=force" in m]
     assert summary["status"] == "completed" and summary["resumed_from"].endswith("epoch_0002.pt")
     old = tmp_path / "run" / "checkpoints" / "epoch_0010.pt"  # a longer earlier run's checkpoint
     old.write_bytes((tmp_path / "run" / "checkpoints" / "epoch_0002.pt").read_bytes())
@@ -117,8 +125,8 @@ def test_a_forced_resume_with_a_larger_batch_stops_at_the_step_budget(tmp_path):
     """Twice the batch halves the steps per epoch, so trainer.max_steps runs out epochs before the
     recomputed num_epochs: the run ends there, evaluated and checkpointed, instead of running empty epochs."""
     _run(tmp_path, "run", "trainer.epochs=2")  # 256 samples / 32 = 8 steps per epoch: step 16 at epoch 2
-    with pytest.warns(UserWarning, match="trainer.resume=force"):
-        summary = _run(tmp_path, "run", "trainer.batch_size=64", "trainer.max_steps=20", "trainer.resume=force")
+    summary = _run(tmp_path, "run", "trainer.batch_size=64", "trainer.max_steps=20", "trainer.resume=force")
+    assert "trainer.resume=force" in summary["attempts"][-1]["warnings"][0]
     metrics = read_run(tmp_path / "run")[0]
     assert summary["status"] == "completed" and summary["steps"] == 20 and summary["epochs"] == 3
     assert [m["step"] for m in metrics] == [8, 16, 20]
@@ -217,12 +225,13 @@ def test_online_logging_without_network_falls_back_to_offline_at_once(tmp_path, 
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert time.perf_counter() - t0 < 45  # import, 2 tiny jobs and at most one decision (W&B's own: 2 x 105 s)
-    assert proc.stderr.count("W&B could not start online") == 2 and "logging offline" in proc.stderr
-    assert "so will every later run of this process" in proc.stderr
+    assert proc.stdout.count("W&B could not start online") == 2 and "logging offline" in proc.stdout  # logging
+    assert "so will every later run of this process" in proc.stdout
     jobs = list(sweep.glob("[01]_*"))
     assert len(jobs) == 2
     for run_dir in jobs:
         assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+        assert "W&B could not start online" in (run_dir / "train.log").read_text()
         assert list((run_dir / "wandb").glob("offline-run-*"))
 
 
@@ -288,7 +297,7 @@ def test_checkpoints_are_ordered_by_epoch_number(tmp_path):
     assert [p.name for p in list_checkpoints(tmp_path)] == ["epoch_10000.pt", "epoch_9999.pt", "epoch_0002.pt"]
 
 
-def test_a_wandb_run_id_still_held_by_a_killed_process_is_waited_for(tmp_path, monkeypatch):
+def test_a_wandb_run_id_still_held_by_a_killed_process_is_waited_for(tmp_path, monkeypatch, caplog):
     """After a SIGKILL, W&B's service of the dead process may hold the run id for a moment: the
     resumed run waits and continues the same W&B run; if the id stays taken, a new W&B run starts
     (with a warning) rather than the training run failing for its logger."""
@@ -313,8 +322,9 @@ def test_a_wandb_run_id_still_held_by_a_killed_process_is_waited_for(tmp_path, m
     assert logger.run_id == "held1234" and failures["left"] == 0
     logger.finish()
     failures["left"] = 100
-    with pytest.warns(UserWarning, match="stays in use"):
+    with caplog.at_level(logging.WARNING, logger="enlighten"):
         logger = wandb_logger.WandbLogger(tmp_path / "b", resume_id="held5678")
+    assert "stays in use" in caplog.text
     assert logger.run_id != "held5678"
     logger.finish()
 
@@ -353,3 +363,23 @@ def test_a_failed_run_of_the_same_config_is_run_again_and_its_files_set_aside(tm
     assert run(compose_cfg([*TINY, "trainer.epochs=1"], run_dir))["status"] == "completed"
     aside = [p for p in run_dir.iterdir() if p.name.startswith("summary.json.replaced-")]
     assert len(aside) == 1 and json.loads(aside[0].read_text())["error"] == "planted"
+
+
+def test_a_resume_on_another_thread_count_says_so_in_the_log_and_the_attempts(tmp_path, caplog):
+    """Every attempt records its thread count and device; resuming a 2-thread run's checkpoint on 1 thread
+    (a SLURM requeue onto another node type) warns that the numbers can differ, in the log and the record."""
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        first = _run(tmp_path, "run", "trainer.epochs=2")
+        assert [(a["torch_threads"], a["device"]) for a in first["attempts"]] == [(2, "cpu")]
+        list_checkpoints(tmp_path / "run")[0].unlink()  # as if killed in its second epoch
+        (tmp_path / "run" / "summary.json").unlink()
+        torch.set_num_threads(1)
+        with caplog.at_level(logging.WARNING, logger="enlighten"):
+            second = _run(tmp_path, "run", "trainer.epochs=2")
+    finally:
+        torch.set_num_threads(threads)
+    assert [a["torch_threads"] for a in second["attempts"]] == [2, 1]
+    assert "Resuming on another machine setup than the attempt before (torch_threads 2 -> 1)" in caplog.text
+    assert second["attempts"][-1]["warnings"] == [m for m in caplog.messages if "another machine setup" in m]

@@ -20,10 +20,10 @@ import socket
 import threading
 import time
 import urllib.parse
-import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
+from enlighten.console import log
 from enlighten.loggers.base import Logger
 from enlighten.results import RUN_RECORD_KEYS
 
@@ -114,11 +114,8 @@ class WandbLogger(Logger):
             if mode != "online":
                 raise
             _offline_because = _offline_because or f"{type(e).__name__}: {e}"
-            warnings.warn(
-                f"W&B could not start online ({_offline_because}); logging offline to {self.run_dir / 'wandb'} "
-                f"instead (so will every later run of this process). Upload it later with `wandb sync`.",
-                stacklevel=2,
-            )
+            log.warning(f"W&B could not start online ({_offline_because}); logging offline to {self.run_dir / 'wandb'} "
+                        f"instead (so will every later run of this process). Upload it later with `wandb sync`.")
             self.run = self._init("offline", kwargs)
         self.run_id = self.run.id
         self.run.define_metric("probe/step", summary="none")
@@ -138,7 +135,7 @@ class WandbLogger(Logger):
                 if not kwargs.get("id") or "in use" not in str(e):
                     raise
                 if wait is None:
-                    warnings.warn(f"W&B run {kwargs['id']} stays in use ({e}); continuing in a new W&B run.", stacklevel=3)
+                    log.warning(f"W&B run {kwargs['id']} stays in use ({e}); continuing in a new W&B run.")
                     return self._wandb.init(mode=mode, settings=self._settings(), **{**kwargs, "id": None, "resume": None})
                 time.sleep(wait)
 

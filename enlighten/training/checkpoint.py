@@ -90,19 +90,26 @@ def config_differences(saved: dict, current: dict) -> list[str]:
             if not under(k, RESULT_NEUTRAL_KEYS) and a.get(k, "<absent>") != b.get(k, "<absent>")]
 
 
-def load_latest(run_dir: Path, config: dict, force: bool = False) -> Optional[tuple[Path, dict]]:
+def load_latest(run_dir: Path, config: dict, force: bool = False, notes: list | None = None) -> Optional[tuple[Path, dict]]:
     """The newest readable checkpoint of `run_dir` as (path, state), or None if there is none.
 
-    An unreadable one (truncated, corrupt) is skipped with a warning for the one before it. One
-    written by a different config raises CheckpointError naming the differences, unless `force`.
+    An unreadable one (truncated, corrupt) is skipped for the one before it, and a forced resume of a
+    different config goes on: both are said in `notes` (run() logs them and keeps them in the attempt's
+    record, since they change what the run computes), or as warnings without it. One written by a
+    different config raises CheckpointError naming the differences, unless `force`.
     """
+    def note(message: str) -> None:
+        if notes is None:
+            warnings.warn(message, stacklevel=3)
+        else:
+            notes.append(message)
+
     for path in list_checkpoints(run_dir):
         try:
             state = upgrade_checkpoint(torch.load(path, map_location="cpu", weights_only=True))
             saved = json.loads(state["config_json"])
         except Exception as e:  # noqa: BLE001 - any failure to read means: try the previous one
-            warnings.warn(f"Checkpoint {path} is unreadable ({type(e).__name__}: {e}); trying the previous one.",
-                          stacklevel=2)
+            note(f"Checkpoint {path} is unreadable ({type(e).__name__}: {e}); trying the previous one.")
             continue
         diffs = config_differences(saved, config)
         if diffs and not force:
@@ -112,8 +119,7 @@ def load_latest(run_dir: Path, config: dict, force: bool = False) -> Optional[tu
                 f"trainer.resume=force, start afresh with trainer.resume=never, or use another output directory."
             )
         if diffs:
-            warnings.warn(f"Resuming {path} with a different config (trainer.resume=force): {'; '.join(diffs)}",
-                          stacklevel=2)
+            note(f"Resuming {path} with a different config (trainer.resume=force): {'; '.join(diffs)}")
         return path, state
     return None
 
