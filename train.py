@@ -10,7 +10,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from enlighten.callbacks import check_launcher
+from enlighten.callbacks import check_launcher, check_output_dir
 from enlighten.config import register_configs
 from enlighten.errors import UserError
 
@@ -29,6 +29,9 @@ if __name__ == "__main__":
     try:  # before anything is launched
         for arg in sys.argv[1:]:
             check_launcher(arg.split("=", 1)[1] if arg.lstrip("+~").startswith("hydra/launcher=") else None)
+            key, _, value = arg.lstrip("+~").partition("=")
+            if key in ("hydra.run.dir", "hydra.sweep.dir"):
+                check_output_dir(key, value)
     except UserError as e:
         sys.exit(f"{e}")
     main()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import os
 import time
 from pathlib import Path
 
@@ -30,6 +31,24 @@ def check_launcher(choice: str | None) -> None:
             f"hydra/launcher={choice} is the plugin's own config, without our defaults (one GPU per job, "
             f"max_num_timeout=3, on which requeue-and-resume depends): use hydra/launcher={OURS[choice]}, which "
             f"builds on it (conf/hydra/launcher/{OURS[choice]}.yaml).")
+
+
+def check_output_dir(key: str, value: str) -> None:
+    """A `hydra.run.dir` / `hydra.sweep.dir` given on the command line that cannot be created (a name over
+    the file system's 255 bytes, a file where a folder must be, a folder that cannot be written): refused
+    before anything is launched, naming the setting (Hydra's own error is a traceback)."""
+    if "${" in value:  # resolved by Hydra later
+        return
+    path = Path(value).expanduser().absolute()
+    long = [part for part in path.parts if len(part.encode()) > 255]
+    if long:
+        raise UserError(f"{key}={value}: the name {long[0][:40]}... is {len(long[0].encode())} bytes, over the file "
+                        f"system's 255: choose a shorter {key}.")
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise UserError(f"{key}={value}: {existing} is a file, not a folder: choose another {key}.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"{key}={value}: {existing} cannot be written: choose a {key} in a folder you can write.")
 
 
 def swept_overrides(job_overrides: list[str], sweep_dir: Path) -> list[str]:

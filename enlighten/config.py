@@ -326,7 +326,16 @@ def validate(cfg: DictConfig) -> None:
         node = cfg.get(group)
         if not isinstance(node, DictConfig) or "_target_" not in node:
             raise ConfigError(f"Config group '{group}' has no _target_; choose an option, e.g. {group}=<name>.")
+        for key in _missing_keys(node, group):
+            raise ConfigError(f"{key} has no value: the {group} option chosen requires it (??? in its YAML). Give it "
+                              f"on the command line, e.g. {key}=...")
         check_target_node(group, node, RUNTIME_ARGS[group])
+    if "wandb" in str(cfg.logger.get("_target_", "")):  # W&B refuses a tag over 64 characters, after the run began
+        for tag in [cfg.name, *(cfg.logger.get("tags") or [])]:
+            if len(str(tag)) > WANDB_TAG_LIMIT:
+                which = "name" if tag == cfg.name else "tags"
+                raise ConfigError(f"{which}={str(tag)[:40]}... is {len(str(tag))} characters; W&B tags (the experiment's "
+                                  f"name is one) hold at most {WANDB_TAG_LIMIT}: shorten {which}, or use logger=none.")
 
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -353,6 +362,20 @@ def check_arm(cfg: DictConfig, choices: dict, conf_dir: Path = CONF_DIR) -> None
         raise ConfigError(f"arm={arm} and {', '.join(wrong)}: {by}, so the run would train something else under the "
                           f"arm's name. Combine arm= only with an experiment that leaves the strategy and its alphas to it "
                           f"(e.g. experiment=claims/paper), or drop arm= and choose strategy= and mix.alpha= directly.")
+
+
+WANDB_TAG_LIMIT = 64
+
+
+def _missing_keys(node: DictConfig, prefix: str) -> list[str]:
+    """Dotted keys under `node` that hold no value (`???`)."""
+    out = []
+    for key in node.keys():
+        if OmegaConf.is_missing(node, key):
+            out.append(f"{prefix}.{key}")
+        elif isinstance(node[key], DictConfig):
+            out += _missing_keys(node[key], f"{prefix}.{key}")
+    return out
 
 
 def check_target_node(prefix: str, node: DictConfig, runtime_args: set[str] = frozenset()) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from enlighten.analysis.collect import FORMATS, collect, write_rows  # noqa: E402
-from enlighten.analysis.runs import load_runs  # noqa: E402
+from enlighten.analysis.runs import is_ours, load_runs  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,9 +28,16 @@ def main(argv: list[str] | None = None) -> None:
     if Path(args.out).suffix not in FORMATS:
         parser.error(f"--out {args.out}: the output must end in {' or '.join(FORMATS)}.")
     try:
-        runs = load_runs(args.dirs)
+        found = load_runs(args.dirs)
     except FileNotFoundError as e:
         parser.error(str(e))
+    runs, foreign = [r for r in found if is_ours(r)], [r["_dir"] for r in found if not is_ours(r)]
+    if foreign:
+        print(f"skipped {len(foreign)} summary.json file(s) that train.py did not write: {', '.join(foreign[:5])}"
+              + (" ..." if len(foreign) > 5 else ""), file=sys.stderr)
+    if not runs:
+        sys.exit(f"error: no runs of train.py under {', '.join(args.dirs)} (a run directory holds summary.json with "
+                 f"a status and a config, or .hydra/ for a job that wrote none)")
     rows = collect(runs)
     write_rows(rows, args.out)
     counts = collections.Counter(r["status"] for r in rows)

@@ -177,3 +177,29 @@ def test_choices_are_used_as_validated_whatever_their_case(tmp_path):
     assert first["config"]["trainer"]["precision"] == "bf16" and first["config"]["trainer"]["resume"] == "never"
     (run_dir / "summary.json").unlink()  # so that only the checkpoint could make the next run resume
     assert "resumed_from" not in run(compose_cfg([*BASE, *chosen], run_dir))
+
+
+def test_required_settings_tag_limits_and_uncreatable_run_directories_are_named_before_any_work(tmp_path):
+    """Through train.py, as a user meets them: a dataset option's required key left unset (???), an
+    experiment name over W&B's 64-character tag limit, and a run directory under a file: each a one-line
+    message naming the setting, no traceback, no run directory made."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO, TINY, user_env
+
+    (tmp_path / "a_file").write_text("")
+    cases = {
+        "dataset.root has no value: the dataset option chosen requires it (??? in its YAML)":
+            ["dataset=image_folder", f"hydra.run.dir={tmp_path / 'r1'}"],
+        "is 70 characters; W&B tags (the experiment's name is one) hold at most 64: shorten name":
+            [*TINY, "logger=wandb", "name=" + "x" * 70, f"hydra.run.dir={tmp_path / 'r2'}"],
+        "is a file, not a folder: choose another hydra.run.dir":
+            [*TINY, f"hydra.run.dir={tmp_path / 'a_file' / 'run'}"],
+    }
+    for message, overrides in cases.items():
+        proc = subprocess.run([sys.executable, str(REPO / "train.py"), *overrides], capture_output=True, text=True,
+                              timeout=120, cwd=tmp_path, env=user_env())
+        assert proc.returncode != 0 and message in proc.stderr, proc.stderr[-2000:]
+        assert "Traceback" not in proc.stderr
+        assert not (tmp_path / "r1" / "metrics.jsonl").exists() and not (tmp_path / "r2" / "metrics.jsonl").exists()

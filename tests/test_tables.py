@@ -341,3 +341,19 @@ def test_runs_of_different_experiments_are_never_one_cell(tmp_path):
     figure = subprocess.run([sys.executable, str(REPO / "scripts" / "plot_tradeoff.py"), str(tmp_path), "--out",
                              str(tmp_path / "fig")], capture_output=True, text=True)
     assert figure.returncode != 0 and "runs that differ in name would be drawn as seeds of one curve" in figure.stderr
+
+
+def test_collect_refuses_a_folder_without_our_runs_and_names_what_it_skipped(tmp_path):
+    empty, mixed = tmp_path / "empty", tmp_path / "mixed"
+    empty.mkdir()
+    (mixed / "other_tool").mkdir(parents=True)
+    (mixed / "other_tool" / "summary.json").write_text(json.dumps({"accuracy": 0.9}))  # not train.py's
+    for d in (empty, mixed):
+        proc = subprocess.run([sys.executable, str(REPO / "scripts" / "collect.py"), str(d), "--out", str(tmp_path / "r.csv")],
+                              capture_output=True, text=True)
+        assert proc.returncode != 0 and "no runs of train.py under" in proc.stderr and "Traceback" not in proc.stderr
+    assert "skipped 1 summary.json file(s) that train.py did not write" in proc.stderr
+    write_run(mixed, "ours", "mixup", 0, 0.8)
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "collect.py"), str(mixed), "--out", str(tmp_path / "r.csv")],
+                          capture_output=True, text=True, check=True)
+    assert proc.stdout.startswith("1 runs (1 completed)") and "skipped 1 summary.json" in proc.stderr

@@ -53,6 +53,12 @@ def load_runs(dirs) -> list[dict]:
     return runs
 
 
+def is_ours(run: dict) -> bool:
+    """Whether a run read by `load_runs` is one of ours (train.py's summary.json: a status and a config,
+    or a job directory it started), not some other tool's summary.json that happens to lie below."""
+    return run.get("status") in ("missing", "unreadable") or ("status" in run and isinstance(run.get("config"), dict))
+
+
 def _num_train_from_log(run_dir: Path) -> int | None:
     """The training-set size on a run's start line in train.log ("... (1,437 training / 360 test samples)")."""
     log = run_dir / "train.log"
