@@ -32,6 +32,7 @@ experiment, another alpha) are never averaged as seeds of one cell: the fewest k
 from __future__ import annotations
 
 import argparse
+import collections
 import csv
 import io
 import statistics
@@ -137,8 +138,10 @@ def build_table(
             text = mean_std([r[key] for r in reached if r.get(key) is not None], scale, digits)
             return text if len(reached) == len(members) else f"{text} ({len(reached)}/{len(members)} reached)"
 
+        counted = [r for r in members if r.get(metric) is not None]  # the seeds the cell's numbers average
         line = list(cell) + [
-            str(len(members)),
+            str(len(counted)) if len(counted) == len(members) else
+            f"{len(counted)} (of {len(members)}: {len(members) - len(counted)} without {metric})",
             col("final_test_acc", 100, 2),
             *(col(k, 100, 2) for k in held),
             *(col(k, 1, 3) for k in losses),
@@ -222,6 +225,11 @@ def main(argv: list[str] | None = None) -> int:
         runs = drop_duplicates(runs, args.keep_newest)
     except (FileNotFoundError, DuplicateRuns) as e:
         sys.exit(f"error: {e}")
+    if not any(r.get("status") == "completed" for r in runs):
+        counts = collections.Counter(r.get("status", "?") for r in runs)
+        sys.exit(f"error: no completed run under {', '.join(args.dirs)} ({', '.join(f'{n} {s}' for s, n in counts.most_common())}): "
+                 f"nothing to tabulate. "
+                 + "; ".join(f"{Path(r['_dir']).name}: {str(r.get('error') or r.get('status')).splitlines()[0]}" for r in runs[:5]))
     rows = args.rows.split(",") if args.rows else default_rows(runs)
     if added := separating_keys(runs, rows):  # never average different experiments as seeds of one cell
         print(f"note: the rows ({', '.join(rows)}) do not separate runs that differ in {', '.join(added)}; those keys "

@@ -181,3 +181,15 @@ def test_image_folder_errors_name_the_path(cifar_folder, tmp_path):
     bad.write_bytes(b"not a jpeg")
     with pytest.raises(DataError, match=str(bad)):
         image_folder(str(broken), cache_dir=str(tmp_path / "c"))
+
+
+@needs_shared("MNIST", "raw")
+def test_damaged_mnist_files_are_named_as_damaged_not_missing(tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for f in (SHARED_DATA / "MNIST" / "raw").iterdir():
+        (raw / f.name).write_bytes(f.read_bytes()[:1000])  # truncated, as a broken copy leaves them
+    with pytest.raises(DataError, match=r"mnist at .*MNIST/raw is unreadable: its files are there but truncated or corrupt"):
+        torchvision_dataset("mnist", root=str(tmp_path), download=False)
+    with pytest.raises(DataError, match=r"mnist not found at"):
+        torchvision_dataset("mnist", root=str(tmp_path / "elsewhere"), download=False)

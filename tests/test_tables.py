@@ -357,3 +357,15 @@ def test_collect_refuses_a_folder_without_our_runs_and_names_what_it_skipped(tmp
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / "collect.py"), str(mixed), "--out", str(tmp_path / "r.csv")],
                           capture_output=True, text=True, check=True)
     assert proc.stdout.startswith("1 runs (1 completed)") and "skipped 1 summary.json" in proc.stderr
+
+
+def test_a_cell_counts_the_values_it_averages_and_no_completed_run_is_said_plainly(tmp_path):
+    write_run(tmp_path, "a", "mixup", 0, 0.8)
+    write_run(tmp_path, "b", "mixup", 1, None)  # completed, but its summary lacks the number
+    row = [c.strip() for c in next(x for x in tables(tmp_path).splitlines() if x.startswith("| mixup")).strip("|").split("|")]
+    assert row[1] == "1 (of 2: 1 without final_test_acc)" and row[2] == "80.00 ± 0.00"
+    failed = tmp_path / "failed"
+    write_run(failed, "c", "mixup", 0, None, status="failed")
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "make_tables.py"), str(failed)], capture_output=True, text=True)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert f"error: no completed run under {failed} (1 failed): nothing to tabulate. c: boom" in proc.stderr

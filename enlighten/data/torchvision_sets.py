@@ -26,6 +26,11 @@ def _load_split(name: str, root: str, train: bool, download: bool) -> tuple[torc
         ds = cls(root=root, train=train, download=download)
     except Exception as e:  # noqa: BLE001 - torchvision raises RuntimeError, URLError, OSError...
         expected = Path(root).resolve() / folder
+        if expected.is_dir() and any(p.is_file() and p.stat().st_size for p in expected.iterdir()):
+            raise DataError(
+                f"{name} at {expected} is unreadable: its files are there but truncated or corrupt ({type(e).__name__}: "
+                f"{e}). Replace them with a complete copy (or empty the folder and set dataset.download=true)."
+            ) from e
         how = (
             "the download failed (no network?); download it on a machine with internet access and copy it there"
             if download
