@@ -146,6 +146,27 @@ class RunDirLock:
         self.fd = fd
         return previous
 
+    @staticmethod
+    def held(run_dir: Path | str) -> bool:
+        """Whether a live process holds `run_dir`'s lock now (without taking it for longer than a test)."""
+        path = Path(run_dir) / LOCK_FILE
+        if not path.is_file():
+            return False
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return False
+        except BlockingIOError:
+            return True
+        except OSError:  # a file system without locks: nobody can be known to hold it
+            return False
+        finally:
+            os.close(fd)
+
     def release(self) -> None:
         if self.fd is not None:
             os.ftruncate(self.fd, 0)  # a lock file that names nobody: no holder to report

@@ -369,3 +369,20 @@ def test_a_cell_counts_the_values_it_averages_and_no_completed_run_is_said_plain
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / "make_tables.py"), str(failed)], capture_output=True, text=True)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert f"error: no completed run under {failed} (1 failed): nothing to tabulate. c: boom" in proc.stderr
+
+
+def test_a_job_another_copy_of_the_sweep_is_training_is_running_not_missing(tmp_path):
+    """Two copies of a sweep share its jobs: the one that ends first must not call the other's job missing."""
+    from enlighten.analysis.runs import load_runs
+    from enlighten.results import RunDirLock
+
+    for name in ("busy", "abandoned"):
+        (tmp_path / name / ".hydra").mkdir(parents=True)
+    lock = RunDirLock(tmp_path / "busy")
+    lock.acquire()  # as the other copy's process holds it
+    try:
+        statuses = {Path(r["_dir"]).name: r["status"] for r in load_runs([tmp_path])}
+    finally:
+        lock.release()
+    assert statuses == {"busy": "running", "abandoned": "missing"}
+    assert {Path(r["_dir"]).name: r["status"] for r in load_runs([tmp_path])}["busy"] == "missing"  # let go

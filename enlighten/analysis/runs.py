@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from enlighten.config import RESULT_NEUTRAL_KEYS, flatten, under, upgrade_config
-from enlighten.results import upgrade_metrics_row, upgrade_summary, written_before_test_names
+from enlighten.results import RunDirLock, upgrade_metrics_row, upgrade_summary, written_before_test_names
 
 # Config groups whose options set keys outside their own subtree (`# @package _global_`): comparing
 # two of their options compares everything they set. An arm (conf/arm/) sets the strategy and the
@@ -28,7 +28,8 @@ class DuplicateRuns(ValueError):
 
 def load_runs(dirs) -> list[dict]:
     """Every summary.json under `dirs` (recursively), and every job that started (.hydra) but wrote
-    none, as {"status": "missing"}. A directory that does not exist is an error."""
+    none: {"status": "running"} while a live process holds its directory (another copy of the sweep),
+    else {"status": "missing"}. A directory that does not exist is an error."""
     runs = []
     for d in dirs:
         root = Path(d)
@@ -36,7 +37,10 @@ def load_runs(dirs) -> list[dict]:
             raise FileNotFoundError(f"{root} does not exist")
         for hydra_dir in sorted(root.rglob(".hydra")):
             if not (hydra_dir.parent / "summary.json").exists():
-                runs.append({"status": "missing", "error": "no summary.json", "_dir": str(hydra_dir.parent)})
+                running = RunDirLock.held(hydra_dir.parent)
+                runs.append({"status": "running" if running else "missing",
+                             "error": "a live process is training it" if running else "no summary.json",
+                             "_dir": str(hydra_dir.parent)})
         for path in sorted(root.rglob("summary.json")):
             try:
                 run = json.loads(path.read_text())
