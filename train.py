@@ -34,4 +34,8 @@ if __name__ == "__main__":
                 check_output_dir(key, value)
     except UserError as e:
         sys.exit(f"{e}")
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # Ctrl-C: the run in progress wrote its summary (interrupted); no traceback
+        sys.exit("Interrupted (Ctrl-C). The run in progress is marked interrupted in its summary.json; the same "
+                 "command again resumes a sweep where it stopped (completed jobs are skipped).")

@@ -67,7 +67,23 @@ def swept_overrides(job_overrides: list[str], sweep_dir: Path) -> list[str]:
         return list(job_overrides)
 
 
-def sweep_report(sweep_dir: Path, since: float = 0.0) -> str:
+def planned_jobs(config: DictConfig) -> int | None:
+    """How many jobs the sweep launches: the product of its swept values (the command line over
+    hydra.sweeper.params, as Hydra's basic sweeper takes them); None where it cannot be told."""
+    try:
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        parser = OverridesParser.create()
+        given = {o.key_or_group: o for o in parser.parse_overrides(
+            [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()])}
+        given.update({o.key_or_group: o for o in parser.parse_overrides(list(config.hydra.overrides.task))})
+        return sum(len(batch) for batch in BasicSweeper.split_arguments(list(given.values()), None))
+    except Exception:  # noqa: BLE001 - another sweeper, a syntax it does not split: say nothing rather than wrong
+        return None
+
+
+def sweep_report(sweep_dir: Path, since: float = 0.0, planned: int | None = None) -> str:
     """One line: the jobs by status (a summary older than `since`, the sweep's start, is a job this
     invocation skipped, completed before), and where the tables come from; then a line per failed or
     diverged job with the first line of its error."""
@@ -75,13 +91,16 @@ def sweep_report(sweep_dir: Path, since: float = 0.0) -> str:
 
     runs = load_runs([sweep_dir]) if sweep_dir.is_dir() else []
     counts = collections.Counter(r.get("status", "?") for r in runs)
+    if planned is not None and planned > len(runs):  # an interrupted sweep: the jobs it never reached
+        counts["not started"] = planned - len(runs)
     failed = [f"\n  {Path(r['_dir']).name}: {str(r.get('error') or '').splitlines()[0] if r.get('error') else r.get('status')}"
               for r in runs if r.get("status") in ("failed", "diverged")]
     skipped = sum(1 for r in runs if r.get("status") == "completed"
                   and (Path(r["_dir"]) / "summary.json").stat().st_mtime < since)
     statuses = ", ".join(f"{n} {status}" + (f" ({skipped} of them before: skipped)" if status == "completed" and skipped
                                            else "") for status, n in sorted(counts.items()))
-    return (f"Sweep {sweep_dir}: {len(runs)} jobs ({statuses or 'none'}). Table: python scripts/make_tables.py "
+    total = max(planned or 0, len(runs))
+    return (f"Sweep {sweep_dir}: {total} jobs ({statuses or 'none'}). Table: python scripts/make_tables.py "
             f"{sweep_dir}; one row per run: python scripts/collect.py {sweep_dir} --out runs.csv"
             + "".join(failed[:20]) + (f"\n  and {len(failed) - 20} more" if len(failed) > 20 else ""))
 
@@ -89,5 +108,5 @@ def sweep_report(sweep_dir: Path, since: float = 0.0) -> str:
 class SweepReport(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         # atexit: Hydra ends a sweep with a failed job by raising, and on_multirun_end is then never called.
-        since = time.time()
-        atexit.register(lambda: print(sweep_report(Path(config.hydra.sweep.dir), since), flush=True))
+        since, planned = time.time(), planned_jobs(config)
+        atexit.register(lambda: print(sweep_report(Path(config.hydra.sweep.dir), since, planned), flush=True))

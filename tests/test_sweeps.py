@@ -96,3 +96,25 @@ def test_a_job_refused_at_start_up_says_so_in_its_directory_and_in_the_sweep_sum
 
     fixed = run(compose_cfg([*TINY, "trainer.epochs=1", "mix.alpha=0.5"], job))
     assert fixed["status"] == "completed"
+
+
+def test_ctrl_c_in_a_sweep_ends_with_one_line_and_a_summary_that_counts_every_job(tmp_path):
+    """Ctrl-C during the first of three jobs: no traceback, one line saying what happened, the job marked
+    interrupted in its summary.json, and the sweep's summary counting the two jobs it never started."""
+    import signal
+    import time
+
+    sweep = tmp_path / "sweep"
+    proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), "-m", *TINY, "trainer.epochs=400", "seed=0,1,2",
+                             f"hydra.sweep.dir={sweep}"], cwd=tmp_path, env=user_env(), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and not any("epoch 2 of 400" in p.read_text() for p in sweep.glob("0_*/train.log")):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and "Traceback" not in err, err[-3000:]
+    assert "Interrupted (Ctrl-C)" in err and len([line for line in err.splitlines() if line.strip()]) <= 3
+    summary = json.loads(next(sweep.glob("0_*/summary.json")).read_text())
+    assert summary["status"] == "interrupted" and summary["signal"] == "SIGINT"
+    assert f"Sweep {sweep}: 3 jobs (1 interrupted, 2 not started)." in out
