@@ -10,7 +10,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from enlighten.callbacks import check_launcher, check_output_dir
+from enlighten.callbacks import check_launcher, check_output_dir, check_override_syntax
 from enlighten.config import register_configs
 from enlighten.errors import UserError
 
@@ -27,6 +27,7 @@ def main(cfg: DictConfig) -> float | None:
 
 if __name__ == "__main__":
     try:  # before anything is launched
+        check_override_syntax(sys.argv[1:])
         for arg in sys.argv[1:]:
             check_launcher(arg.split("=", 1)[1] if arg.lstrip("+~").startswith("hydra/launcher=") else None)
             key, _, value = arg.lstrip("+~").partition("=")

@@ -33,6 +33,27 @@ def check_launcher(choice: str | None) -> None:
             f"builds on it (conf/hydra/launcher/{OURS[choice]}.yaml).")
 
 
+# Hydra's flags that take a value (`--cfg job`): that value is no override.
+_FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-name", "-cn", "--config-path", "-cp", "--config-dir",
+                     "-cd", "--info", "-i", "--experimental-rerun"}
+
+
+def check_override_syntax(args: list[str]) -> None:
+    """Two shell slips Hydra answers with its grammar's errors: a value with spaces left unquoted (the
+    shell splits it: 'paths.data_dir=/my' and 'data') and an unquoted value with non-ASCII letters (Hydra's
+    lexer refuses them). Named, with the quoting that works."""
+    for previous, arg in zip(["", *args], args):
+        if previous in _FLAGS_WITH_VALUE or arg.startswith(("-", "~")):
+            continue
+        if "=" not in arg:
+            raise UserError(f"'{arg}' is not a key=value override: a value with spaces must be quoted for Hydra as "
+                            f"well as for the shell, e.g. 'paths.data_dir=\"/my data\"'"
+                            + (f" (after {previous})" if "=" in previous else "") + ".")
+        key, value = arg.split("=", 1)
+        if not value.isascii() and not value.startswith(("'", '"')):
+            raise UserError(f"{arg}: Hydra reads an unquoted value as ASCII only; quote it: '{key}=\"{value}\"'.")
+
+
 def check_output_dir(key: str, value: str) -> None:
     """A `hydra.run.dir` / `hydra.sweep.dir` given on the command line that cannot be created (a name over
     the file system's 255 bytes, a file where a folder must be, a folder that cannot be written): refused

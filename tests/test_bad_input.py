@@ -203,3 +203,27 @@ def test_required_settings_tag_limits_and_uncreatable_run_directories_are_named_
         assert proc.returncode != 0 and message in proc.stderr, proc.stderr[-2000:]
         assert "Traceback" not in proc.stderr
         assert not (tmp_path / "r1" / "metrics.jsonl").exists() and not (tmp_path / "r2" / "metrics.jsonl").exists()
+
+
+def test_shell_slips_in_overrides_are_named_with_the_quoting_that_works(tmp_path):
+    """A value with spaces left unquoted (the shell splits it) and an unquoted value with non-ASCII
+    letters: Hydra answers with its grammar's errors; train.py names the slip and the quoting that works,
+    and the quoted forms pass."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO, TINY
+
+    def train(*args):
+        return subprocess.run([sys.executable, str(REPO / "train.py"), *TINY, *args, "--cfg", "job"], capture_output=True,
+                              text=True, timeout=120, cwd=tmp_path)
+
+    split = train("paths.data_dir=/tmp/my", "data")
+    assert split.returncode != 0 and "'data' is not a key=value override: a value with spaces must be quoted" in split.stderr
+    accent = train("paths.data_dir=/tmp/données")
+    assert accent.returncode != 0 and "quote it: 'paths.data_dir=\"/tmp/données\"'" in accent.stderr
+    for quoted, shown in (('paths.data_dir="/tmp/my data"', "data_dir: /tmp/my data"),
+                          ('paths.data_dir="/tmp/données"', "data_dir: /tmp/données")):
+        proc = train(quoted)
+        assert proc.returncode == 0 and shown in proc.stdout
+    assert all("Traceback" not in p.stderr for p in (split, accent))

@@ -470,3 +470,20 @@ def test_every_sweep_of_every_profile_composes_and_validates(profile, tmp_path):
         assert cfg.name.startswith("claims/") and cfg.dataset.val_fraction == 0.2, name
         if profile == "cifar":
             assert cfg.dataset._target_.endswith("image_folder") and cfg.trainer.max_steps in (1, 10000)
+
+
+def test_claims_py_never_overwrites_the_committed_report_with_other_runs(tmp_path):
+    """--report-only --dir D with the default --out would replace docs/results/claims.md and its data with a
+    report of D: refused; with an --out of its own, D without claims runs is refused too."""
+    committed = REPO / "docs" / "results" / "claims.md"
+    before = committed.read_bytes() if committed.exists() else None
+    other = tmp_path / "other"
+    (other / "run").mkdir(parents=True)
+    (other / "run" / "summary.json").write_text(json.dumps({"status": "completed", "config": {"name": "demo", "seed": 0}}))
+    design_for_other = tmp_path / "r.md"
+    design_for_other.with_name("r_design.json").write_text((REPO / "docs" / "results" / "claims_design.json").read_text())
+    with pytest.raises(SystemExit, match="would replace the committed report"):
+        claims_script.main(["--report-only", "--dir", str(other)])
+    with pytest.raises(SystemExit, match="no completed run of the claims sweeps"):
+        claims_script.main(["--report-only", "--dir", str(other), "--out", str(design_for_other)])
+    assert (committed.read_bytes() if committed.exists() else None) == before
