@@ -499,16 +499,19 @@ def claim_c(runs: list[dict], report: Report, plt=None, out_dir: Path | None = N
         for ax, (key, title) in zip(axes, (("c1", "Pause - Mixup 1"), ("c2", "Pause - dose-matched"))):
             widths = sorted({w for _, w in cell_ci})
             for i, w in enumerate(widths):
-                fs = sorted(f for f, ww in cell_ci if ww == w)
+                fs = [f for f in sorted(f for f, ww in cell_ci if ww == w) if math.isfinite(cell_ci[(f, w)][key].effect)]
                 t = [cell_ci[(f, w)][key] for f in fs]
                 x = [sizes.get(f, f) * (1 + 0.05 * (i - 1)) for f in fs]
-                ax.errorbar(x, [r.effect for r in t],
-                            yerr=[[r.effect - r.ci_low if math.isfinite(r.ci_low) else 0 for r in t],
-                                  [r.ci_high - r.effect if math.isfinite(r.ci_high) else 0 for r in t]],
-                            marker="o", capsize=3, label=f"width {w}")
+                if fs:
+                    ax.errorbar(x, [r.effect for r in t],
+                                yerr=[[r.effect - r.ci_low if math.isfinite(r.ci_low) else 0 for r in t],
+                                      [r.ci_high - r.effect if math.isfinite(r.ci_high) else 0 for r in t]],
+                                marker="o", capsize=3, label=f"width {w}")
             ax.axhline(0, color="k", lw=0.8)
-            ax.set(xscale="log", xlabel="training images", title=f"{title} (final test accuracy, 95% CI)")
-            ax.legend(fontsize=8)
+            ax.set(xlabel="training images", title=f"{title} (final test accuracy, 95% CI)")
+            if ax.lines[1:]:  # a point to draw besides the zero line
+                ax.set_xscale("log")
+                ax.legend(fontsize=8)
         axes[0].set_ylabel("points")
         report.figures["c"].append(save(fig, out_dir, f"{report.prefix}_pause_gain"))
 
