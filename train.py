@@ -6,11 +6,12 @@
 """
 
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
-from enlighten.callbacks import check_launcher, check_output_dir, check_override_syntax
+from enlighten.callbacks import check_launcher, check_output_dir, check_override_syntax, explain_missing_setting
 from enlighten.config import register_configs
 from enlighten.errors import UserError
 
@@ -40,3 +41,7 @@ if __name__ == "__main__":
     except KeyboardInterrupt:  # Ctrl-C: the run in progress wrote its summary (interrupted); no traceback
         sys.exit("Interrupted (Ctrl-C). The run in progress is marked interrupted in its summary.json; the same "
                  "command again resumes a sweep where it stopped (completed jobs are skipped).")
+    except SystemExit as e:  # Hydra printed its error; where its hint leads nowhere, add one that does
+        if e.code not in (0, None) and (hint := explain_missing_setting(sys.argv[1:], Path(__file__).parent / "conf")):
+            print(hint, file=sys.stderr)
+        raise

@@ -54,6 +54,36 @@ def check_override_syntax(args: list[str]) -> None:
             raise UserError(f"{arg}: Hydra reads an unquoted value as ASCII only; quote it: '{key}=\"{value}\"'.")
 
 
+def explain_missing_setting(args: list[str], conf_dir: Path) -> str | None:
+    """After a failed composition: where an override sets a key that the chosen option of its group
+    lacks (`phase.threshold=0.3` under the default `phase=never`), Hydra suggests `+phase.threshold`,
+    which our validation would refuse too. Say which option was chosen and which options have the key."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    groups = {p.name for p in conf_dir.iterdir() if p.is_dir()}
+    overrides = [a for a in args if not a.startswith("-") and "=" in a and not a.startswith("hydra.")]
+    for arg in overrides:
+        key = arg.split("=", 1)[0]
+        group, _, setting = key.partition(".")
+        if group not in groups or not setting or key.startswith(("+", "~")):
+            continue
+        try:
+            with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+                cfg = compose("config", [a for a in overrides if a != arg], return_hydra_config=True)
+        except Exception:  # noqa: BLE001 - something else is wrong too: leave Hydra's message alone
+            return None
+        if OmegaConf.select(cfg[group], setting, default="<absent>") != "<absent>":
+            continue
+        chosen = cfg.hydra.runtime.choices.get(group)
+        having = sorted(p.stem for p in (conf_dir / group).glob("*.yaml")
+                        if f"\n{setting.split('.')[0]}:" in "\n" + p.read_text())
+        return (f"note: {key} is not a setting of {group}={chosen}, the option chosen for {group} (adding it with + would "
+                f"be refused too). " + (f"Options that have it: {', '.join(having)}, e.g. {group}={having[0]} {arg}."
+                                          if having else f"No {group} option has it: see python train.py {group}=... --cfg job."))
+    return None
+
+
 def check_output_dir(key: str, value: str) -> None:
     """A `hydra.run.dir` / `hydra.sweep.dir` given on the command line that cannot be created (a name over
     the file system's 255 bytes, a file where a folder must be, a folder that cannot be written): refused

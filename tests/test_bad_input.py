@@ -227,3 +227,19 @@ def test_shell_slips_in_overrides_are_named_with_the_quoting_that_works(tmp_path
         proc = train(quoted)
         assert proc.returncode == 0 and shown in proc.stdout
     assert all("Traceback" not in p.stderr for p in (split, accent))
+
+
+def test_a_setting_the_chosen_option_lacks_is_explained_beyond_hydras_hint(tmp_path):
+    """`phase.threshold=0.3` under the default `phase=never`: Hydra suggests `+phase.threshold`, which our
+    validation would refuse too; train.py adds which option was chosen and which have the setting."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO, TINY
+
+    proc = subprocess.run([sys.executable, str(REPO / "train.py"), *TINY, "phase.threshold=0.3", "--cfg", "job"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert ("note: phase.threshold is not a setting of phase=never, the option chosen for phase (adding it with + would "
+            "be refused too). Options that have it: accuracy, chance_adjusted, e.g. phase=accuracy phase.threshold=0.3."
+            ) in proc.stderr
