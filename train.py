@@ -39,8 +39,10 @@ if __name__ == "__main__":
     try:
         main()
     except KeyboardInterrupt:  # Ctrl-C: the run in progress wrote its summary (interrupted); no traceback
-        sys.exit("Interrupted (Ctrl-C). The run in progress is marked interrupted in its summary.json; the same "
-                 "command again resumes a sweep where it stopped (completed jobs are skipped).")
+        print("Interrupted (Ctrl-C). The run in progress is marked interrupted in its summary.json (no checkpoint: "
+              "Ctrl-C may strike mid-step). To finish a sweep, run the same command with hydra.sweep.dir set to its "
+              "directory (printed below): its completed jobs are skipped.", file=sys.stderr, flush=True)
+        sys.exit(130)
     except SystemExit as e:  # Hydra printed its error; where its hint leads nowhere, add one that does
         if e.code not in (0, None) and (hint := explain_missing_setting(sys.argv[1:], Path(__file__).parent / "conf")):
             print(hint, file=sys.stderr)

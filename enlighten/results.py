@@ -19,6 +19,7 @@ import shutil
 import socket
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -124,7 +125,14 @@ class RunDirLock:
         except OSError as e:
             raise not_writable(self.path.parent, e) from e
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            for wait in (0.02, 0.05, 0.1, None):  # a reader's probe (`held`) holds it for an instant: wait that out
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if wait is None:
+                        raise
+                    time.sleep(wait)
         except BlockingIOError:
             holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "a process that has not yet said which"
             os.close(fd)

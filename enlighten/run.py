@@ -191,22 +191,29 @@ def run(cfg: DictConfig, on_epoch_end: Sequence[EpochHook] = ()) -> dict:
         lock.release()
 
 
+REFUSED_FILE = "refused.json"  # a refusal where an earlier run's summary.json stands (it is never touched)
+
+
 def record_refusal(cfg: DictConfig, error: BaseException, locked: bool = False) -> None:
-    """A run refused before it started (a bad setting) still says so where its results would be: the
-    error in its train.log and, where the run directory holds no summary.json yet, one with status
-    failed and the error, so a sweep names the failed job instead of calling it missing. Never over an
-    earlier run's summary, nor in a directory another live process holds (`locked`: this one holds it)."""
+    """A run refused before it started (a bad setting, a directory holding another config's run) still
+    says so where its results would be: the error in its train.log and, where the run directory holds
+    no summary.json, one with status failed and the error, so a sweep names the failed job instead of
+    calling it missing; where an earlier run's summary.json stands, that is never touched and the
+    refusal goes to refused.json, which the sweep's report reads. Nothing is written in a directory
+    another live process holds (`locked`: this process holds it)."""
     into_log_files(f"{type(error).__name__}: {error}" if not isinstance(error, UserError) else str(error))
     try:
         run_dir = Path(cfg.paths.output_dir)
     except Exception:  # noqa: BLE001 - no output directory to speak of (outside Hydra, an unresolvable path)
         return
-    if (run_dir / SUMMARY_FILE).exists():
-        return
     lock = RunDirLock(run_dir)
     try:
         if not locked:
             lock.acquire()
+        if (run_dir / SUMMARY_FILE).exists():  # checked once the directory is ours: a run may just have ended
+            write_json(run_dir / REFUSED_FILE, {"error": f"{type(error).__name__}: {error}", "pid": os.getpid(),
+                                                "time": datetime.datetime.now().isoformat(timespec="seconds")})
+            return
         try:
             config = OmegaConf.to_container(cfg, resolve=True)
         except Exception:  # noqa: BLE001 - a setting that cannot even be resolved: record it as written
@@ -229,15 +236,15 @@ def _in_multirun() -> bool:
 def _run_locked(cfg: DictConfig, group, results: RunResults, stop: StopRequests, on_epoch_end: Sequence[EpochHook]) -> dict:
     """The run, once its directory is ours: checks and objects that need no data, skip or resume,
     then data, model and trainer, training, and the summary whatever happens."""
-    device = _device(cfg.trainer.device, group)
-    try:
+    config = OmegaConf.to_container(cfg, resolve=True)
+    try:  # a refusal here says so in the run directory (record_refusal), never over an earlier run's summary
+        device = _device(cfg.trainer.device, group)
         strategy, detector, diagnostics = _check_and_build_before_data(cfg, group)
+        previous, resumed, notes = _skip_or_resume(cfg.trainer, config, group, results, device)
     except UserError as e:
         if group.main:
             record_refusal(cfg, e, locked=True)
         raise
-    config = OmegaConf.to_container(cfg, resolve=True)
-    previous, resumed, notes = _skip_or_resume(cfg.trainer, config, group, results, device)
     if previous is not None:
         return previous
     seed_everything(cfg.seed, cfg.trainer.deterministic)
@@ -341,7 +348,7 @@ def _skip_or_resume(t: DictConfig, config: dict, group, results: RunResults, dev
     except CheckpointError as e:
         raise ConfigError(str(e)) from e
     before = (resumed[1].get("attempts") or [{}])[-1] if resumed else {}
-    now = {"torch_threads": torch.get_num_threads(), "device": device.type}
+    now = {"torch_threads": torch.get_num_threads(), "device": device.type, "device_name": device_name(device)}
     changed = [f"{k} {before[k]} -> {now[k]}" for k in now if k in before and before[k] != now[k]]
     if changed:
         notes.append(f"Resuming on another machine setup than the attempt before ({', '.join(changed)}): floating-point "
@@ -354,14 +361,16 @@ def _skip_or_resume(t: DictConfig, config: dict, group, results: RunResults, dev
                  f"global batch is the same; per-process batch statistics and pairings follow the new split.")
     earlier = _earlier_summary(run_dir) if resumed is None and t.resume == "auto" else None
     if earlier is not None and not earlier.get("refused_before_start"):  # a refused run has nothing to protect
-        diffs = config_differences(earlier.get("config") or {}, config)
+        # where the data lives may change between attempts (node-local staging): not another experiment
+        diffs = [d for d in config_differences(earlier.get("config") or {}, config)
+                 if not d.startswith(("dataset.root:", "dataset.cache_dir:"))]
         if diffs:  # as a checkpoint of another config is refused: its checkpoints may have been deleted (quota)
             shown = "; ".join(diffs[:8]) + (f"; and {len(diffs) - 8} more" if len(diffs) > 8 else "")
             raise ConfigError(
                 f"{run_dir} holds a {earlier.get('status', 'unknown')} run of a different config ({shown}). Use another "
                 f"output directory (hydra.run.dir=..., hydra.sweep.dir=...), or replace it with trainer.resume=never "
                 f"(its files are renamed *.replaced-<time>, not deleted).")
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    stamp = f"{datetime.datetime.now().strftime('%Y%m%d-%H%M%S-%f')}-{os.getpid()}"  # never the same twice
     if resumed is None and group.main and (moved := set_aside_checkpoints(run_dir, stamp) + results.set_aside(stamp)):
         log.info(f"Starting afresh in {run_dir}: the earlier run's files are set aside as "
                  f"{', '.join(sorted({p.relative_to(run_dir).as_posix() for p in moved}))}.")
@@ -376,6 +385,11 @@ def _earlier_summary(run_dir: Path) -> dict | None:
         return None
 
 
+def device_name(device: torch.device) -> str:
+    """The accelerator's model (a requeue from an A100 to an H100 changes the numbers), or the CPU."""
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
 class Attempts:
     """The run's attempts: the earlier ones (each up to its last checkpoint, from that checkpoint),
     then this one, timed from its start: where it ran (host, thread count, device) and what changed
@@ -386,6 +400,7 @@ class Attempts:
         self.this = {"host": socket.gethostname(), "pid": os.getpid(),
                      "started": datetime.datetime.now().isoformat(timespec="seconds"),
                      "torch_threads": torch.get_num_threads(), "device": device.type if device is not None else None,
+                     "device_name": device_name(device) if device is not None else None,
                      **({"warnings": list(warnings)} if warnings else {})}
 
     def so_far(self) -> list[dict]:

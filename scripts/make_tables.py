@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
                  f"nothing to tabulate. "
                  + "; ".join(f"{Path(r['_dir']).name}: {str(r.get('error') or r.get('status')).splitlines()[0]}" for r in runs[:5]))
     rows = args.rows.split(",") if args.rows else default_rows(runs)
-    if added := separating_keys(runs, rows):  # never average different experiments as seeds of one cell
+    if added := separating_keys(runs, rows + (args.cols.split(",") if args.cols else [])):  # never pool experiments
         print(f"note: the rows ({', '.join(rows)}) do not separate runs that differ in {', '.join(added)}; those keys "
               f"are added to the rows.", file=sys.stderr)
         rows = [*rows, *added]

@@ -4,6 +4,7 @@ Checkpoint cases (another config, truncated) are in test_resume.py."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -182,7 +183,8 @@ def test_choices_are_used_as_validated_whatever_their_case(tmp_path):
 def test_required_settings_tag_limits_and_uncreatable_run_directories_are_named_before_any_work(tmp_path):
     """Through train.py, as a user meets them: a dataset option's required key left unset (???), an
     experiment name over W&B's 64-character tag limit, and a run directory under a file: each a one-line
-    message naming the setting, no traceback, no run directory made."""
+    message naming the setting, no traceback, no training (the refused run's directory holds its summary
+    with the error, and nothing else)."""
     import subprocess
     import sys
 
@@ -202,7 +204,10 @@ def test_required_settings_tag_limits_and_uncreatable_run_directories_are_named_
                               timeout=120, cwd=tmp_path, env=user_env())
         assert proc.returncode != 0 and message in proc.stderr, proc.stderr[-2000:]
         assert "Traceback" not in proc.stderr
-        assert not (tmp_path / "r1" / "metrics.jsonl").exists() and not (tmp_path / "r2" / "metrics.jsonl").exists()
+    for refused in ("r1", "r2"):
+        assert json.loads((tmp_path / refused / "summary.json").read_text())["status"] == "failed"
+        assert not (tmp_path / refused / "metrics.jsonl").exists() and not (tmp_path / refused / "checkpoints").exists()
+    assert not (tmp_path / "a_file" / "run").exists()
 
 
 def test_shell_slips_in_overrides_are_named_with_the_quoting_that_works(tmp_path):

@@ -477,13 +477,21 @@ def test_claims_py_never_overwrites_the_committed_report_with_other_runs(tmp_pat
     report of D: refused; with an --out of its own, D without claims runs is refused too."""
     committed = REPO / "docs" / "results" / "claims.md"
     before = committed.read_bytes() if committed.exists() else None
+    data = committed.with_name("claims_data.jsonl.gz")
+    data_before = data.read_bytes() if data.exists() else None
     other = tmp_path / "other"
     (other / "run").mkdir(parents=True)
     (other / "run" / "summary.json").write_text(json.dumps({"status": "completed", "config": {"name": "demo", "seed": 0}}))
     design_for_other = tmp_path / "r.md"
     design_for_other.with_name("r_design.json").write_text((REPO / "docs" / "results" / "claims_design.json").read_text())
-    with pytest.raises(SystemExit, match="would replace the committed report"):
-        claims_script.main(["--report-only", "--dir", str(other)])
-    with pytest.raises(SystemExit, match="no completed run of the claims sweeps"):
-        claims_script.main(["--report-only", "--dir", str(other), "--out", str(design_for_other)])
-    assert (committed.read_bytes() if committed.exists() else None) == before
+    try:
+        with pytest.raises(SystemExit, match="would replace the committed report"):
+            claims_script.main(["--report-only", "--dir", str(other)])
+        with pytest.raises(SystemExit, match="no completed run of the claims sweeps"):
+            claims_script.main(["--report-only", "--dir", str(other), "--out", str(design_for_other)])
+    finally:  # should the guard ever fail, the tracked files are put back before the test fails
+        after = committed.read_bytes() if committed.exists() else None
+        for path, content in ((committed, before), (data, data_before)):
+            if content is not None and path.read_bytes() != content:
+                path.write_bytes(content)
+    assert after == before

@@ -117,8 +117,11 @@ def test_a_checkpoint_from_another_config_is_refused_naming_the_difference(tmp_p
     fresh = _run(tmp_path, "run", "trainer.epochs=2", "optim.lr=0.05", "trainer.resume=never", "diagnostics=off")
     assert "resumed_from" not in fresh
     assert not (tmp_path / "run" / "diagnostics.jsonl").exists()  # no old result file beside the new run's
-    # A fresh start removes the earlier checkpoints, so a later resume can never pick up the old run's.
+    assert len(list((tmp_path / "run").glob("diagnostics.jsonl.replaced-*"))) == 1  # set aside, not deleted
+    # A fresh start sets the earlier checkpoints aside, so a later resume can never pick up the old run's.
     assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["epoch_0002.pt", "epoch_0001.pt"]
+    (aside,) = (tmp_path / "run" / "checkpoints").glob("replaced-*")
+    assert sorted(p.name for p in aside.iterdir()) == ["epoch_0002.pt", "epoch_0010.pt"]
 
 
 def test_a_forced_resume_with_a_larger_batch_stops_at_the_step_budget(tmp_path):
@@ -342,7 +345,9 @@ def test_a_finished_run_of_another_config_is_never_replaced_unasked(tmp_path, ca
     before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
     with pytest.raises(ConfigError, match=r"holds a completed run of a different config \(diagnostics.seed: 0 -> 1; seed: 0 -> 1\)"):
         run(compose_cfg([*TINY, "trainer.epochs=1", "seed=1"], run_dir))
-    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
+    refused = json.loads((run_dir / "refused.json").read_text())  # the refusal, beside the earlier run's files
+    assert "holds a completed run of a different config" in refused["error"]
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file() and p.name != "refused.json"} == before
     with caplog.at_level(logging.INFO, logger="enlighten"):
         summary = run(compose_cfg([*TINY, "trainer.epochs=1", "seed=1", "trainer.resume=never"], run_dir))
     assert summary["status"] == "completed" and summary["config"]["seed"] == 1

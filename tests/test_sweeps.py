@@ -108,13 +108,35 @@ def test_ctrl_c_in_a_sweep_ends_with_one_line_and_a_summary_that_counts_every_jo
     proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), "-m", *TINY, "trainer.epochs=400", "seed=0,1,2",
                              f"hydra.sweep.dir={sweep}"], cwd=tmp_path, env=user_env(), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.time() + 120
-    while time.time() < deadline and not any("epoch 2 of 400" in p.read_text() for p in sweep.glob("0_*/train.log")):
+    deadline = time.time() + 240
+    while not any("epoch 2 of 400" in p.read_text() for p in sweep.glob("0_*/train.log")):
+        if time.time() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.fail(f"the first job did not reach its third epoch: {proc.communicate()[1][-2000:]}")
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode != 0 and "Traceback" not in err, err[-3000:]
-    assert "Interrupted (Ctrl-C)" in err and len([line for line in err.splitlines() if line.strip()]) <= 3
+    assert proc.returncode == 130 and "Traceback" not in err, err[-3000:]
+    assert "Interrupted (Ctrl-C). The run in progress is marked interrupted in its summary.json" in err
+    assert "run the same command with hydra.sweep.dir set to its directory" in err
     summary = json.loads(next(sweep.glob("0_*/summary.json")).read_text())
     assert summary["status"] == "interrupted" and summary["signal"] == "SIGINT"
     assert f"Sweep {sweep}: 3 jobs (1 interrupted, 2 not started)." in out
+
+
+def test_a_job_refused_for_another_configs_run_is_named_and_that_run_kept(tmp_path):
+    """A sweep aimed at a directory whose job holds a completed run of another config: the job is refused,
+    the earlier summary.json left as it is, and the sweep's report names it as refused (not completed)."""
+    sweep = tmp_path / "sweep"
+    command = [sys.executable, str(REPO / "train.py"), "-m", *TINY, "trainer.epochs=1", "seed=0", f"hydra.sweep.dir={sweep}",
+               "hydra.sweep.subdir=job"]  # one job directory whatever the overrides
+    subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=user_env(), check=True)
+    job = sweep / "job"
+    for checkpoint in (job / "checkpoints").glob("*.pt"):
+        checkpoint.unlink()  # removed to save quota
+    before = (job / "summary.json").read_bytes()
+    proc = subprocess.run([*command, "trainer.train_eval_samples=32"], capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path, env=user_env())
+    assert proc.returncode != 0 and (job / "summary.json").read_bytes() == before
+    assert "holds a completed run of a different config" in (job / "train.log").read_text()
+    assert "1 jobs (1 refused (an earlier run kept))" in proc.stdout and "refused (ConfigError:" in proc.stdout

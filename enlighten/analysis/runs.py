@@ -48,6 +48,8 @@ def load_runs(dirs) -> list[dict]:
                     run = {**upgrade_summary(run), "_old_names": True}  # its rows are read under today's names too
             except (OSError, json.JSONDecodeError) as e:
                 run = {"status": "unreadable", "error": str(e)}
+            if RunDirLock.held(path.parent):  # another copy of the sweep is running it again (a resume, a re-run)
+                run = {**run, "status": "running", "error": "a live process is training it"}
             if isinstance(run.get("config"), dict):  # written by an earlier version: in today's layout
                 run["config"] = upgrade_config(run["config"])
             if "num_train" not in run and (size := _num_train_from_log(path.parent)) is not None:
@@ -60,7 +62,7 @@ def load_runs(dirs) -> list[dict]:
 def is_ours(run: dict) -> bool:
     """Whether a run read by `load_runs` is one of ours (train.py's summary.json: a status and a config,
     or a job directory it started), not some other tool's summary.json that happens to lie below."""
-    return run.get("status") in ("missing", "unreadable") or ("status" in run and isinstance(run.get("config"), dict))
+    return run.get("status") in ("missing", "running", "unreadable") or ("status" in run and isinstance(run.get("config"), dict))
 
 
 def _num_train_from_log(run_dir: Path) -> int | None:
