@@ -128,7 +128,7 @@ def dose_commands(profile: Profile, design: Design, root: Path, extra: list[str]
                 commands.append([sys.executable, str(REPO / "train.py"), "experiment=claims/training", f"arm={DOSE}",
                                  f"dataset.fraction={f}", f"model.width={w}", f"seed={seed}",
                                  f"strategy.schedule.steps={ends[(f, w, seed)]}", *profile.common, *extra,
-                                 f"hydra.run.dir={root / DOSE_SWEEP / f'fraction={f},width={w},seed={seed}'}"])
+                                 f"hydra.run.dir={root / DOSE_SWEEP / f'fraction_{f}_width_{w}_seed_{seed}'}"])
     return commands
 
 

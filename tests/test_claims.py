@@ -448,6 +448,12 @@ def test_the_dose_matched_runs_withhold_their_pause_runs_dose(tmp_path):
     validate(cfg)
     assert cfg.strategy.schedule.steps == 60 and cfg.strategy.schedule._target_.endswith("DoseMatchedPause")
     assert all(c[-1].startswith(f"hydra.run.dir={root / 'dose'}/") for c in commands)
+    from enlighten.callbacks import check_override_syntax
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    for command in commands:  # every argument, the run directory included, as Hydra's grammar reads it
+        OverridesParser.create().parse_overrides(command[2:])
+        check_override_syntax(command[2:])
 
 
 @pytest.mark.parametrize("profile", ["cpu", "cifar"])  # smoke's run whole in test_claims_smoke_runs_the_whole_pipeline
