@@ -492,8 +492,10 @@ def test_claims_py_never_overwrites_the_committed_report_with_other_runs(tmp_pat
     design_for_other = tmp_path / "r.md"
     design_for_other.with_name("r_design.json").write_text((REPO / "docs" / "results" / "claims_design.json").read_text())
     try:
-        with pytest.raises(SystemExit, match="would replace the committed report"):
-            claims_script.main(["--report-only", "--dir", str(other)])
+        proc = subprocess.run([sys.executable, str(REPO / "scripts" / "claims.py"), "--report-only", "--dir", str(other)],
+                              capture_output=True, text=True, timeout=120, cwd=REPO)  # as a user types it
+        assert proc.returncode != 0 and "would replace the committed report" in proc.stderr
+        assert "Traceback" not in proc.stderr
         with pytest.raises(SystemExit, match="no completed run of the claims sweeps"):
             claims_script.main(["--report-only", "--dir", str(other), "--out", str(design_for_other)])
     finally:  # should the guard ever fail, the tracked files are put back before the test fails
