@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.enlighten-installed
 DEMO_DIR ?= outputs/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
 
-.PHONY: install demo claims claims-report claims-smoke test test-slow bench ddp gpu-data gpu-wheels gpu-check clean
+.PHONY: install demo claims claims-report claims-smoke test test-slow test-slurm bench ddp gpu-data gpu-wheels gpu-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,12 @@ test: $(STAMP)
 ## test-slow: only the tests marked slow
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow
+
+## test-slurm: the tests marked slurm, on a real SLURM scheduler started on this machine for them and
+## stopped after (scripts/slurm_local.sh; as root: it installs slurm-wlm and munge with apt if missing)
+test-slurm: $(STAMP)
+	scripts/slurm_local.sh up
+	SLURM_CONF=$$(scripts/slurm_local.sh conf) $(PY) -m pytest -m slurm; status=$$?; scripts/slurm_local.sh down; exit $$status
 
 ## bench: speed and memory ratios (scripts/bench.py); `make bench BENCH_ARGS=--quick` takes about a minute
 bench: $(STAMP)

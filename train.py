@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 from enlighten.callbacks import check_launcher, check_output_dir, check_override_syntax, explain_missing_setting
 from enlighten.config import register_configs
 from enlighten.errors import UserError
+from enlighten.sweeps import check_sweep_names
 
 register_configs()
 
@@ -34,6 +35,8 @@ if __name__ == "__main__":
             key, _, value = arg.lstrip("+~").partition("=")
             if key in ("hydra.run.dir", "hydra.sweep.dir"):
                 check_output_dir(key, value)
+            if key == "hydra.sweep.dir" and {"-m", "--multirun"} & set(sys.argv[1:]):
+                check_sweep_names(Path(value))
     except UserError as e:
         sys.exit(f"{e}")
     try:

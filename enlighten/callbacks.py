@@ -163,7 +163,7 @@ def planned_jobs(config: DictConfig) -> int | None:
 def sweep_report(sweep_dir: Path, since: float = 0.0, planned: int | None = None) -> str:
     """One line: the jobs by status (a summary older than `since`, the sweep's start, is a job this
     invocation skipped, completed before), and where the tables come from; then a line per failed,
-    diverged or refused job with the first line of its error."""
+    diverged, interrupted (a time limit submitit gave up on) or refused job with the first line of its error."""
     from enlighten.analysis.runs import load_runs  # reads summaries only
 
     runs = load_runs([sweep_dir]) if sweep_dir.is_dir() else []
@@ -176,7 +176,7 @@ def sweep_report(sweep_dir: Path, since: float = 0.0, planned: int | None = None
     if planned is not None and planned > len(runs):  # an interrupted sweep: the jobs it never reached
         counts["not started"] = planned - len(runs)
     failed = [f"\n  {Path(r['_dir']).name}: {str(r.get('error') or '').splitlines()[0] if r.get('error') else r.get('status')}"
-              for r in runs if r.get("status") in ("failed", "diverged") and r["_dir"] not in refused]
+              for r in runs if r.get("status") in ("failed", "diverged", "interrupted") and r["_dir"] not in refused]
     failed += [f"\n  {Path(d).name}: refused ({error}); its earlier summary.json is unchanged" for d, error in refused.items()]
     total = max(planned or 0, len(runs))
     runs = [r for r in runs if r["_dir"] not in refused]
@@ -192,5 +192,9 @@ def sweep_report(sweep_dir: Path, since: float = 0.0, planned: int | None = None
 class SweepReport(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         # atexit: Hydra ends a sweep with a failed job by raising, and on_multirun_end is then never called.
+        # What the report reads is imported now: at exit, an import that registers its own exit handler
+        # (torch, concurrent.futures) fails, and the report with it.
+        import enlighten.analysis.runs  # noqa: F401
+
         since, planned = time.time(), planned_jobs(config)
         atexit.register(lambda: print(sweep_report(Path(config.hydra.sweep.dir), since, planned), flush=True))

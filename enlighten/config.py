@@ -42,7 +42,8 @@ class ConfigError(UserError, ValueError):
 # checkpoint resumes across them, a completed job is not re-run for them, and tables treat runs that
 # differ only in them as the same experiment.
 RESULT_NEUTRAL_KEYS = ("paths", "logger", "trainer.resume", "trainer.skip_completed", "trainer.reuse_data",
-                       "trainer.checkpoint_every", "trainer.checkpoint_every_steps", "trainer.sync_every",
+                       "trainer.checkpoint_every", "trainer.checkpoint_every_steps", "trainer.keep_checkpoints",
+                       "trainer.sync_every",
                        "trainer.progress_every_s",
                        "trainer.eval_batch_size")  # evaluation's rounding only (its default changed from 1024 to null)
 
@@ -133,6 +134,7 @@ class TrainerConfig:
     compile: bool = False  # torch.compile the training step's model (once per process)
     checkpoint_every: int = 1  # epochs between checkpoints in <run dir>/checkpoints (0: only after the last epoch)
     checkpoint_every_steps: int = 0  # also every N steps within an epoch (0: off; for epochs of hours)
+    keep_checkpoints: int = 1  # checkpoints kept once the run has completed: the newest N (0: none; while it runs, two)
     progress_every_s: float = 60.0  # within an epoch, a line this often in a log file (0: none); a terminal shows a bar
     resume: str = "auto"  # auto: continue from the run directory's last checkpoint | force: even if the config differs | never: start afresh
     reuse_data: bool = True  # the next job of a multirun reuses this process's loaded data (same dataset config)
@@ -221,7 +223,9 @@ def unique_stamp() -> str:
 
 def short_name(name: str, limit: int = 160) -> str:
     """A job directory name that fits the file system (255 bytes): long override lists are cut and
-    keep a hash of the whole, so names stay distinct."""
+    keep a hash of the whole, so names stay distinct. A job without overrides is `defaults`."""
+    if not name:
+        return "defaults"
     if len(name.encode()) <= limit:
         return name
     return name.encode()[: limit - 9].decode(errors="ignore") + "_" + hashlib.sha1(name.encode()).hexdigest()[:8]
@@ -296,6 +300,9 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"trainer.max_steps must be >= 1 or null (train trainer.epochs epochs), got {t.max_steps}.")
     if t.checkpoint_every < 0:
         raise ConfigError(f"trainer.checkpoint_every must be >= 0 (0: only after the last epoch), got {t.checkpoint_every}.")
+    if t.keep_checkpoints < 0:
+        raise ConfigError(f"trainer.keep_checkpoints must be >= 0 (0: remove them once the run has completed), got "
+                          f"{t.keep_checkpoints}.")
     if t.checkpoint_every_steps < 0:
         raise ConfigError(f"trainer.checkpoint_every_steps must be >= 0 (0: no checkpoints within an epoch), got "
                           f"{t.checkpoint_every_steps}.")

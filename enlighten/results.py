@@ -23,8 +23,6 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-import torch
-
 from enlighten.errors import UserError
 
 METRICS_FILE = "metrics.jsonl"
@@ -102,6 +100,8 @@ def atomic_write_text(path: Path | str, text: str) -> None:
 def atomic_torch_save(obj: Any, path: Path | str) -> None:
     """Serialized in memory first and then written as plain bytes: torch's own writer reports a full
     disk as "unexpected pos", the file's write as "No space left on device"."""
+    import torch  # here: reading results (tables, the sweep report) must not load torch
+
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     atomic_write(Path(path), lambda f: f.write(buffer.getbuffer()))
@@ -213,7 +213,8 @@ def upgrade_summary(summary: dict) -> dict:
 
 def to_jsonable(value: Any) -> Any:
     """Plain JSON: tensors to numbers, non-finite floats to null (JSON has no NaN)."""
-    if isinstance(value, torch.Tensor):
+    torch = sys.modules.get("torch")  # a tensor exists only where torch was loaded
+    if torch is not None and isinstance(value, torch.Tensor):
         value = value.item() if value.numel() == 1 else value.tolist()
     if isinstance(value, float) and not math.isfinite(value):
         return None

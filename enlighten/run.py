@@ -32,6 +32,7 @@ from enlighten.data.reuse import load_dataset
 from enlighten.diagnostics.monitor import NoDiagnostics
 from enlighten.errors import Interrupted, UserError
 from enlighten.loggers.base import Logger, NoLogger
+from enlighten.provenance import provenance
 from enlighten.results import (SUMMARY_FILE, RunDirectoryBusy, RunDirLock, RunResults, read_json, upgrade_summary,
                                write_json)
 from enlighten.training import distributed
@@ -120,14 +121,16 @@ def choice(cfg: DictConfig, group: str) -> str:
 def build_logger(cfg: DictConfig, run_dir: Path, config: dict, info: dict, resume_id: str | None = None) -> Logger:
     """Unset logger.group, job_type and name become the sweep (its folder's last two parts: date and
     time), the strategy, and the job's swept overrides (a single run: the experiment's `name`); `name`
-    is a tag too. The logger's config records what was chosen, and the group options."""
+    is a tag too. The logger's config records what was chosen, the group options, and where and with
+    what this attempt runs (`provenance`, as in summary.json's attempts)."""
     sweep, experiment = info.get("sweep_dir"), (cfg.name if cfg.name != "default" else None)
     defaults = {"group": "/".join(sweep.parts[-2:]) if sweep else None, "job_type": choice(cfg, "strategy"),
                 "name": ",".join(swept_overrides(info["overrides"], sweep)) if sweep else experiment}
     extra = {k: v for k, v in defaults.items() if k in cfg.logger and cfg.logger[k] is None and v is not None}
     if "tags" in cfg.logger:
         extra["tags"] = list(dict.fromkeys([*(cfg.logger.tags or []), *([experiment] if experiment else [])]))
-    run_config = {**config, "choices": info.get("choices", {}), "logger": {**config["logger"], **extra}}
+    run_config = {**config, "choices": info.get("choices", {}), "logger": {**config["logger"], **extra},
+                  "provenance": provenance()}
     if resume_id is not None:
         extra["resume_id"] = resume_id
     return build(cfg.logger, run_dir=str(run_dir), run_config=run_config, _recursive_=False, _convert_="all", **extra)
@@ -283,6 +286,8 @@ def _run_locked(cfg: DictConfig, group, results: RunResults, stop: StopRequests,
         raise
     finally:
         _write_summary(summary, info, config, group, device, attempts, results, logger)
+    if summary["status"] == "completed" and group.main:  # after summary.json: a crash in between only keeps more
+        prune_checkpoints(results.run_dir, newest=cfg.trainer.keep_checkpoints)
     if summary["status"] == "diverged":
         raise Diverged(summary["diverged_step"], summary["epochs"])
     if interrupted:  # the process ends, also in a multirun: the signal was for all of it
@@ -392,8 +397,9 @@ def device_name(device: torch.device) -> str:
 
 class Attempts:
     """The run's attempts: the earlier ones (each up to its last checkpoint, from that checkpoint),
-    then this one, timed from its start: where it ran (host, thread count, device) and what changed
-    its numbers (`warnings`: a forced resume, an older checkpoint, another thread count)."""
+    then this one, timed from its start: where it ran (host, thread count, device), with what
+    (`provenance`: git commit, package versions, SLURM ids) and what changed its numbers (`warnings`:
+    a forced resume, an older checkpoint, another thread count)."""
 
     def __init__(self, earlier: list[dict], device: torch.device | None = None, warnings: list[str] = ()) -> None:
         self.earlier, self.start = list(earlier), time.perf_counter()
@@ -401,6 +407,7 @@ class Attempts:
                      "started": datetime.datetime.now().isoformat(timespec="seconds"),
                      "torch_threads": torch.get_num_threads(), "device": device.type if device is not None else None,
                      "device_name": device_name(device) if device is not None else None,
+                     "provenance": provenance(),
                      **({"warnings": list(warnings)} if warnings else {})}
 
     def so_far(self) -> list[dict]:

@@ -83,6 +83,8 @@ RUN_CASES = {
     "negative step checkpoints": (["trainer.checkpoint_every_steps=-1"], ConfigError,
                                   "trainer.checkpoint_every_steps must be >= 0 (0: no checkpoints within an epoch), "
                                   "got -1."),
+    "negative checkpoints kept": (["trainer.keep_checkpoints=-1"], ConfigError,
+                                  "trainer.keep_checkpoints must be >= 0 (0: remove them once the run has completed), got -1."),
     "negative learning rate": (["optim.lr=-1"], ConfigError,
                                "optim=enlighten.training.optim.sgd: Invalid learning rate: -1. Fix the optim.* setting."),
     "model width 0": (["model=cnn", "model.width=0"], ConfigError,

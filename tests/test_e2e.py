@@ -66,6 +66,7 @@ def test_wandb_offline_run_lives_in_the_run_directory(tmp_path):
     wandb_run = _wandb_run(run_dir)
     assert wandb_run["run"].display_name == "my_experiment" and list(wandb_run["run"].tags) == ["pilot", "my_experiment"]
     assert wandb_run["run"].job_type == "mixup" and wandb_run["config"]["choices"]["model"] == "cnn"
+    assert wandb_run["config"]["provenance"] == summary["attempts"][-1]["provenance"]  # commit, versions, SLURM ids
 
 
 def test_multirun_2x2_gives_one_directory_and_one_wandb_run_per_job(tmp_path):

@@ -105,8 +105,9 @@ def test_a_crash_resumes_from_the_last_checkpoint_within_the_epoch_and_leftovers
     assert resumed["resumed_from"].endswith(newest[0])
     assert _outcome(run_dir) == _outcome(reference)
     assert not list(run_dir.glob("**/.*.tmp"))
-    # Within the third epoch (steps 17-24) at 18 and 21; at its end (24) the epoch's own checkpoint.
-    assert [p.name for p in list_checkpoints(run_dir)] == ["epoch_0003.pt", "epoch_0002_step_000000021.pt"]
+    # Completed: of its checkpoints (within the third epoch at 18 and 21, at its end 24) the final one is
+    # kept (trainer.keep_checkpoints=1).
+    assert [p.name for p in list_checkpoints(run_dir)] == ["epoch_0003.pt"]
 
 
 def test_checkpoints_order_by_epoch_then_step():

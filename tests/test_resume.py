@@ -72,7 +72,7 @@ def test_sigkill_in_the_third_epoch_then_the_same_command_ends_exactly_as_an_uni
     # The W&B run continues under the same id: two offline run folders (two processes), one id.
     ids = {p.name.rsplit("-", 1)[-1] for p in (killed / "wandb").glob("offline-run-*")}
     assert len(ids) == 1
-    assert [p.name for p in list_checkpoints(killed)] == ["epoch_0004.pt", "epoch_0003.pt"]  # the newest two
+    assert [p.name for p in list_checkpoints(killed)] == ["epoch_0004.pt"]  # completed: the final one (keep_checkpoints=1)
 
 
 FAST = [*TINY, "model=mlp", "model.hidden=32", "trainer.epochs=3", "strategy=alpha_boost", "phase=fraction"]
@@ -86,7 +86,7 @@ def test_a_damaged_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog):
     """... and says so in the log and in the attempt's record (an older checkpoint is a different path to the
     same result, which the record keeps)."""
     _run(tmp_path, "ref")
-    _run(tmp_path, "run")
+    _run(tmp_path, "run", "trainer.keep_checkpoints=2")  # two left, as while it trains
     latest = tmp_path / "run" / "checkpoints" / "epoch_0003.pt"
     latest.write_bytes(latest.read_bytes()[:1000])  # truncated
     (tmp_path / "run" / "summary.json").unlink()
@@ -119,7 +119,7 @@ def test_a_checkpoint_from_another_config_is_refused_naming_the_difference(tmp_p
     assert not (tmp_path / "run" / "diagnostics.jsonl").exists()  # no old result file beside the new run's
     assert len(list((tmp_path / "run").glob("diagnostics.jsonl.replaced-*"))) == 1  # set aside, not deleted
     # A fresh start sets the earlier checkpoints aside, so a later resume can never pick up the old run's.
-    assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["epoch_0002.pt", "epoch_0001.pt"]
+    assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["epoch_0002.pt"]
     (aside,) = (tmp_path / "run" / "checkpoints").glob("replaced-*")
     assert sorted(p.name for p in aside.iterdir()) == ["epoch_0002.pt", "epoch_0010.pt"]
 
@@ -144,7 +144,7 @@ def test_a_checkpoint_written_before_the_renames_resumes_with_todays_names(tmp_p
     for each column."""
     from enlighten.results import atomic_torch_save
 
-    _run(tmp_path, "run")
+    _run(tmp_path, "run", "trainer.keep_checkpoints=2")
     last, path = list_checkpoints(tmp_path / "run")  # epochs 3 and 2
     last.unlink()  # as if the run had been killed in its third epoch
     (tmp_path / "run" / "summary.json").unlink()
@@ -208,7 +208,7 @@ def test_a_diverged_job_does_not_stop_the_others_and_tables_report_it(tmp_path):
     last = proc.stdout.rstrip().splitlines()[-2:]  # the sweep's summary, then a line per job that failed or diverged
     assert last[0] == (f"Sweep {sweep}: 2 jobs (1 completed, 1 diverged). Table: python scripts/make_tables.py {sweep}; "
                        f"one row per run: python scripts/collect.py {sweep} --out runs.csv")
-    assert last[1].startswith("  0_") and last[1].endswith(": non-finite training loss by step 5 (epoch 0)")
+    assert last[1].startswith("  dataset=digits,model=mlp,optim.lr=1e+30,") and last[1].endswith(": non-finite training loss by step 5 (epoch 0)")
     assert "Traceback" not in proc.stderr and "non-finite training loss by step" in proc.stderr
     tables = subprocess.run([sys.executable, str(REPO / "scripts" / "make_tables.py"), str(sweep)],
                             capture_output=True, text=True)
@@ -227,10 +227,12 @@ def test_online_logging_without_network_falls_back_to_offline_at_once(tmp_path, 
                            "trainer.epochs=1", "seed=0,1", "logger.mode=online", f"hydra.sweep.dir={sweep}"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert time.perf_counter() - t0 < 45  # import, 2 tiny jobs and at most one decision (W&B's own: 2 x 105 s)
+    # import, 2 tiny jobs and at most one decision (about 30 s on a busy 2-core machine); W&B's own wait
+    # would be 105 s per job
+    assert time.perf_counter() - t0 < 90
     assert proc.stdout.count("W&B could not start online") == 2 and "logging offline" in proc.stdout  # logging
     assert "so will every later run of this process" in proc.stdout
-    jobs = list(sweep.glob("[01]_*"))
+    jobs = list(sweep.glob("*seed=*"))
     assert len(jobs) == 2
     for run_dir in jobs:
         assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
@@ -290,6 +292,16 @@ def test_a_preempted_submitit_job_is_requeued_and_resumes_exactly(tmp_path):
     assert "_step_" in Path(summary["resumed_from"]).name and len(summary["attempts"]) == 2
     logs = "".join(p.read_text(errors="replace") for p in (sweep / ".submitit").rglob("*.err"))
     assert "preempted" in logs.lower() or "requeu" in logs.lower()
+
+
+def test_a_completed_run_keeps_the_checkpoints_it_is_told_to(tmp_path):
+    """Two while it trains (a damaged one falls back to the one before); once completed,
+    trainer.keep_checkpoints: the final one by default, none with 0 (its folder goes too)."""
+    _run(tmp_path, "one")
+    assert [p.name for p in list_checkpoints(tmp_path / "one")] == ["epoch_0003.pt"]
+    summary = _run(tmp_path, "none", "trainer.keep_checkpoints=0")
+    assert summary["status"] == "completed" and not (tmp_path / "none" / "checkpoints").exists()
+    assert _run(tmp_path, "none", "trainer.keep_checkpoints=0")["status"] == "completed"  # skipped: still completed
 
 
 def test_checkpoints_are_ordered_by_epoch_number(tmp_path):
@@ -376,7 +388,7 @@ def test_a_resume_on_another_thread_count_says_so_in_the_log_and_the_attempts(tm
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        first = _run(tmp_path, "run", "trainer.epochs=2")
+        first = _run(tmp_path, "run", "trainer.epochs=2", "trainer.keep_checkpoints=2")
         assert [(a["torch_threads"], a["device"]) for a in first["attempts"]] == [(2, "cpu")]
         list_checkpoints(tmp_path / "run")[0].unlink()  # as if killed in its second epoch
         (tmp_path / "run" / "summary.json").unlink()

@@ -45,6 +45,32 @@ def test_basic_launcher_runs_jobs_in_one_process_and_rerun_completes_only_missin
         assert again[jobs[i].name]["pid"] == summaries[jobs[i].name]["pid"]
     for i in (1, 2):
         assert again[jobs[i].name]["pid"] != summaries[jobs[i].name]["pid"]
+    # Grown by a seed: job directories are named by their overrides, not their numbers, so the four
+    # finished jobs are found where they are and only 2 arms x 1 new seed train.
+    grown = run_train([a.replace("seed=0,1", "seed=0,1,2") for a in args], cwd=tmp_path, timeout=600)
+    assert grown.stdout.count("Skipping") == 4
+    assert f"Sweep {sweep}: 6 jobs (6 completed (4 of them before: skipped))." in grown.stdout
+    assert {j.name: read_run(j)[1]["pid"] for j in jobs} == {j.name: s["pid"] for j, s in zip(jobs, again.values())}
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir() and p not in jobs) == \
+        [f"dataset=digits,diagnostics=off,model=cnn,seed=2,strategy={s},trainer.epochs=1" for s in ("mixup", "vanilla")]
+
+
+def test_a_sweep_named_by_job_number_is_refused_until_migrated_then_resumes(tmp_path):
+    """Sweeps written before 2026-12-07 named jobs `<number>_<overrides>`: launched into again, each job
+    would train anew beside its finished copy. Refused, naming the command that renames them; after it,
+    the same command skips every job."""
+    sweep = tmp_path / "sweep"
+    args = ["-m", "seed=0,1", *FAST, f"hydra.sweep.dir={sweep}"]
+    run_train([*args, "hydra.sweep.subdir=${hydra.job.num}_${hydra.job.override_dirname}"], cwd=tmp_path)  # the old names
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir())[0].startswith("0_")
+    refused = run_train(args, cwd=tmp_path, check=False)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert f"Rename them first: python scripts/sweep.py migrate {sweep}" in refused.stderr
+    migrate = subprocess.run([sys.executable, str(REPO / "scripts" / "sweep.py"), "migrate", str(sweep)],
+                             capture_output=True, text=True, check=True)
+    assert "2 job directories renamed" in migrate.stdout
+    resumed = run_train(args, cwd=tmp_path)
+    assert resumed.stdout.count("Skipping") == 2 and "2 jobs (2 completed (2 of them before: skipped))" in resumed.stdout
 
 
 def test_every_launcher_option_composes():
@@ -86,7 +112,7 @@ def test_a_job_refused_at_start_up_says_so_in_its_directory_and_in_the_sweep_sum
     proc = subprocess.run([sys.executable, str(REPO / "train.py"), "-m", *TINY, "trainer.epochs=1", "mix.alpha=0.2,-1",
                            f"hydra.sweep.dir={sweep}"], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=user_env())
     assert proc.returncode != 0
-    job = next(sweep.glob("1_*"))
+    job = next(sweep.glob("*mix.alpha=-1*"))
     summary = json.loads((job / "summary.json").read_text())
     assert summary["status"] == "failed" and summary["error"] == "ConfigError: mix.alpha must be >= 0, got -1.0 (0 turns it off)."
     assert "mix.alpha must be >= 0, got -1.0" in (job / "train.log").read_text()
@@ -109,7 +135,7 @@ def test_ctrl_c_in_a_sweep_ends_with_one_line_and_a_summary_that_counts_every_jo
                              f"hydra.sweep.dir={sweep}"], cwd=tmp_path, env=user_env(), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 240
-    while not any("epoch 2 of 400" in p.read_text() for p in sweep.glob("0_*/train.log")):
+    while not any("epoch 2 of 400" in p.read_text() for p in sweep.glob("*seed=0*/train.log")):
         if time.time() > deadline or proc.poll() is not None:
             proc.kill()
             pytest.fail(f"the first job did not reach its third epoch: {proc.communicate()[1][-2000:]}")
@@ -119,7 +145,7 @@ def test_ctrl_c_in_a_sweep_ends_with_one_line_and_a_summary_that_counts_every_jo
     assert proc.returncode == 130 and "Traceback" not in err, err[-3000:]
     assert "Interrupted (Ctrl-C). The run in progress is marked interrupted in its summary.json" in err
     assert "run the same command with hydra.sweep.dir set to its directory" in err
-    summary = json.loads(next(sweep.glob("0_*/summary.json")).read_text())
+    summary = json.loads(next(sweep.glob("*seed=0*/summary.json")).read_text())
     assert summary["status"] == "interrupted" and summary["signal"] == "SIGINT"
     assert f"Sweep {sweep}: 3 jobs (1 interrupted, 2 not started)." in out
 

@@ -6,7 +6,9 @@ between the runs collected, and the summary's numbers.
 Columns: `run_dir`, `status`; each group choice under its group's name (`strategy`, `model`, ...);
 each config key whose value differs between the runs under its dotted name (`mix.alpha`, `seed`;
 result-neutral settings such as paths and the logger left out); then every scalar of summary.json
-under its own name (`final_test_acc`, `enp_end_step`, `enp_mean/diag/zero_act`, `runtime.device`, ...).
+under its own name (`final_test_acc`, `enp_end_step`, `enp_mean/diag/zero_act`, `runtime.device`, ...);
+then where the last attempt ran and with what (`provenance.code.commit`, `provenance.code.dirty`,
+`provenance.software.torch`, `provenance.slurm.job_id`, ..., and `device_name`, `attempts`: their number).
 Lists and dicts in a setting are written as JSON text. Jobs that started but wrote no summary are
 rows with status `missing`.
 """
@@ -39,9 +41,12 @@ def collect(runs: list[dict]) -> list[dict]:
     rows = []
     for run, setting in zip(runs, settings):
         results = flatten({k: v for k, v in run.items() if k not in (*RUN_RECORD_KEYS, "_dir")})
+        last = (run.get("attempts") or [{}])[-1]
         rows.append({"run_dir": run["_dir"], "status": run.get("status"), **run.get("choices", {}),
                      **{k: _cell(setting.get(k)) for k in swept},
-                     **{k: v for k, v in results.items() if k != "status" and not isinstance(v, (list, dict))}})
+                     **{k: v for k, v in results.items() if k != "status" and not isinstance(v, (list, dict))},
+                     **({"attempts": len(run["attempts"]), "device_name": last.get("device_name")} if run.get("attempts") else {}),
+                     **flatten({"provenance": last.get("provenance") or {}})})
     columns = list(dict.fromkeys(k for row in rows for k in row))
     return [{c: row.get(c) for c in columns} for row in rows]
 
