@@ -123,7 +123,7 @@ class TrainerConfig:
     max_steps: Optional[int] = None  # exactly this many optimizer steps instead (step-based schedules; epochs ignored)
     batch_size: int = 128
     device: str = "auto"  # auto | cpu | cuda
-    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
+    precision: str = "auto"  # auto (bf16 on CUDA where supported, else fp16; fp32 on CPU) | fp32 | bf16 | fp16 (with a gradient scaler)
     eval_every: int = 1  # evaluate on the test set every N epochs (and always after the last)
     eval_batch_size: Optional[int] = None  # null: 1024 on CUDA, 128 on a CPU (cache-sized batches: 2-3x faster there)
     train_eval_samples: int = 10000  # clean training accuracy: size of the fixed probe subset (0 = all)
@@ -250,7 +250,7 @@ RUNTIME_ARGS = {
 _CHOICES = {
     "trainer.device": ("auto", "cpu", "cuda"),
     "trainer.resume": ("auto", "force", "never"),
-    "trainer.precision": ("auto", "fp32", "bf16"),
+    "trainer.precision": ("auto", "fp32", "bf16", "fp16"),
     "trainer.channels_last": ("auto", "true", "false"),
     "mix.mode": ("batch", "pair", "elem"),
     "mix.kind": ("input", "manifold"),

@@ -42,12 +42,32 @@ from enlighten.training.loop import Diverged, EpochHook, Runtime, Trainer
 from enlighten.training.stopping import StopRequests
 
 
+# Set by SLURM in a job that was given GPUs: there, `auto` finding no CUDA is a mistake to shout about.
+GPU_JOB_VARIABLES = ("SLURM_GPUS_ON_NODE", "SLURM_JOB_GPUS", "SLURM_STEP_GPUS")
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        given = [f"{v}={os.environ[v]}" for v in GPU_JOB_VARIABLES if os.environ.get(v)]
+        if given:
+            log.warning(f"trainer.device=auto found no CUDA device although this job was given GPUs ({', '.join(given)}): "
+                        f"it trains on the CPU, likely far slower. Check the CUDA build of torch and the driver on this "
+                        f"node, or use trainer.device=cuda to fail instead.")
+        return torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("trainer.device=cuda but no CUDA device is available; use trainer.device=cpu or auto.")
     return torch.device(name)
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """`auto`: bf16 on a GPU that supports it, else fp16 (with a gradient scaler) on a GPU; fp32 on a CPU."""
+    if name != "auto":
+        return name
+    if device.type != "cuda":
+        return "fp32"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -471,8 +491,8 @@ def _build_trainer(cfg: DictConfig, data, device: torch.device, group, strategy,
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     steps_per_epoch = data.steps_per_epoch(t.batch_size)
     optimizer, scheduler = build_optimization(cfg, model, steps_per_epoch)
-    bf16 = t.precision == "bf16" or (t.precision == "auto" and device.type == "cuda")
-    runtime = Runtime(bf16=bf16, channels_last=channels_last,
+    precision = resolve_precision(t.precision, device)
+    runtime = Runtime(bf16=precision == "bf16", fp16=precision == "fp16", channels_last=channels_last,
                       eval_batch_size=t.eval_batch_size or (1024 if device.type == "cuda" else 128))
     trainer_cfg = OmegaConf.to_object(t)  # the typed TrainerConfig, plain attribute reads in the loop
     summary["runtime"] = {"device": str(device), "torch_threads": torch.get_num_threads(), **asdict(runtime)}
@@ -481,7 +501,7 @@ def _build_trainer(cfg: DictConfig, data, device: torch.device, group, strategy,
         log.info(f"Run {results.run_dir}: {choice(cfg, 'model')} ({summary['num_params']:,} parameters) on {data.name} "
                  f"({data.num_train:,} training / {validation}{data.num_test:,} test samples), strategy {choice(cfg, 'strategy')}, "
                  f"phase {choice(cfg, 'phase')}; {trainer_cfg.total_steps(steps_per_epoch):,} steps of {t.batch_size} "
-                 f"({steps_per_epoch:,} per epoch); {device}, {'bf16' if bf16 else 'fp32'}"
+                 f"({steps_per_epoch:,} per epoch); {device}, {precision}"
                  f"{', channels_last' if channels_last else ''}{', compiled' if t.compile else ''}")
     return Trainer(trainer_cfg, model, data, strategy, detector, optimizer, scheduler, results, logger,
                    generator=torch.Generator().manual_seed(cfg.seed), device=device, diagnostics=diagnostics,

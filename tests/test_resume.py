@@ -304,6 +304,27 @@ def test_a_completed_run_keeps_the_checkpoints_it_is_told_to(tmp_path):
     assert _run(tmp_path, "none", "trainer.keep_checkpoints=0")["status"] == "completed"  # skipped: still completed
 
 
+def test_fp16_with_its_gradient_scaler_resumes_exactly(tmp_path):
+    """trainer.precision=fp16 (GPUs without bf16) on the CPU: float16 autocast really runs (other numbers
+    than fp32), and the gradient scaler's state is in every checkpoint: killed in the third epoch and
+    resumed, the run ends bitwise as the uninterrupted one, scaler included (its growth tracker counts
+    the steps since the scale last changed, and would restart from 0 if the state were not restored)."""
+    fp16 = ["trainer.precision=fp16", "trainer.keep_checkpoints=2"]
+    reference = _run(tmp_path, "reference", *fp16)
+    assert reference["runtime"]["fp16"] and not reference["runtime"]["bf16"]
+    assert _run(tmp_path, "fp32")["final_test_loss"] != reference["final_test_loss"]
+    _run(tmp_path, "run", *fp16)
+    last, previous = list_checkpoints(tmp_path / "run")  # epochs 3 and 2
+    last.unlink()  # as if killed in the third epoch
+    (tmp_path / "run" / "summary.json").unlink()
+    resumed = _run(tmp_path, "run", *fp16)
+    assert resumed["resumed_from"] == str(previous)
+    assert _outcome(tmp_path / "run") == _outcome(tmp_path / "reference")
+    final = [torch.load(d / "checkpoints" / "epoch_0003.pt", weights_only=True) for d in (tmp_path / "reference", tmp_path / "run")]
+    assert final[0]["scaler"] == final[1]["scaler"] and final[0]["scaler"]["_growth_tracker"] == 24  # 3 epochs of 8 steps
+    assert all(torch.equal(a, b) for a, b in zip(final[0]["model"].values(), final[1]["model"].values()))
+
+
 def test_checkpoints_are_ordered_by_epoch_number(tmp_path):
     folder = tmp_path / "checkpoints"
     folder.mkdir()

@@ -230,3 +230,22 @@ def test_with_a_validation_split_the_detector_reads_it_and_the_test_split_only_g
     metrics = read_run(tmp_path)[0]
     assert [m.get("val_acc") is not None for m in metrics] == [False, True]
     assert metrics[-1]["test_acc"] == summary["final_test_acc"] and metrics[-1]["val_acc"] == summary["final_val_acc"]
+
+
+def test_auto_device_warns_when_a_gpu_job_finds_no_cuda(monkeypatch, caplog):
+    """A SLURM job given GPUs whose torch sees none (a CPU build, a driver mismatch) would train on the
+    CPU until its time limit: `auto` says so loudly; outside such a job it picks the CPU quietly."""
+    import logging
+
+    from enlighten.run import resolve_device, resolve_precision
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is visible here: auto picks it")
+    for variable in ("SLURM_GPUS_ON_NODE", "SLURM_JOB_GPUS", "SLURM_STEP_GPUS"):
+        monkeypatch.delenv(variable, raising=False)
+    with caplog.at_level(logging.WARNING, logger="enlighten"):
+        assert resolve_device("auto").type == "cpu" and not caplog.records
+        monkeypatch.setenv("SLURM_GPUS_ON_NODE", "1")
+        assert resolve_device("auto").type == "cpu"
+    assert "found no CUDA device although this job was given GPUs (SLURM_GPUS_ON_NODE=1)" in caplog.text
+    assert resolve_precision("auto", torch.device("cpu")) == "fp32" and resolve_precision("fp16", torch.device("cpu")) == "fp16"

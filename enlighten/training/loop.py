@@ -107,6 +107,7 @@ class Runtime:
     records it under `runtime`). Every other setting the Trainer reads from the trainer config itself."""
 
     bf16: bool = False
+    fp16: bool = False  # float16 autocast with a gradient scaler (GPUs without bf16: V100, T4)
     channels_last: bool = False
     eval_batch_size: int = 1024
 
@@ -212,6 +213,9 @@ class Trainer:
         self.train_model = torch.compile(train_model) if cfg.compile else train_model
         self.strategy, self.detector = strategy, detector
         self.optimizer, self.scheduler = optimizer, scheduler
+        # fp16's gradients underflow unless the loss is scaled up first; the scaler adapts the scale
+        # (its state is in every checkpoint, so a resume continues with the same scale). Off: a no-op.
+        self.scaler = torch.amp.GradScaler(device.type, enabled=runtime.fp16)
         self.results, self.logger = results, logger
         self.generator, self.device = generator, device
         self.steps_per_epoch = data.steps_per_epoch(cfg.batch_size)
@@ -255,6 +259,7 @@ class Trainer:
             "enp_end_train_acc": self.enp_end_train_acc,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            **({"scaler": self.scaler.state_dict()} if self.runtime.fp16 else {}),
             "scheduler": self.scheduler.state_dict(),
             "detector": self.detector.state_dict(),
             "diagnostics": self.diagnostics.state_dict(),
@@ -269,6 +274,8 @@ class Trainer:
         self.enp_end_train_acc = state["enp_end_train_acc"]
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.runtime.fp16 and "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.detector.load_state_dict(state["detector"])
         self.diagnostics.load_state_dict(state["diagnostics"])  # after the model: BENR starts from its weights
@@ -278,8 +285,8 @@ class Trainer:
         self.resumed_tally = EpochTally.from_state(state["tally"], self.device) if state.get("tally") else None
 
     def autocast(self):
-        if self.runtime.bf16:
-            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        if self.runtime.bf16 or self.runtime.fp16:
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16 if self.runtime.bf16 else torch.float16)
         return contextlib.nullcontext()
 
     def _to_model_layout(self, x: Tensor) -> Tensor:
@@ -335,10 +342,12 @@ class Trainer:
             logits = self.strategy.forward(self.train_model, self._to_model_layout(x))
         loss = self.strategy.reduce(soft_cross_entropy(logits, target))
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        self.scaler.scale(loss).backward()
         if self.cfg.grad_clip:
+            self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
             nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)  # skipped (and the scale lowered) when a gradient is not finite
+        self.scaler.update()
         self.scheduler.step()
         self.step += 1
         return loss.detach()
