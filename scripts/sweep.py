@@ -1,13 +1,19 @@
-"""Sweep directories: rename the jobs of a sweep written before 2026-12-07 (named by job number) to
-today's names (by their overrides), so that running its command again resumes it and a grown sweep
-trains only its new jobs.
+"""Sweep directories.
 
-    python scripts/sweep.py migrate multirun/2026-12-01/10-00-00_48213a1f2 [--dry-run]
+    python scripts/sweep.py migrate SWEEP_DIR [--dry-run]
+    python scripts/sweep.py wandb-sync SWEEP_DIR... [--dry-run]
+
+migrate: rename the jobs of a sweep written before 2026-12-07 (named by job number) to today's names
+(by their overrides), so that running its command again resumes it and a grown sweep trains only its
+new jobs.
+wandb-sync: upload the offline W&B runs of every job (each job keeps its own in <job>/wandb/, where
+`wandb sync`'s own search does not look) with one `wandb sync` call; needs network and `wandb login`.
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from pathlib import Path
 
@@ -23,7 +29,13 @@ def main(argv: list[str] | None = None) -> None:
     rename = commands.add_parser("migrate", help="rename job directories named by job number to today's names")
     rename.add_argument("sweep_dir", type=Path)
     rename.add_argument("--dry-run", action="store_true", help="list the renames, change nothing")
+    sync = commands.add_parser("wandb-sync", help="upload every job's offline W&B runs with one wandb sync")
+    sync.add_argument("sweep_dirs", type=Path, nargs="+")
+    sync.add_argument("--dry-run", action="store_true", help="list the runs and the command, upload nothing")
     args = parser.parse_args(argv)
+    if args.command == "wandb-sync":
+        wandb_sync(parser, args.sweep_dirs, args.dry_run)
+        return
     if not args.sweep_dir.is_dir():
         parser.error(f"{args.sweep_dir} is not a folder")
     try:
@@ -35,6 +47,19 @@ def main(argv: list[str] | None = None) -> None:
     verb = "would be renamed" if args.dry_run else "renamed"
     print(f"{len(moves)} job directories {verb} in {args.sweep_dir}." if moves else
           f"{args.sweep_dir}: no job directories named by job number; nothing to do.")
+
+
+def wandb_sync(parser: argparse.ArgumentParser, sweep_dirs: list[Path], dry_run: bool) -> None:
+    missing = [str(d) for d in sweep_dirs if not d.is_dir()]
+    if missing:
+        parser.error(f"not a folder: {', '.join(missing)}")
+    runs = sorted(p for d in sweep_dirs for p in d.rglob("wandb/offline-run-*") if p.is_dir())
+    if not runs:
+        sys.exit(f"error: no offline W&B runs (<job>/wandb/offline-run-*) under {', '.join(map(str, sweep_dirs))}")
+    command = [sys.executable, "-m", "wandb", "sync", *map(str, runs)]
+    print(f"{len(runs)} offline W&B runs: " + " ".join(command[1:4]) + " " + " ".join(map(str, runs)))
+    if not dry_run:
+        sys.exit(subprocess.run(command).returncode)
 
 
 if __name__ == "__main__":

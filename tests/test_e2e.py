@@ -93,6 +93,11 @@ def test_multirun_2x2_gives_one_directory_and_one_wandb_run_per_job(tmp_path):
     assert len(run_ids) == 4
     assert seen == {("vanilla", 0.2), ("vanilla", 1.0), ("mixup", 0.2), ("mixup", 1.0)}
     assert "strategy=mixup" in " ".join(p.name for p in jobs)  # directory names show the overrides
+    # One `wandb sync` for the whole sweep: the nested offline runs found (dry run: no network here)
+    sync = subprocess.run([sys.executable, str(REPO / "scripts" / "sweep.py"), "wandb-sync", str(sweep), "--dry-run"],
+                          capture_output=True, text=True, check=True)
+    assert sync.stdout.startswith("4 offline W&B runs: -m wandb sync ")
+    assert all(str(next((job / "wandb").glob("offline-run-*"))) in sync.stdout for job in jobs)
 
 
 def _check_wandb_against_our_files(job, metrics, summary, group):

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import REPO
+from tests.conftest import REPO, read_run
 
 
 def write_run(root, name, strategy, seed, acc, status="completed", enp_end_step=10):
@@ -288,6 +288,20 @@ def test_collect_writes_one_row_per_run_for_pandas(tmp_path):
     assert [r["run_dir"] for r in table] == list(rows)
     assert {r["run_dir"]: r["final_test_acc"] for r in table if r["status"] == "completed"} == \
         {d: s["final_test_acc"] for d, s in summaries.items()}
+    # The learning curves, long format: every number of metrics.jsonl and diagnostics.jsonl, with the
+    # run's choices and varying settings, read back with pandas as the docs show.
+    import pandas as pd
+
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "collect.py"), str(tmp_path / "sweep"), "--curves",
+                           "--out", str(tmp_path / "curves.csv")], capture_output=True, text=True, check=True)
+    points = pd.read_csv(tmp_path / "curves.csv")
+    assert f"{len(points)} curve points of 4 runs" in proc.stdout
+    for run_dir, summary in summaries.items():
+        metrics, _ = read_run(Path(run_dir))
+        acc = points[(points.run_dir == run_dir) & (points.file == "metrics") & (points.measure == "test_acc")]
+        assert acc.step.tolist() == [m["step"] for m in metrics] and acc.value.tolist() == [m["test_acc"] for m in metrics]
+        assert set(acc["mix.alpha"]) == {summary["config"]["mix"]["alpha"]}
+    assert set(points.file) == {"metrics", "diagnostics"}
     refused = subprocess.run([sys.executable, str(REPO / "scripts" / "collect.py"), str(tmp_path / "sweep"),
                               "--out", str(tmp_path / "runs.xlsx")], capture_output=True, text=True)
     assert refused.returncode == 2 and "must end in .csv or .parquet" in refused.stderr
