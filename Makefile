@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.enlighten-installed
 DEMO_DIR ?= outputs/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
 
-.PHONY: install demo claims claims-report claims-smoke test test-slow test-slurm bench ddp gpu-data gpu-wheels gpu-check clean
+.PHONY: install data demo claims claims-report claims-smoke test test-slow test-slurm bench ddp gpu-data gpu-wheels gpu-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ test: $(STAMP)
 ## test-slow: only the tests marked slow
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow
+
+## data: fetch and check the data a command's jobs need, before queueing them (on the login node):
+## `make data ARGS="experiment=tradeoff paths.data_dir=/shared/data"` (scripts/prepare_data.py)
+data: $(STAMP)
+	$(PY) scripts/prepare_data.py $(ARGS)
 
 ## test-slurm: the tests marked slurm, on a real SLURM scheduler started on this machine for them and
 ## stopped after (scripts/slurm_local.sh; as root: it installs slurm-wlm and munge with apt if missing)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -13,7 +15,7 @@ from enlighten.data.digits import digits
 from enlighten.data.image_folder import image_folder
 from enlighten.data.synthetic import synthetic
 from enlighten.data.torchvision_sets import torchvision_dataset
-from tests.conftest import SHARED_DATA, needs_shared
+from tests.conftest import REPO, SHARED_DATA, needs_shared
 
 
 def test_balanced_subset_keeps_each_class_share_and_its_own_seed():
@@ -193,3 +195,58 @@ def test_damaged_mnist_files_are_named_as_damaged_not_missing(tmp_path):
         torchvision_dataset("mnist", root=str(tmp_path), download=False)
     with pytest.raises(DataError, match=r"mnist not found at"):
         torchvision_dataset("mnist", root=str(tmp_path / "elsewhere"), download=False)
+
+
+def _prepare_data_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("prepare_data", REPO / "scripts" / "prepare_data.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_prepare_data_expands_a_sweep_as_hydra_does_and_finds_each_dataset_once():
+    """The command line's sweeps times the experiment's own grid (tradeoff: 3 x 3 x 9 arms x 3 seeds),
+    one dataset for all of them."""
+    prepare = _prepare_data_script()
+    jobs = prepare.expand(["experiment=tradeoff", "paths.data_dir=/data"])
+    assert len(jobs) == 243 and len({tuple(sorted(j)) for j in jobs}) == 243
+    assert len(prepare.expand(["experiment=tradeoff", "seed=0", "paths.data_dir=/data"])) == 81  # the command line wins
+    assert list(prepare.datasets(jobs)) == ["enlighten.data.torchvision_sets.torchvision_dataset:cifar10:/data"]
+    assert len(prepare.datasets(prepare.expand(["dataset=mnist,digits", "seed=0,1"]))) == 2
+
+
+@needs_shared("MNIST")
+def test_prepare_data_loads_what_a_sweep_needs_and_names_what_is_missing(tmp_path):
+    script = [sys.executable, str(REPO / "scripts" / "prepare_data.py")]
+    proc = subprocess.run([*script, "dataset=mnist,digits", "seed=0,1", f"paths.data_dir={SHARED_DATA}"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["4 jobs, 2 dataset(s):",
+                                        f"  mnist: ready in {SHARED_DATA} (60,000 training / 10,000 test samples)",
+                                        "  digits: needs no files"]
+    missing = subprocess.run([*script, "dataset=image_folder", f"dataset.root={tmp_path / 'nowhere'}"],
+                             capture_output=True, text=True, timeout=300)
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert missing.stderr.startswith(f"error: image_folder: {tmp_path / 'nowhere'} is not a folder.")
+
+
+def test_a_download_waits_for_another_process_holding_the_datasets_lock(tmp_path):
+    """Two tasks of an array that start together: the second waits while the first downloads."""
+    import time
+
+    from enlighten.data.base import download_lock
+
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[1])\n"
+                               "from enlighten.data.base import download_lock\n"
+                               "with download_lock(sys.argv[2], 'mnist'):\n print('held', flush=True); time.sleep(3)",
+                               str(REPO), str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    start = time.monotonic()
+    with download_lock(tmp_path, "mnist"):
+        waited = time.monotonic() - start
+    holder.wait(timeout=30)
+    assert waited > 1.5, waited  # it held the lock for 3 s after saying so
+    with download_lock(tmp_path, "cifar10"):  # another dataset's lock is another file
+        pass

@@ -12,7 +12,10 @@ generator's state can be checkpointed.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterator, Sequence
 
 import torch
@@ -20,6 +23,27 @@ from torch import Tensor
 
 from enlighten.config import check_fraction, check_val_fraction
 from enlighten.errors import UserError
+
+
+@contextlib.contextmanager
+def download_lock(root: Path | str, name: str):
+    """Held while `name` is fetched into `root`: the tasks of a job array that start together download
+    one at a time (the first fetches, the others then find the files), never into one folder at once.
+    An exclusive `flock`, which the kernel releases when its process dies. A folder that cannot be
+    written (a read-only copy of the data) cannot be downloaded into either: no lock is needed there."""
+    try:
+        root = Path(root)
+        root.mkdir(parents=True, exist_ok=True)
+        handle = open(root / f".{name}.download.lock", "a")
+    except OSError:
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class DataError(UserError, RuntimeError):

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from enlighten.config import check_fraction
-from enlighten.data.base import DataError
+from enlighten.data.base import DataError, download_lock
 from enlighten.results import atomic_write_text
 
 TINYSHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
@@ -107,9 +107,10 @@ def read_text(path: Path, url: str | None) -> str:
     """The file's text; downloaded from `url` first when it is missing and `url` is given."""
     if not path.is_file() and url:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with urllib.request.urlopen(url, timeout=60) as response:
-                atomic_write_text(path, response.read().decode("utf-8"))  # never half a file under its name
+            with download_lock(path.parent, path.name):
+                if not path.is_file():  # another process may have fetched it while this one waited
+                    with urllib.request.urlopen(url, timeout=60) as response:
+                        atomic_write_text(path, response.read().decode("utf-8"))  # never half a file under its name
         except OSError as e:
             raise DataError(
                 f"{path} is missing and the download from {url} failed ({e}). Download it on a machine "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Optional
 
@@ -9,7 +10,7 @@ import numpy as np
 import torch
 import torchvision
 
-from enlighten.data.base import DataError, InMemoryData, finish_split
+from enlighten.data.base import DataError, InMemoryData, download_lock, finish_split
 
 # (torchvision class, folder torchvision looks for under root, channels-last numpy images?)
 _SETS = {
@@ -22,10 +23,12 @@ _SETS = {
 
 def _load_split(name: str, root: str, train: bool, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
     cls, folder, hwc = _SETS[name]
+    expected = Path(root).resolve() / folder
+    fetching = download and not (expected.is_dir() and any(expected.iterdir()))  # only then a lock file is written
     try:
-        ds = cls(root=root, train=train, download=download)
+        with download_lock(root, name) if fetching else contextlib.nullcontext():
+            ds = cls(root=root, train=train, download=download)
     except Exception as e:  # noqa: BLE001 - torchvision raises RuntimeError, URLError, OSError...
-        expected = Path(root).resolve() / folder
         if expected.is_dir() and any(p.is_file() and p.stat().st_size for p in expected.iterdir()):
             raise DataError(
                 f"{name} at {expected} is unreadable: its files are there but truncated or corrupt ({type(e).__name__}: "
