@@ -107,6 +107,13 @@ def upgrade_config(config: dict) -> dict:
     return config
 
 
+def config_differences(saved: dict, current: dict) -> list[str]:
+    """`key: saved -> current` for every setting that differs, except those that change no result."""
+    a, b = flatten(upgrade_config(saved)), flatten(current)
+    return [f"{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}" for k in sorted(set(a) | set(b))
+            if not under(k, RESULT_NEUTRAL_KEYS) and a.get(k, "<absent>") != b.get(k, "<absent>")]
+
+
 def under(key: str, prefixes) -> bool:
     """Whether `key` is one of `prefixes` or inside one of them (`mix.alpha` is under `mix`)."""
     return any(key == p or key.startswith(p + ".") for p in prefixes)
@@ -274,8 +281,10 @@ def check_val_fraction(val_fraction) -> None:
                           f"class of the training split held out for validation; 0: none).")
 
 
-def validate(cfg: DictConfig) -> None:
-    """Raise ConfigError naming the offending key; called before any data is loaded."""
+def validate(cfg: DictConfig, resolve=get_object) -> None:
+    """Raise ConfigError naming the offending key; called before any data is loaded. `resolve` finds
+    the callable of a `_target_` (importing it; the sweep plan reads signatures from source instead,
+    without torch: enlighten.sweeps.static_signature)."""
     for key, value in flatten(OmegaConf.to_container(cfg, resolve=False)).items():
         # NaN passes every range check below (`nan < 0` is false), and inf is no setting either.
         for item in value if isinstance(value, list) else [value]:
@@ -336,7 +345,7 @@ def validate(cfg: DictConfig) -> None:
         for key in _missing_keys(node, group):
             raise ConfigError(f"{key} has no value: the {group} option chosen requires it (??? in its YAML). Give it "
                               f"on the command line, e.g. {key}=...")
-        check_target_node(group, node, RUNTIME_ARGS[group])
+        check_target_node(group, node, RUNTIME_ARGS[group], resolve)
     if "wandb" in str(cfg.logger.get("_target_", "")):  # W&B refuses a tag over 64 characters, after the run began
         for tag in [cfg.name, *(cfg.logger.get("tags") or [])]:
             if len(str(tag)) > WANDB_TAG_LIMIT:
@@ -385,11 +394,11 @@ def _missing_keys(node: DictConfig, prefix: str) -> list[str]:
     return out
 
 
-def check_target_node(prefix: str, node: DictConfig, runtime_args: set[str] = frozenset()) -> None:
+def check_target_node(prefix: str, node: DictConfig, runtime_args: set[str] = frozenset(), resolve=get_object) -> None:
     """Check the keys (and annotated basic types) of a `_target_` node against its callable."""
     target = node["_target_"]
     try:
-        fn = get_object(target)
+        fn = resolve(target)
     except Exception as e:  # noqa: BLE001 - any import problem is a config problem here
         raise ConfigError(f"{prefix}._target_={target!r} cannot be imported: {e}") from e
     params, takes_kwargs, hints = _accepted_params(fn)
@@ -409,7 +418,7 @@ def check_target_node(prefix: str, node: DictConfig, runtime_args: set[str] = fr
             raise ConfigError(f"Unknown key '{prefix}.{key}' for {target}. {known}")
         child = node[key] if not OmegaConf.is_missing(node, key) else None
         if isinstance(child, DictConfig) and "_target_" in child:  # a part built first (a strategy's mixer, ...)
-            check_target_node(f"{prefix}.{key}", child)
+            check_target_node(f"{prefix}.{key}", child, resolve=resolve)
         elif key in hints and not OmegaConf.is_missing(node, key):
             _check_type(f"{prefix}.{key}", node[key], hints[key])
     for name, p in params.items():

@@ -26,7 +26,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from enlighten.callbacks import check_launcher, swept_overrides
-from enlighten.config import ConfigError, build, check_arm, validate
+from enlighten.config import ConfigError, build, check_arm, config_differences, validate
 from enlighten.console import into_log_files, log, result_line, show_messages
 from enlighten.data.reuse import load_dataset
 from enlighten.diagnostics.monitor import NoDiagnostics
@@ -36,8 +36,7 @@ from enlighten.provenance import provenance
 from enlighten.results import (SUMMARY_FILE, RunDirectoryBusy, RunDirLock, RunResults, read_json, upgrade_summary,
                                write_json)
 from enlighten.training import distributed
-from enlighten.training.checkpoint import (CheckpointError, config_differences, load_latest, set_aside_checkpoints,
-                                           prune_checkpoints)
+from enlighten.training.checkpoint import CheckpointError, load_latest, prune_checkpoints, set_aside_checkpoints
 from enlighten.training.loop import Diverged, EpochHook, Runtime, Trainer
 from enlighten.training.stopping import StopRequests
 

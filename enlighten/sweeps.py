@@ -1,4 +1,6 @@
-"""Sweep directories: how a job's directory is named, and moving sweeps named the old way.
+"""Sweeps before and after they run: the jobs a command makes, how a job's directory is named, the
+plan (each job composed, checked and found new / completed / interrupted / failed, without torch), and
+moving sweeps named the old way.
 
 A job's directory is named by its overrides (Hydra's `override_dirname`, cut to fit with a hash:
 `config.short_name`), as conf/config.yaml sets `hydra.sweep.subdir`. The name does not depend on the
@@ -12,12 +14,16 @@ No torch here: train.py's pre-launch check and scripts/sweep.py use it.
 
 from __future__ import annotations
 
+import ast
+import inspect
+import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
-from enlighten.config import CONF_DIR, short_name
+from enlighten.config import CONF_DIR, config_differences, register_configs, short_name, validate
 from enlighten.errors import UserError
 
 OLD_STYLE = re.compile(r"^\d+_")
@@ -73,3 +79,123 @@ def migrate(sweep_dir: Path, dry_run: bool = False) -> list[tuple[Path, Path]]:
         for old, new in moves:
             old.rename(new)
     return moves
+
+
+def compose_job(overrides: list[str]):
+    """One job's config as train.py composes it (the Hydra part included: the job's directory name)."""
+    from hydra import compose, initialize_config_dir
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("config", overrides, return_hydra_config=True)
+
+
+def expand(overrides: list[str]) -> list[list[str]]:
+    """The jobs of a command as Hydra's basic sweeper makes them: the command line's sweeps, then, per
+    job, its experiment's `hydra.sweeper.params` for the keys the command line does not set."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+
+    def split(lines: list[str]) -> list[list[str]]:
+        return [job for batch in BasicSweeper.split_arguments(parser.parse_overrides(lines), None) for job in batch]
+
+    jobs = []
+    for job in split(overrides):
+        params = compose_job(job).hydra.sweeper.get("params") or {}
+        given = {o.key_or_group for o in parser.parse_overrides(job)}
+        grid = [f"{k}={v}" for k, v in params.items() if k not in given]
+        jobs += [[*job, *more] for more in split(grid)] if grid else [job]
+    return jobs
+
+
+def static_signature(target: str):
+    """A stand-in for the callable `target` names, with its parameters read from our source by `ast`
+    (no import, so no torch): what `validate` needs to check a node's keys. Outside `enlighten`, or
+    where the parameters cannot be read so (a class whose __init__ takes **kwargs), it accepts any key."""
+    module, _, name = target.rpartition(".")
+    path = CONF_DIR.parent / Path(*module.split("."))
+    source = path.with_suffix(".py") if path.with_suffix(".py").is_file() else path / "__init__.py"
+
+    def accepts_anything(**kwargs):
+        pass
+
+    if not module.startswith("enlighten") or not source.is_file():
+        return accepts_anything
+    tree = ast.parse(source.read_text())
+    for imported in (n for n in tree.body if isinstance(n, ast.ImportFrom)):  # a name the module re-exports
+        for alias in imported.names:
+            if (alias.asname or alias.name) == name:
+                package = module if source.name == "__init__.py" else module.rpartition(".")[0]
+                base = package.rsplit(".", imported.level - 1)[0] if imported.level > 1 else package
+                origin = f"{base}.{imported.module}" if imported.level else imported.module
+                return static_signature(f"{origin}.{alias.name}")
+    node = next((n for n in tree.body if getattr(n, "name", None) == name), None)
+    if node is None:
+        raise ImportError(f"{source} defines no {name}")
+    if isinstance(node, ast.ClassDef):
+        init = next((n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
+        if init is None or init.args.kwarg is not None:  # the keys are (also) the base class's, as inspect finds them
+            bases = [b.id for b in node.bases if isinstance(b, ast.Name)]
+            if init is None and bases:
+                return static_signature(f"{module}.{bases[0]}")
+            if init is None:  # object's __init__: no settings
+                return lambda: None
+            return accepts_anything
+        node = init
+    if not isinstance(node, ast.FunctionDef):
+        return accepts_anything
+    args = node.args
+    if args.kwarg is not None:
+        return accepts_anything
+    positional = [*args.posonlyargs, *args.args]
+    defaults = [inspect.Parameter.empty] * (len(positional) - len(args.defaults)) + [0] * len(args.defaults)
+    params = [inspect.Parameter(a.arg, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=d)
+              for a, d in zip(positional, defaults) if a.arg != "self"]
+    params += [inspect.Parameter(a.arg, inspect.Parameter.KEYWORD_ONLY,
+                                 default=inspect.Parameter.empty if d is None else 0)
+               for a, d in zip(args.kwonlyargs, args.kw_defaults)]
+
+    def stand_in(*a, **k):
+        pass
+
+    stand_in.__signature__ = inspect.Signature(params)
+    return stand_in
+
+
+@dataclass
+class PlannedJob:
+    name: str  # the job's directory name
+    status: str  # new | completed | interrupted | failed | diverged | other config (refused when run)
+    error: str | None = None  # the setting a job would be refused for, before anything is queued
+
+
+def plan(overrides: list[str]) -> tuple[Path | None, list[PlannedJob]]:
+    """Every job of the command, composed and checked as train.py would (no torch, no data), with its
+    state in the sweep directory (`hydra.sweep.dir`; None where the command leaves it to a new stamp)."""
+    named = any(o.startswith("hydra.sweep.dir=") for o in overrides)  # else each launch makes a new folder
+    sweep_dir, jobs = None, []
+    for job in expand(overrides):
+        cfg = compose_job(job)
+        name = str(cfg.hydra.sweep.subdir)
+        sweep_dir = Path(str(cfg.hydra.sweep.dir)) if named else None
+        error = None
+        try:
+            with open_dict(cfg):
+                cfg.paths.output_dir = str((sweep_dir or Path("multirun")) / name)
+            validate(cfg, resolve=static_signature)
+        except UserError as e:
+            error = f"{type(e).__name__}: {e}"
+        status = "new"
+        summary = (sweep_dir / name / "summary.json") if sweep_dir else None
+        if summary is not None and summary.is_file():
+            saved = json.loads(summary.read_text())
+            task = cfg.copy()
+            with open_dict(task):
+                task.pop("hydra")  # the job's config as run() records it: without Hydra's own part
+            current = OmegaConf.to_container(task, resolve=True)
+            differs = saved.get("config") is not None and config_differences(saved["config"], current)
+            status = "other config" if differs else str(saved.get("status"))
+        jobs.append(PlannedJob(name, status, error))
+    return sweep_dir, jobs

@@ -20,37 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hydra import compose, initialize_config_dir  # noqa: E402
-from omegaconf import OmegaConf, open_dict  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
 
-from enlighten.config import CONF_DIR, register_configs  # noqa: E402
+from enlighten.config import register_configs  # noqa: E402
 from enlighten.errors import UserError  # noqa: E402
-
-
-def expand(overrides: list[str]) -> list[list[str]]:
-    """The jobs of a sweep as Hydra's basic sweeper makes them: the command line's sweeps first, then,
-    per job, its experiment's `hydra.sweeper.params` for the keys the command line does not set."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parser = OverridesParser.create()
-
-    def split(lines: list[str]) -> list[list[str]]:
-        batches = BasicSweeper.split_arguments(parser.parse_overrides(lines), None)
-        return [job for batch in batches for job in batch]
-
-    jobs = []
-    for job in split(overrides):
-        params = compose_job(job).hydra.sweeper.get("params") or {}
-        given = {o.key_or_group for o in parser.parse_overrides(job)}
-        grid = [f"{k}={v}" for k, v in params.items() if k not in given]
-        jobs += [[*job, *more] for more in split(grid)] if grid else [job]
-    return jobs
-
-
-def compose_job(overrides: list[str]):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("config", overrides, return_hydra_config=True)
+from enlighten.sweeps import compose_job, expand  # noqa: E402
 
 
 # The overrides that can change which files a job reads; jobs that agree on these are composed once.

@@ -212,7 +212,7 @@ def test_configs_saved_before_the_strategy_contract_read_as_todays(tmp_path):
     import json
 
     from enlighten.config import flatten, upgrade_config
-    from enlighten.training.checkpoint import config_differences
+    from enlighten.config import config_differences
 
     saved = json.loads((REPO / "tests" / "data" / "configs_before_strategy_contract.json").read_text())
     assert len(saved) == 18  # 9 presets, with the defaults and with other mix/removal settings

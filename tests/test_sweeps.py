@@ -166,3 +166,47 @@ def test_a_job_refused_for_another_configs_run_is_named_and_that_run_kept(tmp_pa
     assert proc.returncode != 0 and (job / "summary.json").read_bytes() == before
     assert "holds a completed run of a different config" in (job / "train.log").read_text()
     assert "1 jobs (1 refused (an earlier run kept))" in proc.stdout and "refused (ConfigError:" in proc.stdout
+
+
+def test_the_plan_lists_a_bad_key_in_every_job_before_anything_is_queued_without_torch(tmp_path):
+    """`optim=adamw` on a paper experiment leaves its `optim.momentum`, which AdamW does not take: each
+    job would fail after its queue wait. The plan names it for every job, exits 1, and imports no torch
+    (it reads the callables' parameters from our source)."""
+    wrapper = ("import runpy, sys\nsys.argv = sys.argv[1:]\ntry:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+               "except SystemExit as e:\n    print('EXIT', e.code)\nprint('TORCH', 'torch' in sys.modules)\n")
+    proc = subprocess.run([sys.executable, "-c", wrapper, str(REPO / "scripts" / "sweep.py"), "plan",
+                           "experiment=paper/cifar10_resnet18", "optim=adamw", "seed=0,1", f"hydra.sweep.dir={tmp_path / 's'}"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    lines = proc.stdout.splitlines()
+    assert lines[0] == f"Sweep {tmp_path / 's'}: 12 jobs (12 new); 12 with a bad setting.", proc.stdout + proc.stderr
+    assert proc.stdout.count("ConfigError: Unknown key 'optim.momentum' for enlighten.training.optim.adamw.") == 12
+    assert lines[-2:] == ["EXIT 1", "TORCH False"]
+    assert not (tmp_path / "s").exists()  # nothing launched, nothing written
+
+
+def test_the_plan_tells_finished_jobs_from_new_ones(tmp_path):
+    sweep = tmp_path / "sweep"
+    run_train(["-m", *FAST, "seed=0", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    finished = next(sweep.glob("*seed=0*"))
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "sweep.py"), "plan", "-m", *FAST, "seed=0,1",
+                           f"hydra.sweep.dir={sweep}"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.startswith(f"Sweep {sweep}: 2 jobs (1 completed, 1 new).\n")
+    assert f"  completed    {finished.name}" in proc.stdout
+    assert "  new          dataset=digits,diagnostics=off,model=cnn,seed=1,trainer.epochs=1" in proc.stdout
+
+
+@pytest.mark.parametrize("group", ["model", "strategy", "phase", "optim", "sched", "logger", "diagnostics", "dataset"])
+def test_the_plans_check_without_imports_accepts_every_option_the_real_check_accepts(group, tmp_path):
+    """The plan reads signatures from source (no torch): never a false alarm where validate, importing
+    the callables, passes; and the same refusal for an unknown key."""
+    from enlighten.config import ConfigError, validate
+    from enlighten.sweeps import static_signature
+    from tests.test_config import FOLDER_SETS, options
+
+    for option in options(group):
+        overrides = [f"{group}={option}"] + (["dataset.root=/nonexistent"] if group == "dataset" and option in FOLDER_SETS else [])
+        validate(compose_cfg(overrides, tmp_path), resolve=static_signature)
+    if group in ("model", "optim", "phase"):
+        bad = compose_cfg([f"+{group}.no_such_key=1"], tmp_path)
+        with pytest.raises(ConfigError, match=f"Unknown key '{group}.no_such_key'"):
+            validate(bad, resolve=static_signature)

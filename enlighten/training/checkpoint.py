@@ -23,7 +23,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from enlighten.config import RESULT_NEUTRAL_KEYS, flatten, under, upgrade_config
+from enlighten.config import config_differences
 from enlighten.errors import UserError
 from enlighten.results import atomic_torch_save, upgrade_metrics_row
 
@@ -85,13 +85,6 @@ def set_aside_checkpoints(run_dir: Path, stamp: str) -> list[Path]:
         aside.mkdir(exist_ok=True)
         path.rename(aside / path.name)
     return [aside / p.name for p in found]
-
-
-def config_differences(saved: dict, current: dict) -> list[str]:
-    """`key: saved -> current` for every setting that differs, except those that change no result."""
-    a, b = flatten(upgrade_config(saved)), flatten(current)
-    return [f"{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}" for k in sorted(set(a) | set(b))
-            if not under(k, RESULT_NEUTRAL_KEYS) and a.get(k, "<absent>") != b.get(k, "<absent>")]
 
 
 def load_latest(run_dir: Path, config: dict, force: bool = False, notes: list | None = None) -> Optional[tuple[Path, dict]]:
