@@ -145,7 +145,7 @@ def swept_overrides(job_overrides: list[str], sweep_dir: Path) -> list[str]:
 def planned_jobs(config: DictConfig) -> int | None:
     """How many jobs the sweep launches: the product of its swept values (the command line over
     hydra.sweeper.params, as Hydra's basic sweeper takes them); None where it cannot be told."""
-    if not str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
+    if not str(config.hydra.sweeper.get("_target_", "")).endswith(("BasicSweeper", "SkipCompletedSweeper")):
         return None  # an optimizing sweeper runs trials, not the product of its values
     try:
         from hydra._internal.core_plugins.basic_sweeper import BasicSweeper

@@ -187,15 +187,24 @@ def plan(overrides: list[str]) -> tuple[Path | None, list[PlannedJob]]:
             validate(cfg, resolve=static_signature)
         except UserError as e:
             error = f"{type(e).__name__}: {e}"
-        status = "new"
-        summary = (sweep_dir / name / "summary.json") if sweep_dir else None
-        if summary is not None and summary.is_file():
-            saved = json.loads(summary.read_text())
-            task = cfg.copy()
-            with open_dict(task):
-                task.pop("hydra")  # the job's config as run() records it: without Hydra's own part
-            current = OmegaConf.to_container(task, resolve=True)
-            differs = saved.get("config") is not None and config_differences(saved["config"], current)
-            status = "other config" if differs else str(saved.get("status"))
-        jobs.append(PlannedJob(name, status, error))
+        jobs.append(PlannedJob(name, job_state(cfg, sweep_dir / name) if sweep_dir else "new", error))
     return sweep_dir, jobs
+
+
+def job_state(cfg, job_dir: Path) -> str:
+    """new (no summary.json), or its summary's status (completed, failed, interrupted, ...), or `other
+    config` where the summary is of another config than `cfg` (a job's composed config, Hydra's part
+    included, with paths.output_dir set)."""
+    summary = Path(job_dir) / "summary.json"
+    if not summary.is_file():
+        return "new"
+    try:
+        saved = json.loads(summary.read_text())
+    except (OSError, ValueError):
+        return "unreadable"
+    task = cfg.copy()
+    with open_dict(task):
+        task.pop("hydra", None)  # the job's config as run() records it: without Hydra's own part
+        task.paths.output_dir = str(job_dir)
+    differs = saved.get("config") is not None and config_differences(saved["config"], OmegaConf.to_container(task, resolve=True))
+    return "other config" if differs else str(saved.get("status"))

@@ -83,6 +83,11 @@ def test_a_three_job_array_completes_and_the_tables_read_it(tmp_path):
     (row,) = [line.split("|")[1:-1] for line in tables.splitlines() if line.startswith("| mixup")]
     mean = 100 * sum(s["final_test_acc"] for s in summaries) / 3
     assert row[1].strip() == "3" and row[2].strip().startswith(f"{mean:.2f} "), tables
+    # The same command again: every job completed, so nothing is submitted (no job waits in the queue)
+    submitted = _job_ids(sweep)
+    again = _finish(_launch([*FAST, "seed=0,1,2", f"hydra.sweep.dir={sweep}"], tmp_path))
+    assert again.count("(not launched)") == 3 and _job_ids(sweep) == submitted, again[-3000:]
+    assert f"Sweep {sweep}: 3 jobs (3 completed (3 of them before: skipped))" in again
 
 
 def _preempted(tmp_path: Path, act) -> tuple[dict, Path]:

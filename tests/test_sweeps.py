@@ -48,7 +48,8 @@ def test_basic_launcher_runs_jobs_in_one_process_and_rerun_completes_only_missin
     # Grown by a seed: job directories are named by their overrides, not their numbers, so the four
     # finished jobs are found where they are and only 2 arms x 1 new seed train.
     grown = run_train([a.replace("seed=0,1", "seed=0,1,2") for a in args], cwd=tmp_path, timeout=600)
-    assert grown.stdout.count("Skipping") == 4
+    assert grown.stdout.count("Skipping") == 4 and grown.stdout.count("(not launched)") == 4
+    assert "Launching 2 jobs locally" in grown.stdout  # the sweeper hands the launcher only the new jobs
     assert f"Sweep {sweep}: 6 jobs (6 completed (4 of them before: skipped))." in grown.stdout
     assert {j.name: read_run(j)[1]["pid"] for j in jobs} == {j.name: s["pid"] for j, s in zip(jobs, again.values())}
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir() and p not in jobs) == \

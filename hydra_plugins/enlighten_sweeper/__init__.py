@@ -1,0 +1,74 @@
+"""Hydra's basic sweeper, launching only the jobs that have not completed (conf/config.yaml selects it
+as `hydra/sweeper: enlighten`). A job whose directory holds a summary.json that says completed, of the
+same config, is left out before the launcher sees the batch: re-running a finished SLURM sweep submits
+nothing, and a grown or half-finished one submits only its new, failed and interrupted jobs (each
+resumes from its checkpoint). Everything else is the basic sweeper's: the grid, `params`,
+`max_batch_size`. Found by Hydra's plugin search (the `hydra_plugins` namespace, beside train.py).
+"""
+
+# No `from __future__ import annotations`: Hydra's plugin search runs this module outside sys.modules,
+# where a dataclass cannot resolve string annotations.
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.config_store import ConfigStore
+
+log = logging.getLogger("enlighten")
+
+
+@dataclass
+class SkipCompletedSweeperConf:
+    _target_: str = "hydra_plugins.enlighten_sweeper.SkipCompletedSweeper"
+    max_batch_size: Optional[int] = None
+    params: Optional[Dict[str, str]] = None
+
+
+ConfigStore.instance().store(group="hydra/sweeper", name="enlighten", node=SkipCompletedSweeperConf, provider="enlighten")
+
+
+class _Launching:
+    """The launcher, given only non-empty batches (submitit's cannot launch none)."""
+
+    def __init__(self, launcher) -> None:
+        self.launcher = launcher
+
+    def launch(self, job_overrides, initial_job_idx: int):
+        return self.launcher.launch(job_overrides, initial_job_idx=initial_job_idx) if job_overrides else []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.launcher, name)
+
+
+class SkipCompletedSweeper(BasicSweeper):
+    def setup(self, *, hydra_context, task_function, config) -> None:
+        super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
+        self.launcher = _Launching(self.launcher)
+
+    def get_job_batch(self):
+        from enlighten.sweeps import job_dir_name, job_state
+
+        batch, left = super().get_job_batch(), []
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        for overrides in batch:
+            # Composing a job takes about a second: only where its directory holds a summary already.
+            if not (sweep_dir / job_dir_name(list(overrides)) / "summary.json").is_file():
+                left.append(overrides)
+                continue
+            job = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+            job_dir = Path(str(job.hydra.sweep.dir)) / str(job.hydra.sweep.subdir)
+            if _completed(job, job_dir, job_state):
+                log.info(f"Skipping {job_dir}: summary.json says completed, with the same config (not launched).")
+            else:
+                left.append(overrides)
+        return left
+
+
+def _completed(job, job_dir: Path, job_state) -> bool:  # noqa: ANN001
+    """As run() decides it: completed, of the same config, and not asked to run again."""
+    trainer = job.get("trainer") or {}
+    if not trainer.get("skip_completed", True) or trainer.get("resume") == "never":
+        return False
+    return job_state(job, job_dir) == "completed"
