@@ -84,7 +84,8 @@ def assert_same_run(metrics_a, summary_a, metrics_b, summary_b):
 def two_processes(tmp_path_factory):
     """One data-parallel run of SETTING on 2 processes, logged to W&B (offline)."""
     cwd = tmp_path_factory.mktemp("ddp")
-    proc = torchrun([*SETTING, "logger=wandb", "strategy=vanilla"], cwd)
+    # two checkpoints kept after completion: the resume test below starts from the one before the last
+    proc = torchrun([*SETTING, "logger=wandb", "strategy=vanilla", "trainer.keep_checkpoints=2"], cwd)
     (run_dir,) = [p.parent for p in (cwd / "outputs").rglob("summary.json")]
     return cwd, run_dir, proc
 
@@ -104,7 +105,7 @@ def test_one_set_of_result_files_and_one_wandb_run(two_processes):
     assert [p.name for p in (cwd / "outputs").glob("*/*")] == [run_dir.name]  # one run directory
     assert len(list(run_dir.rglob("summary.json"))) == 1 and len(list(run_dir.rglob("metrics.jsonl"))) == 1
     assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 1
-    assert sorted(p.name for p in (run_dir / "checkpoints").glob("*.pt")) == ["epoch_0003.pt"]  # trainer.keep_checkpoints=1
+    assert sorted(p.name for p in (run_dir / "checkpoints").glob("*.pt")) == ["epoch_0002.pt", "epoch_0003.pt"]  # keep_checkpoints=2
     assert proc.stdout.count("epoch 2 of 3 ") == 1  # one line per epoch, not one per process
 
 
