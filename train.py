@@ -5,8 +5,13 @@
     python train.py -m strategy=vanilla,mixup seed=0,1 dataset=digits model=cnn
 """
 
+import os
 import sys
 from pathlib import Path
+
+# Our sweeper lives in hydra_plugins/ beside this file, where Hydra's plugin search finds it; a job's own
+# process (submitit's, on a SLURM node or here) unpickles objects that name it, so it must find it too.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent), os.environ.get("PYTHONPATH")]))
 
 import hydra
 from omegaconf import DictConfig

@@ -3,7 +3,8 @@ as `hydra/sweeper: enlighten`). A job whose directory holds a summary.json that 
 same config, is left out before the launcher sees the batch: re-running a finished SLURM sweep submits
 nothing, and a grown or half-finished one submits only its new, failed and interrupted jobs (each
 resumes from its checkpoint). Everything else is the basic sweeper's: the grid, `params`,
-`max_batch_size`. Found by Hydra's plugin search (the `hydra_plugins` namespace, beside train.py).
+`max_batch_size`. Found by Hydra's plugin search (the `hydra_plugins` namespace, beside train.py, which
+also puts this folder on the PYTHONPATH of the jobs it launches).
 """
 
 # No `from __future__ import annotations`: Hydra's plugin search runs this module outside sys.modules,
