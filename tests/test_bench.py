@@ -24,6 +24,7 @@ def test_training_flops_of_resnet18_at_32px_match_the_known_figure():
     assert 3.2e9 < flops < 3.45e9
 
 
+@pytest.mark.slow  # 5-7 minutes on 2 cores (its sweep section trains packed jobs): make test-slow
 def test_bench_quick_prints_and_writes_the_report(tmp_path):
     out = tmp_path / "bench.json"
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / "bench.py"), "--quick", "--only", "pipeline,sweep,cpu",
