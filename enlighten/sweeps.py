@@ -15,6 +15,7 @@ No torch here: train.py's pre-launch check and scripts/sweep.py use it.
 from __future__ import annotations
 
 import ast
+import contextlib
 import inspect
 import json
 import re
@@ -79,6 +80,20 @@ def migrate(sweep_dir: Path, dry_run: bool = False) -> list[tuple[Path, Path]]:
         for old, new in moves:
             old.rename(new)
     return moves
+
+
+@contextlib.contextmanager
+def one_line_errors():
+    """For the scripts that compose a command's jobs: a bad setting (ours or Hydra's composition error)
+    ends the script with one line, as train.py prints it, never a traceback."""
+    try:
+        yield
+    except UserError as e:
+        raise SystemExit(f"error: {e}") from None
+    except Exception as e:  # noqa: BLE001 - Hydra's and OmegaConf's errors are the user's: others are bugs
+        if type(e).__module__.startswith(("hydra", "omegaconf")):
+            raise SystemExit(f"error: {e}") from None
+        raise
 
 
 def compose_job(overrides: list[str]):
@@ -182,13 +197,19 @@ def plan(overrides: list[str]) -> tuple[Path | None, list[PlannedJob]]:
         sweep_dir = Path(str(cfg.hydra.sweep.dir)) if named else None
         error = None
         try:
-            with open_dict(cfg):
-                cfg.paths.output_dir = str((sweep_dir or Path("multirun")) / name)
-            validate(cfg, resolve=static_signature)
+            check_job(cfg, (sweep_dir or Path("multirun")) / name)
         except UserError as e:
             error = f"{type(e).__name__}: {e}"
         jobs.append(PlannedJob(name, job_state(cfg, sweep_dir / name) if sweep_dir else "new", error))
     return sweep_dir, jobs
+
+
+def check_job(cfg, job_dir: Path) -> None:
+    """`validate` a composed job as run() will (its output directory set), reading the callables'
+    parameters from source: no torch. Raises ConfigError naming the setting."""
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(job_dir)
+    validate(cfg, resolve=static_signature)
 
 
 def job_state(cfg, job_dir: Path) -> str:

@@ -24,7 +24,7 @@ from omegaconf import OmegaConf  # noqa: E402
 
 from enlighten.config import register_configs  # noqa: E402
 from enlighten.errors import UserError  # noqa: E402
-from enlighten.sweeps import compose_job, expand  # noqa: E402
+from enlighten.sweeps import check_job, compose_job, expand, one_line_errors  # noqa: E402
 
 
 # The overrides that can change which files a job reads; jobs that agree on these are composed once.
@@ -41,6 +41,7 @@ def datasets(jobs: list[list[str]]) -> dict[str, dict]:
             continue
         seen.add(data_overrides)
         cfg = compose_job(job)
+        check_job(cfg, Path("prepare_data"))  # a required setting left unset is named as train.py names it
         node = OmegaConf.to_container(cfg.dataset, resolve=True)
         key = f"{node['_target_']}:{node.get('name', '')}:{node.get('root', '')}"
         found.setdefault(key, node)
@@ -70,18 +71,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("overrides", nargs="*", help="the overrides of the train.py command (sweeps included)")
     args = ap.parse_args(argv)
     register_configs()
-    try:
+    with one_line_errors():
         jobs = expand(args.overrides)
         found = datasets(jobs)
         print(f"{len(jobs)} jobs, {len(found)} dataset(s):")
         for node in found.values():
             print("  " + prepare(node), flush=True)
-    except UserError as e:
-        sys.exit(f"error: {e}")
-    except Exception as e:  # noqa: BLE001 - Hydra's composition errors: one line, as train.py prints them
-        if type(e).__module__.startswith(("hydra", "omegaconf")):
-            sys.exit(f"error: {e}")
-        raise
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from enlighten.errors import UserError  # noqa: E402
-from enlighten.sweeps import migrate, plan  # noqa: E402
+from enlighten.sweeps import migrate, one_line_errors, plan  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -62,14 +62,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def show_plan(overrides: list[str]) -> None:
-    try:
+    with one_line_errors():
         sweep_dir, jobs = plan(overrides)
-    except UserError as e:
-        sys.exit(f"error: {e}")
-    except Exception as e:  # noqa: BLE001 - Hydra's composition errors: one line, as train.py prints them
-        if type(e).__module__.startswith(("hydra", "omegaconf")):
-            sys.exit(f"error: {e}")
-        raise
     counts = collections.Counter(job.status for job in jobs)
     bad = [job for job in jobs if job.error]
     where = f"Sweep {sweep_dir}" if sweep_dir else "A new sweep (no hydra.sweep.dir given: a new folder each launch)"
