@@ -41,7 +41,7 @@ class ConfigError(UserError, ValueError):
 # Settings that change where things go or how often they are written, not what is computed: a
 # checkpoint resumes across them, a completed job is not re-run for them, and tables treat runs that
 # differ only in them as the same experiment.
-RESULT_NEUTRAL_KEYS = ("paths", "logger", "trainer.resume", "trainer.skip_completed", "trainer.reuse_data",
+RESULT_NEUTRAL_KEYS = ("paths", "logger", "dataset.download", "trainer.resume", "trainer.skip_completed", "trainer.reuse_data",
                        "trainer.checkpoint_every", "trainer.checkpoint_every_steps", "trainer.keep_checkpoints",
                        "trainer.sync_every",
                        "trainer.progress_every_s",
@@ -211,6 +211,8 @@ def register_configs() -> None:
         OmegaConf.register_new_resolver("unique_stamp", unique_stamp, use_cache=True)
     if not OmegaConf.has_resolver("short_name"):
         OmegaConf.register_new_resolver("short_name", short_name)
+    if not OmegaConf.has_resolver("job_dir_name"):
+        OmegaConf.register_new_resolver("job_dir_name", lambda overrides: job_dir_name(list(overrides)))
 
 
 @functools.cache
@@ -226,6 +228,19 @@ def unique_stamp() -> str:
         distributed.init()
         stamp = distributed.broadcast_object(stamp)
     return stamp
+
+
+def job_dir_name(overrides: list[str]) -> str:
+    """A sweep job's directory name (conf/config.yaml's hydra.sweep.subdir): its overrides, sorted and
+    joined by commas, without those of settings that change no result (RESULT_NEUTRAL_KEYS: paths, the
+    logger, checkpointing, `dataset.download`, ...), so that adding `trainer.keep_checkpoints=0` to a
+    sweep's command finds its jobs where they were; '/' (`experiment=paper/x`) becomes '_' (one folder
+    per job); cut to fit with a hash (`short_name`). Not the job's number: a grown sweep keeps its names."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    kept = [o.input_line for o in OverridesParser.create().parse_overrides(overrides)
+            if not under(o.key_or_group.lstrip("+~"), RESULT_NEUTRAL_KEYS)]
+    return short_name(",".join(sorted(kept)).replace("/", "_"))
 
 
 def short_name(name: str, limit: int = 160) -> str:

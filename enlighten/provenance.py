@@ -36,7 +36,8 @@ def code_version(repo: Path = REPO) -> dict:
                               check=True).stdout.strip()
     try:
         commit = git("rev-parse", "HEAD")
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+        # --no-optional-locks: many array tasks starting at once must not take (or leave) .git/index.lock
+        dirty = bool(git("--no-optional-locks", "status", "--porcelain", "--untracked-files=no"))
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
     return {"commit": commit, "dirty": dirty}

@@ -66,7 +66,8 @@ def resolve_precision(name: str, device: torch.device) -> str:
         return name
     if device.type != "cuda":
         return "fp32"
-    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    # bf16 in hardware from compute capability 8 (A100, H100); older GPUs (V100, T4) emulate it slowly
+    return "bf16" if torch.cuda.get_device_capability(device) >= (8, 0) else "fp16"
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:

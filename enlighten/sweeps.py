@@ -2,12 +2,12 @@
 plan (each job composed, checked and found new / completed / interrupted / failed, without torch), and
 moving sweeps named the old way.
 
-A job's directory is named by its overrides (Hydra's `override_dirname`, cut to fit with a hash:
-`config.short_name`), as conf/config.yaml sets `hydra.sweep.subdir`. The name does not depend on the
+A job's directory is named by its overrides that change a result (`config.job_dir_name`), as
+conf/config.yaml sets `hydra.sweep.subdir`. The name does not depend on the
 job's number, so a sweep grown by seeds or arms and run again into the same `hydra.sweep.dir` finds
 its finished jobs where they were (each skipped: run() checks summary.json), and trains only the new
-ones. Sweeps written before 2026-12-07 named their jobs `<job number>_<overrides>`, without
-`experiment` and `dataset.root` in the overrides; `migrate` renames them to today's names.
+ones. Sweeps written before 2026-12-07 named their jobs `<job number>_<overrides>`; `migrate` renames
+them to today's names.
 
 No torch here: train.py's pre-launch check and scripts/sweep.py use it.
 """
@@ -24,27 +24,16 @@ from pathlib import Path
 
 from omegaconf import OmegaConf, open_dict
 
-from enlighten.config import CONF_DIR, config_differences, register_configs, short_name, validate
+from enlighten.config import CONF_DIR, check_arm, config_differences, register_configs, validate
+from enlighten.config import job_dir_name as config_job_dir_name
 from enlighten.errors import UserError
 
 OLD_STYLE = re.compile(r"^\d+_")
 
 
-def excluded_keys(conf_dir: Path = CONF_DIR) -> list[str]:
-    """The keys left out of job names, as conf/config.yaml lists them (written there once)."""
-    hydra = OmegaConf.load(conf_dir / "config.yaml").hydra
-    return list(hydra.job.config.override_dirname.exclude_keys)
-
-
-def job_dir_name(overrides: list[str], exclude: list[str] | None = None) -> str:
-    """The directory name Hydra gives a job with these overrides under conf/config.yaml's
-    `hydra.sweep.subdir` (its `override_dirname`: the overrides of the non-excluded keys, sorted, joined
-    by commas; then `short_name`)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    exclude = excluded_keys() if exclude is None else exclude
-    parsed = OverridesParser.create().parse_overrides(list(overrides))
-    return short_name(",".join(sorted(o.input_line for o in parsed if o.key_or_group not in exclude)))
+def job_dir_name(overrides: list[str]) -> str:
+    """The directory name a job with these overrides gets (conf/config.yaml's hydra.sweep.subdir)."""
+    return config_job_dir_name(overrides)
 
 
 def old_style_jobs(sweep_dir: Path) -> list[Path]:
@@ -116,19 +105,19 @@ def expand(overrides: list[str]) -> list[list[str]]:
     def split(lines: list[str]) -> list[list[str]]:
         return [job for batch in BasicSweeper.split_arguments(parser.parse_overrides(lines), None) for job in batch]
 
-    jobs = []
-    for job in split(overrides):
-        params = compose_job(job).hydra.sweeper.get("params") or {}
-        given = {o.key_or_group for o in parser.parse_overrides(job)}
-        grid = [f"{k}={v}" for k, v in params.items() if k not in given]
-        jobs += [[*job, *more] for more in split(grid)] if grid else [job]
-    return jobs
+    parsed = parser.parse_overrides(list(overrides))
+    # As Hydra does: the grid of `hydra.sweeper.params` is read from the config composed without the
+    # swept overrides (so an experiment's own grid counts only where the experiment is not swept).
+    params = compose_job([o.input_line for o in parsed if not o.is_sweep_override()]).hydra.sweeper.get("params") or {}
+    given = {o.key_or_group for o in parsed}
+    return split([*(f"{k}={v}" for k, v in params.items() if k not in given), *overrides])
 
 
 def static_signature(target: str):
     """A stand-in for the callable `target` names, with its parameters read from our source by `ast`
-    (no import, so no torch): what `validate` needs to check a node's keys. Outside `enlighten`, or
-    where the parameters cannot be read so (a class whose __init__ takes **kwargs), it accepts any key."""
+    (no import, so no torch): what `validate` needs to check a node's keys. Keys only: the values'
+    types are checked when the run starts (the stand-in has no annotations). Outside `enlighten` it
+    accepts any key."""
     module, _, name = target.rpartition(".")
     path = CONF_DIR.parent / Path(*module.split("."))
     source = path.with_suffix(".py") if path.with_suffix(".py").is_file() else path / "__init__.py"
@@ -151,27 +140,33 @@ def static_signature(target: str):
         raise ImportError(f"{source} defines no {name}")
     if isinstance(node, ast.ClassDef):
         init = next((n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
-        if init is None or init.args.kwarg is not None:  # the keys are (also) the base class's, as inspect finds them
-            bases = [b.id for b in node.bases if isinstance(b, ast.Name)]
-            if init is None and bases:
-                return static_signature(f"{module}.{bases[0]}")
-            if init is None:  # object's __init__: no settings
-                return lambda: None
-            return accepts_anything
+        bases = [b.id for b in node.bases if isinstance(b, ast.Name)]
+        if init is None:  # the base class's __init__, or object's (no settings)
+            return static_signature(f"{module}.{bases[0]}") if bases else (lambda: None)
+        if init.args.kwarg is not None:  # its own keys and, passed on, its base class's (as _accepted_params)
+            base = static_signature(f"{module}.{bases[0]}") if bases else accepts_anything
+            own = _parameters(init.args)
+            inherited = [p for p in inspect.signature(base).parameters.values() if p.name not in {q.name for q in own}]
+            return _stand_in(own + inherited)
         node = init
     if not isinstance(node, ast.FunctionDef):
         return accepts_anything
-    args = node.args
-    if args.kwarg is not None:
+    if node.args.kwarg is not None:
         return accepts_anything
+    return _stand_in(_parameters(node.args))
+
+
+def _parameters(args: ast.arguments) -> list[inspect.Parameter]:
+    """A function's parameters from its source (defaults as placeholders: only whether one exists counts)."""
     positional = [*args.posonlyargs, *args.args]
     defaults = [inspect.Parameter.empty] * (len(positional) - len(args.defaults)) + [0] * len(args.defaults)
     params = [inspect.Parameter(a.arg, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=d)
               for a, d in zip(positional, defaults) if a.arg != "self"]
-    params += [inspect.Parameter(a.arg, inspect.Parameter.KEYWORD_ONLY,
-                                 default=inspect.Parameter.empty if d is None else 0)
-               for a, d in zip(args.kwonlyargs, args.kw_defaults)]
+    return params + [inspect.Parameter(a.arg, inspect.Parameter.KEYWORD_ONLY, default=inspect.Parameter.empty if d is None else 0)
+                     for a, d in zip(args.kwonlyargs, args.kw_defaults)]
 
+
+def _stand_in(params: list[inspect.Parameter]):
     def stand_in(*a, **k):
         pass
 
@@ -210,6 +205,8 @@ def check_job(cfg, job_dir: Path) -> None:
     with open_dict(cfg):
         cfg.paths.output_dir = str(job_dir)
     validate(cfg, resolve=static_signature)
+    if "hydra" in cfg:
+        check_arm(cfg, dict(cfg.hydra.runtime.choices))
 
 
 def job_state(cfg, job_dir: Path) -> str:

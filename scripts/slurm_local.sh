@@ -106,12 +106,18 @@ up() {
 }
 
 down() {
+    if [ -f "$CONF" ]; then  # jobs still running belong to the cluster we stop: end them first
+        SLURM_CONF=$CONF scancel --full --user="$(id -un)" 2>/dev/null || true
+        for _ in $(seq 30); do
+            [ -z "$(SLURM_CONF=$CONF squeue -h 2>/dev/null)" ] && break
+            sleep 1
+        done
+    fi
     for pidfile in "$DIR/slurmd.pid" "$DIR/slurmctld.pid" "$DIR/munge/munged.pid"; do
         if [ -s "$pidfile" ]; then
             kill "$(cat "$pidfile")" 2>/dev/null || true
         fi
     done
-    # Jobs still running belong to the cluster we stop: end them too.
     for _ in $(seq 20); do
         pgrep -f "(slurmctld|slurmd) -f $CONF|munged.*$SOCKET" >/dev/null || break
         sleep 0.5

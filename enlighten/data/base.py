@@ -39,7 +39,11 @@ def download_lock(root: Path | str, name: str):
         yield
         return
     with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError:  # a shared file system mounted without locks (Lustre without `flock`): go on unlocked
+            yield
+            return
         try:
             yield
         finally:

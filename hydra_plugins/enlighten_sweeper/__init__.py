@@ -53,6 +53,15 @@ class SkipCompletedSweeper(BasicSweeper):
 
         batch, left = super().get_job_batch(), []
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        names: dict = {}
+        for overrides in batch:  # a swept setting that changes no result (logger, paths) would share a directory
+            first = names.setdefault(job_dir_name(list(overrides)), overrides)
+            if first is not overrides:
+                from enlighten.errors import UserError
+
+                raise UserError(f"jobs {' '.join(first)} and {' '.join(overrides)} would share one directory: they "
+                                f"differ only in settings that change no result (enlighten/config.py, RESULT_NEUTRAL_KEYS). "
+                                f"Sweep them in separate sweeps (hydra.sweep.dir).")
         for overrides in batch:
             # Composing a job takes about a second: only where its directory holds a summary already.
             if not (sweep_dir / job_dir_name(list(overrides)) / "summary.json").is_file():
@@ -68,8 +77,15 @@ class SkipCompletedSweeper(BasicSweeper):
 
 
 def _completed(job, job_dir: Path, job_state) -> bool:  # noqa: ANN001
-    """As run() decides it: completed, of the same config, and not asked to run again."""
-    trainer = job.get("trainer") or {}
-    if not trainer.get("skip_completed", True) or trainer.get("resume") == "never":
+    """As run() decides it: completed, of the same config, and not asked to run again. The config is
+    checked first as run() checks it (which also reads `trainer.resume=NEVER` as `never`); one that
+    would be refused is launched, so that its refusal is said where run() says it."""
+    from enlighten.sweeps import check_job
+
+    try:
+        check_job(job, job_dir)
+    except Exception:  # noqa: BLE001 - a bad setting: run() names it in the job's own directory
+        return False
+    if not job.trainer.skip_completed or job.trainer.resume == "never":
         return False
     return job_state(job, job_dir) == "completed"
