@@ -132,9 +132,12 @@ def test_ctrl_c_in_a_sweep_ends_with_one_line_and_a_summary_that_counts_every_jo
     import time
 
     sweep = tmp_path / "sweep"
+    # SIGINT as at a terminal: a test run started in the background (`make test &`) ignores SIGINT, and
+    # its children would inherit that (Python then installs no Ctrl-C handler)
     proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), "-m", *TINY, "trainer.epochs=400", "seed=0,1,2",
                              f"hydra.sweep.dir={sweep}"], cwd=tmp_path, env=user_env(), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 240
     while not any("epoch 2 of 400" in p.read_text() for p in sweep.glob("*seed=0*/train.log")):
         if time.time() > deadline or proc.poll() is not None:
