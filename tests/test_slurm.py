@@ -94,8 +94,11 @@ def _preempted(tmp_path: Path, act) -> tuple[dict, Path]:
     """A job stopped by `act(job_id)` once its second epoch's checkpoint is there, requeued by SLURM,
     then finished: its summary, with the reference run's outcome compared."""
     reference, sweep = tmp_path / "reference", tmp_path / "sweep"
-    run_train([*KILLABLE, "logger=none", f"hydra.run.dir={reference}"], cwd=tmp_path)
-    launcher = _launch([*KILLABLE, "logger=none", f"hydra.sweep.dir={sweep}"], tmp_path)
+    # 40 epochs of about a second: after SIGTERM a job checkpoints and trains on until SLURM kills it
+    # (KillWait, 10 s here): it must not finish in that time, also on an idle machine
+    longer = [*KILLABLE, "logger=none", "trainer.epochs=40"]
+    run_train([*longer, f"hydra.run.dir={reference}"], cwd=tmp_path)
+    launcher = _launch([*longer, f"hydra.sweep.dir={sweep}"], tmp_path)
     _wait_for("*/checkpoints/epoch_0002.pt", sweep, launcher)
     (job_id,) = _job_ids(sweep)
     act(job_id)
