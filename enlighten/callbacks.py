@@ -148,14 +148,9 @@ def planned_jobs(config: DictConfig) -> int | None:
     if not str(config.hydra.sweeper.get("_target_", "")).endswith(("BasicSweeper", "SkipCompletedSweeper")):
         return None  # an optimizing sweeper runs trials, not the product of its values
     try:
-        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-        from hydra.core.override_parser.overrides_parser import OverridesParser
+        from enlighten.sweeps import grid
 
-        parser = OverridesParser.create()
-        given = {o.key_or_group: o for o in parser.parse_overrides(
-            [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()])}
-        given.update({o.key_or_group: o for o in parser.parse_overrides(list(config.hydra.overrides.task))})
-        return sum(len(batch) for batch in BasicSweeper.split_arguments(list(given.values()), None))
+        return len(grid(dict(config.hydra.sweeper.get("params") or {}), list(config.hydra.overrides.task)))
     except Exception:  # noqa: BLE001 - another sweeper, a syntax it does not split: say nothing rather than wrong
         return None
 

@@ -41,10 +41,9 @@ class ConfigError(UserError, ValueError):
 # Settings that change where things go or how often they are written, not what is computed: a
 # checkpoint resumes across them, a completed job is not re-run for them, and tables treat runs that
 # differ only in them as the same experiment.
-RESULT_NEUTRAL_KEYS = ("paths", "logger", "dataset.download", "trainer.resume", "trainer.skip_completed", "trainer.reuse_data",
-                       "trainer.checkpoint_every", "trainer.checkpoint_every_steps", "trainer.keep_checkpoints",
-                       "trainer.sync_every",
-                       "trainer.progress_every_s",
+RESULT_NEUTRAL_KEYS = ("paths", "logger", "dataset.download", "trainer.resume", "trainer.skip_completed",
+                       "trainer.reuse_data", "trainer.checkpoint_every", "trainer.checkpoint_every_steps",
+                       "trainer.keep_checkpoints", "trainer.sync_every", "trainer.progress_every_s",
                        "trainer.eval_batch_size")  # evaluation's rounding only (its default changed from 1024 to null)
 
 
@@ -239,7 +238,7 @@ def job_dir_name(overrides: list[str]) -> str:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     kept = [o.input_line for o in OverridesParser.create().parse_overrides(overrides)
-            if not under(o.key_or_group.lstrip("+~"), RESULT_NEUTRAL_KEYS)]
+            if not under(o.key_or_group, RESULT_NEUTRAL_KEYS)]
     return short_name(",".join(sorted(kept)).replace("/", "_"))
 
 

@@ -234,6 +234,30 @@ def read_json(path: Path | str) -> dict:
         return json.load(f)
 
 
+
+def earlier_summary(run_dir: Path | str) -> dict | None:
+    """The summary.json an earlier run left in `run_dir` (today's names), or None (none, or unreadable)."""
+    path = Path(run_dir) / SUMMARY_FILE
+    try:
+        return upgrade_summary(read_json(path)) if path.is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
+def completed_before(run_dir: Path | str, config: dict, trainer) -> dict | None:
+    """The summary of an earlier completed run of this config in `run_dir`, where the run is to be
+    skipped for it (`trainer.skip_completed`, and not `trainer.resume=never`): a sweep re-run into the
+    same directory then completes only its missing or failed jobs. Settings that do not change the
+    results (config.RESULT_NEUTRAL_KEYS) may differ. run() skips on it; so does our sweeper, before launching."""
+    from enlighten.config import config_differences  # config imports nothing of ours but errors
+
+    if not trainer.skip_completed or trainer.resume == "never":
+        return None
+    previous = earlier_summary(run_dir)
+    if previous is None or previous.get("status") != "completed" or config_differences(previous.get("config") or {}, config):
+        return None
+    return previous
+
 def write_jsonl(path: Path | str, rows: Iterable[dict]) -> None:
     atomic_write_text(path, "".join(json.dumps(to_jsonable(r)) + "\n" for r in rows))
 

@@ -33,8 +33,8 @@ from enlighten.diagnostics.monitor import NoDiagnostics
 from enlighten.errors import Interrupted, UserError
 from enlighten.loggers.base import Logger, NoLogger
 from enlighten.provenance import provenance
-from enlighten.results import (SUMMARY_FILE, RunDirectoryBusy, RunDirLock, RunResults, read_json, upgrade_summary,
-                               write_json)
+from enlighten.results import (SUMMARY_FILE, RunDirectoryBusy, RunDirLock, RunResults, completed_before,
+                               earlier_summary, write_json)
 from enlighten.training import distributed
 from enlighten.training.checkpoint import CheckpointError, load_latest, prune_checkpoints, set_aside_checkpoints
 from enlighten.training.loop import Diverged, EpochHook, Runtime, Trainer
@@ -154,22 +154,6 @@ def build_logger(cfg: DictConfig, run_dir: Path, config: dict, info: dict, resum
     if resume_id is not None:
         extra["resume_id"] = resume_id
     return build(cfg.logger, run_dir=str(run_dir), run_config=run_config, _recursive_=False, _convert_="all", **extra)
-
-
-def completed_summary(run_dir: Path, config: dict) -> dict | None:
-    """The summary of an earlier completed run of this config in this directory, if any: a sweep
-    re-run into the same directory then completes only its missing or failed jobs. Settings that do
-    not change the results (paths, logger, evaluation batch, ...: config.RESULT_NEUTRAL_KEYS) may differ."""
-    path = run_dir / SUMMARY_FILE
-    if not path.is_file():
-        return None
-    try:
-        previous = upgrade_summary(read_json(path))
-    except (OSError, ValueError):
-        return None
-    if previous.get("status") != "completed" or config_differences(previous.get("config") or {}, config):
-        return None
-    return previous
 
 
 def run(cfg: DictConfig, on_epoch_end: Sequence[EpochHook] = ()) -> dict:
@@ -363,7 +347,7 @@ def _skip_or_resume(t: DictConfig, config: dict, group, results: RunResults, dev
     replaced unless asked (trainer.resume=never or force)."""
     run_dir = results.run_dir
     # trainer.resume=never starts afresh, also over a completed run of the same config.
-    previous = completed_summary(run_dir, config) if t.skip_completed and t.resume != "never" else None
+    previous = completed_before(run_dir, config, t)
     if previous is not None:
         log.info(f"Skipping {run_dir}: summary.json says completed, with the same config.")
         return previous, None, []
@@ -384,7 +368,7 @@ def _skip_or_resume(t: DictConfig, config: dict, group, results: RunResults, dev
     if resumed is not None and resumed[1].get("world_size", 1) != group.world_size:
         log.info(f"Resuming a checkpoint of {resumed[1].get('world_size', 1)} processes on {group.world_size}: the "
                  f"global batch is the same; per-process batch statistics and pairings follow the new split.")
-    earlier = _earlier_summary(run_dir) if resumed is None and t.resume == "auto" else None
+    earlier = earlier_summary(run_dir) if resumed is None and t.resume == "auto" else None
     if earlier is not None and not earlier.get("refused_before_start"):  # a refused run has nothing to protect
         # where the data lives may change between attempts (node-local staging): not another experiment
         diffs = [d for d in config_differences(earlier.get("config") or {}, config)
@@ -400,14 +384,6 @@ def _skip_or_resume(t: DictConfig, config: dict, group, results: RunResults, dev
         log.info(f"Starting afresh in {run_dir}: the earlier run's files are set aside as "
                  f"{', '.join(sorted({p.relative_to(run_dir).as_posix() for p in moved}))}.")
     return None, resumed, notes
-
-
-def _earlier_summary(run_dir: Path) -> dict | None:
-    """The summary.json an earlier run left in `run_dir` (today's names), or None (none, or unreadable)."""
-    try:
-        return upgrade_summary(read_json(run_dir / SUMMARY_FILE)) if (run_dir / SUMMARY_FILE).is_file() else None
-    except (OSError, ValueError):
-        return None
 
 
 def device_name(device: torch.device) -> str:

@@ -17,23 +17,17 @@ from __future__ import annotations
 import ast
 import contextlib
 import inspect
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import OmegaConf, open_dict
 
-from enlighten.config import CONF_DIR, check_arm, config_differences, register_configs, validate
-from enlighten.config import job_dir_name as config_job_dir_name
+from enlighten.config import CONF_DIR, check_arm, config_differences, job_dir_name, register_configs, validate
 from enlighten.errors import UserError
+from enlighten.results import earlier_summary
 
 OLD_STYLE = re.compile(r"^\d+_")
-
-
-def job_dir_name(overrides: list[str]) -> str:
-    """The directory name a job with these overrides gets (conf/config.yaml's hydra.sweep.subdir)."""
-    return config_job_dir_name(overrides)
 
 
 def old_style_jobs(sweep_dir: Path) -> list[Path]:
@@ -94,23 +88,25 @@ def compose_job(overrides: list[str]):
         return compose("config", overrides, return_hydra_config=True)
 
 
-def expand(overrides: list[str]) -> list[list[str]]:
-    """The jobs of a command as Hydra's basic sweeper makes them: the command line's sweeps, then, per
-    job, its experiment's `hydra.sweeper.params` for the keys the command line does not set."""
+def grid(params: dict, overrides: list[str]) -> list[list[str]]:
+    """The jobs Hydra's basic sweeper makes of `hydra.sweeper.params` and the command line's overrides
+    (which win over params of the same key): each job's overrides."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parser = OverridesParser.create()
+    given = {o.key_or_group for o in parser.parse_overrides(list(overrides))}
+    lines = [*(f"{k}={v}" for k, v in params.items() if k not in given), *overrides]
+    return [job for batch in BasicSweeper.split_arguments(parser.parse_overrides(lines), None) for job in batch]
 
-    def split(lines: list[str]) -> list[list[str]]:
-        return [job for batch in BasicSweeper.split_arguments(parser.parse_overrides(lines), None) for job in batch]
 
-    parsed = parser.parse_overrides(list(overrides))
-    # As Hydra does: the grid of `hydra.sweeper.params` is read from the config composed without the
-    # swept overrides (so an experiment's own grid counts only where the experiment is not swept).
-    params = compose_job([o.input_line for o in parsed if not o.is_sweep_override()]).hydra.sweeper.get("params") or {}
-    given = {o.key_or_group for o in parsed}
-    return split([*(f"{k}={v}" for k, v in params.items() if k not in given), *overrides])
+def expand(overrides: list[str]) -> list[list[str]]:
+    """The jobs of a train.py -m command. As Hydra does, `hydra.sweeper.params` is read from the config
+    composed without the swept overrides (an experiment's own grid counts only where it is not swept)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    fixed = [o.input_line for o in OverridesParser.create().parse_overrides(list(overrides)) if not o.is_sweep_override()]
+    return grid(compose_job(fixed).hydra.sweeper.get("params") or {}, overrides)
 
 
 def static_signature(target: str):
@@ -189,7 +185,7 @@ def plan(overrides: list[str]) -> tuple[Path | None, list[PlannedJob]]:
     for job in expand(overrides):
         cfg = compose_job(job)
         name = str(cfg.hydra.sweep.subdir)
-        sweep_dir = Path(str(cfg.hydra.sweep.dir)) if named else None
+        sweep_dir = Path(str(cfg.hydra.sweep.dir)) if named else None  # the same for every job
         error = None
         try:
             check_job(cfg, (sweep_dir or Path("multirun")) / name)
@@ -209,20 +205,20 @@ def check_job(cfg, job_dir: Path) -> None:
         check_arm(cfg, dict(cfg.hydra.runtime.choices))
 
 
-def job_state(cfg, job_dir: Path) -> str:
-    """new (no summary.json), or its summary's status (completed, failed, interrupted, ...), or `other
-    config` where the summary is of another config than `cfg` (a job's composed config, Hydra's part
-    included, with paths.output_dir set)."""
-    summary = Path(job_dir) / "summary.json"
-    if not summary.is_file():
-        return "new"
-    try:
-        saved = json.loads(summary.read_text())
-    except (OSError, ValueError):
-        return "unreadable"
+def run_config(cfg, job_dir: Path) -> dict:
+    """A composed job's config as run() records it in summary.json: without Hydra's own part, resolved."""
     task = cfg.copy()
     with open_dict(task):
-        task.pop("hydra", None)  # the job's config as run() records it: without Hydra's own part
+        task.pop("hydra", None)
         task.paths.output_dir = str(job_dir)
-    differs = saved.get("config") is not None and config_differences(saved["config"], OmegaConf.to_container(task, resolve=True))
+    return OmegaConf.to_container(task, resolve=True)
+
+
+def job_state(cfg, job_dir: Path) -> str:
+    """new (no readable summary.json), or its summary's status (completed, failed, interrupted, ...),
+    or `other config` where the summary is of another config than the composed job `cfg`."""
+    saved = earlier_summary(job_dir)
+    if saved is None:
+        return "new"
+    differs = saved.get("config") is not None and config_differences(saved["config"], run_config(cfg, job_dir))
     return "other config" if differs else str(saved.get("status"))

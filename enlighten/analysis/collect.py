@@ -79,7 +79,7 @@ def curves(runs: list[dict]) -> list[dict]:
             for row in read_rows(run, name):
                 where = {"file": file, "step": row.get("step"), "epoch": row.get("epoch")}
                 rows += [{**identity, **where, "measure": key, "value": float(value)} for key, value in row.items()
-                         if key not in _NOT_MEASURES and isinstance(value, (int, float)) and value is not None]
+                         if key not in _NOT_MEASURES and isinstance(value, (int, float))]
     return _same_columns(rows)
 
 

@@ -30,24 +30,18 @@ def download_lock(root: Path | str, name: str):
     """Held while `name` is fetched into `root`: the tasks of a job array that start together download
     one at a time (the first fetches, the others then find the files), never into one folder at once.
     An exclusive `flock`, which the kernel releases when its process dies. A folder that cannot be
-    written (a read-only copy of the data) cannot be downloaded into either: no lock is needed there."""
+    written (a read-only copy of the data) cannot be downloaded into either: no lock is needed there;
+    nor can a file system mounted without locks (Lustre without `flock`) hold one: it goes on unlocked."""
     try:
-        root = Path(root)
-        root.mkdir(parents=True, exist_ok=True)
-        handle = open(root / f".{name}.download.lock", "a")
+        Path(root).mkdir(parents=True, exist_ok=True)
+        handle = open(Path(root) / f".{name}.download.lock", "a")
     except OSError:
+        handle = None
+    with handle or contextlib.nullcontext():
+        if handle is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed
         yield
-        return
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        except OSError:  # a shared file system mounted without locks (Lustre without `flock`): go on unlocked
-            yield
-            return
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class DataError(UserError, RuntimeError):

@@ -49,43 +49,38 @@ class SkipCompletedSweeper(BasicSweeper):
         self.launcher = _Launching(self.launcher)
 
     def get_job_batch(self):
-        from enlighten.sweeps import job_dir_name, job_state
+        from enlighten.config import job_dir_name
+        from enlighten.errors import UserError
 
-        batch, left = super().get_job_batch(), []
+        batch, left, names = super().get_job_batch(), [], {}
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
-        names: dict = {}
-        for overrides in batch:  # a swept setting that changes no result (logger, paths) would share a directory
-            first = names.setdefault(job_dir_name(list(overrides)), overrides)
-            if first is not overrides:
-                from enlighten.errors import UserError
-
+        for overrides in batch:
+            name = job_dir_name(list(overrides))
+            first = names.setdefault(name, overrides)
+            if first is not overrides:  # a swept setting that changes no result (logger, paths) shares a directory
                 raise UserError(f"jobs {' '.join(first)} and {' '.join(overrides)} would share one directory: they "
                                 f"differ only in settings that change no result (enlighten/config.py, RESULT_NEUTRAL_KEYS). "
                                 f"Sweep them in separate sweeps (hydra.sweep.dir).")
-        for overrides in batch:
             # Composing a job takes about a second: only where its directory holds a summary already.
-            if not (sweep_dir / job_dir_name(list(overrides)) / "summary.json").is_file():
-                left.append(overrides)
+            if (sweep_dir / name / "summary.json").is_file() and self._completed(overrides):
                 continue
-            job = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
-            job_dir = Path(str(job.hydra.sweep.dir)) / str(job.hydra.sweep.subdir)
-            if _completed(job, job_dir, job_state):
-                log.info(f"Skipping {job_dir}: summary.json says completed, with the same config (not launched).")
-            else:
-                left.append(overrides)
+            left.append(overrides)
         return left
 
+    def _completed(self, overrides) -> bool:
+        """As run() decides it (results.completed_before), after checking the job as run() does (which
+        also reads `trainer.resume=NEVER` as `never`); a job that would be refused is launched, so that
+        its refusal is said where run() says it, in the job's own directory."""
+        from enlighten.results import completed_before
+        from enlighten.sweeps import check_job, run_config
 
-def _completed(job, job_dir: Path, job_state) -> bool:  # noqa: ANN001
-    """As run() decides it: completed, of the same config, and not asked to run again. The config is
-    checked first as run() checks it (which also reads `trainer.resume=NEVER` as `never`); one that
-    would be refused is launched, so that its refusal is said where run() says it."""
-    from enlighten.sweeps import check_job
-
-    try:
-        check_job(job, job_dir)
-    except Exception:  # noqa: BLE001 - a bad setting: run() names it in the job's own directory
-        return False
-    if not job.trainer.skip_completed or job.trainer.resume == "never":
-        return False
-    return job_state(job, job_dir) == "completed"
+        job = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+        job_dir = Path(str(job.hydra.sweep.dir)) / str(job.hydra.sweep.subdir)
+        try:
+            check_job(job, job_dir)
+        except Exception:  # noqa: BLE001 - a bad setting: run() names it
+            return False
+        if completed_before(job_dir, run_config(job, job_dir), job.trainer) is None:
+            return False
+        log.info(f"Skipping {job_dir}: summary.json says completed, with the same config (not launched).")
+        return True
