@@ -6,7 +6,6 @@ diagnostics, so a measurement mixes exactly as training does."""
 from __future__ import annotations
 
 import numpy as np
-from timm.data.mixup import Mixup, cutmix_bbox_and_lam, mixup_target
 from torch import Tensor, nn
 
 from enlighten.strategies.mixing import (
@@ -55,7 +54,7 @@ class Mixer:
         self.mode, self.prob, self.switch_prob = mode, prob, switch_prob
         self.kind, self.pairing = kind, pairing
         self.num_classes = 0
-        self.timm_mixer: Mixup | None = None  # for mode=pair|elem only
+        self.timm_mixer = None  # timm's Mixup, for mode=pair|elem only
         self._manifold_mix: tuple[float, int, Tensor] | None = None
 
     def mixes(self, alpha: float) -> bool:
@@ -84,6 +83,8 @@ class Mixer:
             check_manifold(model)
             self._num_mix_layers = len(model.stages)
         if self.mode != "batch":
+            from timm.data.mixup import Mixup  # imported when used: timm takes about 2 s to import
+
             self.timm_mixer = Mixup(
                 mixup_alpha=self.alpha,
                 # timm refuses mixup_alpha = cutmix_alpha = 0 at construction; mixing is toggled per step.
@@ -95,7 +96,7 @@ class Mixer:
             self.timm_mixer.cutmix_alpha = self.cutmix_alpha
 
     def clean_targets(self, y: Tensor) -> Tensor:
-        return mixup_target(y, self.num_classes, 1.0, self.label_smoothing)
+        return mixed_targets(y, None, 1.0, self.num_classes, self.label_smoothing)
 
     def mix(self, x: Tensor, y: Tensor, alpha: float) -> tuple[Tensor, Tensor]:
         """(mixed inputs, soft targets) at `alpha`, out of place; Manifold Mixup mixes in `forward`."""
@@ -113,6 +114,8 @@ class Mixer:
             return x, self.clean_targets(y)
         partner = partners(len(x), self.pairing, x.device)
         if use_cutmix:
+            from timm.data.mixup import cutmix_bbox_and_lam  # imported when used (about 2 s)
+
             box, lam = cutmix_bbox_and_lam(x.shape, lam, correct_lam=True)
             x = cutmix_inputs(x, partner, box)
         else:

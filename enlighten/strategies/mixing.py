@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from timm.data.mixup import one_hot
 from torch import Tensor, nn
 
 PAIRINGS = ("permutation", "flip")
@@ -75,6 +74,13 @@ def centred_box(shape: tuple[int, ...], lam: float) -> tuple[tuple[int, int, int
     h, w = int(round(height * cut)), int(round(width * cut))
     top, left = (height - h) // 2, (width - w) // 2
     return (top, top + h, left, left + w), 1.0 - h * w / float(height * width)
+
+
+def one_hot(y: Tensor, num_classes: int, on_value: float = 1.0, off_value: float = 0.0) -> Tensor:
+    """Rows of `off_value` with `on_value` at each label (timm's `one_hot`, bitwise; ours, because
+    importing timm loads its whole model zoo and torch._dynamo: about 2 s per process)."""
+    rows = torch.full((len(y), num_classes), off_value, device=y.device)
+    return rows.scatter_(1, y.long().view(-1, 1), on_value)
 
 
 def mixed_targets(y: Tensor, partner: Tensor | None, lam: float, num_classes: int, label_smoothing: float = 0.0) -> Tensor:
