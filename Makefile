@@ -45,9 +45,11 @@ claims-smoke: $(STAMP)
 	$(PY) scripts/claims.py --profile smoke --jobs $(CLAIMS_JOBS) --dir outputs/claims-smoke \
 		--out outputs/claims-smoke/claims.md paths.data_dir=$(SHARED_DATA) $(CLAIMS_ARGS)
 
-## test: the default suite (under 10 minutes on 2 CPU cores)
+## test: the default suite on every core (pytest-xdist, at most TEST_WORKERS processes; tests/conftest.py
+## shares the cores among them), with the slowest tests listed. One test: $(PY) -m pytest tests/test_x.py -k name
+TEST_WORKERS ?= 4
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --maxprocesses $(TEST_WORKERS) --dist worksteal --durations 10
 
 ## test-slow: only the tests marked slow
 test-slow: $(STAMP)

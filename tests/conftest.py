@@ -14,6 +14,13 @@ from omegaconf import open_dict
 
 from enlighten.config import register_configs
 
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    # `make test` runs several pytest workers (pytest-xdist): each, and the train.py processes it starts,
+    # gets its share of the cores, set before torch starts its thread pool. Oversubscribed, torch's
+    # threads wait on each other and a run slows down several times.
+    _share = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ["OMP_NUM_THREADS"] = str(_share)
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("ENLIGHTEN_DATA_DIR", REPO.parent / "shared" / "data")).resolve()
 

@@ -79,8 +79,8 @@ def centred_box(shape: tuple[int, ...], lam: float) -> tuple[tuple[int, int, int
 def one_hot(y: Tensor, num_classes: int, on_value: float = 1.0, off_value: float = 0.0) -> Tensor:
     """Rows of `off_value` with `on_value` at each label (timm's `one_hot`, bitwise; ours, because
     importing timm loads its whole model zoo and torch._dynamo: about 2 s per process)."""
-    rows = torch.full((len(y), num_classes), off_value, device=y.device)
-    return rows.scatter_(1, y.long().view(-1, 1), on_value)
+    labels = y.long().view(-1, 1)  # a sequence's tokens are rows too
+    return torch.full((len(labels), num_classes), off_value, device=y.device).scatter_(1, labels, on_value)
 
 
 def mixed_targets(y: Tensor, partner: Tensor | None, lam: float, num_classes: int, label_smoothing: float = 0.0) -> Tensor:
