@@ -337,9 +337,12 @@ def validate(cfg: DictConfig, resolve=get_object) -> None:
     for key in ("alpha", "cutmix_alpha"):
         if m[key] < 0:
             raise ConfigError(f"mix.{key} must be >= 0, got {m[key]} (0 turns it off).")
-    for key in ("label_smoothing", "prob", "switch_prob"):
+    for key in ("prob", "switch_prob"):
         if not 0.0 <= m[key] <= 1.0:
             raise ConfigError(f"mix.{key} must be in [0, 1], got {m[key]}.")
+    if not 0.0 <= m.label_smoothing < 1.0:
+        raise ConfigError(f"mix.label_smoothing must be in [0, 1) (1 leaves no label in the targets), got "
+                          f"{m.label_smoothing}.")
     if not 0.0 <= cfg.removal.drop_fraction < 1.0:
         raise ConfigError(f"removal.drop_fraction must be in [0, 1), got {cfg.removal.drop_fraction}.")
     if not 0 <= cfg.seed < 2**32:  # numpy's range; its own error would not name the setting

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
 from pathlib import Path
 
 import pytest
@@ -10,10 +12,9 @@ from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from enlighten.config import ConfigError, validate
+from enlighten.config import GROUPS, ConfigError, validate
 from tests.conftest import REPO, SHARED_DATA, compose_cfg
 
-GROUPS = ["model", "dataset", "strategy", "phase", "optim", "sched", "logger", "diagnostics"]
 TORCHVISION_SETS = {"cifar10", "cifar100", "mnist", "fashion_mnist"}
 FOLDER_SETS = {"image_folder", "tiny_imagenet", "imagenet"}
 
@@ -81,6 +82,35 @@ def test_every_experiment_composes_and_validates(name, tmp_path):
     validate(cfg)
 
 
+def test_each_option_that_is_its_callables_only_option_repeats_its_defaults_exactly():
+    """A group option's YAML and its callable's signature both hold the defaults (YAML: what Hydra
+    composes and overrides; the signature: what Python callers and the plan's static check read). Where
+    a callable has one option the two must agree. Options that share a callable (the torchvision
+    datasets) are presets of it."""
+    by_target: dict[str, list[tuple[Path, dict]]] = {}
+    for group in GROUPS:
+        for path in sorted((REPO / "conf" / group).rglob("*.yaml")):
+            node = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+            if isinstance(node, dict) and "_target_" in node:
+                by_target.setdefault(node["_target_"], []).append((path, node))
+    compared, differ = 0, []
+    for target, nodes in by_target.items():
+        if len(nodes) > 1:
+            continue
+        (path, node), = nodes
+        module, _, name = target.rpartition(".")
+        parameters = inspect.signature(getattr(importlib.import_module(module), name)).parameters
+        for key, value in node.items():
+            default = parameters[key].default if key in parameters else inspect.Parameter.empty
+            if key.startswith("_") or default is inspect.Parameter.empty or str(value).startswith(("${", "???")):
+                continue
+            compared += 1
+            if (list(value) if isinstance(value, (list, tuple)) else value) != \
+                    (list(default) if isinstance(default, (list, tuple)) else default):
+                differ.append(f"{path.relative_to(REPO)}: {key}: {value!r} in the YAML, {default!r} in {target}")
+    assert compared > 100 and not differ, "\n".join(differ)
+
+
 @pytest.mark.parametrize(
     "override, message",
     [
@@ -102,6 +132,7 @@ def test_bad_override_fails_at_compose_naming_the_key(override, message, tmp_pat
         ("+model.widht=2", "Unknown key 'model.widht'"),
         ("model.width=abc", "model.width='abc' has the wrong type"),
         ("mix.alpha=-1", "mix.alpha must be >= 0"),
+        ("mix.label_smoothing=1.0", "mix.label_smoothing must be in [0, 1)"),  # as the mixer would refuse it
         ("trainer.device=tpu", "trainer.device='tpu'"),
         ("+dataset.fractoin=0.5", "Unknown key 'dataset.fractoin'"),
     ],

@@ -45,7 +45,7 @@ def sgd(
 
 def adamw(
     model: nn.Module,
-    lr: float = 1e-3,
+    lr: float = 5e-4,
     betas: tuple = (0.9, 0.999),
     eps: float = 1e-8,
     weight_decay: float = 0.05,
