@@ -39,12 +39,14 @@ import statistics
 import sys
 from pathlib import Path
 
-IGNORED_OVERRIDES = ("seed", "paths.", "logger", "hydra", "experiment", "trainer.device")
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from enlighten.analysis.runs import (METRICS, DuplicateRuns, drop_duplicates, load_runs, lookup, separating_keys,  # noqa: E402  (no torch)
                                      paired_stats, read_rows)
-from enlighten.config import flatten  # noqa: E402
+from enlighten.config import RESULT_NEUTRAL_KEYS, flatten, under  # noqa: E402
+
+# Overrides that are never a table's default rows: the seed (the cells' replicates), Hydra's own, the
+# experiment (its settings are compared key by key), the device, and the settings that change no result.
+NOT_ROWS = ("seed", "hydra", "experiment", "trainer.device", *RESULT_NEUTRAL_KEYS)
 
 
 def add_grid_row(run: dict, step: int) -> None:
@@ -62,7 +64,7 @@ def default_rows(runs: list[dict]) -> list[str]:
     for run in runs:
         for override in run.get("overrides", []):
             key = override.split("=", 1)[0].lstrip("+~")
-            if not key.startswith(IGNORED_OVERRIDES) and key not in keys:
+            if not under(key, NOT_ROWS) and key not in keys:
                 keys.append(key)
     done = [r for r in runs if r.get("status") == "completed"]
     swept = [k for k in keys if len({str(lookup(r, k)) for r in done}) > 1]
