@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.enlighten-installed
 DEMO_DIR ?= outputs/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
 
-.PHONY: install data demo claims claims-report claims-smoke test test-slow test-slurm bench ddp gpu-data gpu-wheels gpu-check clean
+.PHONY: install data demo claims claims-report claims-smoke test test-slow test-slurm lint bench ddp gpu-data gpu-wheels gpu-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,11 @@ claims-smoke: $(STAMP)
 TEST_WORKERS ?= 4
 test: $(STAMP)
 	$(PY) -m pytest -n auto --maxprocesses $(TEST_WORKERS) --dist worksteal --durations 10
+
+## lint: ruff's checks and its formatting (configured in pyproject.toml); `$(PY) -m ruff format .` formats
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 ## test-slow: only the tests marked slow
 test-slow: $(STAMP)

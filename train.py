@@ -1,8 +1,8 @@
 """Train one configuration (or, with -m, a sweep of them). See README.md.
 
-    python train.py                                   # ResNet-18 + Mixup on CIFAR-10
-    python train.py dataset=mnist model=cnn trainer.epochs=2
-    python train.py -m strategy=vanilla,mixup seed=0,1 dataset=digits model=cnn
+python train.py                                   # ResNet-18 + Mixup on CIFAR-10
+python train.py dataset=mnist model=cnn trainer.epochs=2
+python train.py -m strategy=vanilla,mixup seed=0,1 dataset=digits model=cnn
 """
 
 import os
@@ -11,7 +11,9 @@ from pathlib import Path
 
 # Our sweeper lives in hydra_plugins/ beside this file, where Hydra's plugin search finds it; a job's own
 # process (submitit's, on a SLURM node or here) unpickles objects that name it, so it must find it too.
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent), os.environ.get("PYTHONPATH")]))
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    filter(None, [str(Path(__file__).resolve().parent), os.environ.get("PYTHONPATH")])
+)
 
 import hydra
 from omegaconf import DictConfig
@@ -47,9 +49,13 @@ if __name__ == "__main__":
     try:
         main()
     except KeyboardInterrupt:  # Ctrl-C: the run in progress wrote its summary (interrupted); no traceback
-        print("Interrupted (Ctrl-C). The run in progress is marked interrupted in its summary.json (no checkpoint: "
-              "Ctrl-C may strike mid-step). To finish a sweep, run the same command with hydra.sweep.dir set to its "
-              "directory (printed below): its completed jobs are skipped.", file=sys.stderr, flush=True)
+        print(
+            "Interrupted (Ctrl-C). The run in progress is marked interrupted in its summary.json (no checkpoint: "
+            "Ctrl-C may strike mid-step). To finish a sweep, run the same command with hydra.sweep.dir set to its "
+            "directory (printed below): its completed jobs are skipped.",
+            file=sys.stderr,
+            flush=True,
+        )
         sys.exit(130)
     except SystemExit as e:  # Hydra printed its error; where its hint leads nowhere, add one that does
         if e.code not in (0, None) and (hint := explain_missing_setting(sys.argv[1:], Path(__file__).parent / "conf")):

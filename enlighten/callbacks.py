@@ -31,12 +31,26 @@ def check_launcher(choice: str | None) -> None:
         raise UserError(
             f"hydra/launcher={choice} is the plugin's own config, without our defaults (one GPU per job, "
             f"max_num_timeout=3, on which requeue-and-resume depends): use hydra/launcher={OURS[choice]}, which "
-            f"builds on it (conf/hydra/launcher/{OURS[choice]}.yaml).")
+            f"builds on it (conf/hydra/launcher/{OURS[choice]}.yaml)."
+        )
 
 
 # Hydra's flags that take a value (`--cfg job`): that value is no override.
-_FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-name", "-cn", "--config-path", "-cp", "--config-dir",
-                     "-cd", "--info", "-i", "--experimental-rerun"}
+_FLAGS_WITH_VALUE = {
+    "--cfg",
+    "-c",
+    "--package",
+    "-p",
+    "--config-name",
+    "-cn",
+    "--config-path",
+    "-cp",
+    "--config-dir",
+    "-cd",
+    "--info",
+    "-i",
+    "--experimental-rerun",
+}
 
 
 def check_override_syntax(args: list[str]) -> None:
@@ -55,9 +69,12 @@ def check_override_syntax(args: list[str]) -> None:
         except Exception:  # noqa: BLE001 - Hydra's grammar error: name the slip where it is one of these
             pass
         if "=" not in arg and not arg.startswith("~"):
-            raise UserError(f"'{arg}' is not a key=value override: a value with spaces must be quoted for Hydra as "
-                            f"well as for the shell, e.g. 'paths.data_dir=\"/my data\"'"
-                            + (f" (after {previous})" if "=" in previous else "") + ".")
+            raise UserError(
+                f"'{arg}' is not a key=value override: a value with spaces must be quoted for Hydra as "
+                f"well as for the shell, e.g. 'paths.data_dir=\"/my data\"'"
+                + (f" (after {previous})" if "=" in previous else "")
+                + "."
+            )
         key, _, value = arg.partition("=")
         if not value.isascii() and not value.startswith(("'", '"')):
             raise UserError(f"{arg}: Hydra reads an unquoted value as ASCII only; quote it: '{key}=\"{value}\"'.")
@@ -96,10 +113,15 @@ def explain_missing_setting(args: list[str], conf_dir: Path) -> str | None:
                 continue
             chosen = cfg.hydra.runtime.choices.get(group)
             having = sorted(p.stem for p in (conf_dir / group).glob("*.yaml") if f"\n{first}:" in "\n" + p.read_text())
-            return (f"note: {key} is not a setting of {group}={chosen}, the option chosen for {group} (adding it with + "
-                    f"would be refused too). " + (f"Options that have it: {', '.join(having)}, e.g. {group}={having[0]} "
-                                                  f"{arg}." if having else
-                                                  f"No {group} option has it: see python train.py {group}=... --cfg job."))
+            return (
+                f"note: {key} is not a setting of {group}={chosen}, the option chosen for {group} (adding it with + "
+                f"would be refused too). "
+                + (
+                    f"Options that have it: {', '.join(having)}, e.g. {group}={having[0]} {arg}."
+                    if having
+                    else f"No {group} option has it: see python train.py {group}=... --cfg job."
+                )
+            )
         return None
     except Exception:  # noqa: BLE001
         return None
@@ -114,8 +136,10 @@ def check_output_dir(key: str, value: str) -> None:
     path = Path(value).expanduser().absolute()
     long = [part for part in path.parts if len(part.encode()) > 255]
     if long:
-        raise UserError(f"{key}={value}: the name {long[0][:40]}... is {len(long[0].encode())} bytes, over the file "
-                        f"system's 255: choose a shorter {key}.")
+        raise UserError(
+            f"{key}={value}: the name {long[0][:40]}... is {len(long[0].encode())} bytes, over the file "
+            f"system's 255: choose a shorter {key}."
+        )
     try:
         existing = next(p for p in (path, *path.parents) if p.exists())
     except OSError as e:  # a folder on the way that cannot be searched
@@ -135,7 +159,10 @@ def swept_overrides(job_overrides: list[str], sweep_dir: Path) -> list[str]:
     try:  # a name for W&B: never worth failing a run for
         sweep = OmegaConf.load(Path(sweep_dir) / "multirun.yaml")
         parser = OverridesParser.create()
-        given = [*sweep.hydra.overrides.task, *(f"{k}={v}" for k, v in (sweep.hydra.sweeper.get("params") or {}).items())]
+        given = [
+            *sweep.hydra.overrides.task,
+            *(f"{k}={v}" for k, v in (sweep.hydra.sweeper.get("params") or {}).items()),
+        ]
         swept = {o.key_or_group for o in parser.parse_overrides(given) if o.is_sweep_override()}
         return [o for o in job_overrides if parser.parse_override(o).key_or_group in swept]
     except Exception:  # noqa: BLE001 - no record, or one Hydra cannot parse
@@ -166,22 +193,35 @@ def sweep_report(sweep_dir: Path, since: float = 0.0, planned: int | None = None
     for path in sorted(sweep_dir.glob("*/refused.json")) if sweep_dir.is_dir() else []:
         if path.stat().st_mtime >= since:
             refused[str(path.parent)] = str(json.loads(path.read_text()).get("error", "")).splitlines()[0]
-    counts = collections.Counter("refused (an earlier run kept)" if r["_dir"] in refused else r.get("status", "?")
-                                 for r in runs)
+    counts = collections.Counter(
+        "refused (an earlier run kept)" if r["_dir"] in refused else r.get("status", "?") for r in runs
+    )
     if planned is not None and planned > len(runs):  # an interrupted sweep: the jobs it never reached
         counts["not started"] = planned - len(runs)
-    failed = [f"\n  {Path(r['_dir']).name}: {str(r.get('error') or '').splitlines()[0] if r.get('error') else r.get('status')}"
-              for r in runs if r.get("status") in ("failed", "diverged", "interrupted") and r["_dir"] not in refused]
-    failed += [f"\n  {Path(d).name}: refused ({error}); its earlier summary.json is unchanged" for d, error in refused.items()]
+    failed = [
+        f"\n  {Path(r['_dir']).name}: "
+        f"{str(r.get('error') or '').splitlines()[0] if r.get('error') else r.get('status')}"
+        for r in runs
+        if r.get("status") in ("failed", "diverged", "interrupted") and r["_dir"] not in refused
+    ]
+    failed += [
+        f"\n  {Path(d).name}: refused ({error}); its earlier summary.json is unchanged" for d, error in refused.items()
+    ]
     total = max(planned or 0, len(runs))
     runs = [r for r in runs if r["_dir"] not in refused]
-    skipped = sum(1 for r in runs if r.get("status") == "completed"
-                  and (Path(r["_dir"]) / "summary.json").stat().st_mtime < since)
-    statuses = ", ".join(f"{n} {status}" + (f" ({skipped} of them before: skipped)" if status == "completed" and skipped
-                                           else "") for status, n in sorted(counts.items()))
-    return (f"Sweep {sweep_dir}: {total} jobs ({statuses or 'none'}). Table: python scripts/make_tables.py "
-            f"{sweep_dir}; one row per run: python scripts/collect.py {sweep_dir} --out runs.csv"
-            + "".join(failed[:20]) + (f"\n  and {len(failed) - 20} more" if len(failed) > 20 else ""))
+    skipped = sum(
+        1 for r in runs if r.get("status") == "completed" and (Path(r["_dir"]) / "summary.json").stat().st_mtime < since
+    )
+    statuses = ", ".join(
+        f"{n} {status}" + (f" ({skipped} of them before: skipped)" if status == "completed" and skipped else "")
+        for status, n in sorted(counts.items())
+    )
+    return (
+        f"Sweep {sweep_dir}: {total} jobs ({statuses or 'none'}). Table: python scripts/make_tables.py "
+        f"{sweep_dir}; one row per run: python scripts/collect.py {sweep_dir} --out runs.csv"
+        + "".join(failed[:20])
+        + (f"\n  and {len(failed) - 20} more" if len(failed) > 20 else "")
+    )
 
 
 class SweepReport(Callback):

@@ -41,10 +41,20 @@ class ConfigError(UserError, ValueError):
 # Settings that change where things go or how often they are written, not what is computed: a
 # checkpoint resumes across them, a completed job is not re-run for them, and tables treat runs that
 # differ only in them as the same experiment.
-RESULT_NEUTRAL_KEYS = ("paths", "logger", "dataset.download", "trainer.resume", "trainer.skip_completed",
-                       "trainer.reuse_data", "trainer.checkpoint_every", "trainer.checkpoint_every_steps",
-                       "trainer.keep_checkpoints", "trainer.sync_every", "trainer.progress_every_s",
-                       "trainer.eval_batch_size")  # evaluation's rounding only (its default changed from 1024 to null)
+RESULT_NEUTRAL_KEYS = (
+    "paths",
+    "logger",
+    "dataset.download",
+    "trainer.resume",
+    "trainer.skip_completed",
+    "trainer.reuse_data",
+    "trainer.checkpoint_every",
+    "trainer.checkpoint_every_steps",
+    "trainer.keep_checkpoints",
+    "trainer.sync_every",
+    "trainer.progress_every_s",
+    "trainer.eval_batch_size",
+)  # evaluation's rounding only (its default changed from 1024 to null)
 
 
 def flatten(tree, prefix: str = "") -> dict:
@@ -69,8 +79,16 @@ _STRATEGIES_BEFORE = {
     "enlighten.strategies.high_loss_removal.RandomRemoval": ("WeighDuringEnp", "DropRandom"),
 }
 # The loaders that hold a validation split (dataset.val_fraction, 2026-12-07; before it, none).
-_LOADERS_WITH_VALIDATION = tuple(f"enlighten.data.{m}" for m in (
-    "torchvision_sets.torchvision_dataset", "digits.digits", "synthetic.synthetic", "image_folder.image_folder", "ucr.ucr"))
+_LOADERS_WITH_VALIDATION = tuple(
+    f"enlighten.data.{m}"
+    for m in (
+        "torchvision_sets.torchvision_dataset",
+        "digits.digits",
+        "synthetic.synthetic",
+        "image_folder.image_folder",
+        "ucr.ucr",
+    )
+)
 _MIXER_KEYS = ("alpha", "cutmix_alpha", "label_smoothing", "mode", "prob", "switch_prob", "kind", "pairing")
 
 
@@ -98,7 +116,11 @@ def upgrade_config(config: dict) -> dict:
             "schedule": {"_target_": f"enlighten.strategies.schedules.{schedule}", **plan},
         }
     dataset = config.get("dataset")
-    if isinstance(dataset, dict) and dataset.get("_target_") in _LOADERS_WITH_VALIDATION and "val_fraction" not in dataset:
+    if (
+        isinstance(dataset, dict)
+        and dataset.get("_target_") in _LOADERS_WITH_VALIDATION
+        and "val_fraction" not in dataset
+    ):
         config["dataset"] = {**dataset, "val_fraction": 0.0}
     trainer = config.get("trainer")
     if isinstance(trainer, dict) and "log_every" in trainer:
@@ -109,8 +131,11 @@ def upgrade_config(config: dict) -> dict:
 def config_differences(saved: dict, current: dict) -> list[str]:
     """`key: saved -> current` for every setting that differs, except those that change no result."""
     a, b = flatten(upgrade_config(saved)), flatten(current)
-    return [f"{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}" for k in sorted(set(a) | set(b))
-            if not under(k, RESULT_NEUTRAL_KEYS) and a.get(k, "<absent>") != b.get(k, "<absent>")]
+    return [
+        f"{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}"
+        for k in sorted(set(a) | set(b))
+        if not under(k, RESULT_NEUTRAL_KEYS) and a.get(k, "<absent>") != b.get(k, "<absent>")
+    ]
 
 
 def under(key: str, prefixes) -> bool:
@@ -129,12 +154,15 @@ class TrainerConfig:
     max_steps: Optional[int] = None  # exactly this many optimizer steps instead (step-based schedules; epochs ignored)
     batch_size: int = 128
     device: str = "auto"  # auto | cpu | cuda
-    precision: str = "auto"  # auto (bf16 on CUDA where supported, else fp16; fp32 on CPU) | fp32 | bf16 | fp16 (with a gradient scaler)
+    # auto (bf16 on CUDA where supported, else fp16; fp32 on CPU) | fp32 | bf16 | fp16 (with a gradient scaler)
+    precision: str = "auto"
     eval_every: int = 1  # evaluate on the test set every N epochs (and always after the last)
     eval_batch_size: Optional[int] = None  # null: 1024 on CUDA, 128 on a CPU (cache-sized batches: 2-3x faster there)
     train_eval_samples: int = 10000  # clean training accuracy: size of the fixed probe subset (0 = all)
     grad_clip: Optional[float] = None  # max global grad norm; null = off
-    sync_every: int = 50  # steps between the loop's host syncs: the non-finite loss check, and on several processes their agreement on a stop signal
+    # steps between the loop's host syncs: the non-finite loss check, and on several processes their
+    # agreement on a stop signal
+    sync_every: int = 50
     deterministic: bool = False
     channels_last: str = "auto"  # auto (on for conv nets, CPU and CUDA: 1.1-1.7x faster on a CPU) | true | false
     compile: bool = False  # torch.compile the training step's model (once per process)
@@ -142,9 +170,12 @@ class TrainerConfig:
     checkpoint_every_steps: int = 0  # also every N steps within an epoch (0: off; for epochs of hours)
     keep_checkpoints: int = 1  # checkpoints kept once the run has completed: the newest N (0: none; while it runs, two)
     progress_every_s: float = 60.0  # within an epoch, a line this often in a log file (0: none); a terminal shows a bar
-    resume: str = "auto"  # auto: continue from the run directory's last checkpoint | force: even if the config differs | never: start afresh
+    # auto: continue from the run directory's last checkpoint | force: even if the config differs | never: afresh
+    resume: str = "auto"
     reuse_data: bool = True  # the next job of a multirun reuses this process's loaded data (same dataset config)
-    skip_completed: bool = True  # a run directory whose summary.json says completed (same config) is not rerun (unless resume=never)
+    skip_completed: bool = (
+        True  # a run directory whose summary.json says completed (same config) is not rerun (unless resume=never)
+    )
 
     def total_steps(self, steps_per_epoch: int) -> int:
         """Optimizer steps of the whole run (what step-based schedules span)."""
@@ -162,7 +193,8 @@ class MixConfig:
     prob: float = 1.0
     switch_prob: float = 0.5
     kind: str = "input"  # input (Mixup/CutMix) | manifold (hidden states after a random stage; staged models)
-    pairing: str = "permutation"  # permutation (a random partner per sample and step, the original Mixup) | flip (timm's reversed batch)
+    # permutation (a random partner per sample and step, the original Mixup) | flip (timm's reversed batch)
+    pairing: str = "permutation"
 
 
 @dataclass
@@ -237,8 +269,11 @@ def job_dir_name(overrides: list[str]) -> str:
     per job); cut to fit with a hash (`short_name`). Not the job's number: a grown sweep keeps its names."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    kept = [o.input_line for o in OverridesParser.create().parse_overrides(overrides)
-            if not under(o.key_or_group, RESULT_NEUTRAL_KEYS)]
+    kept = [
+        o.input_line
+        for o in OverridesParser.create().parse_overrides(overrides)
+        if not under(o.key_or_group, RESULT_NEUTRAL_KEYS)
+    ]
     return short_name(",".join(sorted(kept)).replace("/", "_"))
 
 
@@ -282,8 +317,9 @@ _CHOICES = {
 def check_fraction(fraction) -> None:
     """dataset.fraction, the one range check of it (every loader that subsets calls it too)."""
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)):
-        raise ConfigError(f"dataset.fraction must be a number in (0, 1], got {fraction!r} (the share of the training "
-                          f"set kept).")
+        raise ConfigError(
+            f"dataset.fraction must be a number in (0, 1], got {fraction!r} (the share of the training set kept)."
+        )
     if not 0.0 < fraction <= 1.0:
         raise ConfigError(f"dataset.fraction must be in (0, 1], got {fraction} (the share of the training set kept).")
 
@@ -291,8 +327,10 @@ def check_fraction(fraction) -> None:
 def check_val_fraction(val_fraction) -> None:
     """dataset.val_fraction, the one range check of it (the loaders that hold a validation split call it too)."""
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0.0 <= val_fraction < 1.0:
-        raise ConfigError(f"dataset.val_fraction must be a number in [0, 1), got {val_fraction!r} (the share of each "
-                          f"class of the training split held out for validation; 0: none).")
+        raise ConfigError(
+            f"dataset.val_fraction must be a number in [0, 1), got {val_fraction!r} (the share of each "
+            f"class of the training split held out for validation; 0: none)."
+        )
 
 
 def validate(cfg: DictConfig, resolve=get_object) -> None:
@@ -303,7 +341,9 @@ def validate(cfg: DictConfig, resolve=get_object) -> None:
         # NaN passes every range check below (`nan < 0` is false), and inf is no setting either.
         for item in value if isinstance(value, list) else [value]:
             if isinstance(item, float) and not math.isfinite(item) and not key.startswith("hydra."):
-                raise ConfigError(f"{key}={value} is not a finite number: give it a number (its default: python train.py --cfg job).")
+                raise ConfigError(
+                    f"{key}={value} is not a finite number: give it a number (its default: python train.py --cfg job)."
+                )
     for key, allowed in _CHOICES.items():
         value = str(OmegaConf.select(cfg, key))
         if value.lower() not in allowed:
@@ -318,17 +358,25 @@ def validate(cfg: DictConfig, resolve=get_object) -> None:
         if t[key] < 1:
             raise ConfigError(f"trainer.{key} must be >= 1, got {t[key]}.")
     if t.eval_batch_size is not None and t.eval_batch_size < 1:
-        raise ConfigError(f"trainer.eval_batch_size must be >= 1 or null (1024 on CUDA, 128 on a CPU), got {t.eval_batch_size}.")
+        raise ConfigError(
+            f"trainer.eval_batch_size must be >= 1 or null (1024 on CUDA, 128 on a CPU), got {t.eval_batch_size}."
+        )
     if t.max_steps is not None and t.max_steps < 1:
         raise ConfigError(f"trainer.max_steps must be >= 1 or null (train trainer.epochs epochs), got {t.max_steps}.")
     if t.checkpoint_every < 0:
-        raise ConfigError(f"trainer.checkpoint_every must be >= 0 (0: only after the last epoch), got {t.checkpoint_every}.")
+        raise ConfigError(
+            f"trainer.checkpoint_every must be >= 0 (0: only after the last epoch), got {t.checkpoint_every}."
+        )
     if t.keep_checkpoints < 0:
-        raise ConfigError(f"trainer.keep_checkpoints must be >= 0 (0: remove them once the run has completed), got "
-                          f"{t.keep_checkpoints}.")
+        raise ConfigError(
+            f"trainer.keep_checkpoints must be >= 0 (0: remove them once the run has completed), got "
+            f"{t.keep_checkpoints}."
+        )
     if t.checkpoint_every_steps < 0:
-        raise ConfigError(f"trainer.checkpoint_every_steps must be >= 0 (0: no checkpoints within an epoch), got "
-                          f"{t.checkpoint_every_steps}.")
+        raise ConfigError(
+            f"trainer.checkpoint_every_steps must be >= 0 (0: no checkpoints within an epoch), got "
+            f"{t.checkpoint_every_steps}."
+        )
     if t.train_eval_samples < 0:
         raise ConfigError("trainer.train_eval_samples must be >= 0 (0 means the whole training set).")
     if t.grad_clip is not None and t.grad_clip <= 0:
@@ -341,8 +389,9 @@ def validate(cfg: DictConfig, resolve=get_object) -> None:
         if not 0.0 <= m[key] <= 1.0:
             raise ConfigError(f"mix.{key} must be in [0, 1], got {m[key]}.")
     if not 0.0 <= m.label_smoothing < 1.0:
-        raise ConfigError(f"mix.label_smoothing must be in [0, 1) (1 leaves no label in the targets), got "
-                          f"{m.label_smoothing}.")
+        raise ConfigError(
+            f"mix.label_smoothing must be in [0, 1) (1 leaves no label in the targets), got {m.label_smoothing}."
+        )
     if not 0.0 <= cfg.removal.drop_fraction < 1.0:
         raise ConfigError(f"removal.drop_fraction must be in [0, 1), got {cfg.removal.drop_fraction}.")
     if not 0 <= cfg.seed < 2**32:  # numpy's range; its own error would not name the setting
@@ -353,22 +402,28 @@ def validate(cfg: DictConfig, resolve=get_object) -> None:
     val_fraction = cfg.dataset.get("val_fraction", 0.0) if isinstance(cfg.dataset, DictConfig) else 0.0
     check_val_fraction(val_fraction)
     if isinstance(cfg.phase, DictConfig) and cfg.phase.get("source") == "val" and not val_fraction:
-        raise ConfigError("phase.source=val reads the validation split, and dataset.val_fraction is 0 (none): hold one "
-                          "out, e.g. dataset.val_fraction=0.1 (the test set is never used to decide anything).")
+        raise ConfigError(
+            "phase.source=val reads the validation split, and dataset.val_fraction is 0 (none): hold one "
+            "out, e.g. dataset.val_fraction=0.1 (the test set is never used to decide anything)."
+        )
     for group in GROUPS:
         node = cfg.get(group)
         if not isinstance(node, DictConfig) or "_target_" not in node:
             raise ConfigError(f"Config group '{group}' has no _target_; choose an option, e.g. {group}=<name>.")
         for key in _missing_keys(node, group):
-            raise ConfigError(f"{key} has no value: the {group} option chosen requires it (??? in its YAML). Give it "
-                              f"on the command line, e.g. {key}=...")
+            raise ConfigError(
+                f"{key} has no value: the {group} option chosen requires it (??? in its YAML). Give it "
+                f"on the command line, e.g. {key}=..."
+            )
         check_target_node(group, node, RUNTIME_ARGS[group], resolve)
     if "wandb" in str(cfg.logger.get("_target_", "")):  # W&B refuses a tag over 64 characters, after the run began
         for tag in [cfg.name, *(cfg.logger.get("tags") or [])]:
             if len(str(tag)) > WANDB_TAG_LIMIT:
                 which = "name" if tag == cfg.name else "tags"
-                raise ConfigError(f"{which}={str(tag)[:40]}... is {len(str(tag))} characters; W&B tags (the experiment's "
-                                  f"name is one) hold at most {WANDB_TAG_LIMIT}: shorten {which}, or use logger=none.")
+                raise ConfigError(
+                    f"{which}={str(tag)[:40]}... is {len(str(tag))} characters; W&B tags (the experiment's "
+                    f"name is one) hold at most {WANDB_TAG_LIMIT}: shorten {which}, or use logger=none."
+                )
 
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -383,8 +438,13 @@ def check_arm(cfg: DictConfig, choices: dict, conf_dir: Path = CONF_DIR) -> None
     if not arm or not path.is_file():
         return
     spec = OmegaConf.to_container(OmegaConf.load(path))
-    expected = {k.split("/")[-1]: v for d in spec.pop("defaults", []) if isinstance(d, dict)
-                for k, v in d.items() if k.startswith("override /")}
+    expected = {
+        k.split("/")[-1]: v
+        for d in spec.pop("defaults", [])
+        if isinstance(d, dict)
+        for k, v in d.items()
+        if k.startswith("override /")
+    }
     found = {group: choices.get(group) for group in expected}
     found.update({key: OmegaConf.select(cfg, key) for key in flatten(spec)})
     expected.update(flatten(spec))
@@ -392,9 +452,11 @@ def check_arm(cfg: DictConfig, choices: dict, conf_dir: Path = CONF_DIR) -> None
     if wrong:
         experiment = choices.get("experiment")
         by = f"experiment={experiment} sets it after the arm" if experiment else "an override sets it after the arm"
-        raise ConfigError(f"arm={arm} and {', '.join(wrong)}: {by}, so the run would train something else under the "
-                          f"arm's name. Combine arm= only with an experiment that leaves the strategy and its alphas to it "
-                          f"(e.g. experiment=claims/paper), or drop arm= and choose strategy= and mix.alpha= directly.")
+        raise ConfigError(
+            f"arm={arm} and {', '.join(wrong)}: {by}, so the run would train something else under the "
+            f"arm's name. Combine arm= only with an experiment that leaves the strategy and its alphas to it "
+            f"(e.g. experiment=claims/paper), or drop arm= and choose strategy= and mix.alpha= directly."
+        )
 
 
 WANDB_TAG_LIMIT = 64
@@ -422,16 +484,20 @@ def check_target_node(prefix: str, node: DictConfig, runtime_args: set[str] = fr
     keys = [k for k in node.keys() if not str(k).startswith("_")]
     for key in keys:
         if key in runtime_args:  # the build call would silently replace it with the value it computes
-            raise ConfigError(f"{prefix}.{key} comes from the data and the run (the dataset's classes and input shape, "
-                              f"the schedule's length), so the value set here would be ignored: remove {prefix}.{key}.")
+            raise ConfigError(
+                f"{prefix}.{key} comes from the data and the run (the dataset's classes and input shape, "
+                f"the schedule's length), so the value set here would be ignored: remove {prefix}.{key}."
+            )
         if key not in params:
             if takes_kwargs:
                 continue
             valid = sorted(k for k in params if k not in runtime_args and k not in ("self", "args", "kwargs"))
             known = f"Valid keys: {', '.join(valid)}." if valid else "It takes no settings."
             if prefix == "strategy":  # the flat keys of before the strategy contract
-                known += (" A strategy's settings are in strategy.mixer (from mix.*), strategy.weighting and "
-                          "strategy.schedule: see them with python train.py strategy=<name> --cfg job.")
+                known += (
+                    " A strategy's settings are in strategy.mixer (from mix.*), strategy.weighting and "
+                    "strategy.schedule: see them with python train.py strategy=<name> --cfg job."
+                )
             raise ConfigError(f"Unknown key '{prefix}.{key}' for {target}. {known}")
         child = node[key] if not OmegaConf.is_missing(node, key) else None
         if isinstance(child, DictConfig) and "_target_" in child:  # a part built first (a strategy's mixer, ...)
@@ -471,10 +537,13 @@ def _accepted_params(fn: Any) -> tuple[dict, bool, dict]:
 def _check_type(key: str, value: Any, hint: Any) -> None:
     """Check value against int/float/bool/str (optionally Optional[...]); other hints pass."""
     origin = typing.get_origin(hint)
-    if origin in (list, tuple, collections.abc.Iterable, collections.abc.Sequence) and \
-            typing.get_args(hint)[:1] in ((int,), (float,)):  # a list of numbers (milestones, lambdas)
+    if origin in (list, tuple, collections.abc.Iterable, collections.abc.Sequence) and typing.get_args(hint)[:1] in (
+        (int,),
+        (float,),
+    ):  # a list of numbers (milestones, lambdas)
         numbers = isinstance(value, (ListConfig, list, tuple)) and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+        )
         if not numbers:
             raise ConfigError(f"{key} must be a list of numbers, e.g. [100, 150], got {value!r}.")
         return
@@ -496,9 +565,7 @@ def _check_type(key: str, value: Any, hint: Any) -> None:
         for a in basic
     )
     if not ok:
-        raise ConfigError(
-            f"{key}={value!r} has the wrong type: expected {' or '.join(a.__name__ for a in basic)}."
-        )
+        raise ConfigError(f"{key}={value!r} has the wrong type: expected {' or '.join(a.__name__ for a in basic)}.")
 
 
 def build(node, **kwargs):

@@ -1,9 +1,10 @@
 """What a run says while it runs: a start line, progress within each epoch, a line per epoch, an end line.
 
 All of it goes through `logging` (logger "enlighten"), so Hydra writes it to the console and to the
-run's train.log (only the message of a stop signal that ends the process is printed to stderr too). Within an epoch: on a terminal a progress bar (tqdm) with the rate and the time left;
-elsewhere (a SLURM log, a file) a line every `trainer.progress_every_s` seconds instead of a bar
-redrawn into the file. Epochs are counted from 0, here as in every file (`epoch 0 of 20` is the first).
+run's train.log (only the message of a stop signal that ends the process is printed to stderr too).
+Within an epoch: on a terminal a progress bar (tqdm) with the rate and the time left; elsewhere (a
+SLURM log, a file) a line every `trainer.progress_every_s` seconds instead of a bar redrawn into the
+file. Epochs are counted from 0, here as in every file (`epoch 0 of 20` is the first).
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ class EpochProgress:
         self.bar: Optional[tqdm] = None
         self._redirect = None
 
-    def __enter__(self) -> "EpochProgress":
+    def __enter__(self) -> EpochProgress:
         if self.terminal:  # messages printed while a bar shows go above it, not into it
             self._redirect = logging_redirect_tqdm()
             self._redirect.__enter__()
@@ -105,21 +106,34 @@ class EpochProgress:
         self.epoch, self.done, self.first = epoch, done, done
         self.t0 = self.last = time.perf_counter()
         if self.terminal:
-            self.bar = tqdm(total=self.steps_per_epoch, initial=done, desc=f"epoch {epoch} of {self.num_epochs}",
-                            unit="step", leave=False, dynamic_ncols=True, file=sys.stdout)
+            self.bar = tqdm(
+                total=self.steps_per_epoch,
+                initial=done,
+                desc=f"epoch {epoch} of {self.num_epochs}",
+                unit="step",
+                leave=False,
+                dynamic_ncols=True,
+                file=sys.stdout,
+            )
 
     def step(self) -> None:
         self.done += 1
         if self.bar is not None:
             self.bar.update(1)
-        elif (self.enabled and self.every_s and self.done < self.steps_per_epoch  # the epoch's own line follows
-              and (now := time.perf_counter()) - self.last >= self.every_s):
+        elif (
+            self.enabled
+            and self.every_s
+            and self.done < self.steps_per_epoch  # the epoch's own line follows
+            and (now := time.perf_counter()) - self.last >= self.every_s
+        ):
             self.last = now
             rate = (self.done - self.first) / (now - self.t0)
             left = (self.steps_per_epoch - self.done) / rate
-            log.info(f"  epoch {self.epoch} of {self.num_epochs}: step {self.done}/{self.steps_per_epoch} "
-                     f"({100 * self.done / self.steps_per_epoch:.0f}%), {rate:.2f} steps/s, epoch ends in "
-                     f"{duration(left)}")
+            log.info(
+                f"  epoch {self.epoch} of {self.num_epochs}: step {self.done}/{self.steps_per_epoch} "
+                f"({100 * self.done / self.steps_per_epoch:.0f}%), {rate:.2f} steps/s, epoch ends in "
+                f"{duration(left)}"
+            )
 
     def close(self) -> None:
         if self.bar is not None:

@@ -23,8 +23,10 @@ class Interrupted(CompactHydraException):
     def __init__(self, signum: int, step: int, checkpoint: str | None) -> None:
         self.signum, self.signal_name = signum, signal.Signals(signum).name
         where = f"a checkpoint at that step is in {checkpoint}" if checkpoint else "no checkpoint was written"
-        super().__init__(f"Stopped by {self.signal_name} after step {step}; {where}. Run the same command again to "
-                         f"continue from there.")
+        super().__init__(
+            f"Stopped by {self.signal_name} after step {step}; {where}. Run the same command again to "
+            f"continue from there."
+        )
         self.step, self.checkpoint = step, checkpoint
 
 

@@ -21,9 +21,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 # SLURM's variables worth keeping, under shorter names. SLURM_ARRAY_* exist only in array jobs and
 # SLURM_RESTART_COUNT only after a requeue.
-SLURM_VARIABLES = {"SLURM_JOB_ID": "job_id", "SLURM_ARRAY_JOB_ID": "array_job_id", "SLURM_ARRAY_TASK_ID": "array_task_id",
-                   "SLURM_RESTART_COUNT": "restart_count", "SLURM_JOB_PARTITION": "partition",
-                   "SLURM_CLUSTER_NAME": "cluster", "SLURM_JOB_NODELIST": "nodes"}
+SLURM_VARIABLES = {
+    "SLURM_JOB_ID": "job_id",
+    "SLURM_ARRAY_JOB_ID": "array_job_id",
+    "SLURM_ARRAY_TASK_ID": "array_task_id",
+    "SLURM_RESTART_COUNT": "restart_count",
+    "SLURM_JOB_PARTITION": "partition",
+    "SLURM_CLUSTER_NAME": "cluster",
+    "SLURM_JOB_NODELIST": "nodes",
+}
 PACKAGES = ("torch", "torchvision", "timm", "numpy", "hydra-core", "omegaconf", "submitit", "wandb")
 
 
@@ -31,9 +37,12 @@ PACKAGES = ("torch", "torchvision", "timm", "numpy", "hydra-core", "omegaconf", 
 def code_version(repo: Path = REPO) -> dict:
     """The git commit of the code that runs and whether tracked files differ from it (`dirty`); None
     for both outside a git checkout (an installed copy) or without git."""
+
     def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=20,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=20, check=True
+        ).stdout.strip()
+
     try:
         commit = git("rev-parse", "HEAD")
         # --no-optional-locks: many array tasks starting at once must not take (or leave) .git/index.lock

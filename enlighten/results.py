@@ -20,8 +20,9 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from enlighten.errors import UserError
 
@@ -40,8 +41,10 @@ class ResultsWriteError(UserError):
 
 
 def not_writable(run_dir: Path, error: OSError) -> ResultsWriteError:
-    return ResultsWriteError(f"Results directory {run_dir} is not writable: {error}. Choose a writable one "
-                             f"(hydra.run.dir=..., hydra.sweep.dir=...).")
+    return ResultsWriteError(
+        f"Results directory {run_dir} is not writable: {error}. Choose a writable one "
+        f"(hydra.run.dir=..., hydra.sweep.dir=...)."
+    )
 
 
 class RunDirectoryBusy(UserError, RuntimeError):
@@ -87,7 +90,8 @@ def atomic_write(path: Path | str, write) -> None:
         raise ResultsWriteError(
             f"Cannot write {path}: {os.strerror(e.errno)} ({free:.1f} MiB free). The previous version of "
             f"the file is kept: free some space (or point the output directory elsewhere) and run the same "
-            f"command again to continue.") from e
+            f"command again to continue."
+        ) from e
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -139,16 +143,22 @@ class RunDirLock:
             raise RunDirectoryBusy(
                 f"{self.path.parent} is in use by another run: {holder}. Two processes in one directory would "
                 f"overwrite each other's results. Wait for it to end (or stop it), or give this run its own "
-                f"directory (hydra.run.dir=...).") from None
+                f"directory (hydra.run.dir=...)."
+            ) from None
         except OSError as e:  # a file system without locks (some network mounts): go on, unguarded
             os.close(fd)
-            logging.getLogger("enlighten").warning(f"Cannot lock {self.path} ({e}): nothing stops a second process "
-                                                   f"from using {self.path.parent} at the same time.")
+            logging.getLogger("enlighten").warning(
+                f"Cannot lock {self.path} ({e}): nothing stops a second process "
+                f"from using {self.path.parent} at the same time."
+            )
             return ""
         previous = os.pread(fd, 4096, 0).decode(errors="replace").strip()
         command = " ".join(sys.argv)
-        me = (f"pid {os.getpid()} on {socket.gethostname()}, since {datetime.datetime.now().isoformat(timespec='seconds')}"
-              f" ({command[:300] + ('...' if len(command) > 300 else '')})")
+        me = (
+            f"pid {os.getpid()} on {socket.gethostname()}, "
+            f"since {datetime.datetime.now().isoformat(timespec='seconds')}"
+            f" ({command[:300] + ('...' if len(command) > 300 else '')})"
+        )
         os.ftruncate(fd, 0)
         os.pwrite(fd, me.encode() + b"\n", 0)
         self.fd = fd
@@ -186,8 +196,12 @@ class RunDirLock:
 # val_* is the validation split (dataset.val_fraction) and test_* the test split; results written before
 # are read under today's names, recognised by their format (a row or summary without any test_* key).
 _TEST_ROW_NAMES = {"val_loss": "test_loss", "val_acc": "test_acc", "val_bpc": "test_bpc"}
-_TEST_SUMMARY_NAMES = {"final_val_acc": "final_test_acc", "final_val_loss": "final_test_loss",
-                       "final_val_bpc": "final_test_bpc", "best_val_acc": "best_test_acc"}
+_TEST_SUMMARY_NAMES = {
+    "final_val_acc": "final_test_acc",
+    "final_val_loss": "final_test_loss",
+    "final_val_bpc": "final_test_bpc",
+    "best_val_acc": "best_test_acc",
+}
 
 
 def upgrade_metrics_row(row: dict) -> dict:
@@ -234,7 +248,6 @@ def read_json(path: Path | str) -> dict:
         return json.load(f)
 
 
-
 def earlier_summary(run_dir: Path | str) -> dict | None:
     """The summary.json an earlier run left in `run_dir` (today's names), or None (none, or unreadable)."""
     path = Path(run_dir) / SUMMARY_FILE
@@ -254,9 +267,14 @@ def completed_before(run_dir: Path | str, config: dict, trainer) -> dict | None:
     if not trainer.skip_completed or trainer.resume == "never":
         return None
     previous = earlier_summary(run_dir)
-    if previous is None or previous.get("status") != "completed" or config_differences(previous.get("config") or {}, config):
+    if (
+        previous is None
+        or previous.get("status") != "completed"
+        or config_differences(previous.get("config") or {}, config)
+    ):
         return None
     return previous
+
 
 def write_jsonl(path: Path | str, rows: Iterable[dict]) -> None:
     atomic_write_text(path, "".join(json.dumps(to_jsonable(r)) + "\n" for r in rows))
@@ -298,8 +316,11 @@ class RunResults:
     def set_aside(self, stamp: str) -> list[Path]:
         """A fresh start in a used directory: the earlier run's result files renamed `<name>.replaced-<stamp>`,
         so none of them stands beside the new run's and none is lost (readers look for the plain names)."""
-        found = [p for p in (self.run_dir / n for n in (METRICS_FILE, DIAGNOSTICS_FILE, DETECTOR_FILE, SUMMARY_FILE))
-                 if p.exists()]
+        found = [
+            p
+            for p in (self.run_dir / n for n in (METRICS_FILE, DIAGNOSTICS_FILE, DETECTOR_FILE, SUMMARY_FILE))
+            if p.exists()
+        ]
         moved = [p.with_name(f"{p.name}.replaced-{stamp}") for p in found]
         if self.write:
             for old, new in zip(found, moved):
@@ -330,8 +351,11 @@ class RunResults:
         """Resume: the rows up to a checkpoint replace whatever later epochs wrote before a crash."""
         self.metrics, self.diagnostics, self.detector = list(metrics), list(diagnostics), list(detector)
         if self.write:
-            for name, rows in ((METRICS_FILE, self.metrics), (DIAGNOSTICS_FILE, self.diagnostics),
-                               (DETECTOR_FILE, self.detector)):
+            for name, rows in (
+                (METRICS_FILE, self.metrics),
+                (DIAGNOSTICS_FILE, self.diagnostics),
+                (DETECTOR_FILE, self.detector),
+            ):
                 write_jsonl(self.run_dir / name, rows)
 
     def write_summary(self, summary: dict) -> None:

@@ -9,15 +9,15 @@ import datetime
 import hashlib
 import json
 import os
-import sys
 import random
 import resource
 import socket
+import sys
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -33,13 +33,19 @@ from enlighten.diagnostics.monitor import NoDiagnostics
 from enlighten.errors import Interrupted, UserError
 from enlighten.loggers.base import Logger, NoLogger
 from enlighten.provenance import provenance
-from enlighten.results import (SUMMARY_FILE, RunDirectoryBusy, RunDirLock, RunResults, completed_before,
-                               earlier_summary, write_json)
+from enlighten.results import (
+    SUMMARY_FILE,
+    RunDirectoryBusy,
+    RunDirLock,
+    RunResults,
+    completed_before,
+    earlier_summary,
+    write_json,
+)
 from enlighten.training import distributed
 from enlighten.training.checkpoint import CheckpointError, load_latest, prune_checkpoints, set_aside_checkpoints
 from enlighten.training.loop import Diverged, EpochHook, Runtime, Trainer
 from enlighten.training.stopping import StopRequests
-
 
 # Set by SLURM in a job that was given GPUs: there, `auto` finding no CUDA is a mistake to shout about.
 GPU_JOB_VARIABLES = ("SLURM_GPUS_ON_NODE", "SLURM_JOB_GPUS", "SLURM_STEP_GPUS")
@@ -51,9 +57,11 @@ def resolve_device(name: str) -> torch.device:
             return torch.device("cuda")
         given = [f"{v}={os.environ[v]}" for v in GPU_JOB_VARIABLES if os.environ.get(v)]
         if given:
-            log.warning(f"trainer.device=auto found no CUDA device although this job was given GPUs ({', '.join(given)}): "
-                        f"it trains on the CPU, likely far slower. Check the CUDA build of torch and the driver on this "
-                        f"node, or use trainer.device=cuda to fail instead.")
+            log.warning(
+                f"trainer.device=auto found no CUDA device although this job was given GPUs ({', '.join(given)}): "
+                f"it trains on the CPU, likely far slower. Check the CUDA build of torch and the driver on this "
+                f"node, or use trainer.device=cuda to fail instead."
+            )
         return torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("trainer.device=cuda but no CUDA device is available; use trainer.device=cpu or auto.")
@@ -146,13 +154,20 @@ def build_logger(cfg: DictConfig, run_dir: Path, config: dict, info: dict, resum
     is a tag too. The logger's config records what was chosen, the group options, and where and with
     what this attempt runs (`provenance`, as in summary.json's attempts)."""
     sweep, experiment = info.get("sweep_dir"), (cfg.name if cfg.name != "default" else None)
-    defaults = {"group": "/".join(sweep.parts[-2:]) if sweep else None, "job_type": choice(cfg, "strategy"),
-                "name": ",".join(swept_overrides(info["overrides"], sweep)) if sweep else experiment}
+    defaults = {
+        "group": "/".join(sweep.parts[-2:]) if sweep else None,
+        "job_type": choice(cfg, "strategy"),
+        "name": ",".join(swept_overrides(info["overrides"], sweep)) if sweep else experiment,
+    }
     extra = {k: v for k, v in defaults.items() if k in cfg.logger and cfg.logger[k] is None and v is not None}
     if "tags" in cfg.logger:
         extra["tags"] = list(dict.fromkeys([*(cfg.logger.tags or []), *([experiment] if experiment else [])]))
-    run_config = {**config, "choices": info.get("choices", {}), "logger": {**config["logger"], **extra},
-                  "provenance": provenance()}
+    run_config = {
+        **config,
+        "choices": info.get("choices", {}),
+        "logger": {**config["logger"], **extra},
+        "provenance": provenance(),
+    }
     if resume_id is not None:
         extra["resume_id"] = resume_id
     return build(cfg.logger, run_dir=str(run_dir), run_config=run_config, _recursive_=False, _convert_="all", **extra)
@@ -220,18 +235,33 @@ def record_refusal(cfg: DictConfig, error: BaseException, locked: bool = False) 
         if not locked:
             lock.acquire()
         if (run_dir / SUMMARY_FILE).exists():  # checked once the directory is ours: a run may just have ended
-            write_json(run_dir / REFUSED_FILE, {"error": f"{type(error).__name__}: {error}", "pid": os.getpid(),
-                                                "time": datetime.datetime.now().isoformat(timespec="seconds")})
+            write_json(
+                run_dir / REFUSED_FILE,
+                {
+                    "error": f"{type(error).__name__}: {error}",
+                    "pid": os.getpid(),
+                    "time": datetime.datetime.now().isoformat(timespec="seconds"),
+                },
+            )
             return
         try:
             config = OmegaConf.to_container(cfg, resolve=True)
         except Exception:  # noqa: BLE001 - a setting that cannot even be resolved: record it as written
             config = OmegaConf.to_container(cfg, resolve=False)
         info = _hydra_info()
-        write_json(run_dir / SUMMARY_FILE, {
-            "status": "failed", "error": f"{type(error).__name__}: {error}", "refused_before_start": True,
-            "host": socket.gethostname(), "pid": os.getpid(), "choices": info.get("choices", {}),
-            "overrides": info.get("overrides", []), "config": config})
+        write_json(
+            run_dir / SUMMARY_FILE,
+            {
+                "status": "failed",
+                "error": f"{type(error).__name__}: {error}",
+                "refused_before_start": True,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "choices": info.get("choices", {}),
+                "overrides": info.get("overrides", []),
+                "config": config,
+            },
+        )
     except (UserError, OSError):  # busy or unwritable: the console still shows the error
         return
     finally:
@@ -242,7 +272,9 @@ def _in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-def _run_locked(cfg: DictConfig, group, results: RunResults, stop: StopRequests, on_epoch_end: Sequence[EpochHook]) -> dict:
+def _run_locked(
+    cfg: DictConfig, group, results: RunResults, stop: StopRequests, on_epoch_end: Sequence[EpochHook]
+) -> dict:
     """The run, once its directory is ours: checks and objects that need no data, skip or resume,
     then data, model and trainer, training, and the summary whatever happens."""
     config = OmegaConf.to_container(cfg, resolve=True)
@@ -266,13 +298,30 @@ def _run_locked(cfg: DictConfig, group, results: RunResults, stop: StopRequests,
     trainer = interrupted = None
     try:
         if group.main:  # one W&B run per job
-            logger = build_logger(cfg, results.run_dir, config, info,
-                                  resume_id=resumed[1].get("wandb_id") if resumed else None)
+            logger = build_logger(
+                cfg, results.run_dir, config, info, resume_id=resumed[1].get("wandb_id") if resumed else None
+            )
         data = _load_data(cfg, device, group, strategy)
-        checkpoint_meta = (lambda: {"config_json": json.dumps(config), "wandb_id": logger.run_id,
-                                    "attempts": attempts.so_far()}) if group.main else None  # the main process writes them
-        trainer = _build_trainer(cfg, data, device, group, strategy, detector, diagnostics, results, logger, stop,
-                                 checkpoint_meta, summary, on_epoch_end)
+        checkpoint_meta = (
+            (lambda: {"config_json": json.dumps(config), "wandb_id": logger.run_id, "attempts": attempts.so_far()})
+            if group.main
+            else None
+        )  # the main process writes them
+        trainer = _build_trainer(
+            cfg,
+            data,
+            device,
+            group,
+            strategy,
+            detector,
+            diagnostics,
+            results,
+            logger,
+            stop,
+            checkpoint_meta,
+            summary,
+            on_epoch_end,
+        )
         if resumed:
             path, state = resumed
             trainer.load_state_dict(state)
@@ -330,9 +379,11 @@ def _check_and_build_before_data(cfg: DictConfig, group) -> tuple:
     except (ValueError, TypeError) as e:
         raise ConfigError(str(e)) from e
     if group.main and not detector.in_enp and strategy.uses_the_enp():
-        log.warning(f"strategy {choice(cfg, 'strategy')} changes training only in the ENP, but phase {choice(cfg, 'phase')} "
-                    f"gives none: this run trains as after the ENP from the first step (the baseline of the paper's "
-                    f"phase sweeps). For an ENP, choose a detector, e.g. phase=accuracy.")
+        log.warning(
+            f"strategy {choice(cfg, 'strategy')} changes training only in the ENP, but phase {choice(cfg, 'phase')} "
+            f"gives none: this run trains as after the ENP from the first step (the baseline of the paper's "
+            f"phase sweeps). For an ENP, choose a detector, e.g. phase=accuracy."
+        )
     if group.enabled and strategy.may_mix() and strategy.mixer.kind == "manifold":
         raise ConfigError(
             "mix.kind=manifold calls the model's stages one by one, which bypasses DistributedDataParallel's "
@@ -362,29 +413,40 @@ def _skip_or_resume(t: DictConfig, config: dict, group, results: RunResults, dev
     now = {"torch_threads": torch.get_num_threads(), "device": device.type, "device_name": device_name(device)}
     changed = [f"{k} {before[k]} -> {now[k]}" for k in now if k in before and before[k] != now[k]]
     if changed:
-        notes.append(f"Resuming on another machine setup than the attempt before ({', '.join(changed)}): floating-point "
-                     f"sums run in another order, so the results can differ from an uninterrupted run's (bitwise "
-                     f"equality holds on the same thread count and device).")
+        notes.append(
+            f"Resuming on another machine setup than the attempt before ({', '.join(changed)}): floating-point "
+            f"sums run in another order, so the results can differ from an uninterrupted run's (bitwise "
+            f"equality holds on the same thread count and device)."
+        )
     for note in notes:
         log.warning(note)
     if resumed is not None and resumed[1].get("world_size", 1) != group.world_size:
-        log.info(f"Resuming a checkpoint of {resumed[1].get('world_size', 1)} processes on {group.world_size}: the "
-                 f"global batch is the same; per-process batch statistics and pairings follow the new split.")
+        log.info(
+            f"Resuming a checkpoint of {resumed[1].get('world_size', 1)} processes on {group.world_size}: the "
+            f"global batch is the same; per-process batch statistics and pairings follow the new split."
+        )
     earlier = earlier_summary(run_dir) if resumed is None and t.resume == "auto" else None
     if earlier is not None and not earlier.get("refused_before_start"):  # a refused run has nothing to protect
         # where the data lives may change between attempts (node-local staging): not another experiment
-        diffs = [d for d in config_differences(earlier.get("config") or {}, config)
-                 if not d.startswith(("dataset.root:", "dataset.cache_dir:"))]
+        diffs = [
+            d
+            for d in config_differences(earlier.get("config") or {}, config)
+            if not d.startswith(("dataset.root:", "dataset.cache_dir:"))
+        ]
         if diffs:  # as a checkpoint of another config is refused: its checkpoints may have been deleted (quota)
             shown = "; ".join(diffs[:8]) + (f"; and {len(diffs) - 8} more" if len(diffs) > 8 else "")
             raise ConfigError(
-                f"{run_dir} holds a {earlier.get('status', 'unknown')} run of a different config ({shown}). Use another "
+                f"{run_dir} holds a {earlier.get('status', 'unknown')} run of a different config ({shown}). "
+                "Use another "
                 f"output directory (hydra.run.dir=..., hydra.sweep.dir=...), or replace it with trainer.resume=never "
-                f"(its files are renamed *.replaced-<time>, not deleted).")
+                f"(its files are renamed *.replaced-<time>, not deleted)."
+            )
     stamp = f"{datetime.datetime.now().strftime('%Y%m%d-%H%M%S-%f')}-{os.getpid()}"  # never the same twice
     if resumed is None and group.main and (moved := set_aside_checkpoints(run_dir, stamp) + results.set_aside(stamp)):
-        log.info(f"Starting afresh in {run_dir}: the earlier run's files are set aside as "
-                 f"{', '.join(sorted({p.relative_to(run_dir).as_posix() for p in moved}))}.")
+        log.info(
+            f"Starting afresh in {run_dir}: the earlier run's files are set aside as "
+            f"{', '.join(sorted({p.relative_to(run_dir).as_posix() for p in moved}))}."
+        )
     return None, resumed, notes
 
 
@@ -401,12 +463,16 @@ class Attempts:
 
     def __init__(self, earlier: list[dict], device: torch.device | None = None, warnings: list[str] = ()) -> None:
         self.earlier, self.start = list(earlier), time.perf_counter()
-        self.this = {"host": socket.gethostname(), "pid": os.getpid(),
-                     "started": datetime.datetime.now().isoformat(timespec="seconds"),
-                     "torch_threads": torch.get_num_threads(), "device": device.type if device is not None else None,
-                     "device_name": device_name(device) if device is not None else None,
-                     "provenance": provenance(),
-                     **({"warnings": list(warnings)} if warnings else {})}
+        self.this = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started": datetime.datetime.now().isoformat(timespec="seconds"),
+            "torch_threads": torch.get_num_threads(),
+            "device": device.type if device is not None else None,
+            "device_name": device_name(device) if device is not None else None,
+            "provenance": provenance(),
+            **({"warnings": list(warnings)} if warnings else {}),
+        }
 
     def so_far(self) -> list[dict]:
         return [*self.earlier, {**self.this, "wall_time_s": time.perf_counter() - self.start}]
@@ -422,7 +488,9 @@ def _load_data(cfg: DictConfig, device: torch.device, group, strategy):
         if group.enabled and group.main:
             torch.distributed.barrier()
     if data.steps_per_epoch(t.batch_size) == 0:
-        raise ConfigError(f"trainer.batch_size={t.batch_size} is larger than the training set ({data.num_train} samples).")
+        raise ConfigError(
+            f"trainer.batch_size={t.batch_size} is larger than the training set ({data.num_train} samples)."
+        )
     if data.tokens and strategy.may_mix():
         raise ConfigError(
             f"strategy {choice(cfg, 'strategy')} mixes inputs, but {data.name} gives token ids, which cannot be "
@@ -454,9 +522,21 @@ def build_optimization(cfg: DictConfig, model: torch.nn.Module, steps_per_epoch:
     return optimizer, scheduler
 
 
-def _build_trainer(cfg: DictConfig, data, device: torch.device, group, strategy, detector, diagnostics,
-                   results: RunResults, logger: Logger, stop: StopRequests, checkpoint_meta, summary: dict,
-                   on_epoch_end: Sequence[EpochHook]) -> Trainer:
+def _build_trainer(
+    cfg: DictConfig,
+    data,
+    device: torch.device,
+    group,
+    strategy,
+    detector,
+    diagnostics,
+    results: RunResults,
+    logger: Logger,
+    stop: StopRequests,
+    checkpoint_meta,
+    summary: dict,
+    on_epoch_end: Sequence[EpochHook],
+) -> Trainer:
     """The model (its size and initial digest into `summary`), optimizer, schedule, what the `auto` settings became,
     what `auto` chose (`summary["runtime"]`), the start line, and the Trainer."""
     t = cfg.trainer
@@ -470,20 +550,42 @@ def _build_trainer(cfg: DictConfig, data, device: torch.device, group, strategy,
     steps_per_epoch = data.steps_per_epoch(t.batch_size)
     optimizer, scheduler = build_optimization(cfg, model, steps_per_epoch)
     precision = resolve_precision(t.precision, device)
-    runtime = Runtime(bf16=precision == "bf16", fp16=precision == "fp16", channels_last=channels_last,
-                      eval_batch_size=t.eval_batch_size or (1024 if device.type == "cuda" else 128))
+    runtime = Runtime(
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        channels_last=channels_last,
+        eval_batch_size=t.eval_batch_size or (1024 if device.type == "cuda" else 128),
+    )
     trainer_cfg = OmegaConf.to_object(t)  # the typed TrainerConfig, plain attribute reads in the loop
     summary["runtime"] = {"device": str(device), "torch_threads": torch.get_num_threads(), **asdict(runtime)}
     if group.main:
         validation = f"{summary['num_val']:,} validation / " if summary["num_val"] else ""
-        log.info(f"Run {results.run_dir}: {choice(cfg, 'model')} ({summary['num_params']:,} parameters) on {data.name} "
-                 f"({data.num_train:,} training / {validation}{data.num_test:,} test samples), strategy {choice(cfg, 'strategy')}, "
-                 f"phase {choice(cfg, 'phase')}; {trainer_cfg.total_steps(steps_per_epoch):,} steps of {t.batch_size} "
-                 f"({steps_per_epoch:,} per epoch); {device}, {precision}"
-                 f"{', channels_last' if channels_last else ''}{', compiled' if t.compile else ''}")
-    return Trainer(trainer_cfg, model, data, strategy, detector, optimizer, scheduler, results, logger,
-                   generator=torch.Generator().manual_seed(cfg.seed), device=device, diagnostics=diagnostics,
-                   checkpoint_meta=checkpoint_meta, stop=stop, runtime=runtime, on_epoch_end=on_epoch_end)
+        log.info(
+            f"Run {results.run_dir}: {choice(cfg, 'model')} ({summary['num_params']:,} parameters) on {data.name} "
+            f"({data.num_train:,} training / {validation}{data.num_test:,} test samples), "
+            f"strategy {choice(cfg, 'strategy')}, "
+            f"phase {choice(cfg, 'phase')}; {trainer_cfg.total_steps(steps_per_epoch):,} steps of {t.batch_size} "
+            f"({steps_per_epoch:,} per epoch); {device}, {precision}"
+            f"{', channels_last' if channels_last else ''}{', compiled' if t.compile else ''}"
+        )
+    return Trainer(
+        trainer_cfg,
+        model,
+        data,
+        strategy,
+        detector,
+        optimizer,
+        scheduler,
+        results,
+        logger,
+        generator=torch.Generator().manual_seed(cfg.seed),
+        device=device,
+        diagnostics=diagnostics,
+        checkpoint_meta=checkpoint_meta,
+        stop=stop,
+        runtime=runtime,
+        on_epoch_end=on_epoch_end,
+    )
 
 
 def _record_failure(summary: dict, error: BaseException, trainer: Trainer | None) -> None:
@@ -495,8 +597,16 @@ def _record_failure(summary: dict, error: BaseException, trainer: Trainer | None
         summary.update(status="interrupted", signal="SIGINT", interrupted_step=trainer.step if trainer else None)
 
 
-def _write_summary(summary: dict, info: dict, config: dict, group, device: torch.device, attempts: Attempts,
-                   results: RunResults, logger: Logger) -> None:
+def _write_summary(
+    summary: dict,
+    info: dict,
+    config: dict,
+    group,
+    device: torch.device,
+    attempts: Attempts,
+    results: RunResults,
+    logger: Logger,
+) -> None:
     """summary.json whatever happened, the end line, and the logger finished (also on failure: in a
     multirun the next job must get a fresh W&B run)."""
     summary["attempts"] = attempts.so_far()

@@ -34,8 +34,11 @@ def old_style_jobs(sweep_dir: Path) -> list[Path]:
     """Job directories named by job number (`3_seed=1,...`) that hold a job's record (`.hydra`)."""
     if not sweep_dir.is_dir():
         return []
-    return sorted(p for p in sweep_dir.iterdir()
-                  if p.is_dir() and OLD_STYLE.match(p.name) and (p / ".hydra" / "overrides.yaml").is_file())
+    return sorted(
+        p
+        for p in sweep_dir.iterdir()
+        if p.is_dir() and OLD_STYLE.match(p.name) and (p / ".hydra" / "overrides.yaml").is_file()
+    )
 
 
 def check_sweep_names(sweep_dir: Path) -> None:
@@ -43,22 +46,28 @@ def check_sweep_names(sweep_dir: Path) -> None:
     (each would train again beside its finished copy). Refused, with the command that renames them."""
     old = old_style_jobs(Path(sweep_dir))
     if old:
-        raise UserError(f"hydra.sweep.dir={sweep_dir} holds {len(old)} job directories named by job number, as sweeps "
-                        f"were before 2026-12-07 (e.g. {old[0].name}); jobs are now named by their overrides, so these "
-                        f"would train again. Rename them first: python scripts/sweep.py migrate {sweep_dir}")
+        raise UserError(
+            f"hydra.sweep.dir={sweep_dir} holds {len(old)} job directories named by job number, as sweeps "
+            f"were before 2026-12-07 (e.g. {old[0].name}); jobs are now named by their overrides, so these "
+            f"would train again. Rename them first: python scripts/sweep.py migrate {sweep_dir}"
+        )
 
 
 def migrate(sweep_dir: Path, dry_run: bool = False) -> list[tuple[Path, Path]]:
     """Rename the old-style job directories of `sweep_dir` to the names today's config gives them
     (from each job's own `.hydra/overrides.yaml`). All or nothing: refused when a new name exists
     already or two jobs would share one."""
-    moves = [(old, old.with_name(job_dir_name(list(OmegaConf.load(old / ".hydra" / "overrides.yaml")))))
-             for old in old_style_jobs(Path(sweep_dir))]
+    moves = [
+        (old, old.with_name(job_dir_name(list(OmegaConf.load(old / ".hydra" / "overrides.yaml")))))
+        for old in old_style_jobs(Path(sweep_dir))
+    ]
     targets = [new for _, new in moves]
     clashes = sorted({str(new) for new in targets if new.exists() or targets.count(new) > 1})
     if clashes:
-        raise UserError(f"{sweep_dir}: cannot rename, these names exist already or would be given twice: "
-                        f"{', '.join(clashes[:5])}{' ...' if len(clashes) > 5 else ''}. Nothing was renamed.")
+        raise UserError(
+            f"{sweep_dir}: cannot rename, these names exist already or would be given twice: "
+            f"{', '.join(clashes[:5])}{' ...' if len(clashes) > 5 else ''}. Nothing was renamed."
+        )
     if not dry_run:
         for old, new in moves:
             old.rename(new)
@@ -105,7 +114,9 @@ def expand(overrides: list[str]) -> list[list[str]]:
     composed without the swept overrides (an experiment's own grid counts only where it is not swept)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    fixed = [o.input_line for o in OverridesParser.create().parse_overrides(list(overrides)) if not o.is_sweep_override()]
+    fixed = [
+        o.input_line for o in OverridesParser.create().parse_overrides(list(overrides)) if not o.is_sweep_override()
+    ]
     return grid(compose_job(fixed).hydra.sweeper.get("params") or {}, overrides)
 
 
@@ -156,10 +167,15 @@ def _parameters(args: ast.arguments) -> list[inspect.Parameter]:
     """A function's parameters from its source (defaults as placeholders: only whether one exists counts)."""
     positional = [*args.posonlyargs, *args.args]
     defaults = [inspect.Parameter.empty] * (len(positional) - len(args.defaults)) + [0] * len(args.defaults)
-    params = [inspect.Parameter(a.arg, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=d)
-              for a, d in zip(positional, defaults) if a.arg != "self"]
-    return params + [inspect.Parameter(a.arg, inspect.Parameter.KEYWORD_ONLY, default=inspect.Parameter.empty if d is None else 0)
-                     for a, d in zip(args.kwonlyargs, args.kw_defaults)]
+    params = [
+        inspect.Parameter(a.arg, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=d)
+        for a, d in zip(positional, defaults)
+        if a.arg != "self"
+    ]
+    return params + [
+        inspect.Parameter(a.arg, inspect.Parameter.KEYWORD_ONLY, default=inspect.Parameter.empty if d is None else 0)
+        for a, d in zip(args.kwonlyargs, args.kw_defaults)
+    ]
 
 
 def _stand_in(params: list[inspect.Parameter]):

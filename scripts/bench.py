@@ -67,8 +67,15 @@ from enlighten.strategies.base import soft_cross_entropy  # noqa: E402
 DATA = os.environ.get("ENLIGHTEN_DATA_DIR", str(REPO.parent / "shared" / "data"))
 # Dense bf16 peak FLOP/s by device name, for the utilization figure (--peak-tflops overrides).
 # The first key found in the device name wins, so more specific names come first.
-PEAK_BF16_TFLOPS = {"H100 PCIe": 756.0, "H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 70.0,
-                    "A10": 125.0}
+PEAK_BF16_TFLOPS = {
+    "H100 PCIe": 756.0,
+    "H100": 989.0,
+    "H200": 989.0,
+    "A100": 312.0,
+    "L40S": 362.0,
+    "A10G": 70.0,
+    "A10": 125.0,
+}
 
 
 def compose_run(overrides: list[str], out: str, device: torch.device):
@@ -150,23 +157,37 @@ def bench_loop(device: torch.device, quick: bool) -> dict:
     cuda = device.type == "cuda"
     epochs, steps = (5, 40) if quick else (12, 50)  # per-epoch work (probe accuracy, rows) weighs as in full runs
     batch = 512 if cuda else 128
-    base = ["dataset=synthetic", f"dataset.num_train={batch * steps}", "dataset.num_test=128", "strategy=vanilla",
-            "phase=never", "logger=wandb", "trainer.train_eval_samples=128", f"trainer.epochs={epochs}",
-            f"trainer.eval_every={epochs}", f"trainer.batch_size={batch}",
-            "trainer.checkpoint_every=0"]  # a checkpoint per 50-step epoch would weigh ~8x what it does in a real run
+    base = [
+        "dataset=synthetic",
+        f"dataset.num_train={batch * steps}",
+        "dataset.num_test=128",
+        "strategy=vanilla",
+        "phase=never",
+        "logger=wandb",
+        "trainer.train_eval_samples=128",
+        f"trainer.epochs={epochs}",
+        f"trainer.eval_every={epochs}",
+        f"trainer.batch_size={batch}",
+        "trainer.checkpoint_every=0",
+    ]  # a checkpoint per 50-step epoch would weigh ~8x what it does in a real run
     if cuda:  # the GPU setting: resnet18 on CIFAR-size inputs
         base += ["model=resnet18"]
     else:  # a small conv net on MNIST-size inputs: the loop's own cost shows more than with a big model
         base += ["model=cnn", "model.width=0.5", "dataset.channels=1", "dataset.image_size=28"]
-    out = {"setting": " ".join(o for o in base if o.startswith(("model", "dataset.c", "dataset.i", "trainer.batch"))),
-           "steps_per_epoch": steps, "measured_epochs": epochs - 2}
+    out = {
+        "setting": " ".join(o for o in base if o.startswith(("model", "dataset.c", "dataset.i", "trainer.batch"))),
+        "steps_per_epoch": steps,
+        "measured_epochs": epochs - 2,
+    }
     for mode in ("off", "default"):
         ours, bare = interleaved_epochs([*base, f"diagnostics={mode}"], device)
         images = len(ours) * steps * batch
-        out[f"diagnostics_{mode}"] = {"bare_images_per_sec": round(images / sum(bare), 1),
-                                      "loop_images_per_sec": round(images / sum(ours), 1),
-                                      "ratio": round(sum(bare) / sum(ours), 3),
-                                      "median_epoch_ratio": round(statistics.median(b / o for b, o in zip(bare, ours)), 3)}
+        out[f"diagnostics_{mode}"] = {
+            "bare_images_per_sec": round(images / sum(bare), 1),
+            "loop_images_per_sec": round(images / sum(ours), 1),
+            "ratio": round(sum(bare) / sum(ours), 3),
+            "median_epoch_ratio": round(statistics.median(b / o for b, o in zip(bare, ours)), 3),
+        }
     out["loop_ratio"] = out["diagnostics_off"]["median_epoch_ratio"]
     out["loop_ratio_diagnostics"] = out["diagnostics_default"]["ratio"]
     out["diagnostics_time_ratio"] = round(out["loop_ratio"] / out["loop_ratio_diagnostics"], 3)
@@ -187,7 +208,9 @@ def bench_pipeline(device: torch.device, quick: bool) -> dict:
     ours.to(device)
 
     class PerSample(torch.utils.data.Dataset):
-        transform = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(mean, std)])
+        transform = T.Compose(
+            [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(mean, std)]
+        )
         hwc = images.permute(0, 2, 3, 1).numpy()
 
         def __len__(self):
@@ -212,8 +235,14 @@ def bench_pipeline(device: torch.device, quick: bool) -> dict:
         return count / (time.perf_counter() - start)
 
     def dataloader_rate(workers: int) -> float:
-        loader = torch.utils.data.DataLoader(PerSample(), batch_size=batch, shuffle=True, drop_last=True,
-                                             num_workers=workers, pin_memory=device.type == "cuda")
+        loader = torch.utils.data.DataLoader(
+            PerSample(),
+            batch_size=batch,
+            shuffle=True,
+            drop_last=True,
+            num_workers=workers,
+            pin_memory=device.type == "cuda",
+        )
         moved = ((x.to(device, non_blocking=True), y.to(device, non_blocking=True)) for x, y in loader)
         try:
             return rate(moved, 8 if quick else 24, skip_first=True)
@@ -224,23 +253,28 @@ def bench_pipeline(device: torch.device, quick: bool) -> dict:
     results = {"ours": [], "dataloader_0_workers": [], f"dataloader_{workers}_workers": []}
     for _ in range(1 if quick else 2):
         for seed in range(3):  # ours takes well under a second an epoch: a few epochs, keep the best
-            results["ours"].append(rate(ours.train_batches(batch, torch.Generator().manual_seed(seed)), n // batch,
-                                        skip_first=False))
+            results["ours"].append(
+                rate(ours.train_batches(batch, torch.Generator().manual_seed(seed)), n // batch, skip_first=False)
+            )
         results["dataloader_0_workers"].append(dataloader_rate(0))
         results[f"dataloader_{workers}_workers"].append(dataloader_rate(workers))
     best = {k: max(v) for k, v in results.items()}
     baseline = max(v for k, v in best.items() if k != "ours")
-    return {**{f"{k}_images_per_sec": round(v, 1) for k, v in best.items()},
-            "pipeline_ratio": round(best["ours"] / baseline, 2)}
+    return {
+        **{f"{k}_images_per_sec": round(v, 1) for k, v in best.items()},
+        "pipeline_ratio": round(best["ours"] / baseline, 2),
+    }
 
 
 # ---------------------------------------------------------------------------------------- diagnostics
-def measurement_costs(model_name: str, input_shape: tuple, num_train: int, batch: int, device: torch.device,
-                      repeats: int) -> dict:
+def measurement_costs(
+    model_name: str, input_shape: tuple, num_train: int, batch: int, device: torch.device, repeats: int
+) -> dict:
     """Seconds of one training step (Mixup, SGD, channels_last; bf16 on CUDA, as the loop trains),
-    one probe row and one dataset-scope measurement of the same model (fp32) in this process, and the overhead they mean at the default cadence: a probe row
-    every `enp_every_steps` steps during the ENP and every `every_steps` after it; the dataset scope
-    in epochs of training (one pass over the same `num_train` samples)."""
+    one probe row and one dataset-scope measurement of the same model (fp32) in this process, and the
+    overhead they mean at the default cadence: a probe row every `enp_every_steps` steps during the ENP
+    and every `every_steps` after it; the dataset scope in epochs of training (one pass over the same
+    `num_train` samples)."""
     from enlighten.data.synthetic import synthetic
     from enlighten.diagnostics.measures import read_values
     from enlighten.models.cnn import cnn
@@ -255,7 +289,9 @@ def measurement_costs(model_name: str, input_shape: tuple, num_train: int, batch
     model = factory(10, input_shape, width=0.25 if model_name == "resnet18" else 1.0).to(device, memory_format=layout)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"trainer.batch_size={batch}", "mix.alpha=1.0", "strategy=mixup"])
+        cfg = compose(
+            config_name="config", overrides=[f"trainer.batch_size={batch}", "mix.alpha=1.0", "strategy=mixup"]
+        )
     strategy = instantiate(cfg.strategy)
     strategy.setup(10, model)
     after_enp = Phase(step=0, epoch=0, steps_per_epoch=1, total_steps=1, in_enp=False)  # training mixes
@@ -289,11 +325,15 @@ def measurement_costs(model_name: str, input_shape: tuple, num_train: int, batch
     row_s = best_seconds(lambda: read_values([monitor.measure(in_enp)]), repeats)
     dataset_s = best_seconds(lambda: read_values([monitor.measure_dataset(0, 0, "init", in_enp)]), max(1, repeats // 2))
     epoch_s = step_s * (num_train // batch)
-    return {"setting": f"{model_name} {'x'.join(map(str, input_shape))}, batch {batch}, dataset scope over {num_train}",
-            "step_ms": round(1000 * step_s, 2), "probe_row_ms": round(1000 * row_s, 1),
-            "enp_overhead": round(row_s / (monitor.enp_every_steps * step_s), 3),
-            "after_enp_overhead": round(row_s / (monitor.every_steps * step_s), 4),
-            "dataset_scope_seconds": round(dataset_s, 2), "dataset_scope_in_epochs": round(dataset_s / epoch_s, 2)}
+    return {
+        "setting": f"{model_name} {'x'.join(map(str, input_shape))}, batch {batch}, dataset scope over {num_train}",
+        "step_ms": round(1000 * step_s, 2),
+        "probe_row_ms": round(1000 * row_s, 1),
+        "enp_overhead": round(row_s / (monitor.enp_every_steps * step_s), 3),
+        "after_enp_overhead": round(row_s / (monitor.every_steps * step_s), 4),
+        "dataset_scope_seconds": round(dataset_s, 2),
+        "dataset_scope_in_epochs": round(dataset_s / epoch_s, 2),
+    }
 
 
 def bench_diagnostics(device: torch.device, quick: bool, loop: dict | None = None) -> dict:
@@ -304,8 +344,16 @@ def bench_diagnostics(device: torch.device, quick: bool, loop: dict | None = Non
     if quick and loop is not None:  # --quick: the loop section's on/off runs stand in (no time for more)
         out["loop_runs"] = {"ratio": loop["diagnostics_time_ratio"]}
     elif (Path(DATA) / "MNIST" / "raw").exists():
-        overrides = ["dataset=mnist", f"paths.data_dir={DATA}", "dataset.download=false", "model=cnn",
-                     "strategy=mixup", "phase=accuracy", "dataset.fraction=0.1", f"trainer.epochs={3 if quick else 6}"]
+        overrides = [
+            "dataset=mnist",
+            f"paths.data_dir={DATA}",
+            "dataset.download=false",
+            "model=cnn",
+            "strategy=mixup",
+            "phase=accuracy",
+            "dataset.fraction=0.1",
+            f"trainer.epochs={3 if quick else 6}",
+        ]
         seconds: dict[str, list[float]] = {"off": [], "default": []}
         for _ in range(1 if quick else 2):
             for mode in seconds:
@@ -316,13 +364,21 @@ def bench_diagnostics(device: torch.device, quick: bool, loop: dict | None = Non
     cuda = device.type == "cuda"
     costs = {"cnn": measurement_costs("cnn", (1, 28, 28), 1024 if quick else 6016, 128, device, 2 if quick else 5)}
     if not quick or cuda:  # --quick on a CPU: the cnn only (resnet18 takes minutes there)
-        costs["resnet18"] = measurement_costs("resnet18", (3, 32, 32), (8192 if quick else 50048) if cuda else 2048,
-                                              512 if cuda else 128, device, 2 if quick else 3)
+        costs["resnet18"] = measurement_costs(
+            "resnet18",
+            (3, 32, 32),
+            (8192 if quick else 50048) if cuda else 2048,
+            512 if cuda else 128,
+            device,
+            2 if quick else 3,
+        )
     out["measurement_costs"] = costs
     whole = out.get("cnn_mnist_run") or out.get("loop_runs") or {}
-    return {"diagnostics_ratio": whole.get("ratio"),
-            "diagnostics_enp_overhead": max(c["enp_overhead"] for c in costs.values()),
-            "diagnostics_settings": out}
+    return {
+        "diagnostics_ratio": whole.get("ratio"),
+        "diagnostics_enp_overhead": max(c["enp_overhead"] for c in costs.values()),
+        "diagnostics_settings": out,
+    }
 
 
 # ---------------------------------------------------------------------------------------------- sweep
@@ -333,8 +389,15 @@ def bench_sweep(device: torch.device, quick: bool) -> dict:
     wall times; `packing_ratio` = packed over one-after-another (with reuse, the default)."""
     jobs = 4 if quick else 8
     if (Path(DATA) / "MNIST" / "raw").exists() and not quick:  # a claims cell: the ENP ends, diagnostics on
-        data = ["dataset=mnist", f"paths.data_dir={DATA}", "dataset.download=false", "dataset.fraction=0.05",
-                "model=cnn", "trainer.epochs=2", "phase=accuracy"]
+        data = [
+            "dataset=mnist",
+            f"paths.data_dir={DATA}",
+            "dataset.download=false",
+            "dataset.fraction=0.05",
+            "model=cnn",
+            "trainer.epochs=2",
+            "phase=accuracy",
+        ]
     else:
         data = ["dataset=digits", "model=cnn", "model.width=0.5", "trainer.epochs=1", "diagnostics=off"]
     args = [*data, "logger=none", f"trainer.device={device.type}", "seed=" + ",".join(str(s) for s in range(jobs))]
@@ -343,8 +406,11 @@ def bench_sweep(device: torch.device, quick: bool) -> dict:
     import joblib
 
     workers = 4 if device.type == "cuda" else joblib.cpu_count()
-    ways = {"without_reuse": ["trainer.reuse_data=false"], "with_reuse": ["trainer.reuse_data=true"],
-            "packed": ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={workers}"]}
+    ways = {
+        "without_reuse": ["trainer.reuse_data=false"],
+        "with_reuse": ["trainer.reuse_data=true"],
+        "packed": ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={workers}"],
+    }
     out: dict = {"setting": " ".join(args[:-1]) + f" seed=0..{jobs - 1}", "jobs": jobs, "packed_workers": workers}
     seconds: dict[str, list[float]] = {way: [] for way in ways}
     # Alternate (and in full runs repeat in the reverse order), keeping each way's fastest: the first
@@ -353,8 +419,12 @@ def bench_sweep(device: torch.device, quick: bool) -> dict:
     for way in order:
         with tempfile.TemporaryDirectory() as sweep_dir:
             start = time.perf_counter()
-            proc = subprocess.run([sys.executable, str(REPO / "train.py"), "-m", *args, *ways[way],
-                                   f"hydra.sweep.dir={sweep_dir}"], capture_output=True, text=True, cwd=sweep_dir)
+            proc = subprocess.run(
+                [sys.executable, str(REPO / "train.py"), "-m", *args, *ways[way], f"hydra.sweep.dir={sweep_dir}"],
+                capture_output=True,
+                text=True,
+                cwd=sweep_dir,
+            )
             seconds[way].append(time.perf_counter() - start)
             if proc.returncode != 0:
                 raise RuntimeError(f"the sweep ({way}) failed:\n{proc.stderr[-3000:]}")
@@ -400,10 +470,21 @@ def bench_throughput(device: torch.device, quick: bool, override_tflops: float |
     peak = peak_flops(device, override_tflops)
     out = {}
     for model in ("resnet18", "vit_tiny"):
-        base = ["dataset=synthetic", f"dataset.num_train={batch * steps}", "dataset.num_test=512", f"model={model}",
-                "strategy=mixup", "phase=never", "diagnostics=off", "logger=none", f"trainer.batch_size={batch}",
-                "trainer.epochs=3", "trainer.train_eval_samples=512", "trainer.precision=bf16",
-                f"trainer.channels_last={'true' if model == 'resnet18' else 'auto'}"]
+        base = [
+            "dataset=synthetic",
+            f"dataset.num_train={batch * steps}",
+            "dataset.num_test=512",
+            f"model={model}",
+            "strategy=mixup",
+            "phase=never",
+            "diagnostics=off",
+            "logger=none",
+            f"trainer.batch_size={batch}",
+            "trainer.epochs=3",
+            "trainer.train_eval_samples=512",
+            "trainer.precision=bf16",
+            f"trainer.channels_last={'true' if model == 'resnet18' else 'auto'}",
+        ]
         with tempfile.TemporaryDirectory() as out_dir:
             cfg = compose_run(base, out_dir, device)
             net = instantiate(cfg.model, num_classes=10, input_shape=[3, 32, 32]).to(device)
@@ -450,28 +531,54 @@ def bench_cpu(device: torch.device, quick: bool) -> dict:
     factories = {"cnn": cnn, "resnet18": resnet18}
     batch, steps, epochs = 128, (8 if quick else 25), (3 if quick else 4)
     measured = f"best of epochs 2-{epochs}" if epochs > 2 else "epoch 2"
-    out: dict = {"setting": f"run(), strategy=mixup, batch {batch}, 3x32x32 synthetic, {steps} steps an epoch, "
-                            f"{measured}", "threads": torch.get_num_threads()}
+    out: dict = {
+        "setting": f"run(), strategy=mixup, batch {batch}, 3x32x32 synthetic, {steps} steps an epoch, {measured}",
+        "threads": torch.get_num_threads(),
+    }
     for model, width in CPU_MODELS:
         flops = training_flops_per_image(factories[model](10, (3, 32, 32), width=width), (3, 32, 32), device)
         row: dict = {"gflop_per_image": round(flops / 1e9, 4)}
         for layout in ("true", "false"):
             matmul = matmul_flops_per_sec(device)
-            metrics, _ = run_epochs(["dataset=synthetic", f"dataset.num_train={batch * steps}", "dataset.num_test=128",
-                                     f"model={model}", f"model.width={width}", "strategy=mixup", "phase=never",
-                                     "diagnostics=off", "logger=none", f"trainer.batch_size={batch}",
-                                     f"trainer.epochs={epochs}", "trainer.train_eval_samples=128",
-                                     f"trainer.eval_every={epochs}", "trainer.checkpoint_every=0",
-                                     f"trainer.channels_last={layout}"], device)
+            metrics, _ = run_epochs(
+                [
+                    "dataset=synthetic",
+                    f"dataset.num_train={batch * steps}",
+                    "dataset.num_test=128",
+                    f"model={model}",
+                    f"model.width={width}",
+                    "strategy=mixup",
+                    "phase=never",
+                    "diagnostics=off",
+                    "logger=none",
+                    f"trainer.batch_size={batch}",
+                    f"trainer.epochs={epochs}",
+                    "trainer.train_eval_samples=128",
+                    f"trainer.eval_every={epochs}",
+                    "trainer.checkpoint_every=0",
+                    f"trainer.channels_last={layout}",
+                ],
+                device,
+            )
             rate = max(m["samples_per_sec"] for m in metrics[1:])
             key = "channels_last" if layout == "true" else "contiguous"
-            row[key] = {"images_per_sec": round(rate, 1), "matmul_gflops": round(matmul / 1e9, 1),
-                        "matmul_share": round(rate * flops / matmul, 3)}
-        row["channels_last_speedup"] = round(row["channels_last"]["images_per_sec"] / row["contiguous"]["images_per_sec"], 3)
+            row[key] = {
+                "images_per_sec": round(rate, 1),
+                "matmul_gflops": round(matmul / 1e9, 1),
+                "matmul_share": round(rate * flops / matmul, 3),
+            }
+        row["channels_last_speedup"] = round(
+            row["channels_last"]["images_per_sec"] / row["contiguous"]["images_per_sec"], 3
+        )
         out[f"{model}_w{width:g}"] = row
-    return {"matmul_share": {name: row["channels_last"]["matmul_share"] for name, row in out.items()
-                             if isinstance(row, dict) and "channels_last" in row},
-            "cpu": out}
+    return {
+        "matmul_share": {
+            name: row["channels_last"]["matmul_share"]
+            for name, row in out.items()
+            if isinstance(row, dict) and "channels_last" in row
+        },
+        "cpu": out,
+    }
 
 
 # ----------------------------------------------------------------------------------------------- main
@@ -479,23 +586,30 @@ SECTIONS = ("loop", "pipeline", "diagnostics", "sweep", "throughput", "cpu")
 
 
 def print_table(report: dict) -> None:
-    rows = [("loop_ratio (diagnostics off)", report.get("loop_ratio"), ">= 0.95"),
-            ("loop_ratio (diagnostics default)", report.get("loop_ratio_diagnostics"), ""),
-            ("pipeline_ratio", report.get("pipeline_ratio"), ">= 10 (CPU)"),
-            ("diagnostics_ratio (cnn MNIST run)", report.get("diagnostics_ratio"), ""),
-            ("diagnostics_enp_overhead", report.get("diagnostics_enp_overhead"), "<= 0.10"),
-            ("peak_rss_mb (one run)", report.get("peak_rss_mb"), ""),
-            ("sweep jobs/h without reuse", report.get("sweep", {}).get("jobs_per_hour_without_reuse"), ""),
-            ("sweep jobs/h with reuse", report.get("sweep", {}).get("jobs_per_hour_with_reuse"), ""),
-            ("sweep jobs/h packed (joblib)", report.get("sweep", {}).get("jobs_per_hour_packed"), ""),
-            ("packing_ratio (packed / one by one)", report.get("packing_ratio"), "> 1: pack")]
+    rows = [
+        ("loop_ratio (diagnostics off)", report.get("loop_ratio"), ">= 0.95"),
+        ("loop_ratio (diagnostics default)", report.get("loop_ratio_diagnostics"), ""),
+        ("pipeline_ratio", report.get("pipeline_ratio"), ">= 10 (CPU)"),
+        ("diagnostics_ratio (cnn MNIST run)", report.get("diagnostics_ratio"), ""),
+        ("diagnostics_enp_overhead", report.get("diagnostics_enp_overhead"), "<= 0.10"),
+        ("peak_rss_mb (one run)", report.get("peak_rss_mb"), ""),
+        ("sweep jobs/h without reuse", report.get("sweep", {}).get("jobs_per_hour_without_reuse"), ""),
+        ("sweep jobs/h with reuse", report.get("sweep", {}).get("jobs_per_hour_with_reuse"), ""),
+        ("sweep jobs/h packed (joblib)", report.get("sweep", {}).get("jobs_per_hour_packed"), ""),
+        ("packing_ratio (packed / one by one)", report.get("packing_ratio"), "> 1: pack"),
+    ]
     for model, share in report.get("matmul_share", {}).items():
         rows.append((f"matmul_share {model}", share, ">= 0.6 (idle 2-core CPU)"))
     for model, row in report.get("throughput", {}).items():
         for key in ("eager", "compiled"):
             mfu = row[f"{key}_mfu"]
-            rows.append((f"{model} {key} img/s" + (f" (MFU {mfu:.1%})" if mfu else ""), row[f"{key}_images_per_sec"],
-                         ">= 40000 (H100)" if key == "compiled" else ""))
+            rows.append(
+                (
+                    f"{model} {key} img/s" + (f" (MFU {mfu:.1%})" if mfu else ""),
+                    row[f"{key}_images_per_sec"],
+                    ">= 40000 (H100)" if key == "compiled" else "",
+                )
+            )
     print(f"\n{report['device']}, {report['date']}")
     print(f"{'figure':40} {'value':>12}  target")
     for name, value, target in rows:
@@ -533,7 +647,9 @@ def main() -> int:
         t0 = time.perf_counter()
         if section == "loop":
             loop = bench_loop(device, args.quick)
-            report.update(loop_ratio=loop["loop_ratio"], loop_ratio_diagnostics=loop["loop_ratio_diagnostics"], loop=loop)
+            report.update(
+                loop_ratio=loop["loop_ratio"], loop_ratio_diagnostics=loop["loop_ratio_diagnostics"], loop=loop
+            )
         elif section == "pipeline":
             pipeline = bench_pipeline(device, args.quick)
             report.update(pipeline_ratio=pipeline["pipeline_ratio"], pipeline=pipeline)

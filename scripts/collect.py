@@ -28,8 +28,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dirs", nargs="+", help="run or sweep directories")
     parser.add_argument("--out", required=True, help=f"output file, {' or '.join(FORMATS)}")
-    parser.add_argument("--curves", action="store_true",
-                        help="the learning curves in long format (metrics.jsonl and diagnostics.jsonl rows)")
+    parser.add_argument(
+        "--curves",
+        action="store_true",
+        help="the learning curves in long format (metrics.jsonl and diagnostics.jsonl rows)",
+    )
     args = parser.parse_args(argv)
     if Path(args.out).suffix not in FORMATS:
         parser.error(f"--out {args.out}: the output must end in {' or '.join(FORMATS)}.")
@@ -39,11 +42,16 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(str(e))
     runs, foreign = [r for r in found if is_ours(r)], [r["_dir"] for r in found if not is_ours(r)]
     if foreign:
-        print(f"skipped {len(foreign)} summary.json file(s) that train.py did not write: {', '.join(foreign[:5])}"
-              + (" ..." if len(foreign) > 5 else ""), file=sys.stderr)
+        print(
+            f"skipped {len(foreign)} summary.json file(s) that train.py did not write: {', '.join(foreign[:5])}"
+            + (" ..." if len(foreign) > 5 else ""),
+            file=sys.stderr,
+        )
     if not runs:
-        sys.exit(f"error: no runs of train.py under {', '.join(args.dirs)} (a run directory holds summary.json with "
-                 f"a status and a config, or .hydra/ for a job that wrote none)")
+        sys.exit(
+            f"error: no runs of train.py under {', '.join(args.dirs)} (a run directory holds summary.json with "
+            f"a status and a config, or .hydra/ for a job that wrote none)"
+        )
     if args.curves:
         rows = curves(runs)
         write_rows(rows, args.out)
@@ -52,8 +60,10 @@ def main(argv: list[str] | None = None) -> None:
     rows = collect(runs)
     write_rows(rows, args.out)
     counts = collections.Counter(r["status"] for r in rows)
-    print(f"{len(rows)} runs ({', '.join(f'{n} {s}' for s, n in counts.most_common())}), "
-          f"{len(rows[0]) if rows else 0} columns -> {args.out}")
+    print(
+        f"{len(rows)} runs ({', '.join(f'{n} {s}' for s, n in counts.most_common())}), "
+        f"{len(rows[0]) if rows else 0} columns -> {args.out}"
+    )
 
 
 if __name__ == "__main__":

@@ -30,8 +30,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 # Where `make gpu-data` copies the CIFAR-10 npz and its prepare.py (an ignored folder that travels with
 # the working tree to a GPU machine), else the shared data folder.
-CIFAR_CANDIDATES = (REPO / "data" / "cifar10" / "cifar10_jpeg75.npz",
-                    Path(os.environ.get("ENLIGHTEN_DATA_DIR", REPO.parent / "shared" / "data")) / "cifar10" / "cifar10_jpeg75.npz")
+CIFAR_CANDIDATES = (
+    REPO / "data" / "cifar10" / "cifar10_jpeg75.npz",
+    Path(os.environ.get("ENLIGHTEN_DATA_DIR", REPO.parent / "shared" / "data")) / "cifar10" / "cifar10_jpeg75.npz",
+)
 TARGETS = {"resnet18": 60_000, "vit_tiny": 40_000}  # training images/s, bf16, 32x32, H100/H200 class
 
 
@@ -48,8 +50,14 @@ def run_logged(command: list[str], log, limit: int) -> tuple[int, float]:
     log.flush()
     start = time.perf_counter()
     try:
-        code = subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, timeout=timeout,
-                              env={**os.environ, "PYTHONUNBUFFERED": "1"}).returncode
+        code = subprocess.run(
+            command,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=timeout,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        ).returncode
     except subprocess.TimeoutExpired:
         code = 124
         log.write(f"\n[timed out after {timeout} s]\n")
@@ -74,35 +82,63 @@ def main() -> int:
     import torch  # after argparse: --help answers at once
 
     if not torch.cuda.is_available() and not args.smoke:
-        print("make gpu-check needs an NVIDIA GPU with CUDA: torch.cuda.is_available() is False on this machine "
-              f"(torch {torch.__version__}, CUDA build {torch.version.cuda}). Run it on a GPU machine; the CPU "
-              "figures come from `make bench`.", file=sys.stderr)
+        print(
+            "make gpu-check needs an NVIDIA GPU with CUDA: torch.cuda.is_available() is False on this machine "
+            f"(torch {torch.__version__}, CUDA build {torch.version.cuda}). Run it on a GPU machine; the CPU "
+            "figures come from `make bench`.",
+            file=sys.stderr,
+        )
         return 2
     cifar = find_cifar(args.cifar)
     if cifar is None:
-        print(f"The CIFAR-10 copy was not found ({args.cifar or ' or '.join(map(str, CIFAR_CANDIDATES))}, each with "
-              "prepare.py beside it): run `make gpu-data` first, or pass --cifar NPZ.", file=sys.stderr)
+        print(
+            f"The CIFAR-10 copy was not found ({args.cifar or ' or '.join(map(str, CIFAR_CANDIDATES))}, each with "
+            "prepare.py beside it): run `make gpu-data` first, or pass --cifar NPZ.",
+            file=sys.stderr,
+        )
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    report: dict = {"device": torch.cuda.get_device_name() if device == "cuda" else f"cpu ({os.cpu_count()} cores)",
-                    "date": datetime.date.today().isoformat(), "torch": torch.__version__, "cuda": torch.version.cuda,
-                    "smoke": args.smoke, "steps": {}}
+    report: dict = {
+        "device": torch.cuda.get_device_name() if device == "cuda" else f"cpu ({os.cpu_count()} cores)",
+        "date": datetime.date.today().isoformat(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "smoke": args.smoke,
+        "steps": {},
+    }
     py = sys.executable
     start = time.perf_counter()
     with open(out / "gpu_check.log", "w") as log, tempfile.TemporaryDirectory() as tmp:
         # 1. the gpu tests (their own output in the log; the counts from pytest's summary line)
         junit = Path(tmp) / "gpu_tests.xml"
-        code, seconds = run_logged([py, "-m", "pytest", "-m", "gpu", "-v", "-p", "no:cacheprovider",
-                                    f"--junitxml={junit}", "tests/test_gpu.py"], log, limit=150)
+        code, seconds = run_logged(
+            [
+                py,
+                "-m",
+                "pytest",
+                "-m",
+                "gpu",
+                "-v",
+                "-p",
+                "no:cacheprovider",
+                f"--junitxml={junit}",
+                "tests/test_gpu.py",
+            ],
+            log,
+            limit=150,
+        )
         report["steps"]["gpu_tests"] = {"exit_code": code, "seconds": seconds, **junit_counts(junit)}
 
         # 2. the bench's throughput section (on a CPU smoke run: its CPU section, quick)
         bench_json = out / "bench.json"
         section = "throughput" if device == "cuda" else "cpu"
-        code, seconds = run_logged([py, "scripts/bench.py", "--quick", "--only", section, "--device", device,
-                                    "--out", str(bench_json)], log, limit=170)
+        code, seconds = run_logged(
+            [py, "scripts/bench.py", "--quick", "--only", section, "--device", device, "--out", str(bench_json)],
+            log,
+            limit=170,
+        )
         bench = json.loads(bench_json.read_text()) if code == 0 and bench_json.exists() else {}
         step: dict = {"exit_code": code, "seconds": seconds}
         for model, row in bench.get("throughput", {}).items():
@@ -121,26 +157,50 @@ def main() -> int:
         length = ["trainer.max_steps=6", "model.width=0.25"] if args.smoke else ["trainer.epochs=3"]
         if code == 0:
             code, seconds = run_logged(
-                [py, "train.py", "experiment=paper/cifar10_resnet18", "dataset=image_folder", f"dataset.root={folder}",
-                 f"trainer.device={device}", "logger=none", "trainer.resume=never", *length,
-                 f"hydra.run.dir={run_dir}"], log, limit=110)
+                [
+                    py,
+                    "train.py",
+                    "experiment=paper/cifar10_resnet18",
+                    "dataset=image_folder",
+                    f"dataset.root={folder}",
+                    f"trainer.device={device}",
+                    "logger=none",
+                    "trainer.resume=never",
+                    *length,
+                    f"hydra.run.dir={run_dir}",
+                ],
+                log,
+                limit=110,
+            )
         summary_file = run_dir / "summary.json"
         summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
         metrics_file = run_dir / "metrics.jsonl"
         metrics = [json.loads(line) for line in metrics_file.read_text().splitlines()] if metrics_file.exists() else []
         report["steps"]["cifar10_resnet18"] = {
-            "exit_code": code, "seconds": seconds, "command_overrides": summary.get("overrides"),
-            "status": summary.get("status"), "error": summary.get("error"), "epochs": summary.get("epochs"), "steps": summary.get("steps"),
-            "final_test_acc": summary.get("final_test_acc"), "enp_end_step": summary.get("enp_end_step"),
-            "samples_per_sec": [round(m["samples_per_sec"], 1) for m in metrics], "wall_time_s": summary.get("wall_time_s"),
+            "exit_code": code,
+            "seconds": seconds,
+            "command_overrides": summary.get("overrides"),
+            "status": summary.get("status"),
+            "error": summary.get("error"),
+            "epochs": summary.get("epochs"),
+            "steps": summary.get("steps"),
+            "final_test_acc": summary.get("final_test_acc"),
+            "enp_end_step": summary.get("enp_end_step"),
+            "samples_per_sec": [round(m["samples_per_sec"], 1) for m in metrics],
+            "wall_time_s": summary.get("wall_time_s"),
             "epoch_rows": metrics,
-            "runtime": summary.get("runtime"), "peak_cuda_allocated_mb": summary.get("peak_cuda_allocated_mb")}
+            "runtime": summary.get("runtime"),
+            "peak_cuda_allocated_mb": summary.get("peak_cuda_allocated_mb"),
+        }
 
     report["seconds"] = round(time.perf_counter() - start, 1)
     tests = report["steps"]["gpu_tests"]
-    report["passed"] = (all(s["exit_code"] == 0 for s in report["steps"].values())
-                        and tests.get("failed", 1) == 0 and tests.get("errors", 1) == 0
-                        and (args.smoke or tests.get("skipped", 1) == 0))  # on a GPU every gpu test must run
+    report["passed"] = (
+        all(s["exit_code"] == 0 for s in report["steps"].values())
+        and tests.get("failed", 1) == 0
+        and tests.get("errors", 1) == 0
+        and (args.smoke or tests.get("skipped", 1) == 0)
+    )  # on a GPU every gpu test must run
     text = json.dumps(report, indent=1)
     tmp_file = out / "gpu_check.json.tmp"
     tmp_file.write_text(text + "\n")
@@ -158,8 +218,12 @@ def junit_counts(path: Path) -> dict:
 
     suite = ET.parse(path).getroot()
     suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
-    return {"tests": int(suite.get("tests", 0)), "failed": int(suite.get("failures", 0)),
-            "errors": int(suite.get("errors", 0)), "skipped": int(suite.get("skipped", 0))}
+    return {
+        "tests": int(suite.get("tests", 0)),
+        "failed": int(suite.get("failures", 0)),
+        "errors": int(suite.get("errors", 0)),
+        "skipped": int(suite.get("skipped", 0)),
+    }
 
 
 if __name__ == "__main__":

@@ -15,10 +15,16 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-COLUMNS = [("permutation r_perp_clean", "permutation/r_perp_clean", 3), ("r@0.1", "permutation/r_perp_clean@0.1", 3),
-           ("r@0.5", "permutation/r_perp_clean@0.5", 3), ("r debiased", "permutation/r_perp_clean_debiased", 3),
-           ("perp_sq", "permutation/perp_sq", 4), ("perp_sq_unbiased", "permutation/perp_sq_unbiased", 4),
-           ("flip r_perp_clean", "flip/r_perp_clean", 3), ("flip r debiased", "flip/r_perp_clean_debiased", 3)]
+COLUMNS = [
+    ("permutation r_perp_clean", "permutation/r_perp_clean", 3),
+    ("r@0.1", "permutation/r_perp_clean@0.1", 3),
+    ("r@0.5", "permutation/r_perp_clean@0.5", 3),
+    ("r debiased", "permutation/r_perp_clean_debiased", 3),
+    ("perp_sq", "permutation/perp_sq", 4),
+    ("perp_sq_unbiased", "permutation/perp_sq_unbiased", 4),
+    ("flip r_perp_clean", "flip/r_perp_clean", 3),
+    ("flip r debiased", "flip/r_perp_clean_debiased", 3),
+]
 SLOPES = ("r_perp_clean", "perp_sq", "perp_sq_unbiased")
 
 

@@ -26,7 +26,8 @@ A key is a config group (`strategy`, `model`, ...) or a dotted config key (`mix.
 `dataset.fraction`). Without --rows, the keys the runs were launched with (their overrides, minus
 `seed`) make the rows. Runs that share the rows' values and the seed but differ in anything else (another
 experiment, another alpha) are never averaged as seeds of one cell: the fewest keys that separate them
-(the experiment's `name` first) are added to the rows, with a note on stderr. Failed, diverged and incomplete runs are listed under the table.
+(the experiment's `name` first) are added to the rows, with a note on stderr. Failed, diverged and
+incomplete runs are listed under the table.
 """
 
 from __future__ import annotations
@@ -40,8 +41,16 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from enlighten.analysis.runs import (METRICS, DuplicateRuns, drop_duplicates, load_runs, lookup, separating_keys,  # noqa: E402  (no torch)
-                                     paired_stats, read_rows)
+from enlighten.analysis.runs import (
+    METRICS,
+    DuplicateRuns,
+    drop_duplicates,
+    load_runs,
+    lookup,
+    paired_stats,
+    read_rows,
+    separating_keys,  # noqa: E402  (no torch)
+)
 from enlighten.config import RESULT_NEUTRAL_KEYS, flatten, under  # noqa: E402
 
 # Overrides that are never a table's default rows: the seed (the cells' replicates), Hydra's own, the
@@ -106,13 +115,29 @@ def build_table(
     done = [r for runs_ in cells.values() for r in runs_]
     metric = metric or default_metric(done)
     if metric not in METRICS and not any(r.get(metric) is not None for r in done):
-        sys.exit(f"error: --metric {metric!r} is in no completed run's summary.json (e.g. {', '.join(METRICS)}; "
-                 f"with --at-step, a diag/ key of the diagnostics.jsonl row at a step of the grid 0, 1, 2, 5, 10, ...)")
-    losses = ["final_test_loss"] + (["final_test_bpc"] if any(r.get("final_test_bpc") is not None for r in done) else [])
+        sys.exit(
+            f"error: --metric {metric!r} is in no completed run's summary.json (e.g. {', '.join(METRICS)}; "
+            f"with --at-step, a diag/ key of the diagnostics.jsonl row at a step of the grid 0, 1, 2, 5, 10, ...)"
+        )
+    losses = ["final_test_loss"] + (
+        ["final_test_bpc"] if any(r.get("final_test_bpc") is not None for r in done) else []
+    )
     # the validation split's columns where runs hold one (dataset.val_fraction)
     held = [k for k in ("final_val_acc", "test_acc_at_best_val") if any(r.get(k) is not None for r in done)]
-    header = rows + ["seeds", "final test acc (%)", *(METRICS[k][0] for k in held), *(METRICS[k][0] for k in losses),
-                     "ENP end epoch", "train acc at ENP end", "ENP r_perp_clean", "ENP zero_act"] + list(extra)
+    header = (
+        rows
+        + [
+            "seeds",
+            "final test acc (%)",
+            *(METRICS[k][0] for k in held),
+            *(METRICS[k][0] for k in losses),
+            "ENP end epoch",
+            "train acc at ENP end",
+            "ENP r_perp_clean",
+            "ENP zero_act",
+        ]
+        + list(extra)
+    )
     unit = "pts" if "_acc" in metric else metric.removeprefix("final_test_")
     parsed = []
     for baseline in baselines:
@@ -141,17 +166,22 @@ def build_table(
             return text if len(reached) == len(members) else f"{text} ({len(reached)}/{len(members)} reached)"
 
         counted = [r for r in members if r.get(metric) is not None]  # the seeds the cell's numbers average
-        line = list(cell) + [
-            str(len(counted)) if len(counted) == len(members) else
-            f"{len(counted)} (of {len(members)}: {len(members) - len(counted)} without {metric})",
-            col("final_test_acc", 100, 2),
-            *(col(k, 100, 2) for k in held),
-            *(col(k, 1, 3) for k in losses),
-            enp_col("enp_end_epoch", 1, 1),
-            enp_col("enp_end_train_acc"),
-            enp_col("enp_mean/diag/r_perp_clean"),
-            enp_col("enp_mean/diag/zero_act"),
-        ] + [col(k) for k in extra]
+        line = (
+            list(cell)
+            + [
+                str(len(counted))
+                if len(counted) == len(members)
+                else f"{len(counted)} (of {len(members)}: {len(members) - len(counted)} without {metric})",
+                col("final_test_acc", 100, 2),
+                *(col(k, 100, 2) for k in held),
+                *(col(k, 1, 3) for k in losses),
+                enp_col("enp_end_epoch", 1, 1),
+                enp_col("enp_end_train_acc"),
+                enp_col("enp_mean/diag/r_perp_clean"),
+                enp_col("enp_mean/diag/zero_act"),
+            ]
+            + [col(k) for k in extra]
+        )
         for base_key, base_value in parsed:
             ref = tuple(base_value if k == base_key else v for k, v in zip(rows, cell))
             result = None if ref == cell or ref not in cells else paired_stats(members, cells[ref], base_key, metric)
@@ -182,8 +212,14 @@ def log_to_wandb(header: list[str], body: list[list[str]], dirs: list[str]) -> N
 
     import wandb
 
-    run = wandb.init(project="enlighten", job_type="table", dir=dirs[0], mode=os.environ.get("WANDB_MODE", "offline"),
-                     config={"sweeps": dirs}, settings=wandb.Settings(silent=True, console="off"))
+    run = wandb.init(
+        project="enlighten",
+        job_type="table",
+        dir=dirs[0],
+        mode=os.environ.get("WANDB_MODE", "offline"),
+        config={"sweeps": dirs},
+        settings=wandb.Settings(silent=True, console="off"),
+    )
     run.log({"results": wandb.Table(columns=header, data=body)})
     run.finish()
 
@@ -209,14 +245,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", help="comma-separated keys that make the rows (default: the swept keys)")
     ap.add_argument("--cols", help="comma-separated keys that make the columns: a pivot of final accuracy")
     ap.add_argument("--wandb", action="store_true", help="also log the table to W&B (offline by default)")
-    ap.add_argument("--baseline", action="append", default=[],
-                    help="KEY=VALUE: compare every cell with the cell where KEY=VALUE, e.g. strategy=mixup (repeatable)")
-    ap.add_argument("--metric", help="summary key the comparisons use (default: final_test_bpc if present, else final_test_acc)")
+    ap.add_argument(
+        "--baseline",
+        action="append",
+        default=[],
+        help="KEY=VALUE: compare every cell with the cell where KEY=VALUE, e.g. strategy=mixup (repeatable)",
+    )
+    ap.add_argument(
+        "--metric", help="summary key the comparisons use (default: final_test_bpc if present, else final_test_acc)"
+    )
     ap.add_argument("--extra", help="comma-separated summary.json keys to add as columns (mean ± std)")
-    ap.add_argument("--at-step", type=int,
-                    help="read diag/ keys of --metric and --extra from each run's diagnostics.jsonl row at this grid step")
-    ap.add_argument("--keep-newest", action="store_true",
-                    help="where several runs share a config and seed, keep the newest and list the others")
+    ap.add_argument(
+        "--at-step",
+        type=int,
+        help="read diag/ keys of --metric and --extra from each run's diagnostics.jsonl row at this grid step",
+    )
+    ap.add_argument(
+        "--keep-newest",
+        action="store_true",
+        help="where several runs share a config and seed, keep the newest and list the others",
+    )
     ap.add_argument("--format", choices=["md", "latex", "csv"], default="md")
     ap.add_argument("--out", help="write the table to this file as well")
     args = ap.parse_args(argv)
@@ -229,19 +277,32 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(f"error: {e}")
     if not any(r.get("status") == "completed" for r in runs):
         counts = collections.Counter(r.get("status", "?") for r in runs)
-        sys.exit(f"error: no completed run under {', '.join(args.dirs)} ({', '.join(f'{n} {s}' for s, n in counts.most_common())}): "
-                 f"nothing to tabulate. "
-                 + "; ".join(f"{Path(r['_dir']).name}: {str(r.get('error') or r.get('status')).splitlines()[0]}" for r in runs[:5]))
+        sys.exit(
+            f"error: no completed run under {', '.join(args.dirs)} "
+            f"({', '.join(f'{n} {s}' for s, n in counts.most_common())}): "
+            f"nothing to tabulate. "
+            + "; ".join(
+                f"{Path(r['_dir']).name}: {str(r.get('error') or r.get('status')).splitlines()[0]}" for r in runs[:5]
+            )
+        )
     rows = args.rows.split(",") if args.rows else default_rows(runs)
     if added := separating_keys(runs, rows + (args.cols.split(",") if args.cols else [])):  # never pool experiments
-        print(f"note: the rows ({', '.join(rows)}) do not separate runs that differ in {', '.join(added)}; those keys "
-              f"are added to the rows.", file=sys.stderr)
+        print(
+            f"note: the rows ({', '.join(rows)}) do not separate runs that differ in {', '.join(added)}; those keys "
+            f"are added to the rows.",
+            file=sys.stderr,
+        )
         rows = [*rows, *added]
     done = [r for r in runs if r.get("status") == "completed"]
     unknown = [k for k in rows + (args.cols.split(",") if args.cols else []) if all(lookup(r, k) is None for r in done)]
     if unknown:
-        valid = sorted({*(k for r in done for k in r.get("choices", {})), *default_rows(runs),
-                        *(k for r in done for k in flatten(r.get("config", {})))})
+        valid = sorted(
+            {
+                *(k for r in done for k in r.get("choices", {})),
+                *default_rows(runs),
+                *(k for r in done for k in flatten(r.get("config", {}))),
+            }
+        )
         sys.exit(f"error: --rows/--cols key(s) {unknown} match no completed run. Keys you can use: {', '.join(valid)}")
     if args.cols:
         cols = args.cols.split(",")

@@ -33,8 +33,15 @@ from matplotlib.ticker import NullFormatter  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from enlighten.analysis.figures import band  # noqa: E402
-from enlighten.analysis.runs import (DuplicateRuns, drop_duplicates, load_runs, lookup, paired_stats,  # noqa: E402
-                                     read_rows, separating_keys)
+from enlighten.analysis.runs import (
+    DuplicateRuns,
+    drop_duplicates,
+    load_runs,
+    lookup,
+    paired_stats,  # noqa: E402
+    read_rows,
+    separating_keys,
+)
 
 CELL = ("mix.alpha", "dataset.fraction", "model.width")
 
@@ -68,18 +75,36 @@ def learning_curves(axes, runs: list[dict], strategies: list[str], colors: dict,
 
     by_step = all(any("train_acc" in x for x in rows[r["_dir"]]["detector.jsonl"]) for r in runs)
     panels = [
-        ("clean training accuracy (%), by step\n(the phase detector's probe, until it fired)" if by_step
-         else "clean training accuracy (%), by step where the\ndetector measured it, else per epoch", clean_accuracy, 100),
-        ("test accuracy (%), per epoch",
-         lambda r: {x["step"]: x["test_acc"] for x in metrics(r) if x.get("test_acc") is not None}, 100),
+        (
+            "clean training accuracy (%), by step\n(the phase detector's probe, until it fired)"
+            if by_step
+            else "clean training accuracy (%), by step where the\ndetector measured it, else per epoch",
+            clean_accuracy,
+            100,
+        ),
+        (
+            "test accuracy (%), per epoch",
+            lambda r: {x["step"]: x["test_acc"] for x in metrics(r) if x.get("test_acc") is not None},
+            100,
+        ),
         ("training loss (as trained), per epoch", lambda r: {x["step"]: x["train_loss"] for x in metrics(r)}, 1),
     ]
-    dashes = {s: ("-", "--", "-.", ":")[i % 4] for i, s in enumerate(strategies)}  # strategies that coincide stay visible
+    dashes = {
+        s: ("-", "--", "-.", ":")[i % 4] for i, s in enumerate(strategies)
+    }  # strategies that coincide stay visible
     for ax, (label, series, scale) in zip(axes, panels):
         for strategy in strategies:
             members = [r for r in runs if lookup(r, "strategy") == strategy]
-            band(ax, [series(r) for r in members], strategy, scale=scale, every_run=False,
-                 color=colors[strategy], ls=dashes[strategy], marker=".")
+            band(
+                ax,
+                [series(r) for r in members],
+                strategy,
+                scale=scale,
+                every_run=False,
+                color=colors[strategy],
+                ls=dashes[strategy],
+                marker=".",
+            )
             ends = [r["enp_end_step"] for r in members if r.get("enp_end_step") is not None]
             if ends:
                 ax.axvline(statistics.fmean(ends), color=colors[strategy], ls=":", lw=1.2)
@@ -99,8 +124,11 @@ def comparison(fig, axes, runs: list[dict], baseline: str, strategies: list[str]
     widths = levels(runs, "model.width")
 
     def diff(strategy, alpha, fraction, width):
-        return paired_stats(cells.get((strategy, alpha, fraction, width), []),
-                            cells.get((baseline, alpha, fraction, width), []), "strategy")
+        return paired_stats(
+            cells.get((strategy, alpha, fraction, width), []),
+            cells.get((baseline, alpha, fraction, width), []),
+            "strategy",
+        )
 
     if len(swept) == 2:
         alphas, fractions = values(runs, "mix.alpha"), values(runs, "dataset.fraction")
@@ -114,11 +142,17 @@ def comparison(fig, axes, runs: list[dict], baseline: str, strategies: list[str]
                     if r is not None:
                         ax.text(j, i, f"{r[1]:+.2f}", ha="center", va="center", fontsize=8)
                         if not r[4] < 0.05:
-                            ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///", lw=0, alpha=0.4))
+                            ax.add_patch(
+                                plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///", lw=0, alpha=0.4)
+                            )
             ax.set_xticks(range(len(alphas)), [str(a) for a in alphas])
             ax.set_yticks(range(len(fractions)), [str(f) for f in fractions])
             ax.set(xlabel="Mixup alpha", ylabel="dataset fraction")
-            ax.set_title(f"{strategy} - {baseline}{f', width {width}' if width is not None else ''}\n(points; hatched: p >= 0.05)", fontsize=9)
+            ax.set_title(
+                f"{strategy} - {baseline}{f', width {width}' if width is not None else ''}\n"
+                "(points; hatched: p >= 0.05)",
+                fontsize=9,
+            )
             fig.colorbar(im, ax=ax, shrink=0.8)
         return
     for ax, width in zip(axes, widths):
@@ -133,9 +167,15 @@ def comparison(fig, axes, runs: list[dict], baseline: str, strategies: list[str]
             if not points:
                 continue
             pos = [xs.index(x) + 0.12 * (k - (len(strategies) - 1) / 2) for x, _ in points] if swept else [k]
-            ax.errorbar(pos, [r[1] for _, r in points],
-                        yerr=[[r[1] - r[2] for _, r in points], [r[3] - r[1] for _, r in points]],
-                        fmt="o", capsize=4, color=colors[strategy], label=f"{strategy} (n={points[0][1][0]} seeds)")
+            ax.errorbar(
+                pos,
+                [r[1] for _, r in points],
+                yerr=[[r[1] - r[2] for _, r in points], [r[3] - r[1] for _, r in points]],
+                fmt="o",
+                capsize=4,
+                color=colors[strategy],
+                label=f"{strategy} (n={points[0][1][0]} seeds)",
+            )
         ax.axhline(0, color="k", lw=0.8)
         if swept:
             ax.set_xticks(range(len(xs)), [str(x) for x in xs])
@@ -143,7 +183,9 @@ def comparison(fig, axes, runs: list[dict], baseline: str, strategies: list[str]
         else:
             ax.set_xticks(range(len(strategies)), strategies, rotation=20, fontsize=8)
         ax.set(ylabel=f"final accuracy minus {baseline} (points)")
-        ax.set_title(f"vs {baseline}{f', width {width}' if width is not None else ''}: mean and 95% CI over seeds", fontsize=9)
+        ax.set_title(
+            f"vs {baseline}{f', width {width}' if width is not None else ''}: mean and 95% CI over seeds", fontsize=9
+        )
         ax.legend(fontsize=7)
 
 
@@ -151,8 +193,14 @@ def mechanism(axes, runs: list[dict], along: list[str]) -> None:
     for ax, (metric, key) in zip(axes, [(m, x) for m in ("r_perp_clean", "zero_act") for x in along]):
         name = f"enp_mean/diag/{metric}"
         for a in values(runs, "mix.alpha"):
-            by_x = group([r for r in runs if lookup(r, "mix.alpha") == a and r.get(name) is not None
-                          and lookup(r, key) is not None], (key,))
+            by_x = group(
+                [
+                    r
+                    for r in runs
+                    if lookup(r, "mix.alpha") == a and r.get(name) is not None and lookup(r, key) is not None
+                ],
+                (key,),
+            )
             xs = sorted(x for (x,) in by_x)
             means = [statistics.fmean(r[name] for r in by_x[(x,)]) for x in xs]
             sds = [statistics.stdev([r[name] for r in by_x[(x,)]]) if len(by_x[(x,)]) > 1 else 0.0 for x in xs]
@@ -169,8 +217,11 @@ def figure(runs: list[dict], baseline: str = "mixup", cell: str | None = None):
     ordered = ([baseline] if baseline in present else []) + strategies
     if cell:
         wanted = dict(kv.split("=", 1) for kv in cell.split(","))
-        cell_runs = [r for r in runs if all(lookup(r, k) == yaml.safe_load(v) or str(lookup(r, k)) == v
-                                            for k, v in wanted.items())]  # mix.alpha=1 is the stored 1.0
+        cell_runs = [
+            r
+            for r in runs
+            if all(lookup(r, k) == yaml.safe_load(v) or str(lookup(r, k)) == v for k, v in wanted.items())
+        ]  # mix.alpha=1 is the stored 1.0
         if not cell_runs:
             raise ValueError(f"no completed run matches --cell {cell}")
     else:
@@ -184,8 +235,11 @@ def figure(runs: list[dict], baseline: str = "mixup", cell: str | None = None):
     both = all(len(values(runs, k)) >= 2 for k in ("mix.alpha", "dataset.fraction"))
     n_compare = len(strategies) * len(widths) if both else len(widths)
     along = [k for k in ("dataset.fraction", "model.width") if len(values(runs, k)) >= 2]
-    rows = [("curves", 3)] + ([("compare", n_compare)] if strategies and baseline in present else []) + \
-        ([("mechanism", 2 * len(along))] if along else [])
+    rows = (
+        [("curves", 3)]
+        + ([("compare", n_compare)] if strategies and baseline in present else [])
+        + ([("mechanism", 2 * len(along))] if along else [])
+    )
     cols = max(n for _, n in rows)
     fig = plt.figure(figsize=(4.6 * cols, 4.2 * len(rows)))
     grid = fig.add_gridspec(len(rows), cols)
@@ -216,8 +270,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit("error: no completed runs")
     drawn_by = ["strategy", "mix.alpha", "dataset.fraction", "model.width"]  # what separates the figure's curves
     if added := separating_keys(runs, drawn_by):
-        sys.exit(f"error: runs that differ in {', '.join(added)} would be drawn as seeds of one curve: give the "
-                 f"directories of one experiment at a time, or keep only the runs to compare")
+        sys.exit(
+            f"error: runs that differ in {', '.join(added)} would be drawn as seeds of one curve: give the "
+            f"directories of one experiment at a time, or keep only the runs to compare"
+        )
     try:
         fig = figure(runs, args.baseline, args.cell)
     except ValueError as e:

@@ -26,7 +26,6 @@ from enlighten.config import register_configs  # noqa: E402
 from enlighten.errors import UserError  # noqa: E402
 from enlighten.sweeps import check_job, compose_job, expand, one_line_errors  # noqa: E402
 
-
 # The overrides that can change which files a job reads; jobs that agree on these are composed once.
 DATA_KEYS = ("dataset", "paths", "experiment", "debug")
 
@@ -36,7 +35,9 @@ def datasets(jobs: list[list[str]]) -> dict[str, dict]:
     the fraction and validation settings left out: the whole set is fetched once."""
     found, seen = {}, set()
     for job in jobs:
-        data_overrides = tuple(sorted(o for o in job if o.lstrip("+~").split("=")[0].split(".")[0].split("/")[0] in DATA_KEYS))
+        data_overrides = tuple(
+            sorted(o for o in job if o.lstrip("+~").split("=")[0].split(".")[0].split("/")[0] in DATA_KEYS)
+        )
         if data_overrides in seen:
             continue
         seen.add(data_overrides)
@@ -60,8 +61,10 @@ def prepare(node: dict) -> str:
     root = node.get("root")
     if root is not None:
         if not Path(root).is_dir():
-            raise UserError(f"{label}: {root} is not a folder. This dataset is not downloaded by the code: copy it "
-                            f"there (docs/running.md, Data), or set dataset.root / paths.data_dir.")
+            raise UserError(
+                f"{label}: {root} is not a folder. This dataset is not downloaded by the code: copy it "
+                f"there (docs/running.md, Data), or set dataset.root / paths.data_dir."
+            )
         return f"{label}: reads {root} (found; nothing to download)"
     return f"{label}: needs no files"
 

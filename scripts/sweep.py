@@ -57,8 +57,11 @@ def main(argv: list[str] | None = None) -> None:
     for old, new in moves:
         print(f"{old.name} -> {new.name}")
     verb = "would be renamed" if args.dry_run else "renamed"
-    print(f"{len(moves)} job directories {verb} in {args.sweep_dir}." if moves else
-          f"{args.sweep_dir}: no job directories named by job number; nothing to do.")
+    print(
+        f"{len(moves)} job directories {verb} in {args.sweep_dir}."
+        if moves
+        else f"{args.sweep_dir}: no job directories named by job number; nothing to do."
+    )
 
 
 def show_plan(overrides: list[str]) -> None:
@@ -67,8 +70,11 @@ def show_plan(overrides: list[str]) -> None:
     counts = collections.Counter(job.status for job in jobs)
     bad = [job for job in jobs if job.error]
     where = f"Sweep {sweep_dir}" if sweep_dir else "A new sweep (no hydra.sweep.dir given: a new folder each launch)"
-    print(f"{where}: {len(jobs)} jobs ({', '.join(f'{n} {s}' for s, n in counts.most_common())})"
-          + (f"; {len(bad)} with a bad setting" if bad else "") + ".")
+    print(
+        f"{where}: {len(jobs)} jobs ({', '.join(f'{n} {s}' for s, n in counts.most_common())})"
+        + (f"; {len(bad)} with a bad setting" if bad else "")
+        + "."
+    )
     for job in jobs:
         print(f"  {job.status:<12} {job.name}" + (f"\n               {job.error}" if job.error else ""))
     if bad:

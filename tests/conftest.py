@@ -66,7 +66,11 @@ def run_train(args: list[str], cwd: Path, timeout: int = 300, check: bool = True
     env = user_env(ENLIGHTEN_CACHE_DIR=str(cwd / "cache"))
     proc = subprocess.run(
         [sys.executable, str(REPO / "train.py"), *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"train.py failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
@@ -104,6 +108,7 @@ def cifar_folder(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("cifar10")
     subprocess.run(
         [sys.executable, str(prepare), str(out), "--per-class-train", "200", "--per-class-test", "50"],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     return out

@@ -24,7 +24,11 @@ BASE = ["dataset=digits", "model=mlp", "trainer.epochs=1", "logger=none", "train
     "overrides, error, message",
     [
         (["trainer.epocs=3"], ConfigCompositionException, "Key 'epocs' not in 'TrainerConfig'"),
-        (["trainer.epochs=abc"], ConfigCompositionException, "Value 'abc' of type 'str' could not be converted to Integer"),
+        (
+            ["trainer.epochs=abc"],
+            ConfigCompositionException,
+            "Value 'abc' of type 'str' could not be converted to Integer",
+        ),
         (["model=resnet19"], MissingConfigException, "Could not find 'model/resnet19'"),
         (["dataset=cifar11"], MissingConfigException, "Could not find 'dataset/cifar11'"),
     ],
@@ -45,74 +49,157 @@ def _ucr_root(tmp_path: Path, train_lines: list[str], test_labels: str = "12") -
 
 RUN_CASES = {
     "a strategy key of before the strategy contract": (
-        ["+strategy.boost_alpha=3"], ConfigError, "A strategy's settings are in strategy.mixer (from mix.*), "
-        "strategy.weighting and strategy.schedule"),
-    "a misspelled schedule key": (["strategy=alpha_boost", "+strategy.schedule.boost_alfa=3"], ConfigError,
-                                  "Unknown key 'strategy.schedule.boost_alfa' for enlighten.strategies.schedules."
-                                  "AlphaBoost. Valid keys: boost_alpha."),
-    "a key for a part without settings": (["+strategy.weighting.share=0.1"], ConfigError,
-                                          "enlighten.strategies.weighting.Mean. It takes no settings."),
+        ["+strategy.boost_alpha=3"],
+        ConfigError,
+        "A strategy's settings are in strategy.mixer (from mix.*), strategy.weighting and strategy.schedule",
+    ),
+    "a misspelled schedule key": (
+        ["strategy=alpha_boost", "+strategy.schedule.boost_alfa=3"],
+        ConfigError,
+        "Unknown key 'strategy.schedule.boost_alfa' for enlighten.strategies.schedules."
+        "AlphaBoost. Valid keys: boost_alpha.",
+    ),
+    "a key for a part without settings": (
+        ["+strategy.weighting.share=0.1"],
+        ConfigError,
+        "enlighten.strategies.weighting.Mean. It takes no settings.",
+    ),
     "a strategy without a mixer": (["strategy.mixer=null"], ConfigError, "strategy.mixer must not be null."),
     "negative alpha": (["mix.alpha=-1"], ConfigError, "mix.alpha must be >= 0, got -1.0 (0 turns it off)."),
-    "fraction above 1": (["dataset.fraction=1.5"], ConfigError,
-                         "dataset.fraction must be in (0, 1], got 1.5 (the share of the training set kept)."),
-    "fraction not a number": (["dataset.fraction=abc"], ConfigError,
-                              "dataset.fraction must be a number in (0, 1], got 'abc' (the share of the training set kept)."),
-    "fraction a list": (["dataset.fraction=[0.1]"], ConfigError, "dataset.fraction must be a number in (0, 1], got [0.1]"),
+    "fraction above 1": (
+        ["dataset.fraction=1.5"],
+        ConfigError,
+        "dataset.fraction must be in (0, 1], got 1.5 (the share of the training set kept).",
+    ),
+    "fraction not a number": (
+        ["dataset.fraction=abc"],
+        ConfigError,
+        "dataset.fraction must be a number in (0, 1], got 'abc' (the share of the training set kept).",
+    ),
+    "fraction a list": (
+        ["dataset.fraction=[0.1]"],
+        ConfigError,
+        "dataset.fraction must be a number in (0, 1], got [0.1]",
+    ),
     "negative seed": (["seed=-1"], ConfigError, "seed must be in [0, 2**32), got -1."),
-    "milestones not a list": (["sched=multistep", "sched.milestones=abc"], ConfigError,
-                              "sched.milestones must be a list of numbers, e.g. [100, 150], got 'abc'."),
-    "UTF-16 text": (["dataset=tinyshakespeare", "dataset.download=false", "paths.data_dir={utf16}"], DataError,
-                    "{utf16}/tinyshakespeare/input.txt is not UTF-8 text (invalid start byte at byte 0): convert it "
-                    "first, e.g. iconv -f UTF-16 -t UTF-8."),
-    "fraction 0": (["dataset.fraction=0"], ConfigError,
-                   "dataset.fraction must be in (0, 1], got 0 (the share of the training set kept)."),
-    "odd batch with flip pairing": (["trainer.batch_size=63", "mix.pairing=flip"], ConfigError,
-                                    "trainer.batch_size=63 is odd, but mix.pairing=flip mixes sample i with sample B-1-i "
-                                    "and needs an even batch size: use 64 or 62, or mix.pairing=permutation."),
-    "unknown pairing": (["mix.pairing=reverse"], ConfigError, "mix.pairing='reverse' is not one of ['permutation', 'flip']."),
-    "diagnostics lambda above 0.5": (["diagnostics.lambdas=[0.3,0.7]"], ConfigError, "diagnostics.lambdas must be in (0, 0.5], got 0.7."),
-    "threshold above 1": (["phase=accuracy", "phase.threshold=1.5"], ConfigError,
-                          "phase.threshold must be in (0, 1), got 1.5."),
-    "removal share below one sample": (["strategy=high_loss_removal", "removal.drop_fraction=0.05",
-                                        "trainer.batch_size=16"], ConfigError,
-                                       "drop_fraction=0.05 drops floor(0.05 x 16) = 0 samples of a batch of 16: nothing "
-                                       "would be removed. Use a share of at least 1/16 = 0.0625 or a larger "
-                                       "trainer.batch_size."),
-    "removal share 1": (["removal.drop_fraction=1.0"], ConfigError, "removal.drop_fraction must be in [0, 1), got 1.0."),
-    "negative step checkpoints": (["trainer.checkpoint_every_steps=-1"], ConfigError,
-                                  "trainer.checkpoint_every_steps must be >= 0 (0: no checkpoints within an epoch), "
-                                  "got -1."),
-    "negative checkpoints kept": (["trainer.keep_checkpoints=-1"], ConfigError,
-                                  "trainer.keep_checkpoints must be >= 0 (0: remove them once the run has completed), got -1."),
-    "negative learning rate": (["optim.lr=-1"], ConfigError,
-                               "optim=enlighten.training.optim.sgd: Invalid learning rate: -1. Fix the optim.* setting."),
-    "model width 0": (["model=cnn", "model.width=0"], ConfigError,
-                      "model=enlighten.models.cnn.cnn: width must be > 0, got 0. Fix the model.* setting."),
-    "max_steps 0": (["trainer.max_steps=0"], ConfigError,
-                    "trainer.max_steps must be >= 1 or null (train trainer.epochs epochs), got 0."),
-    "unknown device": (["trainer.device=tpu"], ConfigError, "trainer.device='tpu' is not one of ['auto', 'cpu', 'cuda']."),
-    "unknown resume mode": (["trainer.resume=sometimes"], ConfigError,
-                            "trainer.resume='sometimes' is not one of ['auto', 'force', 'never']."),
+    "milestones not a list": (
+        ["sched=multistep", "sched.milestones=abc"],
+        ConfigError,
+        "sched.milestones must be a list of numbers, e.g. [100, 150], got 'abc'.",
+    ),
+    "UTF-16 text": (
+        ["dataset=tinyshakespeare", "dataset.download=false", "paths.data_dir={utf16}"],
+        DataError,
+        "{utf16}/tinyshakespeare/input.txt is not UTF-8 text (invalid start byte at byte 0): convert it "
+        "first, e.g. iconv -f UTF-16 -t UTF-8.",
+    ),
+    "fraction 0": (
+        ["dataset.fraction=0"],
+        ConfigError,
+        "dataset.fraction must be in (0, 1], got 0 (the share of the training set kept).",
+    ),
+    "odd batch with flip pairing": (
+        ["trainer.batch_size=63", "mix.pairing=flip"],
+        ConfigError,
+        "trainer.batch_size=63 is odd, but mix.pairing=flip mixes sample i with sample B-1-i "
+        "and needs an even batch size: use 64 or 62, or mix.pairing=permutation.",
+    ),
+    "unknown pairing": (
+        ["mix.pairing=reverse"],
+        ConfigError,
+        "mix.pairing='reverse' is not one of ['permutation', 'flip'].",
+    ),
+    "diagnostics lambda above 0.5": (
+        ["diagnostics.lambdas=[0.3,0.7]"],
+        ConfigError,
+        "diagnostics.lambdas must be in (0, 0.5], got 0.7.",
+    ),
+    "threshold above 1": (
+        ["phase=accuracy", "phase.threshold=1.5"],
+        ConfigError,
+        "phase.threshold must be in (0, 1), got 1.5.",
+    ),
+    "removal share below one sample": (
+        ["strategy=high_loss_removal", "removal.drop_fraction=0.05", "trainer.batch_size=16"],
+        ConfigError,
+        "drop_fraction=0.05 drops floor(0.05 x 16) = 0 samples of a batch of 16: nothing "
+        "would be removed. Use a share of at least 1/16 = 0.0625 or a larger "
+        "trainer.batch_size.",
+    ),
+    "removal share 1": (
+        ["removal.drop_fraction=1.0"],
+        ConfigError,
+        "removal.drop_fraction must be in [0, 1), got 1.0.",
+    ),
+    "negative step checkpoints": (
+        ["trainer.checkpoint_every_steps=-1"],
+        ConfigError,
+        "trainer.checkpoint_every_steps must be >= 0 (0: no checkpoints within an epoch), got -1.",
+    ),
+    "negative checkpoints kept": (
+        ["trainer.keep_checkpoints=-1"],
+        ConfigError,
+        "trainer.keep_checkpoints must be >= 0 (0: remove them once the run has completed), got -1.",
+    ),
+    "negative learning rate": (
+        ["optim.lr=-1"],
+        ConfigError,
+        "optim=enlighten.training.optim.sgd: Invalid learning rate: -1. Fix the optim.* setting.",
+    ),
+    "model width 0": (
+        ["model=cnn", "model.width=0"],
+        ConfigError,
+        "model=enlighten.models.cnn.cnn: width must be > 0, got 0. Fix the model.* setting.",
+    ),
+    "max_steps 0": (
+        ["trainer.max_steps=0"],
+        ConfigError,
+        "trainer.max_steps must be >= 1 or null (train trainer.epochs epochs), got 0.",
+    ),
+    "unknown device": (
+        ["trainer.device=tpu"],
+        ConfigError,
+        "trainer.device='tpu' is not one of ['auto', 'cpu', 'cuda'].",
+    ),
+    "unknown resume mode": (
+        ["trainer.resume=sometimes"],
+        ConfigError,
+        "trainer.resume='sometimes' is not one of ['auto', 'force', 'never'].",
+    ),
     "misspelled model key": (["+model.widht=2"], ConfigError, "Unknown key 'model.widht'"),
     "NaN alpha": (["mix.alpha=nan"], ConfigError, "mix.alpha=nan is not a finite number: give it a number"),
     "NaN learning rate": (["optim.lr=nan"], ConfigError, "optim.lr=nan is not a finite number"),
     "infinite grad clip": (["trainer.grad_clip=inf"], ConfigError, "trainer.grad_clip=inf is not a finite number"),
     "NaN in a list": (["diagnostics.lambdas=[0.1,nan]"], ConfigError, "diagnostics.lambdas=[0.1, nan] is not a finite"),
-    "class count set by hand": (["+model.num_classes=5"], ConfigError,
-                                "model.num_classes comes from the data and the run (the dataset's classes and input "
-                                "shape, the schedule's length), so the value set here would be ignored: remove "
-                                "model.num_classes."),
-    "one class": (["dataset=ucr", "dataset.name=Toy", "paths.data_dir={ucr_one}"], DataError,
-                  "Toy: 1 class in the data; a classifier needs at least 2"),
-    "missing data directory": (["dataset=mnist", "paths.data_dir={tmp}/nowhere", "dataset.download=false"], DataError,
-                               "{tmp}/nowhere/MNIST/raw"),
-    "ragged UCR rows": (["dataset=ucr", "dataset.name=Toy", "paths.data_dir={ucr_ragged}"], DataError,
-                        "{ucr_ragged}/ucr/Toy/Toy_TRAIN.tsv, line 2: 2 values where earlier lines have 3. Ragged "
-                        "(variable-length) series are not supported: pad or resample them to one length."),
-    "non-finite UCR values": (["dataset=ucr", "dataset.name=Toy", "paths.data_dir={ucr_nan}"], DataError,
-                              "{ucr_nan}/ucr/Toy/Toy_TRAIN.tsv, line 2, field 3: non-finite value 'NaN'. Impute or "
-                              "drop missing values before training."),
+    "class count set by hand": (
+        ["+model.num_classes=5"],
+        ConfigError,
+        "model.num_classes comes from the data and the run (the dataset's classes and input "
+        "shape, the schedule's length), so the value set here would be ignored: remove "
+        "model.num_classes.",
+    ),
+    "one class": (
+        ["dataset=ucr", "dataset.name=Toy", "paths.data_dir={ucr_one}"],
+        DataError,
+        "Toy: 1 class in the data; a classifier needs at least 2",
+    ),
+    "missing data directory": (
+        ["dataset=mnist", "paths.data_dir={tmp}/nowhere", "dataset.download=false"],
+        DataError,
+        "{tmp}/nowhere/MNIST/raw",
+    ),
+    "ragged UCR rows": (
+        ["dataset=ucr", "dataset.name=Toy", "paths.data_dir={ucr_ragged}"],
+        DataError,
+        "{ucr_ragged}/ucr/Toy/Toy_TRAIN.tsv, line 2: 2 values where earlier lines have 3. Ragged "
+        "(variable-length) series are not supported: pad or resample them to one length.",
+    ),
+    "non-finite UCR values": (
+        ["dataset=ucr", "dataset.name=Toy", "paths.data_dir={ucr_nan}"],
+        DataError,
+        "{ucr_nan}/ucr/Toy/Toy_TRAIN.tsv, line 2, field 3: non-finite value 'NaN'. Impute or "
+        "drop missing values before training.",
+    ),
 }
 
 
@@ -122,8 +209,11 @@ def test_bad_input_stops_the_run_before_training_with_its_message(case, tmp_path
     paths = {
         "tmp": tmp_path,
         "ucr_ragged": _ucr_root(tmp_path / "r", ["1\t0.1\t0.2\t0.3", "2\t0.3\t0.2"]) if "ragged" in case else None,
-        "ucr_nan": _ucr_root(tmp_path / "n", ["1\t0.1\t0.2\t0.3", "2\t0.3\tNaN\t0.1"]) if "non-finite" in case else None,
-        "ucr_one": _ucr_root(tmp_path / "o", ["1\t0.1\t0.2\t0.3", "1\t0.3\t0.2\t0.1"], test_labels="1") if case == "one class"
+        "ucr_nan": _ucr_root(tmp_path / "n", ["1\t0.1\t0.2\t0.3", "2\t0.3\tNaN\t0.1"])
+        if "non-finite" in case
+        else None,
+        "ucr_one": _ucr_root(tmp_path / "o", ["1\t0.1\t0.2\t0.3", "1\t0.3\t0.2\t0.1"], test_labels="1")
+        if case == "one class"
         else None,
     }
     if case == "UTF-16 text":
@@ -144,7 +234,8 @@ def test_empty_class_folder_and_corrupt_image_are_named(cifar_folder, tmp_path):
     corrupt = broken / "train" / "dog" / "corrupt.jpg"
     corrupt.write_bytes(b"not a jpeg at all")
     cfg = lambda root, out: compose_cfg(  # noqa: E731
-        [*BASE, "dataset=image_folder", f"dataset.root={root}", f"paths.cache_dir={tmp_path / 'cache'}"], out)
+        [*BASE, "dataset=image_folder", f"dataset.root={root}", f"paths.cache_dir={tmp_path / 'cache'}"], out
+    )
     with pytest.raises(DataError) as e:
         run(cfg(broken, tmp_path / "a"))
     assert str(e.value).startswith(f"Cannot decode image {corrupt}: ")
@@ -194,16 +285,30 @@ def test_required_settings_tag_limits_and_uncreatable_run_directories_are_named_
 
     (tmp_path / "a_file").write_text("")
     cases = {
-        "dataset.root has no value: the dataset option chosen requires it (??? in its YAML)":
-            ["dataset=image_folder", f"hydra.run.dir={tmp_path / 'r1'}"],
-        "is 70 characters; W&B tags (the experiment's name is one) hold at most 64: shorten name":
-            [*TINY, "logger=wandb", "name=" + "x" * 70, f"hydra.run.dir={tmp_path / 'r2'}"],
-        "is a file, not a folder: choose another hydra.run.dir":
-            [*TINY, f"hydra.run.dir={tmp_path / 'a_file' / 'run'}"],
+        "dataset.root has no value: the dataset option chosen requires it (??? in its YAML)": [
+            "dataset=image_folder",
+            f"hydra.run.dir={tmp_path / 'r1'}",
+        ],
+        "is 70 characters; W&B tags (the experiment's name is one) hold at most 64: shorten name": [
+            *TINY,
+            "logger=wandb",
+            "name=" + "x" * 70,
+            f"hydra.run.dir={tmp_path / 'r2'}",
+        ],
+        "is a file, not a folder: choose another hydra.run.dir": [
+            *TINY,
+            f"hydra.run.dir={tmp_path / 'a_file' / 'run'}",
+        ],
     }
     for message, overrides in cases.items():
-        proc = subprocess.run([sys.executable, str(REPO / "train.py"), *overrides], capture_output=True, text=True,
-                              timeout=120, cwd=tmp_path, env=user_env())
+        proc = subprocess.run(
+            [sys.executable, str(REPO / "train.py"), *overrides],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+            env=user_env(),
+        )
         assert proc.returncode != 0 and message in proc.stderr, proc.stderr[-2000:]
         assert "Traceback" not in proc.stderr
     for refused in ("r1", "r2"):
@@ -222,15 +327,25 @@ def test_shell_slips_in_overrides_are_named_with_the_quoting_that_works(tmp_path
     from tests.conftest import REPO, TINY
 
     def train(*args):
-        return subprocess.run([sys.executable, str(REPO / "train.py"), *TINY, *args, "--cfg", "job"], capture_output=True,
-                              text=True, timeout=120, cwd=tmp_path)
+        return subprocess.run(
+            [sys.executable, str(REPO / "train.py"), *TINY, *args, "--cfg", "job"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+        )
 
     split = train("paths.data_dir=/tmp/my", "data")
-    assert split.returncode != 0 and "'data' is not a key=value override: a value with spaces must be quoted" in split.stderr
+    assert (
+        split.returncode != 0
+        and "'data' is not a key=value override: a value with spaces must be quoted" in split.stderr
+    )
     accent = train("paths.data_dir=/tmp/données")
     assert accent.returncode != 0 and "quote it: 'paths.data_dir=\"/tmp/données\"'" in accent.stderr
-    for quoted, shown in (('paths.data_dir="/tmp/my data"', "data_dir: /tmp/my data"),
-                          ('paths.data_dir="/tmp/données"', "data_dir: /tmp/données")):
+    for quoted, shown in (
+        ('paths.data_dir="/tmp/my data"', "data_dir: /tmp/my data"),
+        ('paths.data_dir="/tmp/données"', "data_dir: /tmp/données"),
+    ):
         proc = train(quoted)
         assert proc.returncode == 0 and shown in proc.stdout
     assert all("Traceback" not in p.stderr for p in (split, accent))
@@ -244,9 +359,15 @@ def test_a_setting_the_chosen_option_lacks_is_explained_beyond_hydras_hint(tmp_p
 
     from tests.conftest import REPO, TINY
 
-    proc = subprocess.run([sys.executable, str(REPO / "train.py"), *TINY, "phase.threshold=0.3", "--cfg", "job"],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), *TINY, "phase.threshold=0.3", "--cfg", "job"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
-    assert ("note: phase.threshold is not a setting of phase=never, the option chosen for phase (adding it with + would "
-            "be refused too). Options that have it: accuracy, chance_adjusted, e.g. phase=accuracy phase.threshold=0.3."
-            ) in proc.stderr
+    assert (
+        "note: phase.threshold is not a setting of phase=never, the option chosen for phase (adding it with + would "
+        "be refused too). Options that have it: accuracy, chance_adjusted, e.g. phase=accuracy phase.threshold=0.3."
+    ) in proc.stderr

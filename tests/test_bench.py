@@ -19,16 +19,31 @@ import bench  # noqa: E402
 
 def test_training_flops_of_resnet18_at_32px_match_the_known_figure():
     """3.3 GFLOP per training image (forward 1.1, backward twice that): the basis of the MFU figure."""
-    flops = bench.training_flops_per_image(resnet18(num_classes=10, input_shape=[3, 32, 32]), (3, 32, 32),
-                                           torch.device("cpu"))
+    flops = bench.training_flops_per_image(
+        resnet18(num_classes=10, input_shape=[3, 32, 32]), (3, 32, 32), torch.device("cpu")
+    )
     assert 3.2e9 < flops < 3.45e9
 
 
 @pytest.mark.slow  # 5-7 minutes on 2 cores (its sweep section trains packed jobs): make test-slow
 def test_bench_quick_prints_and_writes_the_report(tmp_path):
     out = tmp_path / "bench.json"
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "bench.py"), "--quick", "--only", "pipeline,sweep,cpu",
-                           "--device", "cpu", "--out", str(out)], capture_output=True, text=True, timeout=400)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "bench.py"),
+            "--quick",
+            "--only",
+            "pipeline,sweep,cpu",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     printed = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("{")))
     assert printed == json.loads(out.read_text())
@@ -37,8 +52,9 @@ def test_bench_quick_prints_and_writes_the_report(tmp_path):
     sweep = printed["sweep"]
     assert sweep["jobs_per_hour_with_reuse"] > 0 and sweep["jobs_per_hour_without_reuse"] > 0
     # packed: joblib's workers, each job with a share of the cores
-    assert printed["packing_ratio"] == pytest.approx(sweep["jobs_per_hour_packed"] / sweep["jobs_per_hour_with_reuse"],
-                                                     rel=0.01)
+    assert printed["packing_ratio"] == pytest.approx(
+        sweep["jobs_per_hour_packed"] / sweep["jobs_per_hour_with_reuse"], rel=0.01
+    )
     assert sweep["threads_per_job"]["with_reuse"] == torch.get_num_threads()
     # joblib's workers: as many processes as workers, each job with its share of the cores' threads
     workers = sweep["packed_workers"]
@@ -52,15 +68,20 @@ def test_bench_quick_prints_and_writes_the_report(tmp_path):
         for layout in ("channels_last", "contiguous"):
             r = row[layout]
             assert 0 < r["matmul_share"] < 3
-            assert r["matmul_share"] == pytest.approx(r["images_per_sec"] * row["gflop_per_image"] / r["matmul_gflops"],
-                                                      rel=0.01)
+            assert r["matmul_share"] == pytest.approx(
+                r["images_per_sec"] * row["gflop_per_image"] / r["matmul_gflops"], rel=0.01
+            )
     assert "matmul_share cnn_w1" in proc.stdout.split("}")[-1]
     assert "pipeline_ratio" in proc.stdout.split("}")[-1]  # the readable table follows the JSON
 
 
 def test_bench_refuses_an_unknown_section():
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "bench.py"), "--only", "loops"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "bench.py"), "--only", "loops"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and "unknown section(s) ['loops']" in proc.stderr
 
 
@@ -68,22 +89,43 @@ def test_bench_refuses_an_unknown_section():
 def test_bench_throughput_section_runs_on_cpu(tmp_path):
     """The GPU section's code path (bf16 autocast, channels_last, compile, FLOP count) end to end, on CPU."""
     out = tmp_path / "bench.json"
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "bench.py"), "--quick", "--only", "throughput",
-                           "--device", "cpu", "--peak-tflops", "1", "--out", str(out)],
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "bench.py"),
+            "--quick",
+            "--only",
+            "throughput",
+            "--device",
+            "cpu",
+            "--peak-tflops",
+            "1",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())
     for model in ("resnet18", "vit_tiny"):
         row = report["throughput"][model]
         assert row["eager_images_per_sec"] > 0 and row["compiled_images_per_sec"] > 0
-        assert row["compiled_mfu"] == pytest.approx(row["compiled_images_per_sec"] * row["gflop_per_image"] / 1e3, rel=0.01)
+        assert row["compiled_mfu"] == pytest.approx(
+            row["compiled_images_per_sec"] * row["gflop_per_image"] / 1e3, rel=0.01
+        )
 
 
 def test_gpu_check_refuses_without_cuda_before_any_work(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA: the refusal cannot be seen here")
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "gpu_check.py"), "--out", str(tmp_path / "out")],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "gpu_check.py"), "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert "make gpu-check needs an NVIDIA GPU with CUDA" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "out").exists()
@@ -99,8 +141,12 @@ def test_gpu_check_smoke_runs_every_step_on_cpu(tmp_path):
     if not npz.exists():
         pytest.skip(f"CIFAR-10 copy not found at {npz}")
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "gpu_check.py"), "--smoke", "--cifar", str(npz),
-                           "--out", str(out)], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "gpu_check.py"), "--smoke", "--cifar", str(npz), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     report = json.loads((out / "gpu_check.json").read_text())
     assert proc.returncode == 0 and report["passed"], proc.stdout[-3000:]
     steps = report["steps"]

@@ -14,10 +14,9 @@ from enlighten.config import ConfigError
 from enlighten.data.base import DataError
 from enlighten.data.text import char_text, tinyshakespeare
 from enlighten.models.char_transformer import char_transformer
-from enlighten.run import run
-from enlighten.strategies.base import soft_cross_entropy
 from enlighten.phase.base import Phase
-from enlighten.strategies.base import Strategy
+from enlighten.run import run
+from enlighten.strategies.base import Strategy, soft_cross_entropy
 from enlighten.strategies.mixer import Mixer
 from enlighten.strategies.schedules import WeighDuringEnp
 from enlighten.strategies.weighting import DropHighest
@@ -25,8 +24,16 @@ from tests.conftest import SHARED_DATA, compose_cfg, needs_shared, read_run, run
 
 TEXT = SHARED_DATA / "tinyshakespeare" / "input.txt"
 # A small language model on the first 60,000 characters: seconds per run.
-SMALL = ["experiment=hlr/charlm", "logger=none", "trainer.device=cpu", "dataset.block_size=32",
-         "model.width=0.5", "model.depth=2", "trainer.batch_size=32", "trainer.train_eval_samples=200"]
+SMALL = [
+    "experiment=hlr/charlm",
+    "logger=none",
+    "trainer.device=cpu",
+    "dataset.block_size=32",
+    "model.width=0.5",
+    "model.depth=2",
+    "trainer.batch_size=32",
+    "trainer.train_eval_samples=200",
+]
 
 
 @pytest.fixture
@@ -46,7 +53,7 @@ def test_tinyshakespeare_is_split_by_position_into_shifted_windows():
     assert data.num_classes == 65 and data.input_shape == (64,)
     assert len(data.train) + len(data.val) == len(text) == 1115394
     assert data.decode(data.train) == text[: int(len(text) * 0.9)]  # first 90% train, the rest validation
-    assert data.decode(data.val) == text[int(len(text) * 0.9):]
+    assert data.decode(data.val) == text[int(len(text) * 0.9) :]
     x, y = next(data.train_batches(16, torch.Generator().manual_seed(0)))
     assert x.shape == y.shape == (16, 64) and x.dtype == torch.int64
     assert torch.equal(x[:, 1:], y[:, :-1])  # labels: the same window one character on
@@ -56,7 +63,7 @@ def test_tinyshakespeare_is_split_by_position_into_shifted_windows():
     batches = list(data.eval_batches("test", 1000))
     xs = torch.cat([b[0] for b in batches])
     assert len(xs) == data.num_test == (len(data.val) - 1) // 64
-    assert data.decode(xs[:3].flatten()) == text[int(len(text) * 0.9):][: 3 * 64]
+    assert data.decode(xs[:3].flatten()) == text[int(len(text) * 0.9) :][: 3 * 64]
 
 
 def test_text_errors_name_the_problem(tmp_path):
@@ -126,7 +133,9 @@ def test_language_model_trains_with_per_token_metrics_and_bits_per_character(tex
     y = data.val[1 : n * 32 + 1].view(n, 32)
     with torch.no_grad():
         logits = model(x)
-    assert summary["final_test_loss"] == pytest.approx(F.cross_entropy(logits.flatten(0, 1), y.flatten()).item(), rel=1e-4)
+    assert summary["final_test_loss"] == pytest.approx(
+        F.cross_entropy(logits.flatten(0, 1), y.flatten()).item(), rel=1e-4
+    )
     assert summary["final_test_acc"] == pytest.approx((logits.argmax(-1) == y).float().mean().item(), abs=1e-6)
 
 
@@ -139,8 +148,19 @@ def test_mixing_token_ids_is_refused_before_training(text_slice, tmp_path):
 
 def test_diagnostics_on_a_language_model_skip_what_needs_mixing(text_slice, tmp_path, caplog):
     with caplog.at_level("INFO", logger="enlighten"):
-        run(compose_cfg([*SMALL, f"paths.data_dir={text_slice}", "trainer.max_steps=10", "diagnostics=default",
-                         "diagnostics.enp_every_steps=5", "diagnostics.stiffness=true"], tmp_path))
+        run(
+            compose_cfg(
+                [
+                    *SMALL,
+                    f"paths.data_dir={text_slice}",
+                    "trainer.max_steps=10",
+                    "diagnostics=default",
+                    "diagnostics.enp_every_steps=5",
+                    "diagnostics.stiffness=true",
+                ],
+                tmp_path,
+            )
+        )
     assert "cannot be mixed: gradient interference (probe and dataset scope), stiffness" in caplog.text
     metrics, _ = read_run(tmp_path)
     assert 0 < metrics[0]["diag/zero_act"] < 1 and metrics[0]["diag/benr"] >= 1  # GELU inputs <= 0; a path
@@ -151,7 +171,10 @@ def test_diagnostics_on_a_language_model_skip_what_needs_mixing(text_slice, tmp_
 @needs_shared("tinyshakespeare", "input.txt")
 def test_acceptance_charlm_500_steps_reaches_under_4_bits_per_character(tmp_path):
     """The issue's command, as a user runs it (about 2 minutes on 2 CPU cores)."""
-    run_train(["experiment=hlr/charlm", "trainer.max_steps=500", "logger=none", f"hydra.run.dir={tmp_path}"],
-              cwd=tmp_path, timeout=900)
+    run_train(
+        ["experiment=hlr/charlm", "trainer.max_steps=500", "logger=none", f"hydra.run.dir={tmp_path}"],
+        cwd=tmp_path,
+        timeout=900,
+    )
     _, summary = read_run(tmp_path)
     assert summary["steps"] == 500 and summary["final_test_bpc"] < 4.0

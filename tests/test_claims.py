@@ -21,7 +21,16 @@ from enlighten.analysis.claims import EXPERIMENTS, Report, claim_verdict, finish
 from enlighten.analysis.claims import Test as ClaimTest
 from enlighten.analysis.claims_plan import Rules, choose_design, regime_map
 from enlighten.analysis.runs import SET_BY_GROUP, identity, load_runs, pairs
-from enlighten.analysis.stats import TestResult as Result, holm, minimum_detectable_effect, one_sample, paired, seeds_needed
+from enlighten.analysis.stats import (
+    TestResult as Result,
+)
+from enlighten.analysis.stats import (
+    holm,
+    minimum_detectable_effect,
+    one_sample,
+    paired,
+    seeds_needed,
+)
 from enlighten.config import ConfigError, check_arm, flatten, under, validate
 from tests.conftest import REPO, SHARED_DATA, compose_cfg, needs_shared
 
@@ -33,22 +42,53 @@ SIZES = {0.0125: 600, 0.0375: 1800, 0.125: 6000, 0.375: 18000}  # dataset.fracti
 TRAIN_FRACTIONS = (0.0125, 0.0375, 0.125)  # claims/interference adds 0.375
 WIDTHS = (0.25, 0.5)
 GRID = (0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32)  # 15 ... 960 of 3,000 steps
-ARMS = {"vanilla": ("NoMixing", 1.0), "mixup_a0.2": ("EveryStep", 0.2), "mixup_a1": ("EveryStep", 1.0),
-        "pause_a1": ("MixupPause", 1.0), "dosematched_a1": ("DoseMatchedPause", 1.0), "early_a1": ("MixupEarly", 1.0)}
+ARMS = {
+    "vanilla": ("NoMixing", 1.0),
+    "mixup_a0.2": ("EveryStep", 0.2),
+    "mixup_a1": ("EveryStep", 1.0),
+    "pause_a1": ("MixupPause", 1.0),
+    "dosematched_a1": ("DoseMatchedPause", 1.0),
+    "early_a1": ("MixupEarly", 1.0),
+}
 
 
-def write_run(root: Path, sweep: str, name: str, seed: int, fraction: float, width: float, arm: str,
-              phase: str = "accuracy", phase_cfg: dict | None = None, rows: list | None = None, **summary) -> Path:
+def write_run(
+    root: Path,
+    sweep: str,
+    name: str,
+    seed: int,
+    fraction: float,
+    width: float,
+    arm: str,
+    phase: str = "accuracy",
+    phase_cfg: dict | None = None,
+    rows: list | None = None,
+    **summary,
+) -> Path:
     """One run directory as train.py leaves it: summary.json (config, choices) and diagnostics.jsonl."""
     strategy, alpha = ARMS[arm]
     d = root / sweep / f"{arm}_{fraction}_{width}_{phase}_{json.dumps(phase_cfg)}_{seed}"
     (d / ".hydra").mkdir(parents=True)
-    config = {"name": name, "seed": seed, "dataset": {"fraction": fraction, "val_fraction": 0.2},
-              "model": {"width": width}, "mix": {"alpha": alpha}, "strategy": {"schedule": {"_target_": strategy}},
-              "diagnostics": {"alpha": alpha}, "phase": phase_cfg or {"threshold": 0.5},
-              "trainer": {"max_steps": 3000, "batch_size": 64}}
-    summary = {"status": "completed", "config": config, "wall_time_s": 60.0, "steps": 3000, "num_train": SIZES[fraction],
-               "choices": {"arm": arm, "phase": phase, "strategy": strategy}, **summary}
+    config = {
+        "name": name,
+        "seed": seed,
+        "dataset": {"fraction": fraction, "val_fraction": 0.2},
+        "model": {"width": width},
+        "mix": {"alpha": alpha},
+        "strategy": {"schedule": {"_target_": strategy}},
+        "diagnostics": {"alpha": alpha},
+        "phase": phase_cfg or {"threshold": 0.5},
+        "trainer": {"max_steps": 3000, "batch_size": 64},
+    }
+    summary = {
+        "status": "completed",
+        "config": config,
+        "wall_time_s": 60.0,
+        "steps": 3000,
+        "num_train": SIZES[fraction],
+        "choices": {"arm": arm, "phase": phase, "strategy": strategy},
+        **summary,
+    }
     (d / "summary.json").write_text(json.dumps(summary))
     (d / "diagnostics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows or []))
     return d
@@ -58,8 +98,14 @@ def zero_rows(share: float, end: int, rng) -> list[dict]:
     """Probe rows: `share` from step 10 to the end of the run (the grid and every 10 steps in the ENP,
     every 50 after), 0.5 before, and the ENP-end row."""
     steps = sorted({0, 1, 2, 5, *range(10, end + 1, 10), *range(50, 3001, 50)})
-    rows = [{"step": s, "diag/zero_act": (0.5 if s < 10 else share) + rng.normal(0, 0.002),
-             "diag/zero_act_train": 0.5 + rng.normal(0, 0.002)} for s in steps]
+    rows = [
+        {
+            "step": s,
+            "diag/zero_act": (0.5 if s < 10 else share) + rng.normal(0, 0.002),
+            "diag/zero_act_train": 0.5 + rng.normal(0, 0.002),
+        }
+        for s in steps
+    ]
     return rows + [{"step": end, "event": "enp_end", "diag/zero_act": share, "diag/zero_act_train": 0.5}]
 
 
@@ -76,35 +122,85 @@ def build_sweeps(root: Path, planted: bool, seed: int = 0) -> None:
             for w in (*WIDTHS, 1.0):
                 for size_f in (f, 0.375) if f == 0.125 else (f,):
                     size_n = SIZES[size_f]
-                    r = (0.3 * (size_n / 600) ** -0.5 * w ** -0.3 if planted else 0.15) * math.exp(rng.normal(0, 0.03))
-                    write_run(root, "interference", "claims/interference", s, size_f, w, "mixup_a1", **{
-                        "init/data/num_samples": size_n, "init/data/permutation/r_perp_clean_debiased": r,
-                        "init/data/permutation/r_perp_clean": math.sqrt(r * r + 4 / size_n)})
+                    r = (0.3 * (size_n / 600) ** -0.5 * w**-0.3 if planted else 0.15) * math.exp(rng.normal(0, 0.03))
+                    write_run(
+                        root,
+                        "interference",
+                        "claims/interference",
+                        s,
+                        size_f,
+                        w,
+                        "mixup_a1",
+                        **{
+                            "init/data/num_samples": size_n,
+                            "init/data/permutation/r_perp_clean_debiased": r,
+                            "init/data/permutation/r_perp_clean": math.sqrt(r * r + 4 / size_n),
+                        },
+                    )
                 if w == 1.0:
                     continue
                 base = 95 + rng.normal(0, 0.3)  # the cell and seed's accuracy, shared by its arms (points)
                 gain = pause_gain(f, w) if planted else 0.0
-                acc = {"vanilla": base, "mixup_a0.2": base + 0.5, "mixup_a1": base + 1.0, "dosematched_a1": base + 1.0,
-                       "pause_a1": base + 1.0 + gain, "early_a1": base - (0.5 if planted else 0.0)}
+                acc = {
+                    "vanilla": base,
+                    "mixup_a0.2": base + 0.5,
+                    "mixup_a1": base + 1.0,
+                    "dosematched_a1": base + 1.0,
+                    "pause_a1": base + 1.0 + gain,
+                    "early_a1": base - (0.5 if planted else 0.0),
+                }
                 zero = {"vanilla": 0.5, "mixup_a0.2": 0.47, "mixup_a1": 0.44} if planted else {}
                 for arm, a in acc.items():
                     test = a + rng.normal(0, 0.03)
                     sweep = "regime" if arm in ("vanilla", "mixup_a0.2", "mixup_a1") and s < 3 else "training"
-                    write_run(root, sweep, "claims/training", s, f, w, arm, final_test_acc=test / 100,
-                              final_val_acc=(test + rng.normal(0, 0.03)) / 100, enp_end_step=60,
-                              enp_end_train_acc=0.51, rows=zero_rows(zero.get(arm, 0.5), 60, rng))
+                    write_run(
+                        root,
+                        sweep,
+                        "claims/training",
+                        s,
+                        f,
+                        w,
+                        arm,
+                        final_test_acc=test / 100,
+                        final_val_acc=(test + rng.normal(0, 0.03)) / 100,
+                        enp_end_step=60,
+                        enp_end_train_acc=0.51,
+                        rows=zero_rows(zero.get(arm, 0.5), 60, rng),
+                    )
                 if w == 0.5 and f in (0.0125, 0.125):  # claim (d)'s cells
                     for g in GRID:
                         length = math.ceil(g * 3000)
                         off = 0.0 if length == 60 else (0.3 if length in (30, 120) else 0.6)
                         grid = base + 1.0 + (gain - off if planted else rng.normal(0, 0.05))
-                        write_run(root, "pause_grid", "claims/pause_grid", s, f, w, "pause_a1", phase="fraction",
-                                  phase_cfg={"fraction": g}, final_test_acc=(grid + rng.normal(0, 0.03)) / 100,
-                                  final_val_acc=(grid + rng.normal(0, 0.03)) / 100, enp_end_step=length)
+                        write_run(
+                            root,
+                            "pause_grid",
+                            "claims/pause_grid",
+                            s,
+                            f,
+                            w,
+                            "pause_a1",
+                            phase="fraction",
+                            phase_cfg={"fraction": g},
+                            final_test_acc=(grid + rng.normal(0, 0.03)) / 100,
+                            final_val_acc=(grid + rng.normal(0, 0.03)) / 100,
+                            enp_end_step=length,
+                        )
                     detector = acc["pause_a1"] - (0 if planted else 1.0)
-                    write_run(root, "detectors", "claims/detectors", s, f, w, "pause_a1", phase="chance_adjusted",
-                              phase_cfg={"tau": 0.5}, final_test_acc=(detector + rng.normal(0, 0.03)) / 100,
-                              final_val_acc=detector / 100, enp_end_step=70)
+                    write_run(
+                        root,
+                        "detectors",
+                        "claims/detectors",
+                        s,
+                        f,
+                        w,
+                        "pause_a1",
+                        phase="chance_adjusted",
+                        phase_cfg={"tau": 0.5},
+                        final_test_acc=(detector + rng.normal(0, 0.03)) / 100,
+                        final_val_acc=detector / 100,
+                        enp_end_step=70,
+                    )
 
 
 def design_for(root: Path, out: Path, **rules) -> None:
@@ -153,7 +249,9 @@ def test_no_effect_is_found_where_none_was_planted(tmp_path):
     # Pause equals Mixup, so c1 is not supported and the gate leaves the slopes untested; Pause beats vanilla
     # (as Mixup does), so c3 alone is supported
     assert found["c"] == "partly supported (2 of 5 tests not run)"
-    assert "c1: Pause minus Mixup 1, final test accuracy, mean over the premise cells (points): **inconclusive**" in text
+    assert (
+        "c1: Pause minus Mixup 1, final test accuracy, mean over the premise cells (points): **inconclusive**" in text
+    )
     # the best of 7 noisy lengths beats Mixup on its own validation data (the winner's curse), but chosen on the
     # other seeds it does not: the premise fails at both cells
     assert found["d"] == "not tested"
@@ -163,6 +261,7 @@ def test_no_effect_is_found_where_none_was_planted(tmp_path):
 def test_holm_runs_within_each_claim_and_a_claim_needs_every_test():
     """Intersection-union over Holm-adjusted p-values within the claim: two tests at p 0.01 and 0.04 in
     one claim are both supported (Holm: 0.02, 0.04); the same 0.04 in a family of three is not."""
+
     def t(claim, p, effect=-1.0, expected=-1):
         return ClaimTest(claim, f"{claim}{p}", "u", expected, Result(5, effect, -2, -0.5, p, math.nan, sd=1.0))
 
@@ -186,7 +285,9 @@ def test_the_minimum_detectable_effect_is_at_the_verdicts_level():
     by a t-test at that level (simulated), and the same test at 5% would claim a smaller one."""
     rng, n, m = np.random.default_rng(0), 8, 5
     test = ClaimTest("c", "c1", "points", +1, Result(n, 0.0, 0, 0, 0.5, math.nan, sd=1.0), family_size=m)
-    assert test.mde == pytest.approx(minimum_detectable_effect(1.0, n, 0.05 / m)) and test.mde > minimum_detectable_effect(1.0, n)
+    assert test.mde == pytest.approx(
+        minimum_detectable_effect(1.0, n, 0.05 / m)
+    ) and test.mde > minimum_detectable_effect(1.0, n)
     hits = stats.ttest_1samp(rng.normal(test.mde, 1.0, (4000, n)), 0, axis=1).pvalue < 0.05 / m
     assert 0.75 < hits.mean() < 0.85
     need = seeds_needed(1.0, 1.5, 0.05 / m, 2, 100)
@@ -196,6 +297,7 @@ def test_the_minimum_detectable_effect_is_at_the_verdicts_level():
 def test_runs_whose_enp_never_ended_are_left_out_of_c(tmp_path):
     """A Pause run that never leaves the ENP is vanilla: planted here 3 points below Mixup for seed 0 in
     every cell. Left out with its pairs, c1 is the planted gain of the other seeds."""
+
     def never(root):
         for d in (root / "training").glob("pause_a1_*_0"):
             summary = json.loads((d / "summary.json").read_text())
@@ -213,6 +315,7 @@ def test_runs_whose_enp_never_ended_are_left_out_of_c(tmp_path):
 def test_claim_d_chooses_on_validation_sets_its_margin_from_the_gain_and_flags_a_failed_premise(tmp_path):
     """The best length is chosen on validation (planted best at 120 steps there, at 30 on the test set);
     the margin is half the best pause's validation gain over Mixup; where vanilla is best, the premise flag."""
+
     def move_best(root):
         for d in (root / "pause_grid").iterdir():
             summary = json.loads((d / "summary.json").read_text())
@@ -302,7 +405,9 @@ def test_the_committed_report_is_rebuilt_from_the_committed_data(tmp_path):
     data, committed_report = results / "claims_data.jsonl.gz", results / "claims.md"
     if not data.exists() and not committed_report.exists():
         pytest.skip("no claims report committed yet (stage 2 has not finished)")
-    assert data.exists() and committed_report.exists(), "a committed claims report needs its data file, and the other way"
+    assert data.exists() and committed_report.exists(), (
+        "a committed claims report needs its data file, and the other way"
+    )
     out = tmp_path / "claims.md"
     (tmp_path / "claims_design.json").write_text((results / "claims_design.json").read_text())
     assert claims_script.main(["--report-only", "--out", str(out), "--data", str(data)]) == 0
@@ -315,8 +420,10 @@ def test_the_committed_report_is_rebuilt_from_the_committed_data(tmp_path):
 
 
 def test_pairs_refuse_an_ambiguous_baseline():
-    runs = [{"_dir": f"d{i}", "config": {"seed": 0, "phase": {"fraction": f}}, "choices": {"phase": "fraction"}}
-            for i, f in enumerate((0.1, 0.2))]
+    runs = [
+        {"_dir": f"d{i}", "config": {"seed": 0, "phase": {"fraction": f}}, "choices": {"phase": "fraction"}}
+        for i, f in enumerate((0.1, 0.2))
+    ]
     with pytest.raises(ValueError, match="ambiguous pairing on phase: d0 and d1"):
         pairs(runs[:1], runs, ("phase",))
 
@@ -344,10 +451,14 @@ def test_every_arm_sets_only_what_the_pairing_ignores():
         cfg = yaml.safe_load(path.read_text())
         assert [d for d in cfg.pop("defaults") if not str(d).startswith("{'override /strategy'")] == [], path
         assert all(under(k, SET_BY_GROUP["arm"]) for k in flatten(cfg)), path
-    run = {"config": {"seed": 0, "mix": {"alpha": 1.0, "pairing": "flip"}, "strategy": {"alpha": 1.0}},
-           "choices": {"arm": "mixup_a1", "strategy": "mixup"}}
-    other = {"config": {"seed": 0, "mix": {"alpha": 0.2, "pairing": "flip"}, "strategy": {"alpha": 0.2}},
-             "choices": {"arm": "vanilla", "strategy": "vanilla"}}
+    run = {
+        "config": {"seed": 0, "mix": {"alpha": 1.0, "pairing": "flip"}, "strategy": {"alpha": 1.0}},
+        "choices": {"arm": "mixup_a1", "strategy": "mixup"},
+    }
+    other = {
+        "config": {"seed": 0, "mix": {"alpha": 0.2, "pairing": "flip"}, "strategy": {"alpha": 0.2}},
+        "choices": {"arm": "vanilla", "strategy": "vanilla"},
+    }
     assert identity(run, ("arm",)) == identity(other, ("arm",)) and identity(run) != identity(other)
 
 
@@ -356,8 +467,14 @@ def test_every_arm_composes_to_its_strategy_and_alphas(arm, tmp_path):
     cfg = compose_cfg([f"arm={arm}"], tmp_path)
     validate(cfg)
     kind, _, alphas = arm.partition("_a")
-    target = {"vanilla": "NoMixing", "mixup": "EveryStep", "pause": "MixupPause", "boost": "AlphaBoost",
-              "dosematched": "DoseMatchedPause", "early": "MixupEarly"}[kind]
+    target = {
+        "vanilla": "NoMixing",
+        "mixup": "EveryStep",
+        "pause": "MixupPause",
+        "boost": "AlphaBoost",
+        "dosematched": "DoseMatchedPause",
+        "early": "MixupEarly",
+    }[kind]
     assert cfg.strategy.schedule._target_.endswith(target)
     if kind != "vanilla":
         base, _, boosted = alphas.partition("_to_")
@@ -373,8 +490,11 @@ def composed_with_choices(overrides: list[str]):
 
 def test_an_arm_under_an_experiment_that_sets_its_own_strategy_is_refused():
     cfg, choices = composed_with_choices(["experiment=paper/cifar10_resnet18", "arm=mixup_a1"])
-    with pytest.raises(ConfigError, match=r"arm=mixup_a1 and strategy=mixup_pause \(the arm sets mixup\): "
-                                          r"experiment=paper/cifar10_resnet18 sets it after the arm"):
+    with pytest.raises(
+        ConfigError,
+        match=r"arm=mixup_a1 and strategy=mixup_pause \(the arm sets mixup\): "
+        r"experiment=paper/cifar10_resnet18 sets it after the arm",
+    ):
         check_arm(cfg, choices)
     cfg, choices = composed_with_choices(["arm=boost_a1_to_2", "mix.alpha=0.5"])
     with pytest.raises(ConfigError, match=r"mix.alpha=0.5 \(the arm sets 1.0\)"):
@@ -384,17 +504,40 @@ def test_an_arm_under_an_experiment_that_sets_its_own_strategy_is_refused():
 
 
 def test_train_py_refuses_the_arm_and_experiment_conflict_before_any_data(tmp_path):
-    proc = subprocess.run([sys.executable, str(REPO / "train.py"), "experiment=paper/cifar10_resnet18", "arm=mixup_a1",
-                           "paths.data_dir=/nonexistent", f"hydra.run.dir={tmp_path / 'run'}"],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "train.py"),
+            "experiment=paper/cifar10_resnet18",
+            "arm=mixup_a1",
+            "paths.data_dir=/nonexistent",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "arm=mixup_a1 and strategy=mixup_pause" in proc.stderr and "experiment=paper/cifar10_resnet18" in proc.stderr
     assert "not found" not in proc.stderr  # refused before the data were looked for
 
 
 def test_the_paper_profile_lists_arms_controls_and_planned_seeds(tmp_path):
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "claims.py"), "--profile", "paper", "--dry-run",
-                           "--dir", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "claims.py"),
+            "--profile",
+            "paper",
+            "--dry-run",
+            "--dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     head = proc.stdout.split("\n/")[0]
     assert "arms: vanilla, mixup_a1, pause_a1, boost_a1_to_2, dosematched_a1, early_a1" in head
@@ -403,7 +546,9 @@ def test_the_paper_profile_lists_arms_controls_and_planned_seeds(tmp_path):
     commands = [line for line in proc.stdout.splitlines() if line.startswith("/") or "train.py" in line]
     assert len(commands) == 7 and all("experiment=claims/paper" in c for c in commands)
     for command in commands:  # each composes, validates and passes the arm check at its first grid point
-        overrides = [o.split(",")[0] for o in command.split()[command.split().index("-m") + 1:] if not o.startswith("hydra.")]
+        overrides = [
+            o.split(",")[0] for o in command.split()[command.split().index("-m") + 1 :] if not o.startswith("hydra.")
+        ]
         cfg, choices = composed_with_choices(overrides)
         check_arm(cfg, choices)
 
@@ -423,9 +568,27 @@ def test_claims_smoke_runs_the_whole_pipeline_on_mnist(tmp_path):
     (a few minutes on 2 cores: `slow`, so the default suite keeps its 10-minute budget)."""
     out = tmp_path / "claims.md"
     for stage in ("regime", "claims"):
-        proc = subprocess.run([sys.executable, str(REPO / "scripts" / "claims.py"), "--profile", "smoke", "--stage", stage, "--jobs", "2",
-                               "--dir", str(tmp_path / "sweeps"), "--out", str(out), f"paths.data_dir={SHARED_DATA}"],
-                              capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                str(REPO / "scripts" / "claims.py"),
+                "--profile",
+                "smoke",
+                "--stage",
+                stage,
+                "--jobs",
+                "2",
+                "--dir",
+                str(tmp_path / "sweeps"),
+                "--out",
+                str(out),
+                f"paths.data_dir={SHARED_DATA}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=tmp_path,
+        )
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     text = out.read_text()
     assert set(verdicts(text)) == set("abcd") and "## Where the detectors fired" in text
@@ -438,18 +601,31 @@ def test_the_dose_matched_runs_withhold_their_pause_runs_dose(tmp_path):
     run spent in the ENP; none where the Pause run never left the ENP."""
     root = tmp_path / "sweeps"
     for seed, end in ((0, 60), (1, 70), (2, None)):
-        write_run(root, "training", "claims/training", seed, 0.0125, 0.5, "pause_a1", final_test_acc=0.9, enp_end_step=end)
-    design = claims_script.Design(cells=[(0.0125, 0.5)], seeds=4, grid_fractions=[0.0125], premise_cells=[], sd=1.0,
-                                  mde=1.0, cost_hours=1.0, cost_all_cells_hours=1.0)
+        write_run(
+            root, "training", "claims/training", seed, 0.0125, 0.5, "pause_a1", final_test_acc=0.9, enp_end_step=end
+        )
+    design = claims_script.Design(
+        cells=[(0.0125, 0.5)],
+        seeds=4,
+        grid_fractions=[0.0125],
+        premise_cells=[],
+        sd=1.0,
+        mde=1.0,
+        cost_hours=1.0,
+        cost_all_cells_hours=1.0,
+    )
     commands = claims_script.dose_commands(claims_script.PROFILES["cpu"], design, root, ["paths.data_dir=/d"])
-    assert [(c[c.index("arm=dosematched_a1") + 3], c[c.index("arm=dosematched_a1") + 4]) for c in commands] == \
-        [("seed=0", "strategy.schedule.steps=60"), ("seed=1", "strategy.schedule.steps=70")]
+    assert [(c[c.index("arm=dosematched_a1") + 3], c[c.index("arm=dosematched_a1") + 4]) for c in commands] == [
+        ("seed=0", "strategy.schedule.steps=60"),
+        ("seed=1", "strategy.schedule.steps=70"),
+    ]
     cfg = compose_cfg([o for o in commands[0][2:] if not o.startswith("hydra.")], tmp_path)
     validate(cfg)
     assert cfg.strategy.schedule.steps == 60 and cfg.strategy.schedule._target_.endswith("DoseMatchedPause")
     assert all(c[-1].startswith(f"hydra.run.dir={root / 'dose'}/") for c in commands)
-    from enlighten.callbacks import check_override_syntax
     from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from enlighten.callbacks import check_override_syntax
 
     for command in commands:  # every argument, the run directory included, as Hydra's grammar reads it
         OverridesParser.create().parse_overrides(command[2:])
@@ -463,13 +639,19 @@ def test_every_sweep_of_every_profile_composes_and_validates(profile, tmp_path):
     design = claims_script.Design.from_json(json.loads((REPO / "docs" / "results" / "claims_design.json").read_text()))
     p = claims_script.PROFILES[profile]
     extra = ["dataset.root=/cifar"] if profile == "cifar" else []
-    commands = [*claims_script.regime_commands(p, tmp_path, extra), *claims_script.stage2_commands(p, design, tmp_path, extra)]
+    commands = [
+        *claims_script.regime_commands(p, tmp_path, extra),
+        *claims_script.stage2_commands(p, design, tmp_path, extra),
+    ]
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):  # once: composing is the cost
         for name, command in commands:
             if command is None:  # the dose-matched runs: built from the Pause runs (test_the_dose_matched_runs_...)
                 continue
-            overrides = [o if "[" in o else o.split(",")[0] for o in command[command.index("-m") + 1:]
-                         if not o.startswith("hydra.")]  # a list value ([0,10]) is one value, not a sweep
+            overrides = [
+                o if "[" in o else o.split(",")[0]
+                for o in command[command.index("-m") + 1 :]
+                if not o.startswith("hydra.")
+            ]  # a list value ([0,10]) is one value, not a sweep
             cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
             check_arm(cfg, dict(cfg.hydra.runtime.choices))
             cfg.paths.output_dir = str(tmp_path)
@@ -488,12 +670,21 @@ def test_claims_py_never_overwrites_the_committed_report_with_other_runs(tmp_pat
     data_before = data.read_bytes() if data.exists() else None
     other = tmp_path / "other"
     (other / "run").mkdir(parents=True)
-    (other / "run" / "summary.json").write_text(json.dumps({"status": "completed", "config": {"name": "demo", "seed": 0}}))
+    (other / "run" / "summary.json").write_text(
+        json.dumps({"status": "completed", "config": {"name": "demo", "seed": 0}})
+    )
     design_for_other = tmp_path / "r.md"
-    design_for_other.with_name("r_design.json").write_text((REPO / "docs" / "results" / "claims_design.json").read_text())
+    design_for_other.with_name("r_design.json").write_text(
+        (REPO / "docs" / "results" / "claims_design.json").read_text()
+    )
     try:
-        proc = subprocess.run([sys.executable, str(REPO / "scripts" / "claims.py"), "--report-only", "--dir", str(other)],
-                              capture_output=True, text=True, timeout=120, cwd=REPO)  # as a user types it
+        proc = subprocess.run(
+            [sys.executable, str(REPO / "scripts" / "claims.py"), "--report-only", "--dir", str(other)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=REPO,
+        )  # as a user types it
         assert proc.returncode != 0 and "would replace the committed report" in proc.stderr
         assert "Traceback" not in proc.stderr
         with pytest.raises(SystemExit, match="no completed run of the claims sweeps"):

@@ -76,8 +76,9 @@ def test_every_option_composes_validates_and_instantiates(group, tmp_path):
 
 @pytest.mark.parametrize("name", options("experiment"))
 def test_every_experiment_composes_and_validates(name, tmp_path):
-    cfg = compose_cfg([f"experiment={name}", "dataset.root=/x"] if name == "image_folder" else [f"experiment={name}"],
-                      tmp_path)
+    cfg = compose_cfg(
+        [f"experiment={name}", "dataset.root=/x"] if name == "image_folder" else [f"experiment={name}"], tmp_path
+    )
     assert cfg.name == name
     validate(cfg)
 
@@ -97,7 +98,7 @@ def test_each_option_that_is_its_callables_only_option_repeats_its_defaults_exac
     for target, nodes in by_target.items():
         if len(nodes) > 1:
             continue
-        (path, node), = nodes
+        ((path, node),) = nodes
         module, _, name = target.rpartition(".")
         parameters = inspect.signature(getattr(importlib.import_module(module), name)).parameters
         for key, value in node.items():
@@ -105,8 +106,9 @@ def test_each_option_that_is_its_callables_only_option_repeats_its_defaults_exac
             if key.startswith("_") or default is inspect.Parameter.empty or str(value).startswith(("${", "???")):
                 continue
             compared += 1
-            if (list(value) if isinstance(value, (list, tuple)) else value) != \
-                    (list(default) if isinstance(default, (list, tuple)) else default):
+            if (list(value) if isinstance(value, (list, tuple)) else value) != (
+                list(default) if isinstance(default, (list, tuple)) else default
+            ):
                 differ.append(f"{path.relative_to(REPO)}: {key}: {value!r} in the YAML, {default!r} in {target}")
     assert compared > 100 and not differ, "\n".join(differ)
 
@@ -162,10 +164,14 @@ def test_output_stamp_is_fixed_in_a_process_and_differs_between_processes():
     import subprocess
     import sys
 
-    code = ("from enlighten.config import register_configs; from omegaconf import OmegaConf; register_configs(); "
-            "c = OmegaConf.create({'a': '${unique_stamp:}', 'b': '${unique_stamp:}'}); assert c.a == c.b; print(c.a)")
-    stamps = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-              for _ in range(2)}
+    code = (
+        "from enlighten.config import register_configs; from omegaconf import OmegaConf; register_configs(); "
+        "c = OmegaConf.create({'a': '${unique_stamp:}', 'b': '${unique_stamp:}'}); assert c.a == c.b; print(c.a)"
+    )
+    stamps = {
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        for _ in range(2)
+    }
     assert len(stamps) == 2  # two sweeps started in the same second get different directories
 
 
@@ -177,8 +183,12 @@ def test_paper_experiment_composes_for_every_point_of_its_grid(name, tmp_path):
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, str(REPO / "train.py"), f"experiment=paper/{name}", "--cfg", "job"],
-                          capture_output=True, text=True, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), f"experiment=paper/{name}", "--cfg", "job"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     base = compose_cfg([f"experiment=paper/{name}"], tmp_path)
     phases = OmegaConf.load(REPO / "conf" / "experiment" / "paper" / f"{name}.yaml").hydra.sweeper.params.phase
@@ -198,12 +208,15 @@ def test_hlr_experiments_compose_and_build_for_every_point_of_their_grid(name, t
 
     params = OmegaConf.load(REPO / "conf" / "experiment" / f"{name}.yaml").hydra.sweeper.params
     strategies = params.strategy.split(",")
-    assert {"vanilla", "high_loss_removal", "random_removal", "low_loss_removal",
-            "high_loss_removal_whole_run"} <= set(strategies)
+    assert {"vanilla", "high_loss_removal", "random_removal", "low_loss_removal", "high_loss_removal_whole_run"} <= set(
+        strategies
+    )
     assert str(params["removal.drop_fraction"]) == "0.05,0.1,0.2"
     for strategy in strategies:
         for share in params["removal.drop_fraction"].split(","):
-            cfg = compose_cfg([f"experiment={name}", f"strategy={strategy}", f"removal.drop_fraction={share}"], tmp_path)
+            cfg = compose_cfg(
+                [f"experiment={name}", f"strategy={strategy}", f"removal.drop_fraction={share}"], tmp_path
+            )
             validate(cfg)
             built = instantiate(cfg.strategy)
             built.check(cfg.trainer.batch_size)
@@ -242,8 +255,7 @@ def test_configs_saved_before_the_strategy_contract_read_as_todays(tmp_path):
     same when the layout changed)."""
     import json
 
-    from enlighten.config import flatten, upgrade_config
-    from enlighten.config import config_differences
+    from enlighten.config import config_differences, flatten, upgrade_config
 
     saved = json.loads((REPO / "tests" / "data" / "configs_before_strategy_contract.json").read_text())
     assert len(saved) == 18  # 9 presets, with the defaults and with other mix/removal settings

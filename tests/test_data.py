@@ -56,8 +56,9 @@ def test_the_validation_split_is_class_balanced_disjoint_and_nested_within_a_see
 def test_a_loader_holds_its_validation_split_apart_and_evaluates_it_unaugmented():
     """The validation images are the held-out training images, evaluated as the test split is: no crop,
     no flip, the training subset's normalization."""
-    data = synthetic(num_train=400, num_test=100, fraction=0.5, fraction_seed=1, val_fraction=0.25, crop_padding=2,
-                     flip=True)
+    data = synthetic(
+        num_train=400, num_test=100, fraction=0.5, fraction_seed=1, val_fraction=0.25, crop_padding=2, flip=True
+    )
     assert (data.num_train, data.num_val, data.num_test) == (150, 100, 100)
     whole = synthetic(num_train=400, num_test=100)  # the same images, nothing held out
     _, held_out = balanced_split(whole.train_y, 0.5, 1, 0.25)
@@ -80,7 +81,7 @@ def test_batched_crop_is_a_shifted_window_of_the_zero_padded_image():
     gen = torch.Generator().manual_seed(0)
     padded = torch.nn.functional.pad(torch.arange(32, dtype=torch.uint8).view(2, 1, 4, 4), (2, 2, 2, 2))
     for _ in range(20):
-        (x, y), = list(data.train_batches(2, gen))
+        ((x, y),) = list(data.train_batches(2, gen))
         for xi, yi in zip(x, y):
             windows = [padded[yi, :, r : r + 4, c : c + 4] for r in range(5) for c in range(5)]
             assert any(torch.equal(xi, w) for w in windows)
@@ -92,7 +93,7 @@ def test_flip_and_eval_batches_are_exact():
     orig = torch.arange(32, dtype=torch.uint8).view(2, 1, 4, 4)
     seen_flip = seen_plain = False
     for _ in range(20):
-        (x, y), = list(data.train_batches(2, gen))
+        ((x, y),) = list(data.train_batches(2, gen))
         for xi, yi in zip(x, y):
             flipped = torch.equal(xi, orig[yi].flip(-1))
             plain = torch.equal(xi, orig[yi])
@@ -100,7 +101,7 @@ def test_flip_and_eval_batches_are_exact():
             seen_flip |= flipped
             seen_plain |= plain
     assert seen_flip and seen_plain
-    (x, y), = list(_tiny(pad=3, flip=True).eval_batches("train", 8))
+    ((x, y),) = list(_tiny(pad=3, flip=True).eval_batches("train", 8))
     assert torch.equal(x, orig) and torch.equal(y, torch.tensor([0, 1]))
 
 
@@ -125,7 +126,7 @@ def test_digits_is_real_stratified_and_normalized():
     data = digits()
     assert data.num_classes == 10 and data.input_shape == (1, 8, 8)
     assert data.num_train + len(data.test_y) == 1797
-    (x, _), = list(data.eval_batches("train", 10_000))
+    ((x, _),) = list(data.eval_batches("train", 10_000))
     assert abs(x.mean().item()) < 0.05 and abs(x.std().item() - 1) < 0.05
     half = digits(fraction=0.5)
     assert abs(half.num_train - data.num_train / 2) <= 10
@@ -136,7 +137,9 @@ def test_mnist_real_files_subset_and_test_whole():
     data = torchvision_dataset("mnist", str(SHARED_DATA), download=False, fraction=0.01, crop_padding=2, flip=False)
     assert data.input_shape == (1, 28, 28) and data.num_classes == 10
     assert len(data.test_y) == 10_000  # the test split stays whole
-    assert torch.bincount(data.train_y).tolist() == [round(0.01 * n) for n in (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949)]
+    assert torch.bincount(data.train_y).tolist() == [
+        round(0.01 * n) for n in (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949)
+    ]
 
 
 def test_missing_torchvision_data_names_the_path_and_the_fix(tmp_path):
@@ -191,7 +194,9 @@ def test_damaged_mnist_files_are_named_as_damaged_not_missing(tmp_path):
     raw.mkdir(parents=True)
     for f in (SHARED_DATA / "MNIST" / "raw").iterdir():
         (raw / f.name).write_bytes(f.read_bytes()[:1000])  # truncated, as a broken copy leaves them
-    with pytest.raises(DataError, match=r"mnist at .*MNIST/raw is unreadable: its files are there but truncated or corrupt"):
+    with pytest.raises(
+        DataError, match=r"mnist at .*MNIST/raw is unreadable: its files are there but truncated or corrupt"
+    ):
         torchvision_dataset("mnist", root=str(tmp_path), download=False)
     with pytest.raises(DataError, match=r"mnist not found at"):
         torchvision_dataset("mnist", root=str(tmp_path / "elsewhere"), download=False)
@@ -220,14 +225,24 @@ def test_prepare_data_expands_a_sweep_as_hydra_does_and_finds_each_dataset_once(
 @needs_shared("MNIST")
 def test_prepare_data_loads_what_a_sweep_needs_and_names_what_is_missing(tmp_path):
     script = [sys.executable, str(REPO / "scripts" / "prepare_data.py")]
-    proc = subprocess.run([*script, "dataset=mnist,digits", "seed=0,1", f"paths.data_dir={SHARED_DATA}"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [*script, "dataset=mnist,digits", "seed=0,1", f"paths.data_dir={SHARED_DATA}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == ["4 jobs, 2 dataset(s):",
-                                        f"  mnist: ready in {SHARED_DATA} (60,000 training / 10,000 test samples)",
-                                        "  digits: needs no files"]
-    missing = subprocess.run([*script, "dataset=image_folder", f"dataset.root={tmp_path / 'nowhere'}"],
-                             capture_output=True, text=True, timeout=300)
+    assert proc.stdout.splitlines() == [
+        "4 jobs, 2 dataset(s):",
+        f"  mnist: ready in {SHARED_DATA} (60,000 training / 10,000 test samples)",
+        "  digits: needs no files",
+    ]
+    missing = subprocess.run(
+        [*script, "dataset=image_folder", f"dataset.root={tmp_path / 'nowhere'}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
     assert missing.stderr.startswith(f"error: image_folder: {tmp_path / 'nowhere'} is not a folder.")
 
@@ -238,10 +253,19 @@ def test_a_download_waits_for_another_process_holding_the_datasets_lock(tmp_path
 
     from enlighten.data.base import download_lock
 
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[1])\n"
-                               "from enlighten.data.base import download_lock\n"
-                               "with download_lock(sys.argv[2], 'mnist'):\n print('held', flush=True); time.sleep(3)",
-                               str(REPO), str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; sys.path.insert(0, sys.argv[1])\n"
+            "from enlighten.data.base import download_lock\n"
+            "with download_lock(sys.argv[2], 'mnist'):\n print('held', flush=True); time.sleep(3)",
+            str(REPO),
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "held"
     start = time.monotonic()
     with download_lock(tmp_path, "mnist"):

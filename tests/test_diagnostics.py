@@ -11,6 +11,7 @@ import torch
 from scipy import integrate, stats
 from torch import nn
 
+from enlighten.config import TrainerConfig
 from enlighten.data.synthetic import synthetic
 from enlighten.diagnostics.measures import (
     BatchEpochNormRatio,
@@ -29,13 +30,16 @@ from enlighten.diagnostics.stiffness import stiffness
 from enlighten.loggers.base import NoLogger
 from enlighten.models.cnn import cnn
 from enlighten.phase.accuracy import AccuracyThreshold
-from enlighten.results import RunResults, read_jsonl
-from enlighten.strategies.mixing import partners
 from enlighten.phase.base import Phase
+from enlighten.results import RunResults, read_jsonl
 from enlighten.strategies.base import Strategy
 from enlighten.strategies.mixer import Mixer
+from enlighten.strategies.mixing import partners
 from enlighten.strategies.schedules import EveryStep, NoMixing
 from enlighten.strategies.weighting import Mean
+from enlighten.training.loop import Trainer
+from enlighten.training.optim import cosine, sgd
+from tests.conftest import SHARED_DATA, TINY, compose_cfg, needs_shared, read_run
 
 
 def MixupStrategy(**mixer) -> Strategy:  # noqa: N802 - reads as the preset it builds
@@ -48,10 +52,7 @@ def Vanilla(label_smoothing: float = 0.0) -> Strategy:  # noqa: N802
 
 def phase(in_enp: bool) -> Phase:
     return Phase(step=0, epoch=0, steps_per_epoch=1, total_steps=1, in_enp=in_enp)
-from enlighten.config import TrainerConfig
-from enlighten.training.loop import Trainer
-from enlighten.training.optim import cosine, sgd
-from tests.conftest import SHARED_DATA, TINY, compose_cfg, needs_shared, read_run
+
 
 # --------------------------------------------------------------------------------------------------
 # The paper's model: a linear layer with a sigmoid, binary labels, normalized inputs, at initialization
@@ -147,8 +148,10 @@ def test_dataset_level_interference_falls_as_one_over_sqrt_n_with_permutation_pa
     sizes = (256, 1024, 4096, 16384)
     for lam in (0.3, 0.7):
         v = Variant("permutation", "mixup", lam)
-        mean_log_r = [np.mean([math.log(measure(*two_classes(n, s), [v], seed=s)[v]["r_perp_clean"]) for s in range(8)])
-                      for n in sizes]
+        mean_log_r = [
+            np.mean([math.log(measure(*two_classes(n, s), [v], seed=s)[v]["r_perp_clean"]) for s in range(8)])
+            for n in sizes
+        ]
         slope = np.polyfit(np.log(sizes), mean_log_r, 1)[0]
         assert slope == pytest.approx(-0.5, abs=0.1), slope
 
@@ -214,9 +217,10 @@ def test_clean_gradient_has_the_label_smoothing_training_uses():
     vanilla = Vanilla(label_smoothing=0.1)
     vanilla.setup(4)
     _, target = vanilla.prepare(x, y, phase(False))
-    expected = torch.autograd.grad(vanilla.reduce(nn.functional.cross_entropy(model(x), y, label_smoothing=0.1,
-                                                                              reduction="none")),
-                                   list(model.parameters()))
+    expected = torch.autograd.grad(
+        vanilla.reduce(nn.functional.cross_entropy(model(x), y, label_smoothing=0.1, reduction="none")),
+        list(model.parameters()),
+    )
     for a, b in zip(clean_gradients(model, x, y, 4, 0.1), expected):
         torch.testing.assert_close(a, b)
 
@@ -327,8 +331,12 @@ def test_manifold_mixup_is_measured_at_every_layer_training_draws_from():
     assert row["diag/mix_kind"] == "manifold"
     # the mean over the layers 0 (the input) and 1 (after the first stage), as training draws them
     x, y, partner = monitor.x, monitor.y, monitor.probe_partners["permutation"]
-    _, by_layer = interference(model, lambda: [(x, y, {"permutation": partner})],
-                               [Variant("permutation", "manifold", 0.3, layer) for layer in (0, 1)], 10)
+    _, by_layer = interference(
+        model,
+        lambda: [(x, y, {"permutation": partner})],
+        [Variant("permutation", "manifold", 0.3, layer) for layer in (0, 1)],
+        10,
+    )
     expected = np.mean([float(r["r_perp_clean"]) for r in by_layer.values()])
     assert row["diag/r_perp_clean@0.3"] == pytest.approx(expected)
 
@@ -345,10 +353,15 @@ def test_the_diagnostics_follow_the_runs_seed(tmp_path):
 
 
 def test_settings_are_checked_when_the_monitor_is_built():
-    for kwargs, message in (({"lambdas": [0.3, 0.7]}, "lambdas"), ({"lambdas": [0.3, 0.2]}, "increasing"),
-                            ({"alpha": float("nan")}, "alpha"), ({"pairing": "reverse"}, "diagnostics.pairing"),
-                            ({"dataset_steps": [-1]}, "dataset_steps"), ({"alpha": 0.0}, "interference"),
-                            ({"kind": "manifold", "alpha": 0.0, "cutmix_alpha": 1.0}, "manifold")):
+    for kwargs, message in (
+        ({"lambdas": [0.3, 0.7]}, "lambdas"),
+        ({"lambdas": [0.3, 0.2]}, "increasing"),
+        ({"alpha": float("nan")}, "alpha"),
+        ({"pairing": "reverse"}, "diagnostics.pairing"),
+        ({"dataset_steps": [-1]}, "dataset_steps"),
+        ({"alpha": 0.0}, "interference"),
+        ({"kind": "manifold", "alpha": 0.0, "cutmix_alpha": 1.0}, "manifold"),
+    ):
         with pytest.raises(ValueError, match=message):
             Diagnostics(**kwargs)
 
@@ -368,17 +381,39 @@ def _train(diagnostics, tmp_path):
     strategy.setup(10, model)
     opt = sgd(model, lr=0.05)
     cfg = TrainerConfig(epochs=3, batch_size=32, train_eval_samples=64)
-    trainer = Trainer(cfg, model, data, strategy, AccuracyThreshold(threshold=0.3, check_every=2), opt,
-                      cosine(opt, total_steps=24, steps_per_epoch=8), RunResults(tmp_path), NoLogger(),
-                      torch.Generator().manual_seed(0), torch.device("cpu"), diagnostics=diagnostics)
+    trainer = Trainer(
+        cfg,
+        model,
+        data,
+        strategy,
+        AccuracyThreshold(threshold=0.3, check_every=2),
+        opt,
+        cosine(opt, total_steps=24, steps_per_epoch=8),
+        RunResults(tmp_path),
+        NoLogger(),
+        torch.Generator().manual_seed(0),
+        torch.device("cpu"),
+        diagnostics=diagnostics,
+    )
     summary = trainer.fit()
     torch.use_deterministic_algorithms(False)
     return model, opt, summary, np.random.get_state()[1].copy(), torch.get_rng_state()
 
 
 def test_diagnostics_never_change_training(tmp_path):
-    on = _train(Diagnostics(every_steps=2, enp_every_steps=1, probe_size=16, stiffness=True, stiffness_samples=4,
-                            dataset_chunk_size=32, dataset_steps=[0, 5], dataset_at_enp_end=True), tmp_path / "on")
+    on = _train(
+        Diagnostics(
+            every_steps=2,
+            enp_every_steps=1,
+            probe_size=16,
+            stiffness=True,
+            stiffness_samples=4,
+            dataset_chunk_size=32,
+            dataset_steps=[0, 5],
+            dataset_at_enp_end=True,
+        ),
+        tmp_path / "on",
+    )
     off = _train(NoDiagnostics(), tmp_path / "off")
     for (k, a), (_, b) in zip(on[0].state_dict().items(), off[0].state_dict().items()):
         assert torch.equal(a, b), k  # parameters and batch-norm buffers, bitwise
@@ -398,9 +433,19 @@ TINY_RUN = [*TINY, "dataset.channels=1", "trainer.deterministic=false"]
 def test_a_run_with_diagnostics_writes_every_key(tmp_path):
     from enlighten.run import run
 
-    cfg = compose_cfg([*TINY_RUN, "strategy=mixup_pause", "phase=fixed_epochs", "phase.epochs=1",
-                       "diagnostics.enp_every_steps=2", "diagnostics.every_steps=3", "diagnostics.stiffness=true",
-                       "mix.alpha=0.4"], tmp_path)
+    cfg = compose_cfg(
+        [
+            *TINY_RUN,
+            "strategy=mixup_pause",
+            "phase=fixed_epochs",
+            "phase.epochs=1",
+            "diagnostics.enp_every_steps=2",
+            "diagnostics.every_steps=3",
+            "diagnostics.stiffness=true",
+            "mix.alpha=0.4",
+        ],
+        tmp_path,
+    )
     summary = run(cfg)
     metrics, _ = read_run(tmp_path)
     steps = read_jsonl(tmp_path / "diagnostics.jsonl")
@@ -412,8 +457,15 @@ def test_a_run_with_diagnostics_writes_every_key(tmp_path):
     for key in ("cos", "r_perp_clean", "r_perp_mix", "norm_ratio"):
         for suffix in ("", "/stem", "/stages.0", "/stages.1", "/head", "@0.1", "@0.3", "@0.5"):
             assert f"diag/{key}{suffix}" in cadence[0], f"diag/{key}{suffix}"
-    for key in ("diag/zero_act", "diag/dead_units", "diag/zero_act_train", "diag/zero_act_mix", "diag/dead_units_mix",
-                "diag/stiffness_within", "diag/stiffness_between"):
+    for key in (
+        "diag/zero_act",
+        "diag/dead_units",
+        "diag/zero_act_train",
+        "diag/zero_act_mix",
+        "diag/dead_units_mix",
+        "diag/stiffness_within",
+        "diag/stiffness_between",
+    ):
         assert key in cadence[0]
     assert cadence[0]["diag/pairing"] == "permutation" and cadence[0]["diag/mix_kind"] == "mixup"
     assert all(r["diag/alpha"] == 0.4 for r in cadence)  # mix.alpha, also while paused
@@ -429,8 +481,12 @@ def test_a_run_with_diagnostics_writes_every_key(tmp_path):
     # the expectation over Beta(0.4, 0.4) from the per-lambda values (r = 0 at lambda 0)
     row, nodes = cadence[0], [0.1, 0.2, 0.3, 0.4, 0.5]
     weights = beta_quadrature(nodes, 0.4)
-    assert row["diag/r_perp_clean"] == pytest.approx(sum(w * row[f"diag/r_perp_clean@{lam}"] for w, lam in zip(weights[1:], nodes)))
-    assert row["diag/cos"] == pytest.approx(weights[0] + sum(w * row[f"diag/cos@{lam}"] for w, lam in zip(weights[1:], nodes)))
+    assert row["diag/r_perp_clean"] == pytest.approx(
+        sum(w * row[f"diag/r_perp_clean@{lam}"] for w, lam in zip(weights[1:], nodes))
+    )
+    assert row["diag/cos"] == pytest.approx(
+        weights[0] + sum(w * row[f"diag/cos@{lam}"] for w, lam in zip(weights[1:], nodes))
+    )
 
 
 def test_enp_means_are_null_when_the_enp_never_ended(tmp_path):
@@ -445,17 +501,33 @@ def test_cutmix_and_mixup_are_both_measured_as_training_mixes(tmp_path):
     from enlighten.run import run
     from enlighten.strategies.mixing import centred_box
 
-    run(compose_cfg([*TINY_RUN, "trainer.epochs=1", "dataset.image_size=16", "strategy=mixup",
-                     "mix.cutmix_alpha=1.0", "mix.switch_prob=0.25", "diagnostics.lambdas=[0.2,0.5]"], tmp_path))
+    run(
+        compose_cfg(
+            [
+                *TINY_RUN,
+                "trainer.epochs=1",
+                "dataset.image_size=16",
+                "strategy=mixup",
+                "mix.cutmix_alpha=1.0",
+                "mix.switch_prob=0.25",
+                "diagnostics.lambdas=[0.2,0.5]",
+            ],
+            tmp_path,
+        )
+    )
     row = read_jsonl(tmp_path / "diagnostics.jsonl")[0]
     assert row["diag/mix_kind"] == "mixup+cutmix" and row["diag/alpha"] == 1.0 and row["diag/cutmix_alpha"] == 1.0
     # CutMix is named and integrated at the lambda its box really has (16x16: 0.234 and 0.473)
     boxes = [centred_box((16, 16), lam)[1] for lam in (0.2, 0.5)]
     cutmix_nodes = sorted(min(b, 1 - b) for b in boxes)
     assert [f"{t:.3g}" for t in cutmix_nodes] == ["0.234", "0.473"]
-    mixup_q = sum(w * row[f"diag/mixup/r_perp_clean@{lam}"] for w, lam in zip(beta_quadrature([0.2, 0.5], 1.0)[1:], (0.2, 0.5)))
-    cutmix_q = sum(w * row[f"diag/cutmix/r_perp_clean@{t:.3g}"]
-                   for w, t in zip(beta_quadrature(cutmix_nodes, 1.0)[1:], cutmix_nodes))
+    mixup_q = sum(
+        w * row[f"diag/mixup/r_perp_clean@{lam}"] for w, lam in zip(beta_quadrature([0.2, 0.5], 1.0)[1:], (0.2, 0.5))
+    )
+    cutmix_q = sum(
+        w * row[f"diag/cutmix/r_perp_clean@{t:.3g}"]
+        for w, t in zip(beta_quadrature(cutmix_nodes, 1.0)[1:], cutmix_nodes)
+    )
     assert row["diag/r_perp_clean"] == pytest.approx(0.75 * mixup_q + 0.25 * cutmix_q)
 
 
@@ -473,10 +545,23 @@ def test_dataset_scope_records_both_pairings_and_every_size_starts_from_the_same
     summaries = {}
     for fraction in (0.5, 1.0):
         out = tmp_path / str(fraction)
-        summaries[fraction] = run(compose_cfg([*TINY_RUN, "trainer.epochs=1", "dataset.num_train=512", "strategy=mixup",
-                                               "mix.pairing=permutation", "diagnostics=dataset", "phase=fraction",
-                                               "phase.fraction=0.5", "trainer.reuse_data=false",
-                                               f"dataset.fraction={fraction}"], out))
+        summaries[fraction] = run(
+            compose_cfg(
+                [
+                    *TINY_RUN,
+                    "trainer.epochs=1",
+                    "dataset.num_train=512",
+                    "strategy=mixup",
+                    "mix.pairing=permutation",
+                    "diagnostics=dataset",
+                    "phase=fraction",
+                    "phase.fraction=0.5",
+                    "trainer.reuse_data=false",
+                    f"dataset.fraction={fraction}",
+                ],
+                out,
+            )
+        )
         rows = [r for r in read_jsonl(out / "diagnostics.jsonl") if r.get("event") == "dataset"]
         assert [r["point"] for r in rows] == ["init", "enp_end"] and rows[0]["step"] == 0
         assert rows[0]["data/num_samples"] == int(512 * fraction)
@@ -507,10 +592,25 @@ def test_dataset_scope_on_mnist_with_permutation_pairing(tmp_path):
     lambda and by quadrature, for both pairings, in diagnostics.jsonl and summary.json."""
     from enlighten.run import run
 
-    summary = run(compose_cfg(["dataset=mnist", f"paths.data_dir={SHARED_DATA}", "dataset.download=false",
-                               "dataset.fraction=0.02", "model=cnn", "model.width=0.5", "trainer.max_steps=5",
-                               "trainer.batch_size=128", "logger=none", "strategy=mixup", "mix.pairing=permutation",
-                               "diagnostics=dataset"], tmp_path))
+    summary = run(
+        compose_cfg(
+            [
+                "dataset=mnist",
+                f"paths.data_dir={SHARED_DATA}",
+                "dataset.download=false",
+                "dataset.fraction=0.02",
+                "model=cnn",
+                "model.width=0.5",
+                "trainer.max_steps=5",
+                "trainer.batch_size=128",
+                "logger=none",
+                "strategy=mixup",
+                "mix.pairing=permutation",
+                "diagnostics=dataset",
+            ],
+            tmp_path,
+        )
+    )
     row = [r for r in read_jsonl(tmp_path / "diagnostics.jsonl") if r.get("event") == "dataset"][0]
     assert row["point"] == "init" and row["data/num_samples"] == 1152  # 1,200 samples in chunks of 128
     for pairing in ("permutation", "flip"):

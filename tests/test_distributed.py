@@ -20,9 +20,20 @@ from tests.conftest import REPO, SHARED_DATA, compose_cfg, needs_shared, read_ru
 
 # digits through an MLP (no batch norm: per-process batch statistics would make two processes differ
 # from one by design), deterministic, the ENP detected at 50% clean accuracy.
-SETTING = ["dataset=digits", "model=mlp", "model.width=0.5", "trainer.epochs=3", "trainer.batch_size=64",
-           "trainer.device=cpu", "trainer.deterministic=true", "phase=accuracy", "phase.check_every=2",
-           "phase.probe_size=256", "optim.lr=0.05", "diagnostics=off"]
+SETTING = [
+    "dataset=digits",
+    "model=mlp",
+    "model.width=0.5",
+    "trainer.epochs=3",
+    "trainer.batch_size=64",
+    "trainer.device=cpu",
+    "trainer.deterministic=true",
+    "phase=accuracy",
+    "phase.check_every=2",
+    "phase.probe_size=256",
+    "optim.lr=0.05",
+    "diagnostics=off",
+]
 CLOSE = dict(rel=1e-4, abs=1e-6)
 
 
@@ -55,9 +66,20 @@ def test_processes_take_disjoint_slices_that_make_up_the_one_process_batch(cifar
 def torchrun(args: list[str], cwd, nproc: int = 2) -> subprocess.CompletedProcess:
     env = user_env(ENLIGHTEN_CACHE_DIR=str(cwd / "cache"))
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-         str(REPO / "train.py"), *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={nproc}",
+            str(REPO / "train.py"),
+            *args,
+        ],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, f"torchrun failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     return proc
@@ -105,7 +127,10 @@ def test_one_set_of_result_files_and_one_wandb_run(two_processes):
     assert [p.name for p in (cwd / "outputs").glob("*/*")] == [run_dir.name]  # one run directory
     assert len(list(run_dir.rglob("summary.json"))) == 1 and len(list(run_dir.rglob("metrics.jsonl"))) == 1
     assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 1
-    assert sorted(p.name for p in (run_dir / "checkpoints").glob("*.pt")) == ["epoch_0002.pt", "epoch_0003.pt"]  # keep_checkpoints=2
+    assert sorted(p.name for p in (run_dir / "checkpoints").glob("*.pt")) == [
+        "epoch_0002.pt",
+        "epoch_0003.pt",
+    ]  # keep_checkpoints=2
     assert proc.stdout.count("epoch 2 of 3 ") == 1  # one line per epoch, not one per process
 
 
@@ -135,8 +160,18 @@ def test_high_loss_removal_ranks_the_global_batch_when_asked(tmp_path):
 @needs_shared("MNIST", "raw")
 def test_acceptance_mnist_cnn_on_two_processes(tmp_path):
     """The issue's command: one summary.json; both processes report the same ENP end step."""
-    proc = torchrun(["dataset=mnist", "model=cnn", "dataset.fraction=0.1", "trainer.epochs=2",
-                     f"paths.data_dir={SHARED_DATA}", "logger=none", "phase=accuracy"], tmp_path)
+    proc = torchrun(
+        [
+            "dataset=mnist",
+            "model=cnn",
+            "dataset.fraction=0.1",
+            "trainer.epochs=2",
+            f"paths.data_dir={SHARED_DATA}",
+            "logger=none",
+            "phase=accuracy",
+        ],
+        tmp_path,
+    )
     summaries = list((tmp_path / "outputs").rglob("summary.json"))
     assert len(summaries) == 1
     _, summary = read_run(summaries[0].parent)
@@ -154,6 +189,7 @@ def test_mixup_on_two_processes_is_reproducible(tmp_path):
     torchrun([*args, "hydra.run.dir=b"], tmp_path)
     timing = ("samples_per_sec", "wall_time_s")
     a, b = (read_run(tmp_path / d)[0] for d in ("a", "b"))
-    assert [{k: v for k, v in m.items() if k not in timing} for m in a] == \
-        [{k: v for k, v in m.items() if k not in timing} for m in b]
+    assert [{k: v for k, v in m.items() if k not in timing} for m in a] == [
+        {k: v for k, v in m.items() if k not in timing} for m in b
+    ]
     assert all(m["mixing"] == 1.0 for m in a)

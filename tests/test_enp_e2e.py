@@ -17,11 +17,24 @@ BATCH = 128
 def test_every_strategy_switches_exactly_where_the_accuracy_detector_ends_the_enp(tmp_path):
     sweep = tmp_path / "sweep"
     run_train(
-        ["-m", f"strategy={','.join(STRATEGIES)}", "phase=accuracy", "dataset=mnist", "dataset.fraction=0.05",
-         "dataset.download=false", "model=cnn", "trainer.epochs=3", f"paths.data_dir={SHARED_DATA}",
-         "logger=none", "diagnostics=off", f"trainer.batch_size={BATCH}", "trainer.eval_every=3",
-         f"hydra.sweep.dir={sweep}"],  # diagnostics are tested on their own (test_diagnostics.py)
-        cwd=tmp_path, timeout=900,
+        [
+            "-m",
+            f"strategy={','.join(STRATEGIES)}",
+            "phase=accuracy",
+            "dataset=mnist",
+            "dataset.fraction=0.05",
+            "dataset.download=false",
+            "model=cnn",
+            "trainer.epochs=3",
+            f"paths.data_dir={SHARED_DATA}",
+            "logger=none",
+            "diagnostics=off",
+            f"trainer.batch_size={BATCH}",
+            "trainer.eval_every=3",
+            f"hydra.sweep.dir={sweep}",
+        ],  # diagnostics are tested on their own (test_diagnostics.py)
+        cwd=tmp_path,
+        timeout=900,
     )
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
     assert len(jobs) == len(STRATEGIES)

@@ -22,9 +22,21 @@ pytestmark = [
 ]
 
 # A small conv net on CIFAR-size inputs: every conv-net code path of the GPU recipes, in seconds.
-SMALL = ["dataset=synthetic", "dataset.num_train=2048", "dataset.num_test=512", "dataset.crop_padding=4",
-         "dataset.flip=true", "model=resnet18", "model.width=0.25", "trainer.batch_size=256", "trainer.epochs=2",
-         "trainer.train_eval_samples=512", "trainer.device=cuda", "logger=none", "diagnostics=off"]
+SMALL = [
+    "dataset=synthetic",
+    "dataset.num_train=2048",
+    "dataset.num_test=512",
+    "dataset.crop_padding=4",
+    "dataset.flip=true",
+    "model=resnet18",
+    "model.width=0.25",
+    "trainer.batch_size=256",
+    "trainer.epochs=2",
+    "trainer.train_eval_samples=512",
+    "trainer.device=cuda",
+    "logger=none",
+    "diagnostics=off",
+]
 
 
 def test_bf16_and_channels_last_are_on_by_default_and_train(tmp_path):
@@ -33,15 +45,24 @@ def test_bf16_and_channels_last_are_on_by_default_and_train(tmp_path):
     layouts = []
     cfg = compose_cfg([*SMALL, "dataset.num_train=4096", "trainer.epochs=4"], tmp_path)
     handle = torch.nn.modules.module.register_module_forward_hook(
-        lambda m, args, out: layouts.append((args[0].is_contiguous(memory_format=torch.channels_last), out.dtype))
-        if isinstance(m, torch.nn.Conv2d) else None)
+        lambda m, args, out: (
+            layouts.append((args[0].is_contiguous(memory_format=torch.channels_last), out.dtype))
+            if isinstance(m, torch.nn.Conv2d)
+            else None
+        )
+    )
     try:
         summary = run(cfg)
     finally:
         handle.remove()
     metrics, _ = read_run(tmp_path)
-    assert summary["runtime"] == {"device": "cuda", "torch_threads": summary["runtime"]["torch_threads"], "bf16": True,
-                                  "channels_last": True, "eval_batch_size": 1024}
+    assert summary["runtime"] == {
+        "device": "cuda",
+        "torch_threads": summary["runtime"]["torch_threads"],
+        "bf16": True,
+        "channels_last": True,
+        "eval_batch_size": 1024,
+    }
     assert layouts and all(nhwc for nhwc, _ in layouts) and {dtype for _, dtype in layouts} == {torch.bfloat16}
     assert metrics[-1]["train_loss"] < metrics[0]["train_loss"]
     assert summary["peak_cuda_allocated_mb"] > 0
@@ -53,8 +74,17 @@ def test_data_lives_on_the_gpu_and_no_step_reads_the_host(tmp_path):
     design, every `phase.check_every` steps of the ENP)."""
     reads = []
     for num_train in (1024, 2048):
-        cfg = compose_cfg([*SMALL, f"dataset.num_train={num_train}", "trainer.sync_every=1000", "strategy=mixup_pause",
-                           "phase=fraction", "diagnostics=default"], tmp_path / str(num_train))
+        cfg = compose_cfg(
+            [
+                *SMALL,
+                f"dataset.num_train={num_train}",
+                "trainer.sync_every=1000",
+                "strategy=mixup_pause",
+                "phase=fraction",
+                "diagnostics=default",
+            ],
+            tmp_path / str(num_train),
+        )
         with CountSyncs() as counter:
             run(cfg)
         reads.append(counter.count)
@@ -74,9 +104,17 @@ def test_compile_on_cuda_trains_and_compiles_once(tmp_path):
 def test_exact_resume_on_cuda(tmp_path):
     """A run continued from its epoch-1 checkpoint (written on the GPU) ends bitwise as the run that
     never stopped: deterministic kernels, the CUDA generator's state restored."""
-    overrides = [*SMALL, "trainer.epochs=3", "trainer.deterministic=true", "strategy=mixup_pause", "phase=accuracy",
-                 "phase.threshold=0.3", "diagnostics=default", "diagnostics.enp_every_steps=2",
-                 "diagnostics.every_steps=4"]
+    overrides = [
+        *SMALL,
+        "trainer.epochs=3",
+        "trainer.deterministic=true",
+        "strategy=mixup_pause",
+        "phase=accuracy",
+        "phase.threshold=0.3",
+        "diagnostics=default",
+        "diagnostics.enp_every_steps=2",
+        "diagnostics.every_steps=4",
+    ]
     reference, resumed = tmp_path / "reference", tmp_path / "resumed"
     run(compose_cfg(overrides, reference))
     (resumed / "checkpoints").mkdir(parents=True)
@@ -90,17 +128,29 @@ def test_exact_resume_on_cuda(tmp_path):
 def test_dataset_scope_diagnostics_on_cuda_match_the_cpu(tmp_path):
     """The dataset-level interference at initialization: the same weights and pairs on both devices,
     the measures in fp32 (TF32 off for the comparison), so the values agree to 2%."""
-    overrides = ["dataset=synthetic", "dataset.num_train=1024", "dataset.num_test=128", "model=cnn",
-                 "trainer.batch_size=128", "trainer.epochs=1", "trainer.train_eval_samples=128", "logger=none",
-                 "strategy=mixup", "diagnostics=dataset"]
+    overrides = [
+        "dataset=synthetic",
+        "dataset.num_train=1024",
+        "dataset.num_test=128",
+        "model=cnn",
+        "trainer.batch_size=128",
+        "trainer.epochs=1",
+        "trainer.train_eval_samples=128",
+        "logger=none",
+        "strategy=mixup",
+        "diagnostics=dataset",
+    ]
     values = {}
     tf32 = torch.backends.cudnn.allow_tf32
     torch.backends.cudnn.allow_tf32 = False  # fp32 convolutions, as on the CPU (TF32 would round to 10 bits)
     try:
         for device in ("cpu", "cuda"):
             summary = run(compose_cfg([*overrides, f"trainer.device={device}"], tmp_path / device))
-            values[device] = {k: v for k, v in summary.items()
-                              if k.startswith("init/data/") and isinstance(v, float) and not k.endswith("seconds")}
+            values[device] = {
+                k: v
+                for k, v in summary.items()
+                if k.startswith("init/data/") and isinstance(v, float) and not k.endswith("seconds")
+            }
     finally:
         torch.backends.cudnn.allow_tf32 = tf32
     assert values["cuda"] and values["cuda"].keys() == values["cpu"].keys()

@@ -28,8 +28,17 @@ from tests.test_resume import _outcome
 
 # Three epochs of 8 steps, every diagnostic on (its ENP rows, BENR within the epoch, ATD), a detector
 # that measures (detector.jsonl) and ends the ENP at step 6: a checkpoint within an epoch must carry all of it.
-TINY = [*conftest.TINY, "trainer.epochs=3", "strategy=mixup_pause", "phase=accuracy", "phase.threshold=0.4",
-        "phase.check_every=2", "phase.probe_size=64", "diagnostics.enp_every_steps=2", "diagnostics.every_steps=3"]
+TINY = [
+    *conftest.TINY,
+    "trainer.epochs=3",
+    "strategy=mixup_pause",
+    "phase=accuracy",
+    "phase.threshold=0.4",
+    "phase.check_every=2",
+    "phase.probe_size=64",
+    "diagnostics.enp_every_steps=2",
+    "diagnostics.every_steps=3",
+]
 
 
 def _run(run_dir: Path, *extra: str) -> dict:
@@ -55,8 +64,7 @@ def _at_step(monkeypatch, step: int, action) -> None:
     monkeypatch.setattr(Trainer, "train_step", step_then_act)
 
 
-def test_sigterm_within_an_epoch_writes_a_checkpoint_there_and_an_interrupted_summary(tmp_path, reference,
-                                                                                      monkeypatch):
+def test_sigterm_within_an_epoch_writes_a_checkpoint_there_and_an_interrupted_summary(tmp_path, reference, monkeypatch):
     run_dir = tmp_path / "run"
     _at_step(monkeypatch, 11, lambda trainer: os.kill(os.getpid(), signal.SIGTERM))  # epoch 2, step 3 of 8
     with pytest.raises(SystemExit) as e:
@@ -75,16 +83,24 @@ def test_sigterm_within_an_epoch_writes_a_checkpoint_there_and_an_interrupted_su
     assert (run_dir / "detector.jsonl").read_text().count("train_acc") == 3  # steps 2, 4 and 6
     # Both attempts counted: the first up to its checkpoint, the second whole.
     assert len(resumed["attempts"]) == 2 and resumed["wall_time_s"] == pytest.approx(
-        sum(a["wall_time_s"] for a in resumed["attempts"]))
+        sum(a["wall_time_s"] for a in resumed["attempts"])
+    )
     assert all(a["wall_time_s"] > 0 for a in resumed["attempts"])
 
 
-@pytest.mark.parametrize("crash_at, newest", [
-    (4, ["epoch_0000_step_000000003.pt"]),  # in the ENP (it ends at step 6), in the first epoch: step 0's rows pending
-    (20, ["epoch_0002_step_000000018.pt", "epoch_0002.pt"]),  # epoch 3, step 4 of 8, after the ENP
-])
-def test_a_crash_resumes_from_the_last_checkpoint_within_the_epoch_and_leftovers_go(tmp_path, reference,
-                                                                                   monkeypatch, crash_at, newest):
+@pytest.mark.parametrize(
+    "crash_at, newest",
+    [
+        (
+            4,
+            ["epoch_0000_step_000000003.pt"],
+        ),  # in the ENP (it ends at step 6), in the first epoch: step 0's rows pending
+        (20, ["epoch_0002_step_000000018.pt", "epoch_0002.pt"]),  # epoch 3, step 4 of 8, after the ENP
+    ],
+)
+def test_a_crash_resumes_from_the_last_checkpoint_within_the_epoch_and_leftovers_go(
+    tmp_path, reference, monkeypatch, crash_at, newest
+):
     run_dir = tmp_path / "run"
 
     def crash(trainer):
@@ -115,14 +131,22 @@ def test_checkpoints_order_by_epoch_then_step():
 
     names = ["epoch_0002.pt", "epoch_0002_step_000000019.pt", "epoch_0010.pt", "epoch_0001_step_000000012.pt"]
     assert sorted(names, key=lambda n: _position(Path(n))) == [
-        "epoch_0001_step_000000012.pt", "epoch_0002.pt", "epoch_0002_step_000000019.pt", "epoch_0010.pt"]
+        "epoch_0001_step_000000012.pt",
+        "epoch_0002.pt",
+        "epoch_0002_step_000000019.pt",
+        "epoch_0010.pt",
+    ]
 
 
 def _rest_of_epoch_matches(data) -> None:
     whole_gen, part_gen = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
     whole = list(data.train_batches(16, whole_gen))
     part = list(data.train_batches(16, part_gen, start=4))
-    assert len(whole) > 4 and len(part) == len(whole) - 4 and all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(whole[4:], part))
+    assert (
+        len(whole) > 4
+        and len(part) == len(whole) - 4
+        and all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(whole[4:], part))
+    )
     assert torch.equal(whole_gen.get_state(), part_gen.get_state())
 
 
@@ -144,9 +168,16 @@ def test_a_second_process_in_a_live_run_directory_stops_at_once_naming_the_first
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     holder = subprocess.Popen(  # holds the lock as a run does, until told to stop
-        [sys.executable, "-c", "import sys, time; from enlighten.results import RunDirLock; "
-         f"RunDirLock({str(run_dir)!r}).acquire(); print('locked', flush=True); time.sleep(120)"],
-        cwd=REPO, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from enlighten.results import RunDirLock; "
+            f"RunDirLock({str(run_dir)!r}).acquire(); print('locked', flush=True); time.sleep(120)",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         t0 = time.perf_counter()
@@ -169,10 +200,23 @@ def test_a_second_process_in_a_live_run_directory_stops_at_once_naming_the_first
 
 def test_two_identical_sweeps_started_at_once_train_each_job_once(tmp_path):
     sweep = tmp_path / "sweep"
-    args = [sys.executable, str(REPO / "train.py"), "-m", "dataset=digits", "model=mlp", "trainer.epochs=2",
-            "logger=none", "seed=0,1,2", f"hydra.sweep.dir={sweep}"]
-    procs = [subprocess.Popen(args, cwd=tmp_path, env=user_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True) for _ in range(2)]
+    args = [
+        sys.executable,
+        str(REPO / "train.py"),
+        "-m",
+        "dataset=digits",
+        "model=mlp",
+        "trainer.epochs=2",
+        "logger=none",
+        "seed=0,1,2",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    procs = [
+        subprocess.Popen(
+            args, cwd=tmp_path, env=user_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for _ in range(2)
+    ]
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     trained = sum(out.count("epoch 1 of 2 ") for out in outputs)  # the last epoch's line, once per job
@@ -184,8 +228,9 @@ def test_sigterm_to_train_py_ends_it_with_an_interrupted_summary(tmp_path):
     """As SLURM's scancel or time limit does it: a real process, a real signal."""
     run_dir = tmp_path / "run"
     command = [sys.executable, str(REPO / "train.py"), *TINY, "trainer.epochs=200", f"hydra.run.dir={run_dir}"]
-    proc = subprocess.Popen(command, cwd=tmp_path, env=user_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        command, cwd=tmp_path, env=user_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.time() + 120
     while not list_checkpoints(run_dir) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)

@@ -14,8 +14,15 @@ from enlighten.run import run
 from tests import conftest
 from tests.conftest import compose_cfg, read_run
 
-TINY = [*conftest.TINY, "model=mlp", "model.hidden=32", "model.width=1", "trainer.batch_size=16", "trainer.deterministic=false",
-        "diagnostics=off"]
+TINY = [
+    *conftest.TINY,
+    "model=mlp",
+    "model.hidden=32",
+    "model.width=1",
+    "trainer.batch_size=16",
+    "trainer.deterministic=false",
+    "diagnostics=off",
+]
 
 # Tensor methods that read a value back to the host: on a GPU each one waits for the device.
 SYNCS = {"item", "tolist", "numpy", "__bool__", "__float__", "__int__", "__index__"}
@@ -32,8 +39,9 @@ class CountSyncs(TorchFunctionMode):
 
 
 def _syncs(tmp_path, overrides: list[str], num_train: int) -> int:
-    cfg = compose_cfg([*TINY, f"dataset.num_train={num_train}", "trainer.sync_every=1000", *overrides],
-                      tmp_path / f"{num_train}")
+    cfg = compose_cfg(
+        [*TINY, f"dataset.num_train={num_train}", "trainer.sync_every=1000", *overrides], tmp_path / f"{num_train}"
+    )
     with CountSyncs() as counter:
         run(cfg)
     return counter.count
@@ -42,10 +50,15 @@ def _syncs(tmp_path, overrides: list[str], num_train: int) -> int:
 def test_no_host_sync_per_step(tmp_path):
     """Doubling the steps per epoch adds no reads to the host: metrics stay on the device until the
     epoch ends (schedules switch at steps from the detector, not from device values)."""
-    for overrides in (["strategy=mixup"], ["strategy=vanilla"], ["strategy=high_loss_removal", "phase=fraction"],
-                      ["strategy=mixup_pause", "phase=fixed_epochs", "phase.epochs=1"],
-                      ["strategy=alpha_boost", "phase=fraction"], ["strategy=mixup", "mix.kind=manifold"],
-                      ["strategy=mixup", "diagnostics=default"]):  # BENR accumulates every step
+    for overrides in (
+        ["strategy=mixup"],
+        ["strategy=vanilla"],
+        ["strategy=high_loss_removal", "phase=fraction"],
+        ["strategy=mixup_pause", "phase=fixed_epochs", "phase.epochs=1"],
+        ["strategy=alpha_boost", "phase=fraction"],
+        ["strategy=mixup", "mix.kind=manifold"],
+        ["strategy=mixup", "diagnostics=default"],
+    ):  # BENR accumulates every step
         case = tmp_path / "_".join(overrides)  # a fresh directory per case (a checkpoint binds a directory to a config)
         few, many = _syncs(case, overrides, 128), _syncs(case, overrides, 256)
         assert few == many, f"{overrides}: {few} host reads with 8 steps per epoch, {many} with 16"
@@ -57,12 +70,18 @@ def test_data_is_reused_by_the_next_run_with_the_same_dataset_config(tmp_path, m
     monkeypatch.setattr(reuse, "build", lambda node, **kw: loads.append(node.num_train) or real(node, **kw))
     reuse._last.clear()
     results = {}
-    for name, extra in (("first", []), ("reused", ["seed=0"]), ("fresh", ["trainer.reuse_data=false"]),
-                        ("other", ["dataset.num_train=96"])):
+    for name, extra in (
+        ("first", []),
+        ("reused", ["seed=0"]),
+        ("fresh", ["trainer.reuse_data=false"]),
+        ("other", ["dataset.num_train=96"]),
+    ):
         cfg = compose_cfg([*TINY, "dataset.num_train=128", "trainer.deterministic=true", *extra], tmp_path / name)
         run(cfg)
-        results[name] = [{k: v for k, v in m.items() if k not in ("samples_per_sec", "wall_time_s")}
-                         for m in read_run(tmp_path / name)[0]]
+        results[name] = [
+            {k: v for k, v in m.items() if k not in ("samples_per_sec", "wall_time_s")}
+            for m in read_run(tmp_path / name)[0]
+        ]
     torch.use_deterministic_algorithms(False)
     # Loaded for the first run, reused by the second, loaded again with reuse off and for another config.
     assert loads == [128, 128, 96]
@@ -73,8 +92,11 @@ def test_data_is_reused_by_the_next_run_with_the_same_dataset_config(tmp_path, m
 def test_compile_trains_and_compiles_once_per_process(tmp_path):
     base = [*TINY, "dataset.num_train=128", "trainer.deterministic=false"]
     summaries = []
-    for name, extra in (("eager", ["trainer.compile=false"]), ("compiled", ["trainer.compile=true"]),
-                        ("again", ["trainer.compile=true", "seed=1"])):
+    for name, extra in (
+        ("eager", ["trainer.compile=false"]),
+        ("compiled", ["trainer.compile=true"]),
+        ("again", ["trainer.compile=true", "seed=1"]),
+    ):
         summaries.append(run(compose_cfg([*base, *extra], tmp_path / name)))
         if name == "compiled":
             graphs = counters["stats"]["unique_graphs"]

@@ -6,9 +6,9 @@ import pytest
 
 from enlighten.phase.accuracy import AccuracyThreshold, ChanceAdjusted
 from enlighten.phase.base import Progress
+from enlighten.phase.fixed import FixedEpochs, Fraction
 from enlighten.phase.loss_stage import LossStage
 from enlighten.phase.never import Never
-from enlighten.phase.fixed import FixedEpochs, Fraction
 
 SPE = 10  # steps per epoch
 

@@ -12,8 +12,13 @@ from enlighten.analysis.runs import load_runs
 from enlighten.provenance import code_version, scheduler
 from tests.conftest import REPO
 
-SLURM_ENV = {"SLURM_JOB_ID": "4242", "SLURM_ARRAY_JOB_ID": "4240", "SLURM_ARRAY_TASK_ID": "2",
-             "SLURM_RESTART_COUNT": "1", "SLURM_JOB_PARTITION": "gpu"}
+SLURM_ENV = {
+    "SLURM_JOB_ID": "4242",
+    "SLURM_ARRAY_JOB_ID": "4240",
+    "SLURM_ARRAY_TASK_ID": "2",
+    "SLURM_RESTART_COUNT": "1",
+    "SLURM_JOB_PARTITION": "gpu",
+}
 
 
 def _git(repo, *args):
@@ -37,8 +42,13 @@ def test_the_code_version_is_the_commit_and_dirty_only_with_a_changed_tracked_fi
 
 
 def test_slurm_ids_are_read_from_the_job_environment():
-    assert scheduler(SLURM_ENV) == {"job_id": "4242", "array_job_id": "4240", "array_task_id": "2",
-                                    "restart_count": "1", "partition": "gpu"}
+    assert scheduler(SLURM_ENV) == {
+        "job_id": "4242",
+        "array_job_id": "4240",
+        "array_task_id": "2",
+        "restart_count": "1",
+        "partition": "gpu",
+    }
     assert scheduler({"HOME": "/root"}) == {}
 
 

@@ -27,8 +27,9 @@ def test_result_files_follow_the_umask(tmp_path):
     atomic_write_text(tmp_path / "summary.json", "{}")
     assert (tmp_path / "summary.json").stat().st_mode & 0o777 == 0o666 & ~UMASK
     code = "from enlighten.results import atomic_write_text as w; import sys; w(sys.argv[1], '{}')"
-    subprocess.run([sys.executable, "-c", code, str(tmp_path / "shared.json")], check=True,
-                   preexec_fn=lambda: os.umask(0o022))  # a shared cluster folder's usual umask
+    subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "shared.json")], check=True, preexec_fn=lambda: os.umask(0o022)
+    )  # a shared cluster folder's usual umask
     assert (tmp_path / "shared.json").stat().st_mode & 0o777 == 0o644
 
 
@@ -49,7 +50,10 @@ def test_run_results_metrics_are_appended_as_complete_lines(tmp_path):
     res = RunResults(tmp_path / "run")
     res.log_epoch({"epoch": 0, "val_acc": 0.5})
     res.log_epoch({"epoch": 1, "val_acc": 0.6})
-    assert read_jsonl(tmp_path / "run" / "metrics.jsonl") == [{"epoch": 0, "val_acc": 0.5}, {"epoch": 1, "val_acc": 0.6}]
+    assert read_jsonl(tmp_path / "run" / "metrics.jsonl") == [
+        {"epoch": 0, "val_acc": 0.5},
+        {"epoch": 1, "val_acc": 0.6},
+    ]
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")

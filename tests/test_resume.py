@@ -34,16 +34,33 @@ def _outcome(run_dir: Path) -> tuple:
     metrics, summary = read_run(run_dir)
     diagnostics = [json.loads(x) for x in (run_dir / "diagnostics.jsonl").read_text().splitlines()]
     detector = (run_dir / "detector.jsonl").read_text() if (run_dir / "detector.jsonl").exists() else ""
-    keep = {k: v for k, v in summary.items()
-            if k.startswith(("final_", "best_", "enp_", "steps", "epochs", "status", "num_params"))}
+    keep = {
+        k: v
+        for k, v in summary.items()
+        if k.startswith(("final_", "best_", "enp_", "steps", "epochs", "status", "num_params"))
+    }
     return _strip(metrics), diagnostics, detector, keep
 
 
 # One epoch takes about a second on a CPU: long enough to be killed in its middle.
-KILLABLE = ["dataset=synthetic", "dataset.num_train=2048", "dataset.num_test=256", "dataset.image_size=16",
-            "model=cnn", "trainer.batch_size=32", "trainer.epochs=4", "trainer.deterministic=true",
-            "trainer.train_eval_samples=256", "strategy=mixup_pause", "phase=accuracy", "phase.threshold=0.3",
-            "diagnostics.enp_every_steps=10", "diagnostics.every_steps=20", "logger=wandb", "trainer.device=cpu"]
+KILLABLE = [
+    "dataset=synthetic",
+    "dataset.num_train=2048",
+    "dataset.num_test=256",
+    "dataset.image_size=16",
+    "model=cnn",
+    "trainer.batch_size=32",
+    "trainer.epochs=4",
+    "trainer.deterministic=true",
+    "trainer.train_eval_samples=256",
+    "strategy=mixup_pause",
+    "phase=accuracy",
+    "phase.threshold=0.3",
+    "diagnostics.enp_every_steps=10",
+    "diagnostics.every_steps=20",
+    "logger=wandb",
+    "trainer.device=cpu",
+]
 
 
 def test_sigkill_in_the_third_epoch_then_the_same_command_ends_exactly_as_an_uninterrupted_run(tmp_path):
@@ -72,7 +89,9 @@ def test_sigkill_in_the_third_epoch_then_the_same_command_ends_exactly_as_an_uni
     # The W&B run continues under the same id: two offline run folders (two processes), one id.
     ids = {p.name.rsplit("-", 1)[-1] for p in (killed / "wandb").glob("offline-run-*")}
     assert len(ids) == 1
-    assert [p.name for p in list_checkpoints(killed)] == ["epoch_0004.pt"]  # completed: the final one (keep_checkpoints=1)
+    assert [p.name for p in list_checkpoints(killed)] == [
+        "epoch_0004.pt"
+    ]  # completed: the final one (keep_checkpoints=1)
 
 
 FAST = [*TINY, "model=mlp", "model.hidden=32", "trainer.epochs=3", "strategy=alpha_boost", "phase=fraction"]
@@ -157,8 +176,11 @@ def test_a_checkpoint_written_before_the_renames_resumes_with_todays_names(tmp_p
     old = {"samples_per_sec": "images_per_sec", "test_acc": "val_acc", "test_loss": "val_loss"}
     state["results"]["metrics"] = [{old.get(k, k): v for k, v in row.items()} for row in state["results"]["metrics"]]
     held_out = state.pop("held_out")
-    state.update(final_val_acc=held_out["final_test_acc"], final_val_loss=held_out["final_test_loss"],
-                 best_val_acc=held_out["final_test_acc"])
+    state.update(
+        final_val_acc=held_out["final_test_acc"],
+        final_val_loss=held_out["final_test_loss"],
+        best_val_acc=held_out["final_test_acc"],
+    )
     atomic_torch_save(state, path)
     summary = _run(tmp_path, "run")
     assert summary["resumed_from"] == str(path) and summary["status"] == "completed"
@@ -187,8 +209,19 @@ def test_checkpoints_load_with_weights_only(tmp_path):
 
 def test_divergence_stops_the_run_with_a_diverged_summary_and_nonzero_exit(tmp_path):
     run_dir = tmp_path / "run"
-    proc = run_train(["dataset=digits", "model=mlp", "optim.lr=1e30", "trainer.epochs=3", "trainer.sync_every=5",
-                      "logger=wandb", f"hydra.run.dir={run_dir}"], cwd=tmp_path, check=False)
+    proc = run_train(
+        [
+            "dataset=digits",
+            "model=mlp",
+            "optim.lr=1e30",
+            "trainer.epochs=3",
+            "trainer.sync_every=5",
+            "logger=wandb",
+            f"hydra.run.dir={run_dir}",
+        ],
+        cwd=tmp_path,
+        check=False,
+    )
     assert proc.returncode != 0
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "diverged" and summary["diverged_step"] > 0
@@ -198,20 +231,37 @@ def test_divergence_stops_the_run_with_a_diverged_summary_and_nonzero_exit(tmp_p
 
 def test_a_diverged_job_does_not_stop_the_others_and_tables_report_it(tmp_path):
     sweep = tmp_path / "sweep"
-    proc = run_train(["-m", "dataset=digits", "model=mlp", "optim.lr=1e30,0.05", "trainer.epochs=2",
-                      "trainer.sync_every=5", "logger=none", f"hydra.sweep.dir={sweep}"], cwd=tmp_path, check=False)
+    proc = run_train(
+        [
+            "-m",
+            "dataset=digits",
+            "model=mlp",
+            "optim.lr=1e30,0.05",
+            "trainer.epochs=2",
+            "trainer.sync_every=5",
+            "logger=none",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=tmp_path,
+        check=False,
+    )
     assert proc.returncode != 0  # the sweep reports its failure...
     statuses = sorted(json.loads(p.read_text())["status"] for p in sweep.glob("*/summary.json"))
     assert statuses == ["completed", "diverged"]  # ...after every job ran
     # A line per job as it ends, and the sweep's summary at the end, though Hydra ended it with an error.
     assert "[job 0] diverged, " in proc.stdout and "[job 1] completed, test_acc 0." in proc.stdout
     last = proc.stdout.rstrip().splitlines()[-2:]  # the sweep's summary, then a line per job that failed or diverged
-    assert last[0] == (f"Sweep {sweep}: 2 jobs (1 completed, 1 diverged). Table: python scripts/make_tables.py {sweep}; "
-                       f"one row per run: python scripts/collect.py {sweep} --out runs.csv")
-    assert last[1].startswith("  dataset=digits,model=mlp,optim.lr=1e+30,") and last[1].endswith(": non-finite training loss by step 5 (epoch 0)")
+    assert last[0] == (
+        f"Sweep {sweep}: 2 jobs (1 completed, 1 diverged). Table: python scripts/make_tables.py {sweep}; "
+        f"one row per run: python scripts/collect.py {sweep} --out runs.csv"
+    )
+    assert last[1].startswith("  dataset=digits,model=mlp,optim.lr=1e+30,") and last[1].endswith(
+        ": non-finite training loss by step 5 (epoch 0)"
+    )
     assert "Traceback" not in proc.stderr and "non-finite training loss by step" in proc.stderr
-    tables = subprocess.run([sys.executable, str(REPO / "scripts" / "make_tables.py"), str(sweep)],
-                            capture_output=True, text=True)
+    tables = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "make_tables.py"), str(sweep)], capture_output=True, text=True
+    )
     assert "diverged" in tables.stdout + tables.stderr
 
 
@@ -223,9 +273,24 @@ def test_online_logging_without_network_falls_back_to_offline_at_once(tmp_path, 
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env.update(WANDB_BASE_URL=server, HOME=str(tmp_path), ENLIGHTEN_DATA_DIR=str(SHARED_DATA))
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, str(REPO / "train.py"), "-m", "dataset=digits", "model=mlp",
-                           "trainer.epochs=1", "seed=0,1", "logger.mode=online", f"hydra.sweep.dir={sweep}"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "train.py"),
+            "-m",
+            "dataset=digits",
+            "model=mlp",
+            "trainer.epochs=1",
+            "seed=0,1",
+            "logger.mode=online",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     # import, 2 tiny jobs and at most one decision (about 30 s on a busy 2-core machine); W&B's own wait
     # would be 105 s per job
@@ -244,9 +309,21 @@ def test_no_secret_reaches_configs_logs_summaries_or_wandb(tmp_path):
     secret = "wandb-key-0123456789abcdef0123456789abcdef"
     run_dir = tmp_path / "run"
     env = user_env(WANDB_API_KEY=secret, MY_TOKEN=secret)
-    proc = subprocess.run([sys.executable, str(REPO / "train.py"), "dataset=digits", "model=mlp", "trainer.epochs=1",
-                           f"hydra.run.dir={run_dir}"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "train.py"),
+            "dataset=digits",
+            "model=mlp",
+            "trainer.epochs=1",
+            f"hydra.run.dir={run_dir}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert secret not in proc.stdout + proc.stderr
     files = [p for p in run_dir.rglob("*") if p.is_file()]
@@ -276,8 +353,20 @@ def test_a_preempted_submitit_job_is_requeued_and_resumes_exactly(tmp_path):
     run_train([*KILLABLE, "logger=none", f"hydra.run.dir={reference}"], cwd=tmp_path)
     env = user_env()
     launcher = subprocess.Popen(
-        [sys.executable, str(REPO / "train.py"), "-m", "hydra/launcher=local", *KILLABLE, "logger=none",
-         f"hydra.sweep.dir={sweep}"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            str(REPO / "train.py"),
+            "-m",
+            "hydra/launcher=local",
+            *KILLABLE,
+            "logger=none",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 240
     while not list(sweep.glob("*/checkpoints/epoch_0002.pt")) and launcher.poll() is None and time.time() < deadline:
         time.sleep(0.01)
@@ -320,8 +409,13 @@ def test_fp16_with_its_gradient_scaler_resumes_exactly(tmp_path):
     resumed = _run(tmp_path, "run", *fp16)
     assert resumed["resumed_from"] == str(previous)
     assert _outcome(tmp_path / "run") == _outcome(tmp_path / "reference")
-    final = [torch.load(d / "checkpoints" / "epoch_0003.pt", weights_only=True) for d in (tmp_path / "reference", tmp_path / "run")]
-    assert final[0]["scaler"] == final[1]["scaler"] and final[0]["scaler"]["_growth_tracker"] == 24  # 3 epochs of 8 steps
+    final = [
+        torch.load(d / "checkpoints" / "epoch_0003.pt", weights_only=True)
+        for d in (tmp_path / "reference", tmp_path / "run")
+    ]
+    assert (
+        final[0]["scaler"] == final[1]["scaler"] and final[0]["scaler"]["_growth_tracker"] == 24
+    )  # 3 epochs of 8 steps
     assert all(torch.equal(a, b) for a, b in zip(final[0]["model"].values(), final[1]["model"].values()))
 
 
@@ -376,7 +470,9 @@ def test_a_finished_run_of_another_config_is_never_replaced_unasked(tmp_path, ca
     for path in list_checkpoints(run_dir):
         path.unlink()
     before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
-    with pytest.raises(ConfigError, match=r"holds a completed run of a different config \(diagnostics.seed: 0 -> 1; seed: 0 -> 1\)"):
+    with pytest.raises(
+        ConfigError, match=r"holds a completed run of a different config \(diagnostics.seed: 0 -> 1; seed: 0 -> 1\)"
+    ):
         run(compose_cfg([*TINY, "trainer.epochs=1", "seed=1"], run_dir))
     refused = json.loads((run_dir / "refused.json").read_text())  # the refusal, beside the earlier run's files
     assert "holds a completed run of a different config" in refused["error"]
@@ -385,7 +481,11 @@ def test_a_finished_run_of_another_config_is_never_replaced_unasked(tmp_path, ca
         summary = run(compose_cfg([*TINY, "trainer.epochs=1", "seed=1", "trainer.resume=never"], run_dir))
     assert summary["status"] == "completed" and summary["config"]["seed"] == 1
     aside = [p for p in run_dir.iterdir() if ".replaced-" in p.name]
-    assert sorted(p.name.split(".replaced-")[0] for p in aside) == ["diagnostics.jsonl", "metrics.jsonl", "summary.json"]
+    assert sorted(p.name.split(".replaced-")[0] for p in aside) == [
+        "diagnostics.jsonl",
+        "metrics.jsonl",
+        "summary.json",
+    ]
     old = json.loads(next(p for p in aside if p.name.startswith("summary.json")).read_text())
     assert old["config"]["seed"] == 0 and old["status"] == "completed"
     assert "the earlier run's files are set aside as" in caplog.text

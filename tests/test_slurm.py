@@ -27,8 +27,13 @@ pytestmark = pytest.mark.slurm
 
 # One CPU and 1 GB per job, no GPU: what the test node has. On a GPU cluster the defaults of
 # conf/hydra/launcher/slurm.yaml (one GPU, 8 CPUs) stand instead.
-ON_TEST_NODE = ["hydra/launcher=slurm", "hydra.launcher.gpus_per_node=0", "hydra.launcher.cpus_per_task=1",
-                "hydra.launcher.mem_gb=1", "trainer.device=cpu"]
+ON_TEST_NODE = [
+    "hydra/launcher=slurm",
+    "hydra.launcher.gpus_per_node=0",
+    "hydra.launcher.cpus_per_task=1",
+    "hydra.launcher.mem_gb=1",
+    "trainer.device=cpu",
+]
 FAST = ["dataset=digits", "model=cnn", "trainer.epochs=1", "logger=none", "diagnostics=off"]
 
 
@@ -37,14 +42,21 @@ def cluster():
     """The scheduler answers, or the tests fail saying how to start one."""
     ready = shutil.which("sinfo") and subprocess.run(["sinfo", "-h"], capture_output=True, text=True, timeout=30)
     if not ready or ready.returncode != 0 or not ready.stdout.strip():
-        pytest.fail("no SLURM scheduler answers: run these tests with `make test-slurm`, which starts one on this "
-                    "machine (scripts/slurm_local.sh up) and stops it after" + (f" ({ready.stderr.strip()})" if ready else ""))
+        pytest.fail(
+            "no SLURM scheduler answers: run these tests with `make test-slurm`, which starts one on this "
+            "machine (scripts/slurm_local.sh up) and stops it after" + (f" ({ready.stderr.strip()})" if ready else "")
+        )
 
 
 def _launch(args: list[str], cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(REPO / "train.py"), "-m", *ON_TEST_NODE, *args], cwd=cwd,
-                            env=user_env(ENLIGHTEN_CACHE_DIR=str(cwd / "cache")), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "train.py"), "-m", *ON_TEST_NODE, *args],
+        cwd=cwd,
+        env=user_env(ENLIGHTEN_CACHE_DIR=str(cwd / "cache")),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def _finish(launcher: subprocess.Popen, timeout: int = 420) -> str:
@@ -78,8 +90,12 @@ def test_a_three_job_array_completes_and_the_tables_read_it(tmp_path):
     slurm = [s["attempts"][-1]["provenance"]["slurm"] for s in summaries]
     assert len({s["array_job_id"] for s in slurm}) == 1  # one array of three tasks
     assert sorted(s["array_task_id"] for s in slurm) == ["0", "1", "2"]
-    tables = subprocess.run([sys.executable, str(REPO / "scripts" / "make_tables.py"), str(sweep)],
-                            capture_output=True, text=True, check=True).stdout
+    tables = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "make_tables.py"), str(sweep)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     (row,) = [line.split("|")[1:-1] for line in tables.splitlines() if line.startswith("| mixup")]
     mean = 100 * sum(s["final_test_acc"] for s in summaries) / 3
     assert row[1].strip() == "3" and row[2].strip().startswith(f"{mean:.2f} "), tables
@@ -133,8 +149,16 @@ def test_a_job_at_its_time_limit_is_requeued_up_to_max_num_timeout_then_named_in
     the sweep names the job with the reason."""
     sweep = tmp_path / "sweep"
     long_run = [*KILLABLE, "logger=none", "trainer.epochs=200"]
-    launcher = _launch([*long_run, "hydra.launcher.timeout_min=2", "hydra.launcher.signal_delay_s=60",
-                        "hydra.launcher.max_num_timeout=1", f"hydra.sweep.dir={sweep}"], tmp_path)
+    launcher = _launch(
+        [
+            *long_run,
+            "hydra.launcher.timeout_min=2",
+            "hydra.launcher.signal_delay_s=60",
+            "hydra.launcher.max_num_timeout=1",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        tmp_path,
+    )
     out = _finish(launcher, timeout=600)
     assert launcher.returncode != 0, out[-3000:]
     job = next(p.parent for p in sweep.glob("*/summary.json"))

@@ -18,8 +18,9 @@ from enlighten.strategies.weighting import DropHighest, DropLowest, DropRandom, 
 
 
 def phase(in_enp: bool = False, epoch: int = 0, step: int = 0, steps_per_epoch: int = 10, epochs: int = 10) -> Phase:
-    return Phase(step=step, epoch=epoch, steps_per_epoch=steps_per_epoch, total_steps=steps_per_epoch * epochs,
-                 in_enp=in_enp)
+    return Phase(
+        step=step, epoch=epoch, steps_per_epoch=steps_per_epoch, total_steps=steps_per_epoch * epochs, in_enp=in_enp
+    )
 
 
 def strategy(schedule=None, weighting=None, num_classes: int = 3, model=None, **mixer) -> Strategy:
@@ -180,7 +181,9 @@ def test_high_loss_removal_drops_exactly_the_top_k_losses_in_the_enp():
     assert losses.grad[1] == 0 and losses.grad[4] == 0 and (losses.grad[[0, 2, 3, 5, 6, 7]] > 0).all()
     s.check(127)  # no mixing: odd batches are fine
     assert DropHighest(drop_fraction=0.29).num_dropped(100) == 29  # not 28.999... floored
-    with pytest.raises(ValueError, match=r"drops floor\(0.05 x 16\) = 0 samples of a batch of 16: nothing would be removed"):
+    with pytest.raises(
+        ValueError, match=r"drops floor\(0.05 x 16\) = 0 samples of a batch of 16: nothing would be removed"
+    ):
         DropHighest(drop_fraction=0.05).check(16)
     DropHighest(drop_fraction=0.0).check(16)  # a share of 0 is vanilla, on purpose
     with pytest.raises(ValueError, match="strategy.weighting.drop_fraction"):
@@ -249,8 +252,10 @@ def test_late_switch_off_mixes_until_the_last_share_of_the_steps():
     from enlighten.strategies.late_off import MixupLateOff
 
     def planned(off_share: float, total: int) -> list:
-        return [MixupLateOff(off_share).plan(phase(step=s, epoch=s // 10, epochs=total // 10), 1.0).alpha
-                for s in range(total)]
+        return [
+            MixupLateOff(off_share).plan(phase(step=s, epoch=s // 10, epochs=total // 10), 1.0).alpha
+            for s in range(total)
+        ]
 
     assert planned(0.2, 100) == [1.0] * 80 + [None] * 20  # the last 20 of 100 steps are clean
     assert planned(0.7, 100).count(None) == 70  # not 69: (1 - 0.7) x 100 is 30.000000000000004
@@ -265,8 +270,10 @@ def test_mixup_without_hesitation_mixes_every_step_then_every_other_epoch_then_f
 
     s = MixupWithoutHesitation(every_until=0.6, alternate_until=0.9)
     epochs, spe = 20, 10
-    mixed = [[s.plan(phase(epoch=e, step=e * spe + i, epochs=epochs), 1.0).alpha is not None for i in range(spe)]
-             for e in range(epochs)]
+    mixed = [
+        [s.plan(phase(epoch=e, step=e * spe + i, epochs=epochs), 1.0).alpha is not None for i in range(spe)]
+        for e in range(epochs)
+    ]
     assert all(all(m) for m in mixed[:12])  # the first 60%: every step
     assert [all(m) for m in mixed[12:18]] == [True, False] * 3 and not any(mixed[13])  # then the even epochs only
     assert sum(mixed[18]) == 10 and sum(mixed[19]) == 5  # then shares 1 and 1/2 of the steps (linear to 0) ...
@@ -285,9 +292,20 @@ def test_the_dose_matched_pause_withholds_its_dose_right_after_the_enp():
     from enlighten.strategies.dose_matched import DoseMatchedPause
 
     def planned(schedule, end: int | None, total: int = 30) -> list:
-        return [schedule.plan(Phase(step=s, epoch=0, steps_per_epoch=total, total_steps=total,
-                                    in_enp=end is None or s < end, enp_end_step=None if end is None or s < end else end),
-                              1.0).alpha for s in range(total)]
+        return [
+            schedule.plan(
+                Phase(
+                    step=s,
+                    epoch=0,
+                    steps_per_epoch=total,
+                    total_steps=total,
+                    in_enp=end is None or s < end,
+                    enp_end_step=None if end is None or s < end else end,
+                ),
+                1.0,
+            ).alpha
+            for s in range(total)
+        ]
 
     control, pause = planned(DoseMatchedPause(), 7), planned(MixupPause(), 7)
     assert control == [1.0] * 7 + [None] * 7 + [1.0] * 16

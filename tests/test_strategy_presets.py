@@ -9,8 +9,10 @@ import pytest
 
 from tests.conftest import REPO
 
-EXAMPLE = {"python": REPO / "enlighten" / "strategies" / "late_off.py",
-           "yaml": REPO / "conf" / "strategy" / "mixup_late_off.yaml"}
+EXAMPLE = {
+    "python": REPO / "enlighten" / "strategies" / "late_off.py",
+    "yaml": REPO / "conf" / "strategy" / "mixup_late_off.yaml",
+}
 
 
 def test_the_readme_example_is_the_shipped_strategy_and_needs_nothing_else():
@@ -20,17 +22,23 @@ def test_the_readme_example_is_the_shipped_strategy_and_needs_nothing_else():
     assert blocks == {kind: path.read_text() for kind, path in EXAMPLE.items()}
     # Adding it took these two files alone: no registry, no import elsewhere in the package or its configs.
     names = ("late_off", "MixupLateOff", "mixup_late_off")
-    mentions = {p.relative_to(REPO) for p in [*(REPO / "enlighten").rglob("*.py"), *(REPO / "conf").rglob("*.yaml")]
-                if any(n in p.read_text() for n in names)}
+    mentions = {
+        p.relative_to(REPO)
+        for p in [*(REPO / "enlighten").rglob("*.py"), *(REPO / "conf").rglob("*.yaml")]
+        if any(n in p.read_text() for n in names)
+    }
     assert mentions == {p.relative_to(REPO) for p in EXAMPLE.values()}
 
 
-@pytest.mark.parametrize("strategy, overrides, mixing", [
-    # 5 epochs, Mixup off in the last 40%: epochs 3 and 4 train on clean batches
-    ("mixup_late_off", ["strategy.schedule.off_share=0.4"], [1, 1, 1, 0, 0]),
-    # 10 epochs: every step for 6, then the even epochs until 9, then the fade (epoch 9: a share of 1)
-    ("mixup_without_hesitation", ["strategy.schedule.alternate_until=0.8"], [1, 1, 1, 1, 1, 1, 1, 0, 1, 0.5]),
-])
+@pytest.mark.parametrize(
+    "strategy, overrides, mixing",
+    [
+        # 5 epochs, Mixup off in the last 40%: epochs 3 and 4 train on clean batches
+        ("mixup_late_off", ["strategy.schedule.off_share=0.4"], [1, 1, 1, 0, 0]),
+        # 10 epochs: every step for 6, then the even epochs until 9, then the fade (epoch 9: a share of 1)
+        ("mixup_without_hesitation", ["strategy.schedule.alternate_until=0.8"], [1, 1, 1, 1, 1, 1, 1, 0, 1, 0.5]),
+    ],
+)
 def test_the_new_presets_train_on_their_schedules(tiny_run, strategy, overrides, mixing):
     epochs = len(mixing)
     metrics, summary = tiny_run(f"strategy={strategy}", f"trainer.epochs={epochs}", "diagnostics=off", *overrides)
@@ -39,12 +47,23 @@ def test_the_new_presets_train_on_their_schedules(tiny_run, strategy, overrides,
     assert [m["alpha"] for m in metrics] == mixing  # at mix.alpha = 1 whenever it mixed
 
 
-@pytest.mark.parametrize("preset, uses_the_enp", [
-    ("vanilla", False), ("mixup", False), ("mixup_pause", True), ("alpha_boost", True), ("mixup_early", True),
-    ("high_loss_removal", True), ("high_loss_removal_whole_run", False), ("mixup_late_off", False),
-    ("mixup_without_hesitation", False),
-    ("mixup_pause mix.alpha=0", False), ("mixup_pause mix.alpha=0 mix.cutmix_alpha=1", True),  # nothing to pause
-    ("high_loss_removal removal.drop_fraction=0", False)])  # drops nothing, in the ENP or after it
+@pytest.mark.parametrize(
+    "preset, uses_the_enp",
+    [
+        ("vanilla", False),
+        ("mixup", False),
+        ("mixup_pause", True),
+        ("alpha_boost", True),
+        ("mixup_early", True),
+        ("high_loss_removal", True),
+        ("high_loss_removal_whole_run", False),
+        ("mixup_late_off", False),
+        ("mixup_without_hesitation", False),
+        ("mixup_pause mix.alpha=0", False),
+        ("mixup_pause mix.alpha=0 mix.cutmix_alpha=1", True),  # nothing to pause
+        ("high_loss_removal removal.drop_fraction=0", False),
+    ],
+)  # drops nothing, in the ENP or after it
 def test_a_strategy_says_whether_it_needs_an_enp(preset, uses_the_enp, tmp_path):
     from hydra.utils import instantiate
 
@@ -58,9 +77,17 @@ def test_a_strategy_says_whether_it_needs_an_enp(preset, uses_the_enp, tmp_path)
 def test_a_strategy_that_needs_an_enp_under_a_detector_without_one_is_warned_of(tiny_run, caplog):
     with caplog.at_level("WARNING", logger="enlighten"):
         tiny_run("strategy=mixup_pause", "phase=never", "trainer.max_steps=2", "diagnostics=off", name="never")
-        tiny_run("strategy=mixup_pause", "phase=fixed_epochs", "phase.epochs=1", "trainer.max_steps=2",
-                 "diagnostics=off", name="fixed")
+        tiny_run(
+            "strategy=mixup_pause",
+            "phase=fixed_epochs",
+            "phase.epochs=1",
+            "trainer.max_steps=2",
+            "diagnostics=off",
+            name="fixed",
+        )
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert warned == ["strategy MixupPause changes training only in the ENP, but phase Never gives none: this run "
-                      "trains as after the ENP from the first step (the baseline of the paper's phase sweeps). For an "
-                      "ENP, choose a detector, e.g. phase=accuracy."]
+    assert warned == [
+        "strategy MixupPause changes training only in the ENP, but phase Never gives none: this run "
+        "trains as after the ENP from the first step (the baseline of the paper's phase sweeps). For an "
+        "ENP, choose a detector, e.g. phase=accuracy."
+    ]

@@ -16,8 +16,11 @@ FAST = ["dataset=digits", "model=cnn", "trainer.epochs=1", "logger=none", "diagn
 
 def test_local_launcher_runs_each_job_in_its_own_process(tmp_path):
     sweep = tmp_path / "sweep"
-    run_train(["-m", "hydra/launcher=local", "strategy=vanilla,mixup", *FAST, f"hydra.sweep.dir={sweep}"],
-              cwd=tmp_path, timeout=600)
+    run_train(
+        ["-m", "hydra/launcher=local", "strategy=vanilla,mixup", *FAST, f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path,
+        timeout=600,
+    )
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
     assert len(jobs) == 2
     summaries = [read_run(j)[1] for j in jobs]
@@ -52,8 +55,9 @@ def test_basic_launcher_runs_jobs_in_one_process_and_rerun_completes_only_missin
     assert "Launching 2 jobs locally" in grown.stdout  # the sweeper hands the launcher only the new jobs
     assert f"Sweep {sweep}: 6 jobs (6 completed (4 of them before: skipped))." in grown.stdout
     assert {j.name: read_run(j)[1]["pid"] for j in jobs} == {j.name: s["pid"] for j, s in zip(jobs, again.values())}
-    assert sorted(p.name for p in sweep.iterdir() if p.is_dir() and p not in jobs) == \
-        [f"dataset=digits,diagnostics=off,model=cnn,seed=2,strategy={s},trainer.epochs=1" for s in ("mixup", "vanilla")]
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir() and p not in jobs) == [
+        f"dataset=digits,diagnostics=off,model=cnn,seed=2,strategy={s},trainer.epochs=1" for s in ("mixup", "vanilla")
+    ]
 
 
 def test_a_sweep_named_by_job_number_is_refused_until_migrated_then_resumes(tmp_path):
@@ -62,16 +66,24 @@ def test_a_sweep_named_by_job_number_is_refused_until_migrated_then_resumes(tmp_
     the same command skips every job."""
     sweep = tmp_path / "sweep"
     args = ["-m", "seed=0,1", *FAST, f"hydra.sweep.dir={sweep}"]
-    run_train([*args, "hydra.sweep.subdir=${hydra.job.num}_${hydra.job.override_dirname}"], cwd=tmp_path)  # the old names
+    run_train(
+        [*args, "hydra.sweep.subdir=${hydra.job.num}_${hydra.job.override_dirname}"], cwd=tmp_path
+    )  # the old names
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir())[0].startswith("0_")
     refused = run_train(args, cwd=tmp_path, check=False)
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     assert f"Rename them first: python scripts/sweep.py migrate {sweep}" in refused.stderr
-    migrate = subprocess.run([sys.executable, str(REPO / "scripts" / "sweep.py"), "migrate", str(sweep)],
-                             capture_output=True, text=True, check=True)
+    migrate = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "sweep.py"), "migrate", str(sweep)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "2 job directories renamed" in migrate.stdout
     resumed = run_train(args, cwd=tmp_path)
-    assert resumed.stdout.count("Skipping") == 2 and "2 jobs (2 completed (2 of them before: skipped))" in resumed.stdout
+    assert (
+        resumed.stdout.count("Skipping") == 2 and "2 jobs (2 completed (2 of them before: skipped))" in resumed.stdout
+    )
 
 
 def test_every_launcher_option_composes():
@@ -93,9 +105,20 @@ def test_the_plugins_own_launcher_names_are_refused_pointing_to_ours(tmp_path):
     from enlighten.callbacks import check_launcher
     from enlighten.errors import UserError
 
-    proc = subprocess.run([sys.executable, str(REPO / "train.py"), "-m", "hydra/launcher=submitit_slurm",
-                           "dataset=digits", f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "train.py"),
+            "-m",
+            "hydra/launcher=submitit_slurm",
+            "dataset=digits",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 1 and not (tmp_path / "sweep").exists()
     assert proc.stderr.startswith("hydra/launcher=submitit_slurm is the plugin's own config, without our defaults")
     assert "use hydra/launcher=slurm" in proc.stderr
@@ -110,12 +133,29 @@ def test_a_job_refused_at_start_up_says_so_in_its_directory_and_in_the_sweep_sum
     the error (not "missing"), and the sweep's last lines name it; the same directory then takes a
     corrected run (a refused run has nothing to protect)."""
     sweep = tmp_path / "sweep"
-    proc = subprocess.run([sys.executable, str(REPO / "train.py"), "-m", *TINY, "trainer.epochs=1", "mix.alpha=0.2,-1",
-                           f"hydra.sweep.dir={sweep}"], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=user_env())
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "train.py"),
+            "-m",
+            *TINY,
+            "trainer.epochs=1",
+            "mix.alpha=0.2,-1",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env=user_env(),
+    )
     assert proc.returncode != 0
     job = next(sweep.glob("*mix.alpha=-1*"))
     summary = json.loads((job / "summary.json").read_text())
-    assert summary["status"] == "failed" and summary["error"] == "ConfigError: mix.alpha must be >= 0, got -1.0 (0 turns it off)."
+    assert (
+        summary["status"] == "failed"
+        and summary["error"] == "ConfigError: mix.alpha must be >= 0, got -1.0 (0 turns it off)."
+    )
     assert "mix.alpha must be >= 0, got -1.0" in (job / "train.log").read_text()
     assert "2 jobs (1 completed, 1 failed)" in proc.stdout
     assert f"  {job.name}: ConfigError: mix.alpha must be >= 0, got -1.0 (0 turns it off)." in proc.stdout
@@ -134,10 +174,23 @@ def test_ctrl_c_in_a_sweep_ends_with_one_line_and_a_summary_that_counts_every_jo
     sweep = tmp_path / "sweep"
     # SIGINT as at a terminal: a test run started in the background (`make test &`) ignores SIGINT, and
     # its children would inherit that (Python then installs no Ctrl-C handler)
-    proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), "-m", *TINY, "trainer.epochs=400", "seed=0,1,2",
-                             f"hydra.sweep.dir={sweep}"], cwd=tmp_path, env=user_env(), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(REPO / "train.py"),
+            "-m",
+            *TINY,
+            "trainer.epochs=400",
+            "seed=0,1,2",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=tmp_path,
+        env=user_env(),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.time() + 240
     while not any("epoch 2 of 400" in p.read_text() for p in sweep.glob("*seed=0*/train.log")):
         if time.time() > deadline or proc.poll() is not None:
@@ -158,15 +211,29 @@ def test_a_job_refused_for_another_configs_run_is_named_and_that_run_kept(tmp_pa
     """A sweep aimed at a directory whose job holds a completed run of another config: the job is refused,
     the earlier summary.json left as it is, and the sweep's report names it as refused (not completed)."""
     sweep = tmp_path / "sweep"
-    command = [sys.executable, str(REPO / "train.py"), "-m", *TINY, "trainer.epochs=1", "seed=0", f"hydra.sweep.dir={sweep}",
-               "hydra.sweep.subdir=job"]  # one job directory whatever the overrides
+    command = [
+        sys.executable,
+        str(REPO / "train.py"),
+        "-m",
+        *TINY,
+        "trainer.epochs=1",
+        "seed=0",
+        f"hydra.sweep.dir={sweep}",
+        "hydra.sweep.subdir=job",
+    ]  # one job directory whatever the overrides
     subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=user_env(), check=True)
     job = sweep / "job"
     for checkpoint in (job / "checkpoints").glob("*.pt"):
         checkpoint.unlink()  # removed to save quota
     before = (job / "summary.json").read_bytes()
-    proc = subprocess.run([*command, "trainer.train_eval_samples=32"], capture_output=True, text=True, timeout=300,
-                          cwd=tmp_path, env=user_env())
+    proc = subprocess.run(
+        [*command, "trainer.train_eval_samples=32"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env=user_env(),
+    )
     assert proc.returncode != 0 and (job / "summary.json").read_bytes() == before
     assert "holds a completed run of a different config" in (job / "train.log").read_text()
     assert "1 jobs (1 refused (an earlier run kept))" in proc.stdout and "refused (ConfigError:" in proc.stdout
@@ -176,11 +243,27 @@ def test_the_plan_lists_a_bad_key_in_every_job_before_anything_is_queued_without
     """`optim=adamw` on a paper experiment leaves its `optim.momentum`, which AdamW does not take: each
     job would fail after its queue wait. The plan names it for every job, exits 1, and imports no torch
     (it reads the callables' parameters from our source)."""
-    wrapper = ("import runpy, sys\nsys.argv = sys.argv[1:]\ntry:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
-               "except SystemExit as e:\n    print('EXIT', e.code)\nprint('TORCH', 'torch' in sys.modules)\n")
-    proc = subprocess.run([sys.executable, "-c", wrapper, str(REPO / "scripts" / "sweep.py"), "plan",
-                           "experiment=paper/cifar10_resnet18", "optim=adamw", "seed=0,1", f"hydra.sweep.dir={tmp_path / 's'}"],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    wrapper = (
+        "import runpy, sys\nsys.argv = sys.argv[1:]\ntry:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+        "except SystemExit as e:\n    print('EXIT', e.code)\nprint('TORCH', 'torch' in sys.modules)\n"
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            wrapper,
+            str(REPO / "scripts" / "sweep.py"),
+            "plan",
+            "experiment=paper/cifar10_resnet18",
+            "optim=adamw",
+            "seed=0,1",
+            f"hydra.sweep.dir={tmp_path / 's'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     lines = proc.stdout.splitlines()
     assert lines[0] == f"Sweep {tmp_path / 's'}: 12 jobs (12 new); 12 with a bad setting.", proc.stdout + proc.stderr
     assert proc.stdout.count("ConfigError: Unknown key 'optim.momentum' for enlighten.training.optim.adamw.") == 12
@@ -192,8 +275,20 @@ def test_the_plan_tells_finished_jobs_from_new_ones(tmp_path):
     sweep = tmp_path / "sweep"
     run_train(["-m", *FAST, "seed=0", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
     finished = next(sweep.glob("*seed=0*"))
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "sweep.py"), "plan", "-m", *FAST, "seed=0,1",
-                           f"hydra.sweep.dir={sweep}"], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "sweep.py"),
+            "plan",
+            "-m",
+            *FAST,
+            "seed=0,1",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0 and proc.stdout.startswith(f"Sweep {sweep}: 2 jobs (1 completed, 1 new).\n")
     assert f"  completed    {finished.name}" in proc.stdout
     assert "  new          dataset=digits,diagnostics=off,model=cnn,seed=1,trainer.epochs=1" in proc.stdout
@@ -208,7 +303,9 @@ def test_the_plans_check_without_imports_accepts_every_option_the_real_check_acc
     from tests.test_config import FOLDER_SETS, options
 
     for option in options(group):
-        overrides = [f"{group}={option}"] + (["dataset.root=/nonexistent"] if group == "dataset" and option in FOLDER_SETS else [])
+        overrides = [f"{group}={option}"] + (
+            ["dataset.root=/nonexistent"] if group == "dataset" and option in FOLDER_SETS else []
+        )
         validate(compose_cfg(overrides, tmp_path), resolve=static_signature)
     if group in ("model", "optim", "phase"):
         bad = compose_cfg([f"+{group}.no_such_key=1"], tmp_path)

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from enlighten.config import TrainerConfig
 from enlighten.data.synthetic import synthetic
 from enlighten.diagnostics.monitor import Diagnostics
 from enlighten.loggers.base import NoLogger
@@ -18,7 +19,6 @@ from enlighten.strategies.base import Strategy
 from enlighten.strategies.mixer import Mixer
 from enlighten.strategies.schedules import MixupPause
 from enlighten.strategies.weighting import Mean
-from enlighten.config import TrainerConfig
 from enlighten.training.loop import Trainer
 from enlighten.training.optim import cosine, multistep, sgd
 from tests.conftest import TINY, compose_cfg, read_run
@@ -58,8 +58,20 @@ def test_eval_every_skips_epochs_but_always_evaluates_the_last(tmp_path):
 def test_max_steps_replaces_epochs_for_the_loop_schedule_and_detector(tmp_path):
     """512 samples at batch 64: 8 steps an epoch. max_steps=20 trains 20 steps (the third epoch
     partial), the cosine schedule and the fraction detector span those 20 steps, not trainer.epochs."""
-    cfg = compose_cfg([*FAST, "trainer.epochs=50", "trainer.max_steps=20", "sched=cosine", "optim.lr=0.1",
-                       "phase=fraction", "phase.fraction=0.5", "diagnostics=off", "trainer.eval_every=2"], tmp_path)
+    cfg = compose_cfg(
+        [
+            *FAST,
+            "trainer.epochs=50",
+            "trainer.max_steps=20",
+            "sched=cosine",
+            "optim.lr=0.1",
+            "phase=fraction",
+            "phase.fraction=0.5",
+            "diagnostics=off",
+            "trainer.eval_every=2",
+        ],
+        tmp_path,
+    )
     summary = run(cfg)
     metrics, _ = read_run(tmp_path)
     assert summary["steps"] == 20 and summary["epochs"] == 3
@@ -94,8 +106,18 @@ def test_cosine_with_warmup_and_multistep_per_iteration():
 
 def test_bf16_autocast_channels_last_and_grad_clip_train_on_cpu(tmp_path):
     # As typed on a command line: `true` arrives as the string 'True', `BF16` in capitals.
-    cfg = compose_cfg([*FAST, "trainer.epochs=1", "trainer.precision=BF16", "trainer.channels_last=true",
-                       "trainer.grad_clip=1.0", "optim=adamw", "sched.warmup_epochs=0.5"], tmp_path)
+    cfg = compose_cfg(
+        [
+            *FAST,
+            "trainer.epochs=1",
+            "trainer.precision=BF16",
+            "trainer.channels_last=true",
+            "trainer.grad_clip=1.0",
+            "optim=adamw",
+            "sched.warmup_epochs=0.5",
+        ],
+        tmp_path,
+    )
     summary = run(cfg)
     assert summary["status"] == "completed" and math.isfinite(read_run(tmp_path)[0][0]["train_loss"])
     assert summary["runtime"]["bf16"] and summary["runtime"]["channels_last"]
@@ -105,8 +127,11 @@ def test_bf16_autocast_channels_last_and_grad_clip_train_on_cpu(tmp_path):
 def test_cpu_defaults_channels_last_for_conv_nets_and_cache_sized_evaluation(tmp_path):
     """On a CPU the defaults choose NHWC for conv nets only, fp32, evaluation in batches of 128,
     torch's threads (all cores); each explicit setting wins."""
-    cases = {"cnn": ([], (True, False, 128)), "mlp": (["model=mlp"], (False, False, 128)),
-             "off": (["trainer.channels_last=false", "trainer.eval_batch_size=512"], (False, False, 512))}
+    cases = {
+        "cnn": ([], (True, False, 128)),
+        "mlp": (["model=mlp"], (False, False, 128)),
+        "off": (["trainer.channels_last=false", "trainer.eval_batch_size=512"], (False, False, 512)),
+    }
     for name, (extra, expected) in cases.items():
         summary = run(compose_cfg([*FAST, "trainer.epochs=1", "dataset.num_train=128", *extra], tmp_path / name))
         runtime = summary["runtime"]
@@ -115,10 +140,25 @@ def test_cpu_defaults_channels_last_for_conv_nets_and_cache_sized_evaluation(tmp
 
 
 def test_accuracy_detector_estimators_run_through_the_loop(tmp_path):
-    """batch (clean batch before mixing) and val (the validation split) estimators, on the real loop: the ENP ends by the criterion."""
-    for name, extra in (("batch", ["phase.estimator=batch", "phase.ema=0.5"]), ("val", ["phase.source=val", "dataset.val_fraction=0.25"])):
-        cfg = compose_cfg([*FAST, "trainer.epochs=3", "strategy=mixup_pause", "phase=accuracy",
-                           "phase.check_every=2", "phase.threshold=0.3", "optim.lr=0.05", *extra], tmp_path / name)
+    """batch (clean batch before mixing) and val (the validation split) estimators, on the real loop: the
+    ENP ends by the criterion."""
+    for name, extra in (
+        ("batch", ["phase.estimator=batch", "phase.ema=0.5"]),
+        ("val", ["phase.source=val", "dataset.val_fraction=0.25"]),
+    ):
+        cfg = compose_cfg(
+            [
+                *FAST,
+                "trainer.epochs=3",
+                "strategy=mixup_pause",
+                "phase=accuracy",
+                "phase.check_every=2",
+                "phase.threshold=0.3",
+                "optim.lr=0.05",
+                *extra,
+            ],
+            tmp_path / name,
+        )
         summary = run(cfg)
         assert summary["enp_end_reason"] == "criterion", name
         assert summary["enp_end_value"] >= 0.3 and summary["enp_end_step"] % 2 == 0
@@ -183,12 +223,23 @@ def test_the_loop_asks_the_detector_and_the_strategy_follows_it(tmp_path, k):
     seen, prepare, hooked = [], strategy.prepare, []
     strategy.prepare = lambda x, y, phase: (seen.append(phase), prepare(x, y, phase))[1]
     opt = sgd(model, lr=0.05)
-    trainer = Trainer(TrainerConfig(epochs=2, batch_size=32, train_eval_samples=64), model, data, strategy, FiresAt(k),
-                      opt, cosine(opt, total_steps=16, steps_per_epoch=8), RunResults(tmp_path), NoLogger(),
-                      torch.Generator().manual_seed(0), torch.device("cpu"),
-                      diagnostics=Diagnostics(probe_size=16, enp_every_steps=100, every_steps=100),
-                      on_epoch_end=[lambda trainer, row: hooked.append((trainer.step, row, len(read_jsonl(
-                          tmp_path / "metrics.jsonl"))))])
+    trainer = Trainer(
+        TrainerConfig(epochs=2, batch_size=32, train_eval_samples=64),
+        model,
+        data,
+        strategy,
+        FiresAt(k),
+        opt,
+        cosine(opt, total_steps=16, steps_per_epoch=8),
+        RunResults(tmp_path),
+        NoLogger(),
+        torch.Generator().manual_seed(0),
+        torch.device("cpu"),
+        diagnostics=Diagnostics(probe_size=16, enp_every_steps=100, every_steps=100),
+        on_epoch_end=[
+            lambda trainer, row: hooked.append((trainer.step, row, len(read_jsonl(tmp_path / "metrics.jsonl"))))
+        ],
+    )
     summary = trainer.fit()
     metrics = read_jsonl(tmp_path / "metrics.jsonl")
     in_enp = [min(max(k - 8 * e, 0), 8) for e in (0, 1)]  # steps of each epoch in the ENP
@@ -197,14 +248,17 @@ def test_the_loop_asks_the_detector_and_the_strategy_follows_it(tmp_path, k):
     assert [m["alpha"] for m in metrics] == [1 - n / 8 for n in in_enp]  # the alpha each step reported, averaged
     assert hooked == [(8, metrics[0], 1), (16, metrics[1], 2)]  # the epoch-end hooks: each row, once written
     assert [(p.step, p.epoch, p.in_enp, p.enp_end_step) for p in seen] == [
-        (s, s // 8, s < k, None if s < k else k) for s in range(16)]
+        (s, s // 8, s < k, None if s < k else k) for s in range(16)
+    ]
     assert (summary["enp_end_step"], summary["enp_end_epoch"], summary["steps"]) == (k, (k - 1) // 8, 16)
     assert [r["step"] for r in read_jsonl(tmp_path / "detector.jsonl")] == list(range(1, k + 1))
     assert all("train_loss" in r for r in read_jsonl(tmp_path / "detector.jsonl"))
     assert [r["step"] for r in read_jsonl(tmp_path / "diagnostics.jsonl") if r.get("event") == "enp_end"] == [k]
 
 
-def test_with_a_validation_split_the_detector_reads_it_and_the_test_split_only_gives_final_numbers(tmp_path, monkeypatch):
+def test_with_a_validation_split_the_detector_reads_it_and_the_test_split_only_gives_final_numbers(
+    tmp_path, monkeypatch
+):
     """phase.source=val: every evaluation before the run's last is of the training probe or the validation
     split (the real evaluate, watched); the test split is evaluated after the last step only, and the
     summary names each number by its split."""
@@ -216,9 +270,20 @@ def test_with_a_validation_split_the_detector_reads_it_and_the_test_split_only_g
         return evaluate(self, split, indices)
 
     monkeypatch.setattr(Trainer, "evaluate", watched)
-    cfg = compose_cfg([*FAST, "dataset.val_fraction=0.25", "trainer.eval_every=100", "strategy=mixup_pause",
-                       "phase=accuracy", "phase.source=val", "phase.check_every=2", "phase.threshold=0.3",
-                       "optim.lr=0.05"], tmp_path)
+    cfg = compose_cfg(
+        [
+            *FAST,
+            "dataset.val_fraction=0.25",
+            "trainer.eval_every=100",
+            "strategy=mixup_pause",
+            "phase=accuracy",
+            "phase.source=val",
+            "phase.check_every=2",
+            "phase.threshold=0.3",
+            "optim.lr=0.05",
+        ],
+        tmp_path,
+    )
     summary = run(cfg)
     last = summary["steps"]
     assert {s for s, split in calls if split == "test"} == {last}
@@ -248,4 +313,7 @@ def test_auto_device_warns_when_a_gpu_job_finds_no_cuda(monkeypatch, caplog):
         monkeypatch.setenv("SLURM_GPUS_ON_NODE", "1")
         assert resolve_device("auto").type == "cpu"
     assert "found no CUDA device although this job was given GPUs (SLURM_GPUS_ON_NODE=1)" in caplog.text
-    assert resolve_precision("auto", torch.device("cpu")) == "fp32" and resolve_precision("fp16", torch.device("cpu")) == "fp16"
+    assert (
+        resolve_precision("auto", torch.device("cpu")) == "fp32"
+        and resolve_precision("fp16", torch.device("cpu")) == "fp16"
+    )

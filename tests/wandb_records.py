@@ -25,8 +25,8 @@ def records(path: Path) -> list:
         if BLOCK - pos % BLOCK < CHUNK_HEADER:  # too little room for a chunk header: the block is padded
             pos += BLOCK - pos % BLOCK
             continue
-        crc, length, kind = struct.unpack("<IHB", data[pos:pos + CHUNK_HEADER])
-        body = data[pos + CHUNK_HEADER:pos + CHUNK_HEADER + length]
+        crc, length, kind = struct.unpack("<IHB", data[pos : pos + CHUNK_HEADER])
+        body = data[pos + CHUNK_HEADER : pos + CHUNK_HEADER + length]
         if kind == 0 and length == 0:
             break  # zero padding at the end
         assert zlib.crc32(bytes([kind]) + body) & 0xFFFFFFFF == crc, f"bad checksum at byte {pos}"

@@ -42,10 +42,15 @@ def _identities(runs: list[dict]) -> list[dict]:
     """Per run: `run_dir`, the group choices and the settings that vary between `runs` (dotted names)."""
     settings = [flatten(run.get("config") or {}) for run in runs]
     known = [s for s in settings if s]  # a job that wrote no summary has no config: it sweeps nothing
-    swept = sorted(k for k in set().union(*known) if not under(k, RESULT_NEUTRAL_KEYS)
-                   and len({json.dumps(s.get(k), sort_keys=True) for s in known}) > 1)
-    return [{"run_dir": run["_dir"], **run.get("choices", {}), **{k: _cell(setting.get(k)) for k in swept}}
-            for run, setting in zip(runs, settings)]
+    swept = sorted(
+        k
+        for k in set().union(*known)
+        if not under(k, RESULT_NEUTRAL_KEYS) and len({json.dumps(s.get(k), sort_keys=True) for s in known}) > 1
+    )
+    return [
+        {"run_dir": run["_dir"], **run.get("choices", {}), **{k: _cell(setting.get(k)) for k in swept}}
+        for run, setting in zip(runs, settings)
+    ]
 
 
 def _same_columns(rows: list[dict]) -> list[dict]:
@@ -59,10 +64,20 @@ def collect(runs: list[dict]) -> list[dict]:
     for run, identity in zip(runs, _identities(runs)):
         results = flatten({k: v for k, v in run.items() if k not in (*RUN_RECORD_KEYS, "_dir")})
         last = (run.get("attempts") or [{}])[-1]
-        rows.append({"run_dir": identity["run_dir"], "status": run.get("status"), **identity,
-                     **{k: v for k, v in results.items() if k != "status" and not isinstance(v, (list, dict))},
-                     **({"attempts": len(run["attempts"]), "device_name": last.get("device_name")} if run.get("attempts") else {}),
-                     **flatten({"provenance": last.get("provenance") or {}})})
+        rows.append(
+            {
+                "run_dir": identity["run_dir"],
+                "status": run.get("status"),
+                **identity,
+                **{k: v for k, v in results.items() if k != "status" and not isinstance(v, (list, dict))},
+                **(
+                    {"attempts": len(run["attempts"]), "device_name": last.get("device_name")}
+                    if run.get("attempts")
+                    else {}
+                ),
+                **flatten({"provenance": last.get("provenance") or {}}),
+            }
+        )
     return _same_columns(rows)
 
 
@@ -78,8 +93,11 @@ def curves(runs: list[dict]) -> list[dict]:
         for file, name in CURVE_FILES.items():
             for row in read_rows(run, name):
                 where = {"file": file, "step": row.get("step"), "epoch": row.get("epoch")}
-                rows += [{**identity, **where, "measure": key, "value": float(value)} for key, value in row.items()
-                         if key not in _NOT_MEASURES and isinstance(value, (int, float))]
+                rows += [
+                    {**identity, **where, "measure": key, "value": float(value)}
+                    for key, value in row.items()
+                    if key not in _NOT_MEASURES and isinstance(value, (int, float))
+                ]
     return _same_columns(rows)
 
 
@@ -87,8 +105,11 @@ def _numeric_columns_as_float(rows: list[dict]) -> None:
     """A column of ints and floats (alpha 1 and 0.2) as floats: Parquet holds one type per column."""
     for column in rows[0] if rows else ():
         values = [r[column] for r in rows if r[column] is not None]
-        if values and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values) \
-                and any(isinstance(v, float) for v in values):
+        if (
+            values
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+            and any(isinstance(v, float) for v in values)
+        ):
             for r in rows:
                 r[column] = None if r[column] is None else float(r[column])
 

@@ -38,9 +38,13 @@ def load_runs(dirs) -> list[dict]:
         for hydra_dir in sorted(root.rglob(".hydra")):
             if not (hydra_dir.parent / "summary.json").exists():
                 running = RunDirLock.held(hydra_dir.parent)
-                runs.append({"status": "running" if running else "missing",
-                             "error": "a live process is training it" if running else "no summary.json",
-                             "_dir": str(hydra_dir.parent)})
+                runs.append(
+                    {
+                        "status": "running" if running else "missing",
+                        "error": "a live process is training it" if running else "no summary.json",
+                        "_dir": str(hydra_dir.parent),
+                    }
+                )
         for path in sorted(root.rglob("summary.json")):
             try:
                 run = json.loads(path.read_text())
@@ -62,7 +66,9 @@ def load_runs(dirs) -> list[dict]:
 def is_ours(run: dict) -> bool:
     """Whether a run read by `load_runs` is one of ours (train.py's summary.json: a status and a config,
     or a job directory it started), not some other tool's summary.json that happens to lie below."""
-    return run.get("status") in ("missing", "running", "unreadable") or ("status" in run and isinstance(run.get("config"), dict))
+    return run.get("status") in ("missing", "running", "unreadable") or (
+        "status" in run and isinstance(run.get("config"), dict)
+    )
 
 
 def _num_train_from_log(run_dir: Path) -> int | None:
@@ -95,8 +101,9 @@ def identity(run: dict, without: tuple[str, ...] = ()) -> tuple:
     comparison of strategies pairs runs whatever arm brought them there."""
     drop = (*RESULT_NEUTRAL_KEYS, *without, *(k for w in without for k in SET_BY_GROUP.get(w, ())))
     settings = {k: repr(v) for k, v in flatten(run.get("config", {})).items() if not under(k, drop)}
-    choices = {f"choice {k}": v for k, v in run.get("choices", {}).items()
-               if not under(k, drop) and k not in SET_BY_GROUP}
+    choices = {
+        f"choice {k}": v for k, v in run.get("choices", {}).items() if not under(k, drop) and k not in SET_BY_GROUP
+    }
     return tuple(sorted({**settings, **choices}.items()))
 
 
@@ -115,13 +122,19 @@ def separating_keys(runs: list[dict], keys: list[str]) -> list[str]:
     differing: set[str] = set()
     for group in mixed:
         for key in {k for r in group for k in [*flatten(r.get("config", {})), *r.get("choices", {})]}:
-            if not under(key, RESULT_NEUTRAL_KEYS) and key not in keys and len({repr(lookup(r, key)) for r in group}) > 1:
+            if (
+                not under(key, RESULT_NEUTRAL_KEYS)
+                and key not in keys
+                and len({repr(lookup(r, key)) for r in group}) > 1
+            ):
                 differing.add(key)
     order = sorted(differing, key=lambda k: (k != "name", k not in done[0].get("choices", {}), k.count("."), k))
     chosen: list[str] = []
     for key in order:  # fewest keys that give every identity of a group its own values
         chosen.append(key)
-        if all(len({tuple(repr(lookup(r, k)) for k in chosen) for r in g}) == len({identity(r) for r in g}) for g in mixed):
+        if all(
+            len({tuple(repr(lookup(r, k)) for k in chosen) for r in g}) == len({identity(r) for r in g}) for g in mixed
+        ):
             return chosen
     return chosen
 
@@ -140,8 +153,10 @@ def drop_duplicates(runs: list[dict], keep_newest: bool = False) -> list[dict]:
         listing = "\n".join("  " + " and ".join(r["_dir"] for r in g) for g in repeated)
         raise DuplicateRuns(
             f"{sum(len(g) - 1 for g in repeated)} run(s) repeat another run's config and seed, which would count one "
-            f"seed twice:\n{listing}\nRead one copy of each (make_tables.py --keep-newest keeps the newest summary.json of "
-            f"each and lists the others).")
+            f"seed twice:\n{listing}\nRead one copy of each (make_tables.py --keep-newest keeps the newest "
+            "summary.json of "
+            f"each and lists the others)."
+        )
     for group in repeated:
         group.sort(key=lambda r: Path(r["_dir"], "summary.json").stat().st_mtime)
         for old in group[:-1]:
@@ -157,8 +172,10 @@ def pairs(members: list[dict], baseline: list[dict], keys: tuple[str, ...]) -> l
     for r in baseline:
         other = base.setdefault(identity(r, keys), r)
         if other is not r:
-            raise ValueError(f"ambiguous pairing on {', '.join(keys)}: {other['_dir']} and {r['_dir']} differ only "
-                             f"in those keys, so a run cannot be paired with one of them")
+            raise ValueError(
+                f"ambiguous pairing on {', '.join(keys)}: {other['_dir']} and {r['_dir']} differ only "
+                f"in those keys, so a run cannot be paired with one of them"
+            )
     return [(r, base[ident]) for r in members if (ident := identity(r, keys)) in base]
 
 
@@ -189,8 +206,9 @@ def _rounded(value, digits: int = 7):
     return value
 
 
-def export_runs(path: Path | str, runs: list[dict], rows: dict[str, tuple[str, ...]], wants_rows, root: Path | str,
-                meta: dict) -> None:
+def export_runs(
+    path: Path | str, runs: list[dict], rows: dict[str, tuple[str, ...]], wants_rows, root: Path | str, meta: dict
+) -> None:
     """A compact, deterministic data file of `runs` (gzipped JSON lines, floats to 7 significant digits):
     `meta` first, then each run's summary and config, its directory relative to `root`, and for the runs
     `wants_rows(run, name)` accepts, the `rows[name]` keys of each row of those files. Reading it back
@@ -204,8 +222,11 @@ def export_runs(path: Path | str, runs: list[dict], rows: dict[str, tuple[str, .
     for run in sorted(runs, key=lambda r: r["_dir"]):
         kept = {k: v for k, v in run.items() if k not in _NOT_EXPORTED and not k.startswith("_")}
         kept["_dir"] = str(Path(run["_dir"]).resolve().relative_to(Path(root).resolve()))
-        kept["_rows"] = {name: [{k: row[k] for k in keys if k in row} for row in read_rows(run, name)]
-                         for name, keys in rows.items() if wants_rows(run, name)}
+        kept["_rows"] = {
+            name: [{k: row[k] for k in keys if k in row} for row in read_rows(run, name)]
+            for name, keys in rows.items()
+            if wants_rows(run, name)
+        }
         lines.append(json.dumps(_rounded(kept), sort_keys=True))
     buffer = io.BytesIO()
     with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as f:  # mtime 0: the same runs give the same bytes

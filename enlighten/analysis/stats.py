@@ -42,7 +42,9 @@ def minimum_detectable_effect(sd: float, n: int, alpha: float = 0.05, power: flo
     return float((stats.t.ppf(1 - alpha / sides, df) + stats.t.ppf(power, df)) * sd / math.sqrt(n))
 
 
-def seeds_needed(sd: float, effect: float, alpha: float, n_min: int = 2, n_max: int = 1000, power: float = POWER) -> int | None:
+def seeds_needed(
+    sd: float, effect: float, alpha: float, n_min: int = 2, n_max: int = 1000, power: float = POWER
+) -> int | None:
     """The fewest replicates in [n_min, n_max] whose minimum detectable effect (two-sided, level
     `alpha`) is at most `effect`, given the sd of a replicate's value; None when even n_max is not enough."""
     for n in range(max(2, n_min), n_max + 1):
@@ -61,7 +63,9 @@ def one_sample(values) -> TestResult:
     result = stats.ttest_1samp(x, 0.0)
     ci = result.confidence_interval(0.95)
     sd = float(x.std(ddof=1))
-    return TestResult(n, mean, float(ci.low), float(ci.high), float(result.pvalue), minimum_detectable_effect(sd, n), sd=sd)
+    return TestResult(
+        n, mean, float(ci.low), float(ci.high), float(result.pvalue), minimum_detectable_effect(sd, n), sd=sd
+    )
 
 
 def paired(a, b) -> TestResult:
@@ -76,8 +80,15 @@ def paired(a, b) -> TestResult:
     result = stats.ttest_rel(a, b)
     ci = result.confidence_interval(0.95)
     sd = float(diff.std(ddof=1))
-    return TestResult(len(diff), float(diff.mean()), float(ci.low), float(ci.high), float(result.pvalue),
-                      minimum_detectable_effect(sd, len(diff)), sd=sd)
+    return TestResult(
+        len(diff),
+        float(diff.mean()),
+        float(ci.low),
+        float(ci.high),
+        float(result.pvalue),
+        minimum_detectable_effect(sd, len(diff)),
+        sd=sd,
+    )
 
 
 def slopes(y, columns: dict[str, list[float]]) -> dict[str, float] | None:

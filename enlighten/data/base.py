@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import torch
 from torch import Tensor
@@ -69,11 +69,13 @@ def balanced_split(labels: Tensor, fraction: float, seed: int, val_fraction: flo
         order = idx[torch.randperm(len(idx), generator=g)]
         n_val = max(1, round(val_fraction * len(idx))) if val_fraction else 0
         if n_val >= len(idx):
-            raise DataError(f"dataset.val_fraction={val_fraction} leaves class {int(c)} ({len(idx)} samples) no training "
-                            f"sample: lower it.")
+            raise DataError(
+                f"dataset.val_fraction={val_fraction} leaves class {int(c)} ({len(idx)} samples) no training "
+                f"sample: lower it."
+            )
         pool = len(idx) - n_val
         train.append(order[: max(1, round(fraction * pool))])
-        val.append(order[len(idx) - n_val:])
+        val.append(order[len(idx) - n_val :])
     return torch.cat(train).sort().values, torch.cat(val).sort().values
 
 
@@ -153,13 +155,17 @@ class InMemoryData:
                     f"first at index {bad[0].item()}. Clean or impute the data before training."
                 )
         if num_classes < 2:
-            raise DataError(f"{name}: {num_classes} class in the data; a classifier needs at least 2 (check the label "
-                            f"column, or the subset that dataset.fraction keeps).")
+            raise DataError(
+                f"{name}: {num_classes} class in the data; a classifier needs at least 2 (check the label "
+                f"column, or the subset that dataset.fraction keeps)."
+            )
         if train_y.ndim == 1 and len(test_y):  # one label per sample (token targets are [N, T])
             unseen = sorted(set(test_y.unique().tolist()) - set(train_y.unique().tolist()))
             if unseen:
-                raise DataError(f"{name}: the test split has classes {unseen[:5]} that the training split lacks, so its "
-                                f"accuracy would count them as errors it cannot learn: check the split or the labels.")
+                raise DataError(
+                    f"{name}: the test split has classes {unseen[:5]} that the training split lacks, so its "
+                    f"accuracy would count them as errors it cannot learn: check the split or the labels."
+                )
         if crop_padding and train_x.ndim != 4:
             raise DataError(f"{name}: random crops need images [N, C, H, W], got shape {tuple(train_x.shape)}.")
         self.name = name
@@ -189,7 +195,7 @@ class InMemoryData:
     def device(self) -> torch.device:
         return self.train_x.device
 
-    def to(self, device: torch.device | str) -> "InMemoryData":
+    def to(self, device: torch.device | str) -> InMemoryData:
         """Move both splits to `device` (once per run; the loop never copies data again)."""
         for attr in ("train_x", "train_y", "test_x", "test_y", "val_x", "val_y"):
             setattr(self, attr, getattr(self, attr).to(device, non_blocking=True))

@@ -31,7 +31,17 @@ def digits(
     )
     x, y = torch.from_numpy(images), torch.from_numpy(bunch.target.astype(np.int64))
     return finish_split(
-        x[tr], y[tr], x[te], y[te],
-        num_classes=10, fraction=fraction, fraction_seed=fraction_seed, val_fraction=val_fraction,
-        mean=mean, std=std, crop_padding=crop_padding, flip=flip, name="digits",
+        x[tr],
+        y[tr],
+        x[te],
+        y[te],
+        num_classes=10,
+        fraction=fraction,
+        fraction_seed=fraction_seed,
+        val_fraction=val_fraction,
+        mean=mean,
+        std=std,
+        crop_padding=crop_padding,
+        flip=flip,
+        name="digits",
     )

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 import torch
 from torch import Tensor
@@ -120,7 +121,7 @@ def image_folder(
     max_memory_gb: float = 16.0,
     num_workers: int = 8,
     cache_dir: str = "",
-) -> "InMemoryData | StreamingImageFolder":
+) -> InMemoryData | StreamingImageFolder:
     """An image-classification folder, in memory when it fits (`in_memory`: auto | true | false)."""
     path = Path(root).expanduser()
     if not path.is_dir():
@@ -136,9 +137,11 @@ def image_folder(
         in_memory = "true" if len(files) * channels * image_size**2 <= max_memory_gb * 2**30 else "false"
     if in_memory == "false":
         if val_fraction:
-            raise DataError(f"dataset.val_fraction={val_fraction}: a validation split is held only in memory, and "
-                            f"{path} is read from disk (dataset.in_memory=false, or larger than dataset.max_memory_gb): "
-                            f"give it a folder of its own as the test split, or load it in memory.")
+            raise DataError(
+                f"dataset.val_fraction={val_fraction}: a validation split is held only in memory, and "
+                f"{path} is read from disk (dataset.in_memory=false, or larger than dataset.max_memory_gb): "
+                f"give it a folder of its own as the test split, or load it in memory."
+            )
         return StreamingImageFolder(
             path, image_size, channels, (train_split, test_split), fraction, fraction_seed, mean, std, flip, num_workers
         )
@@ -201,9 +204,7 @@ class StreamingImageFolder:
         self.test = _FolderDataset(tfiles, tlabels, image_size, channels, False)
         self.num_classes = len(classes)
         self.input_shape = (channels, image_size, image_size)
-        self.normalize = Normalize(
-            mean or [0.485, 0.456, 0.406][:channels], std or [0.229, 0.224, 0.225][:channels]
-        )
+        self.normalize = Normalize(mean or [0.485, 0.456, 0.406][:channels], std or [0.229, 0.224, 0.225][:channels])
         self.flip, self.num_workers, self.device = flip, num_workers, torch.device("cpu")
         self.name = root.name
 
@@ -219,7 +220,7 @@ class StreamingImageFolder:
     def train_y(self) -> Tensor:
         return torch.tensor(self.train.labels)
 
-    def to(self, device) -> "StreamingImageFolder":
+    def to(self, device) -> StreamingImageFolder:
         self.device = torch.device(device)
         return self
 
@@ -253,8 +254,12 @@ class StreamingImageFolder:
         steps = self.steps_per_epoch(batch_size)
         order = torch.randperm(self.num_train, generator=generator)[: steps * batch_size].view(steps, batch_size)
         crop_seeds = torch.randint(2**62, (steps, batch_size), generator=generator)
-        mine = list(zip(*(t[start:, rank * local : (rank + 1) * local].flatten().tolist() for t in (order, crop_seeds))))
-        for _ in range(start if self.flip else 0):  # the skipped batches' flips: the generator goes on where they left it
+        mine = list(
+            zip(*(t[start:, rank * local : (rank + 1) * local].flatten().tolist() for t in (order, crop_seeds)))
+        )
+        for _ in range(
+            start if self.flip else 0
+        ):  # the skipped batches' flips: the generator goes on where they left it
             torch.rand(batch_size, generator=generator)
         for x, y in self._loader(self.train, local, mine):
             if self.flip:  # drawn for the global batch, so the generator advances alike on every process

@@ -32,7 +32,17 @@ def synthetic(
 
     (train_x, train_y), (test_x, test_y) = make(num_train), make(num_test)
     return finish_split(
-        train_x, train_y, test_x, test_y,
-        num_classes=num_classes, fraction=fraction, fraction_seed=fraction_seed, val_fraction=val_fraction,
-        mean=None, std=None, crop_padding=crop_padding, flip=flip, name="synthetic",
+        train_x,
+        train_y,
+        test_x,
+        test_y,
+        num_classes=num_classes,
+        fraction=fraction,
+        fraction_seed=fraction_seed,
+        val_fraction=val_fraction,
+        mean=None,
+        std=None,
+        crop_padding=crop_padding,
+        flip=flip,
+        name="synthetic",
     )

@@ -19,8 +19,8 @@ validation also reports bits per character.
 from __future__ import annotations
 
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from torch import Tensor
@@ -63,7 +63,7 @@ class CharText:
     def device(self) -> torch.device:
         return self.train.device
 
-    def to(self, device: torch.device | str) -> "CharText":
+    def to(self, device: torch.device | str) -> CharText:
         self.train, self.val = self.train.to(device), self.val.to(device)
         return self
 
@@ -124,8 +124,9 @@ def read_text(path: Path, url: str | None) -> str:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
-        raise DataError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}): convert it first, e.g. "
-                        f"iconv -f UTF-16 -t UTF-8.") from None
+        raise DataError(
+            f"{path} is not UTF-8 text ({e.reason} at byte {e.start}): convert it first, e.g. iconv -f UTF-16 -t UTF-8."
+        ) from None
     if not text:
         raise DataError(f"{path} is empty.")
     return text

@@ -31,7 +31,8 @@ def _load_split(name: str, root: str, train: bool, download: bool) -> tuple[torc
     except Exception as e:  # noqa: BLE001 - torchvision raises RuntimeError, URLError, OSError...
         if expected.is_dir() and any(p.is_file() and p.stat().st_size for p in expected.iterdir()):
             raise DataError(
-                f"{name} at {expected} is unreadable: its files are there but truncated or corrupt ({type(e).__name__}: "
+                f"{name} at {expected} is unreadable: its files are there but truncated or corrupt "
+                f"({type(e).__name__}: "
                 f"{e}). Replace them with a complete copy (or empty the folder and set dataset.download=true)."
             ) from e
         how = (
@@ -63,7 +64,8 @@ def torchvision_dataset(
     """Load a torchvision dataset (`name` in cifar10, cifar100, mnist, fashion_mnist) into memory.
 
     `fraction` keeps a class-balanced share of the training split (drawn with `fraction_seed`) after
-    `val_fraction` of it is held out for validation (`balanced_split`); the test split stays whole. `mean`/`std` default to the statistics of the training subset.
+    `val_fraction` of it is held out for validation (`balanced_split`); the test split stays whole.
+    `mean`/`std` default to the statistics of the training subset.
     """
     if name not in _SETS:
         raise DataError(f"Unknown torchvision dataset {name!r}; choose one of {sorted(_SETS)}.")

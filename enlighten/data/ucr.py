@@ -80,5 +80,13 @@ def ucr(
     train_x, train_y = tensors(train_labels, train_rows)
     test_x, test_y = tensors(test_labels, test_rows)
     keep, held_out = balanced_split(train_y, fraction, fraction_seed, val_fraction)
-    return InMemoryData(train_x[keep], train_y[keep], test_x, test_y, num_classes=len(classes), name=name,
-                        val_x=train_x[held_out], val_y=train_y[held_out])
+    return InMemoryData(
+        train_x[keep],
+        train_y[keep],
+        test_x,
+        test_y,
+        num_classes=len(classes),
+        name=name,
+        val_x=train_x[held_out],
+        val_y=train_y[held_out],
+    )

@@ -15,8 +15,8 @@ from __future__ import annotations
 import contextlib
 import itertools
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Sequence
 
 import torch
 from scipy.special import betainc
@@ -36,11 +36,14 @@ def parameter_groups(model: nn.Module) -> dict[str, list[int]]:
     patch_embed, blocks.0, ..., norm, head). Parameters owned by the model itself form `embed`."""
     index = {id(p): i for i, p in enumerate(model.parameters())}
     groups: dict[str, list[int]] = defaultdict(list)
-    for name, p in model.named_parameters(recurse=False):
+    for _, p in model.named_parameters(recurse=False):
         groups["embed"].append(index[id(p)])
     for name, child in model.named_children():
-        members = list(child.named_children()) if isinstance(child, (nn.Sequential, nn.ModuleList)) and name in (
-            "stages", "blocks", "layers") else [(None, child)]
+        members = (
+            list(child.named_children())
+            if isinstance(child, (nn.Sequential, nn.ModuleList)) and name in ("stages", "blocks", "layers")
+            else [(None, child)]
+        )
         for sub, module in members:
             key = name if sub is None else f"{name}.{sub}"
             for p in module.parameters():
@@ -55,8 +58,15 @@ def parameter_groups(model: nn.Module) -> dict[str, list[int]]:
 INTERFERENCE = ("cos", "r_perp_clean", "r_perp_mix", "norm_ratio")
 # The value of each measure at lambda 0 (and 1): the mixed batch is then the clean batch reordered, so
 # the Mixup gradient is the clean gradient. The quadrature uses these as its end points.
-AT_LAMBDA_0 = {"cos": 1.0, "r_perp_clean": 0.0, "r_perp_mix": 0.0, "norm_ratio": 1.0, "perp_sq": 0.0,
-               "r_perp_clean_debiased": 0.0, "perp_sq_unbiased": 0.0}
+AT_LAMBDA_0 = {
+    "cos": 1.0,
+    "r_perp_clean": 0.0,
+    "r_perp_mix": 0.0,
+    "norm_ratio": 1.0,
+    "perp_sq": 0.0,
+    "r_perp_clean_debiased": 0.0,
+    "perp_sq_unbiased": 0.0,
+}
 
 
 def at_lambda_0(measure: str) -> float:
@@ -138,10 +148,14 @@ def mixed_gradients(
     """The Mixup gradient of one batch for variant `v`, mixed by the functions training mixes with.
     CutMix takes a centred box of area about 1 - lambda (its lambda corrected to the box's area)."""
     if v.kind == "mixup":
-        return gradients(model, mix_inputs(x, partner, v.lam), mixed_targets(y, partner, v.lam, num_classes, label_smoothing))
+        return gradients(
+            model, mix_inputs(x, partner, v.lam), mixed_targets(y, partner, v.lam, num_classes, label_smoothing)
+        )
     if v.kind == "cutmix":
         box, lam = centred_box(x.shape, v.lam)
-        return gradients(model, cutmix_inputs(x, partner, box), mixed_targets(y, partner, lam, num_classes, label_smoothing))
+        return gradients(
+            model, cutmix_inputs(x, partner, box), mixed_targets(y, partner, lam, num_classes, label_smoothing)
+        )
     if v.kind == "manifold":
         target = mixed_targets(y, partner, v.lam, num_classes, label_smoothing)
         return gradients(model, x, target, forward=lambda m, h: manifold_forward(m, h, partner, v.lam, v.layer))
@@ -230,7 +244,10 @@ def _debiased(mm: PartDots, mc: PartDots, cc: PartDots) -> dict[str, Tensor]:
     mm_u, cc_u = mm.across(), cc.across()
     nan = torch.full_like(cc_u, float("nan"))
     perp = torch.where(cc_u > 0, mm_u - mc_sq / cc_u, nan)
-    return {"perp_sq_unbiased": perp, "r_perp_clean_debiased": torch.where(cc_u > 0, (perp.clamp_min(0.0) / cc_u).sqrt(), nan)}
+    return {
+        "perp_sq_unbiased": perp,
+        "r_perp_clean_debiased": torch.where(cc_u > 0, (perp.clamp_min(0.0) / cc_u).sqrt(), nan),
+    }
 
 
 def _compare(mixed: SplitSums, clean: SplitSums, cc: PartDots, groups: dict[str, Tensor] | None) -> dict[str, Tensor]:
@@ -372,7 +389,11 @@ class ActivationRecorder:
 
 @torch.no_grad()
 def activation_stats(
-    model: nn.Module, batches: list[Tensor], prefix: str = "diag/zero_act", train_mode: bool = False, per_site: bool = True
+    model: nn.Module,
+    batches: list[Tensor],
+    prefix: str = "diag/zero_act",
+    train_mode: bool = False,
+    per_site: bool = True,
 ) -> dict[str, Tensor]:
     """Share of zero activations (overall and, with `per_site`, per site) and of dead units, as 0-d
     tensors. In eval mode by default; `train_mode` uses each batch's own batch-norm statistics (as
@@ -395,8 +416,10 @@ def activation_stats(
     shares = torch.stack([torch.as_tensor(rec.zeros[s]).double() / rec.total[s] for s in sites])
     zeros = sum(torch.as_tensor(rec.zeros[s]).double() for s in sites)
     dead = sum((~rec.alive[s]).sum().double() for s in sites)
-    out = {prefix: zeros / sum(rec.total.values()),
-           prefix.replace("zero_act", "dead_units"): dead / sum(rec.alive[s].numel() for s in sites)}
+    out = {
+        prefix: zeros / sum(rec.total.values()),
+        prefix.replace("zero_act", "dead_units"): dead / sum(rec.alive[s].numel() for s in sites),
+    }
     if per_site:
         out.update({f"{prefix}/{s}": shares[i] for i, s in enumerate(sites)})
     return out
@@ -430,7 +453,9 @@ class BatchEpochNormRatio:
     @torch.no_grad()
     def end_epoch(self) -> float | None:
         current = [p.detach() for p in self.params]
-        net = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(torch._foreach_sub(current, self.start))).double())
+        net = torch.linalg.vector_norm(
+            torch.stack(torch._foreach_norm(torch._foreach_sub(current, self.start))).double()
+        )
         path = self.path.item()
         net = net.item()
         torch._foreach_copy_(self.start, current)

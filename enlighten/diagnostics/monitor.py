@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import numpy as np
 import torch
@@ -73,7 +74,11 @@ def _finite(name: str, value: float, low: float, high: float = math.inf, low_ope
     value = float(value)
     ok = math.isfinite(value) and (value > low if low_open else value >= low) and value <= high
     if not ok:
-        bound = f"{'(' if low_open else '['}{low:g}, {high:g}]" if math.isfinite(high) else f"{'>' if low_open else '>='} {low:g}"
+        bound = (
+            f"{'(' if low_open else '['}{low:g}, {high:g}]"
+            if math.isfinite(high)
+            else f"{'>' if low_open else '>='} {low:g}"
+        )
         raise ValueError(f"diagnostics.{name} must be {'in ' if math.isfinite(high) else ''}{bound}, got {value}.")
     return value
 
@@ -127,8 +132,12 @@ class Diagnostics:
         stiffness: bool = False,
         stiffness_samples: int = 16,
     ) -> None:
-        for name, value in (("every_steps", every_steps), ("enp_every_steps", enp_every_steps),
-                            ("dataset_chunk_size", dataset_chunk_size), ("stiffness_samples", stiffness_samples)):
+        for name, value in (
+            ("every_steps", every_steps),
+            ("enp_every_steps", enp_every_steps),
+            ("dataset_chunk_size", dataset_chunk_size),
+            ("stiffness_samples", stiffness_samples),
+        ):
             if value < 1:
                 raise ValueError(f"diagnostics.{name} must be >= 1, got {value}.")
         if probe_size < 2:
@@ -138,26 +147,34 @@ class Diagnostics:
         self.alpha = _finite("alpha", alpha, 0.0, low_open=False)
         self.cutmix_alpha = _finite("cutmix_alpha", cutmix_alpha, 0.0, low_open=False)
         if interference and self.alpha == 0 and self.cutmix_alpha == 0:
-            raise ValueError("diagnostics.alpha (mix.alpha) and cutmix_alpha are both 0: interference needs a Mixup to "
-                             "measure. Set diagnostics.alpha=1.0, or diagnostics.interference=false.")
+            raise ValueError(
+                "diagnostics.alpha (mix.alpha) and cutmix_alpha are both 0: interference needs a Mixup to "
+                "measure. Set diagnostics.alpha=1.0, or diagnostics.interference=false."
+            )
         self.switch_prob = _finite("switch_prob", switch_prob, 0.0, 1.0, low_open=False)
         self.label_smoothing = _finite("label_smoothing", label_smoothing, 0.0, 1.0, low_open=False)
         if kind not in ("input", "manifold"):
             raise ValueError(f"diagnostics.kind must be input or manifold, got {kind!r}.")
         if interference and kind == "manifold" and self.alpha == 0:
-            raise ValueError("diagnostics.kind=manifold needs diagnostics.alpha (mix.alpha) > 0: CutMix does not apply "
-                             "to hidden states.")
+            raise ValueError(
+                "diagnostics.kind=manifold needs diagnostics.alpha (mix.alpha) > 0: CutMix does not apply "
+                "to hidden states."
+            )
         self.lambdas = [_finite("lambdas", lam, 0.0, 0.5) for lam in lambdas]
         if not self.lambdas or any(b <= a for a, b in zip(self.lambdas, self.lambdas[1:])):
             raise ValueError(
-                f"diagnostics.lambdas must be increasing values in (0, 0.5], got {list(lambdas)}: lambda and 1 - lambda "
-                f"mix the same pairs (exactly with flip pairing, in distribution with permutation), so 0.7 is 0.3.")
+                f"diagnostics.lambdas must be increasing values in (0, 0.5], got {list(lambdas)}: lambda and "
+                "1 - lambda "
+                f"mix the same pairs (exactly with flip pairing, in distribution with permutation), so 0.7 is 0.3."
+            )
         check_pairing(pairing, "diagnostics.pairing")
         for p in dataset_pairings:
             check_pairing(p, "each of diagnostics.dataset_pairings")
         self.dataset_steps = sorted({int(s) for s in dataset_steps})
         if any(s < 0 for s in self.dataset_steps):
-            raise ValueError(f"diagnostics.dataset_steps must be steps >= 0 (0: at initialization), got {list(dataset_steps)}.")
+            raise ValueError(
+                f"diagnostics.dataset_steps must be steps >= 0 (0: at initialization), got {list(dataset_steps)}."
+            )
         self.kind, self.pairing, self.dataset_pairings = kind, pairing, list(dataset_pairings)
         self.every_steps, self.enp_every_steps = every_steps, enp_every_steps
         self.probe_size, self.seed, self.chunk_size = probe_size, seed, dataset_chunk_size
@@ -180,9 +197,11 @@ class Diagnostics:
         # stiffness and mixed-input activations are skipped there.
         self.can_mix = not data.tokens
         if not self.can_mix and (self.do_interference or self.do_stiffness or self.dataset_scope):
-            log.info(f"diagnostics: {data.name} gives token ids, which cannot be mixed: gradient interference (probe "
-                     f"and dataset scope), stiffness and the activations of mixed inputs are not measured (clean "
-                     f"activations, BENR and ATD are).")
+            log.info(
+                f"diagnostics: {data.name} gives token ids, which cannot be mixed: gradient interference (probe "
+                f"and dataset scope), stiffness and the activations of mixed inputs are not measured (clean "
+                f"activations, BENR and ATD are)."
+            )
         if self.can_mix and self.kind == "manifold":
             check_manifold(model)
         # The probe and its pairs are fixed for the run (drawn from the run's seed): rows at different
@@ -210,12 +229,17 @@ class Diagnostics:
         if self.kind == "manifold":
             return [MixKind("manifold", alpha, 1.0)]
         if alpha > 0 and self.cutmix_alpha > 0:
-            return [MixKind("mixup", alpha, 1.0 - self.switch_prob), MixKind("cutmix", self.cutmix_alpha, self.switch_prob)]
+            return [
+                MixKind("mixup", alpha, 1.0 - self.switch_prob),
+                MixKind("cutmix", self.cutmix_alpha, self.switch_prob),
+            ]
         return [MixKind("mixup", alpha, 1.0)] if alpha > 0 else [MixKind("cutmix", self.cutmix_alpha, 1.0)]
 
     def _variants(self, pairings: list[str], kinds: list[MixKind]) -> list[Variant]:
         layers = range(len(self.model.stages)) if self.kind == "manifold" else [0]
-        return [Variant(p, k.name, lam, layer) for p in pairings for k in kinds for lam in self.lambdas for layer in layers]
+        return [
+            Variant(p, k.name, lam, layer) for p in pairings for k in kinds for lam in self.lambdas for layer in layers
+        ]
 
     def _nodes(self, kind: str) -> dict[float, float]:
         """Each measured lambda -> the lambda its mixing really has. For CutMix, the box's pixel area
@@ -227,7 +251,12 @@ class Diagnostics:
         return {lam: min(e, 1.0 - e) for lam, e in effective.items() if 0.0 < e < 1.0}
 
     def _combine(
-        self, prefix: str, pairing: str, kinds: list[MixKind], results: dict, measures: Sequence[str],
+        self,
+        prefix: str,
+        pairing: str,
+        kinds: list[MixKind],
+        results: dict,
+        measures: Sequence[str],
         per_lambda: Sequence[str] | None = None,
     ) -> dict:
         """The `per_lambda` measures (default: all) at each lambda (Manifold Mixup: the mean over its
@@ -257,8 +286,10 @@ class Diagnostics:
 
     def _alphas(self, prefix: str, kinds: list[MixKind]) -> dict:
         """How a row was measured: the alphas of its expectation, the pairing and the kinds."""
-        out = {f"{prefix}alpha": next((k.alpha for k in kinds if k.name != "cutmix"), None),
-               f"{prefix}mix_kind": "+".join(k.name for k in kinds)}
+        out = {
+            f"{prefix}alpha": next((k.alpha for k in kinds if k.name != "cutmix"), None),
+            f"{prefix}mix_kind": "+".join(k.name for k in kinds),
+        }
         if any(k.name == "cutmix" for k in kinds):
             out[f"{prefix}cutmix_alpha"] = self.cutmix_alpha
         return out
@@ -267,7 +298,9 @@ class Diagnostics:
         kinds = self._kinds(phase)
         variants = self._variants([self.pairing], kinds)
         chunk = [(self.x, self.y, self.probe_partners)]
-        _, results = interference(self.model, lambda: chunk, variants, self.num_classes, self.label_smoothing, self.groups)
+        _, results = interference(
+            self.model, lambda: chunk, variants, self.num_classes, self.label_smoothing, self.groups
+        )
         per_group = [f"{m}/{g}" for m in INTERFERENCE for g in self.groups]  # per group: the expectation only
         return self._combine("diag/", self.pairing, kinds, results, [*INTERFERENCE, *per_group], INTERFERENCE)
 
@@ -295,14 +328,22 @@ class Diagnostics:
         kinds = self._kinds(phase)
         variants = self._variants(self.dataset_pairings, kinds)
         start = time.perf_counter()
-        clean, results = interference(self.model, self._dataset_chunks(), variants, self.num_classes,
-                                      self.label_smoothing)
+        clean, results = interference(
+            self.model, self._dataset_chunks(), variants, self.num_classes, self.label_smoothing
+        )
         if self.x.is_cuda:  # one wait per dataset measurement, so that its time is real
             torch.cuda.synchronize(self.x.device)
-        row: dict = {"step": step, "epoch": epoch, "event": "dataset", "point": point,
-                     "data/num_samples": self.data.num_train // self.chunk_size * self.chunk_size,
-                     "data/chunk_size": self.chunk_size, **self._alphas("data/", kinds),
-                     "data/clean_sq": clean["clean_sq"], "data/clean_sq_unbiased": clean.get("clean_sq_unbiased")}
+        row: dict = {
+            "step": step,
+            "epoch": epoch,
+            "event": "dataset",
+            "point": point,
+            "data/num_samples": self.data.num_train // self.chunk_size * self.chunk_size,
+            "data/chunk_size": self.chunk_size,
+            **self._alphas("data/", kinds),
+            "data/clean_sq": clean["clean_sq"],
+            "data/clean_sq_unbiased": clean.get("clean_sq_unbiased"),
+        }
         for p in self.dataset_pairings:
             row.update(self._combine(f"data/{p}/", p, kinds, results, DATASET_MEASURES))
         row["data/seconds"] = time.perf_counter() - start
@@ -403,8 +444,13 @@ class Diagnostics:
         epoch-start weights and path length so far."""
         within_epoch = self.benr is not None and self.benr.path.item() > 0
         benr = {"start": [t.cpu() for t in self.benr.start], "path": self.benr.path.cpu()} if within_epoch else None
-        return {"enp_rows": self.enp_rows, "enp_ended": self.enp_ended, "dataset_summary": self.dataset_summary,
-                "prev_features": self.prev_features, "benr": benr}
+        return {
+            "enp_rows": self.enp_rows,
+            "enp_ended": self.enp_ended,
+            "dataset_summary": self.dataset_summary,
+            "prev_features": self.prev_features,
+            "benr": benr,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.enp_rows = list(state["enp_rows"])

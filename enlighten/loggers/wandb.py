@@ -20,8 +20,9 @@ import socket
 import threading
 import time
 import urllib.parse
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 from enlighten.console import log
 from enlighten.loggers.base import Logger
@@ -114,8 +115,10 @@ class WandbLogger(Logger):
             if mode != "online":
                 raise
             _offline_because = _offline_because or f"{type(e).__name__}: {e}"
-            log.warning(f"W&B could not start online ({_offline_because}); logging offline to {self.run_dir / 'wandb'} "
-                        f"instead (so will every later run of this process). Upload it later with `wandb sync`.")
+            log.warning(
+                f"W&B could not start online ({_offline_because}); logging offline to {self.run_dir / 'wandb'} "
+                f"instead (so will every later run of this process). Upload it later with `wandb sync`."
+            )
             self.run = self._init("offline", kwargs)
         self.run_id = self.run.id
         self.run.define_metric("probe/step", summary="none")
@@ -136,7 +139,9 @@ class WandbLogger(Logger):
                     raise
                 if wait is None:
                     log.warning(f"W&B run {kwargs['id']} stays in use ({e}); continuing in a new W&B run.")
-                    return self._wandb.init(mode=mode, settings=self._settings(), **{**kwargs, "id": None, "resume": None})
+                    return self._wandb.init(
+                        mode=mode, settings=self._settings(), **{**kwargs, "id": None, "resume": None}
+                    )
                 time.sleep(wait)
 
     def _settings(self):
@@ -151,8 +156,9 @@ class WandbLogger(Logger):
         # key is defined on its own, escaped, the first time it comes.
         for key in values.keys() - self._defined:
             if "." in key:
-                self.run.define_metric(key.replace(".", "\\."), summary="none",
-                                       **({"step_metric": step_metric} if step_metric else {}))
+                self.run.define_metric(
+                    key.replace(".", "\\."), summary="none", **({"step_metric": step_metric} if step_metric else {})
+                )
             self._defined.add(key)
         self.run.log(values, step=step)
 
@@ -162,8 +168,11 @@ class WandbLogger(Logger):
     def log_probe(self, row: dict) -> None:
         event = row.get("event")
         prefix = "probe" if event is None else f"dataset/{row['point']}" if event == "dataset" else event
-        values = {f"{prefix}/{k}": int(v) if isinstance(v, bool) else v for k, v in row.items()
-                  if k not in ("step", "epoch", "event", "point", "grid") and v is not None and not isinstance(v, str)}
+        values = {
+            f"{prefix}/{k}": int(v) if isinstance(v, bool) else v
+            for k, v in row.items()
+            if k not in ("step", "epoch", "event", "point", "grid") and v is not None and not isinstance(v, str)
+        }
         self._log({"probe/step": row["step"], **values}, step=row["step"], step_metric="probe/step")
 
     def log_summary(self, summary: dict) -> None:

@@ -55,7 +55,9 @@ class CharTransformer(nn.Module):
 
     def forward_features(self, ids: torch.Tensor) -> torch.Tensor:
         if ids.shape[1] > self.block_size:
-            raise ValueError(f"sequence of {ids.shape[1]} tokens is longer than the model's block_size {self.block_size}.")
+            raise ValueError(
+                f"sequence of {ids.shape[1]} tokens is longer than the model's block_size {self.block_size}."
+            )
         return self.stages(self.stem(ids))
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:

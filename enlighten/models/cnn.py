@@ -26,8 +26,7 @@ def cnn(num_classes: int, input_shape: tuple[int, ...] | list[int], width: float
     in_chans, height, width_px = as_input_shape(input_shape)
     if min(height, width_px) < 4:
         raise ValueError(
-            "cnn needs inputs of at least 4x4 (two 2x2 max-pools), "
-            f"got input_shape {(in_chans, height, width_px)}."
+            f"cnn needs inputs of at least 4x4 (two 2x2 max-pools), got input_shape {(in_chans, height, width_px)}."
         )
     c1, c2, c3 = (scaled(c, width) for c in (32, 64, 128))
     stem = _conv_bn_relu(in_chans, c1, pool=True)

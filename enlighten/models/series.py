@@ -47,8 +47,10 @@ class ResidualBlock1d(nn.Module):
     def __init__(self, in_ch: int, out_ch: int) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            *_conv_bn(in_ch, out_ch, 8), nn.ReLU(inplace=True),
-            *_conv_bn(out_ch, out_ch, 5), nn.ReLU(inplace=True),
+            *_conv_bn(in_ch, out_ch, 8),
+            nn.ReLU(inplace=True),
+            *_conv_bn(out_ch, out_ch, 5),
+            nn.ReLU(inplace=True),
             *_conv_bn(out_ch, out_ch, 3),
         )
         self.shortcut = nn.Sequential(*_conv_bn(in_ch, out_ch, 1))

@@ -72,8 +72,14 @@ class PhaseDetector:
 
     def phase(self, progress: Progress) -> Phase:
         """The phase record of the step about to be taken."""
-        return Phase(progress.step, progress.epoch, progress.steps_per_epoch, progress.total_steps,
-                     in_enp=self.in_enp, enp_end_step=self.end.step)
+        return Phase(
+            progress.step,
+            progress.epoch,
+            progress.steps_per_epoch,
+            progress.total_steps,
+            in_enp=self.in_enp,
+            enp_end_step=self.end.step,
+        )
 
     def criterion(self, progress: Progress, signals) -> Optional[float]:
         """The signal value that ends the ENP at this step, or None while it goes on."""

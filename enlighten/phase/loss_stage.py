@@ -56,8 +56,13 @@ class LossStage(PhaseDetector):
         return None
 
     def state_dict(self) -> dict:
-        return {**super().state_dict(), "smoothed": self.smoothed, "first": self.first,
-                "history": list(self.history), "peak_rate": self.peak_rate}
+        return {
+            **super().state_dict(),
+            "smoothed": self.smoothed,
+            "first": self.first,
+            "history": list(self.history),
+            "peak_rate": self.peak_rate,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)

@@ -91,7 +91,9 @@ class Mixer:
                 cutmix_alpha=self.cutmix_alpha if (self.alpha or self.cutmix_alpha) else 1.0,
                 label_smoothing=self.label_smoothing,  # timm's default is 0.1: always set from mix.*
                 num_classes=num_classes,  # timm's default is 1000
-                prob=self.prob, switch_prob=self.switch_prob, mode=self.mode,
+                prob=self.prob,
+                switch_prob=self.switch_prob,
+                mode=self.mode,
             )
             self.timm_mixer.cutmix_alpha = self.cutmix_alpha
 

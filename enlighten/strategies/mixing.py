@@ -38,7 +38,9 @@ def partners(batch_size: int, pairing: str, device: torch.device, generator: tor
     return torch.randperm(batch_size, generator=generator).to(device)
 
 
-def draw_lambda(mixup_alpha: float, cutmix_alpha: float, prob: float = 1.0, switch_prob: float = 0.5) -> tuple[float, bool]:
+def draw_lambda(
+    mixup_alpha: float, cutmix_alpha: float, prob: float = 1.0, switch_prob: float = 0.5
+) -> tuple[float, bool]:
     """(lambda, use_cutmix) for one batch from numpy's global generator, drawn in timm's order (its
     batch mode), so `flip` pairing reproduces timm's Mixup bitwise. lambda 1 means: do not mix."""
     if np.random.rand() >= prob:
@@ -83,7 +85,9 @@ def one_hot(y: Tensor, num_classes: int, on_value: float = 1.0, off_value: float
     return torch.full((len(labels), num_classes), off_value, device=y.device).scatter_(1, labels, on_value)
 
 
-def mixed_targets(y: Tensor, partner: Tensor | None, lam: float, num_classes: int, label_smoothing: float = 0.0) -> Tensor:
+def mixed_targets(
+    y: Tensor, partner: Tensor | None, lam: float, num_classes: int, label_smoothing: float = 0.0
+) -> Tensor:
     """Soft targets lam * onehot(y) + (1 - lam) * onehot(y[partner]), label-smoothed as timm's
     `mixup_target` smooths them (partner None: the clean targets)."""
     off = label_smoothing / num_classes

@@ -14,8 +14,10 @@ from enlighten.strategies.base import Plan, Schedule
 class MixupWithoutHesitation(Schedule):
     def __init__(self, every_until: float = 0.6, alternate_until: float = 0.9) -> None:
         if not 0.0 <= every_until <= alternate_until <= 1.0:
-            raise ValueError(f"strategy.schedule needs 0 <= every_until <= alternate_until <= 1, got "
-                             f"every_until={every_until}, alternate_until={alternate_until}.")
+            raise ValueError(
+                f"strategy.schedule needs 0 <= every_until <= alternate_until <= 1, got "
+                f"every_until={every_until}, alternate_until={alternate_until}."
+            )
         self.every_until, self.alternate_until = every_until, alternate_until
 
     def plan(self, phase: Phase, alpha: float) -> Plan:

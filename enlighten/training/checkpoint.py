@@ -87,7 +87,9 @@ def set_aside_checkpoints(run_dir: Path, stamp: str) -> list[Path]:
     return [aside / p.name for p in found]
 
 
-def load_latest(run_dir: Path, config: dict, force: bool = False, notes: list | None = None) -> Optional[tuple[Path, dict]]:
+def load_latest(
+    run_dir: Path, config: dict, force: bool = False, notes: list | None = None
+) -> Optional[tuple[Path, dict]]:
     """The newest readable checkpoint of `run_dir` as (path, state), or None if there is none.
 
     An unreadable one (truncated, corrupt) is skipped for the one before it, and a forced resume of a
@@ -95,6 +97,7 @@ def load_latest(run_dir: Path, config: dict, force: bool = False, notes: list | 
     record, since they change what the run computes), or as warnings without it. One written by a
     different config raises CheckpointError naming the differences, unless `force`.
     """
+
     def note(message: str) -> None:
         if notes is None:
             warnings.warn(message, stacklevel=3)
@@ -129,13 +132,18 @@ def upgrade_checkpoint(state: dict) -> dict:
     trainer's `held_out`)."""
     results = state.get("results") or {}
     old_names = "held_out" not in state  # written before the test split's numbers were named test_*
-    results["metrics"] = [{("samples_per_sec" if k == "images_per_sec" else k): v for k, v in row.items()}
-                          for row in results.get("metrics", [])]
+    results["metrics"] = [
+        {("samples_per_sec" if k == "images_per_sec" else k): v for k, v in row.items()}
+        for row in results.get("metrics", [])
+    ]
     if old_names:
         for name in ("metrics", "detector"):
             results[name] = [upgrade_metrics_row(row) for row in results.get(name, [])]
     if old_names and "final_val_acc" in state:
-        state["held_out"] = {"final_test_acc": state.pop("final_val_acc"), "final_test_loss": state.pop("final_val_loss", None)}
+        state["held_out"] = {
+            "final_test_acc": state.pop("final_val_acc"),
+            "final_test_loss": state.pop("final_val_loss", None),
+        }
         state.pop("best_val_acc", None)  # the best test accuracy: no longer kept (a selection on the test split)
     tally = state.get("tally")
     if tally and "counters" in tally:
@@ -149,8 +157,12 @@ def rng_state(data_generator: torch.Generator, device: torch.device) -> dict:
     _, keys, pos, has_gauss, cached = np.random.get_state()
     return {
         "python": random.getstate(),
-        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
-                  "cached_gaussian": float(cached)},
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
         "data": data_generator.get_state(),
@@ -160,7 +172,9 @@ def rng_state(data_generator: torch.Generator, device: torch.device) -> dict:
 def set_rng_state(state: dict, data_generator: torch.Generator, device: torch.device) -> None:
     random.setstate(state["python"])
     n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    np.random.set_state(
+        ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+    )
     torch.set_rng_state(state["torch"])
     if state["cuda"] is not None and device.type == "cuda":
         torch.cuda.set_rng_state(state["cuda"], device)

@@ -17,8 +17,9 @@ import contextlib
 import math
 import signal
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -46,7 +47,7 @@ class StepSignals:
     """What a phase detector may read after a step. Each value is computed only when asked for
     (it costs a forward pass or a device sync), and at most once per step."""
 
-    def __init__(self, trainer: "Trainer", loss: Tensor, x_clean: Tensor, y: Tensor) -> None:
+    def __init__(self, trainer: Trainer, loss: Tensor, x_clean: Tensor, y: Tensor) -> None:
         self._trainer, self._loss, self._x, self._y = trainer, loss, x_clean, y
         self._cache: dict = {}
 
@@ -135,8 +136,11 @@ class HeldOut:
                 self.best_val_acc, self.best_val_step, self.test_acc_at_best_val = val[1], step, test[1]
 
     def summary(self, has_val: bool, tokens: bool) -> dict:
-        out = {"final_test_acc": self.final_test_acc, "final_test_loss": self.final_test_loss,
-               **({"final_test_bpc": bits(self.final_test_loss)} if tokens else {})}
+        out = {
+            "final_test_acc": self.final_test_acc,
+            "final_test_loss": self.final_test_loss,
+            **({"final_test_bpc": bits(self.final_test_loss)} if tokens else {}),
+        }
         if has_val:
             out.update({k: v for k, v in vars(self).items() if k not in out})
         return out
@@ -171,7 +175,7 @@ class EpochTally:
         return {**vars(self), "loss_sum": self.loss_sum.cpu()}
 
     @classmethod
-    def from_state(cls, state: dict, device: torch.device) -> "EpochTally":
+    def from_state(cls, state: dict, device: torch.device) -> EpochTally:
         return cls(**{**state, "loss_sum": state["loss_sum"].to(device)})
 
 
@@ -264,8 +268,11 @@ class Trainer:
             "detector": self.detector.state_dict(),
             "diagnostics": self.diagnostics.state_dict(),
             "rng": rng_state(self.generator, self.device),
-            "results": {"metrics": self.results.metrics, "diagnostics": self.results.diagnostics,
-                        "detector": self.results.detector},
+            "results": {
+                "metrics": self.results.metrics,
+                "diagnostics": self.results.diagnostics,
+                "detector": self.results.detector,
+            },
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -280,13 +287,16 @@ class Trainer:
         self.detector.load_state_dict(state["detector"])
         self.diagnostics.load_state_dict(state["diagnostics"])  # after the model: BENR starts from its weights
         set_rng_state(state["rng"], self.generator, self.device)
-        self.results.restore(state["results"]["metrics"], state["results"]["diagnostics"],
-                             state["results"].get("detector", []))
+        self.results.restore(
+            state["results"]["metrics"], state["results"]["diagnostics"], state["results"].get("detector", [])
+        )
         self.resumed_tally = EpochTally.from_state(state["tally"], self.device) if state.get("tally") else None
 
     def autocast(self):
         if self.runtime.bf16 or self.runtime.fp16:
-            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16 if self.runtime.bf16 else torch.float16)
+            return torch.autocast(
+                device_type=self.device.type, dtype=torch.bfloat16 if self.runtime.bf16 else torch.float16
+            )
         return contextlib.nullcontext()
 
     def _to_model_layout(self, x: Tensor) -> Tensor:
@@ -317,8 +327,11 @@ class Trainer:
         """(mean cross-entropy, accuracy) on clean inputs with hard labels; for token data both are
         per token (every position of every sequence counts once)."""
         if indices is None:
-            indices = torch.arange({"train": self.data.num_train, "val": getattr(self.data, "num_val", 0),
-                                    "test": self.data.num_test}[split])
+            indices = torch.arange(
+                {"train": self.data.num_train, "val": getattr(self.data, "num_val", 0), "test": self.data.num_test}[
+                    split
+                ]
+            )
         if self.dist.enabled:  # each process evaluates its share; the sums are reduced
             indices = indices[self.dist.rank :: self.dist.world_size]
             self._sync_buffers()
@@ -333,7 +346,9 @@ class Trainer:
             correct += (logits.argmax(-1) == y).sum()
             count += y.numel()
         self.model.train()
-        loss_sum, correct, count = distributed.all_reduce_sum(loss_sum, correct, torch.tensor(count, device=self.device))
+        loss_sum, correct, count = distributed.all_reduce_sum(
+            loss_sum, correct, torch.tensor(count, device=self.device)
+        )
         return loss_sum.item() / count.item(), correct.item() / count.item()
 
     def train_step(self, x: Tensor, y: Tensor, phase: Phase) -> Tensor:
@@ -360,7 +375,9 @@ class Trainer:
         """Per-process counters (samples dropped, ...) summed over the processes."""
         if not self.dist.enabled or not counters:
             return counters
-        totals = distributed.all_reduce_sum(torch.tensor(list(counters.values()), dtype=torch.float64, device=self.device))[0]
+        totals = distributed.all_reduce_sum(
+            torch.tensor(list(counters.values()), dtype=torch.float64, device=self.device)
+        )[0]
         return {k: int(v) if isinstance(counters[k], int) else v for k, v in zip(counters, totals.tolist())}
 
     def _periodic_check(self, tally: EpochTally, epoch: int) -> Optional[int]:
@@ -406,7 +423,9 @@ class Trainer:
         self.interrupted = None  # the earlier handler let the run go on
 
     def fit(self) -> dict:
-        progress = EpochProgress(self.steps_per_epoch, self.num_epochs, self.cfg.progress_every_s, enabled=self.dist.main)
+        progress = EpochProgress(
+            self.steps_per_epoch, self.num_epochs, self.cfg.progress_every_s, enabled=self.dist.main
+        )
         with progress:
             return self._fit(progress)
 
@@ -419,7 +438,9 @@ class Trainer:
         for epoch in range(self.epoch, self.num_epochs):
             tally, self.resumed_tally = self.resumed_tally, None
             if tally is None:
-                tally = EpochTally(self.generator.get_state(), torch.zeros((), device=self.device), diag_rows=initial_rows)
+                tally = EpochTally(
+                    self.generator.get_state(), torch.zeros((), device=self.device), diag_rows=initial_rows
+                )
             else:  # within the epoch: its batches are drawn again from where they were drawn the first time
                 self.generator.set_state(tally.data_state)
             initial_rows = []
@@ -449,8 +470,12 @@ class Trainer:
                     log.info(f"{rank}ENP ended at step {self.step} (epoch {epoch}, {self.detector.end.reason})")
                 if (signum := self._periodic_check(tally, epoch)) is not None:
                     self._on_stop_signal(signum, epoch, tally, start)
-                elif (cfg.checkpoint_every_steps and self.step % cfg.checkpoint_every_steps == 0
-                      and tally.steps < self.steps_per_epoch and self.step < self.total_steps):  # not at an epoch's end
+                elif (
+                    cfg.checkpoint_every_steps
+                    and self.step % cfg.checkpoint_every_steps == 0
+                    and tally.steps < self.steps_per_epoch
+                    and self.step < self.total_steps
+                ):  # not at an epoch's end
                     self._checkpoint_within(epoch, tally, start)
             progress.close()
             if tally.steps == 0:  # a forced resume (other batch size or max_steps) found the budget already spent
@@ -488,18 +513,25 @@ class Trainer:
                 "wall_time_s": time.perf_counter() - start,
             }
             # in step order: W&B drops a row logged at a step before its latest
-            for r in sorted(diag_rows + [{**r, "event": "detector"} for r in tally.detector_rows], key=lambda r: r["step"]):
+            for r in sorted(
+                diag_rows + [{**r, "event": "detector"} for r in tally.detector_rows], key=lambda r: r["step"]
+            ):
                 self.logger.log_probe(r)
             self.results.log_diagnostics(diag_rows)
             self.results.log_detector(tally.detector_rows)
             self.results.log_epoch(row)
             self.logger.log_metrics(row, step=self.step)
-            held_out = "".join(f"  {k} {row[k]:.{3 if k.endswith('bpc') else 4}f}" for k in ("val_acc", "test_acc", "test_bpc")
-                               if row.get(k) is not None)
+            held_out = "".join(
+                f"  {k} {row[k]:.{3 if k.endswith('bpc') else 4}f}"
+                for k in ("val_acc", "test_acc", "test_bpc")
+                if row.get(k) is not None
+            )
             if self.dist.main:  # one line per epoch, not one per process
-                log.info(f"epoch {epoch} of {self.num_epochs}  step {self.step}  loss {train_loss:.4f}  train_acc "
-                         f"{train_acc:.4f}{held_out}  "
-                         f"{row['samples_per_sec']:.0f} samples/s")
+                log.info(
+                    f"epoch {epoch} of {self.num_epochs}  step {self.step}  loss {train_loss:.4f}  train_acc "
+                    f"{train_acc:.4f}{held_out}  "
+                    f"{row['samples_per_sec']:.0f} samples/s"
+                )
             for hook in self.on_epoch_end:
                 with isolated_rng(self.generator, self.device):  # a hook never changes what training draws next
                     hook(self, row)

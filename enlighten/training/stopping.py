@@ -28,7 +28,7 @@ class StopRequests:
         self.received: Optional[int] = None
         self._previous: dict = {}
 
-    def __enter__(self) -> "StopRequests":
+    def __enter__(self) -> StopRequests:
         if threading.current_thread() is threading.main_thread():  # only there can Python handle signals
             for sig in {signal.SIGTERM, PREEMPTION_SIGNAL}:
                 self._previous[sig] = signal.signal(sig, self._note)
@@ -47,8 +47,9 @@ class StopRequests:
 
     def as_tensor(self, device) -> torch.Tensor:
         """[SIGTERM noted, preemption signal noted]: summed over the processes, what any of them noted."""
-        return torch.tensor([self.received == signal.SIGTERM, self.received == PREEMPTION_SIGNAL],
-                            dtype=torch.float32, device=device)
+        return torch.tensor(
+            [self.received == signal.SIGTERM, self.received == PREEMPTION_SIGNAL], dtype=torch.float32, device=device
+        )
 
     @staticmethod
     def agreed(noted: torch.Tensor) -> Optional[int]:

@@ -12,7 +12,7 @@ also puts this folder on the PYTHONPATH of the jobs it launches).
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Optional
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
@@ -24,10 +24,12 @@ log = logging.getLogger("enlighten")
 class SkipCompletedSweeperConf:
     _target_: str = "hydra_plugins.enlighten_sweeper.SkipCompletedSweeper"
     max_batch_size: Optional[int] = None
-    params: Optional[Dict[str, str]] = None
+    params: Optional[dict[str, str]] = None
 
 
-ConfigStore.instance().store(group="hydra/sweeper", name="enlighten", node=SkipCompletedSweeperConf, provider="enlighten")
+ConfigStore.instance().store(
+    group="hydra/sweeper", name="enlighten", node=SkipCompletedSweeperConf, provider="enlighten"
+)
 
 
 class _Launching:
@@ -58,9 +60,11 @@ class SkipCompletedSweeper(BasicSweeper):
             name = job_dir_name(list(overrides))
             first = names.setdefault(name, overrides)
             if first is not overrides:  # a swept setting that changes no result (logger, paths) shares a directory
-                raise UserError(f"jobs {' '.join(first)} and {' '.join(overrides)} would share one directory: they "
-                                f"differ only in settings that change no result (enlighten/config.py, RESULT_NEUTRAL_KEYS). "
-                                f"Sweep them in separate sweeps (hydra.sweep.dir).")
+                raise UserError(
+                    f"jobs {' '.join(first)} and {' '.join(overrides)} would share one directory: they "
+                    f"differ only in settings that change no result (enlighten/config.py, RESULT_NEUTRAL_KEYS). "
+                    f"Sweep them in separate sweeps (hydra.sweep.dir)."
+                )
             # Composing a job takes about a second: only where its directory holds a summary already.
             if (sweep_dir / name / "summary.json").is_file() and self._completed(overrides):
                 continue
