@@ -145,6 +145,20 @@ def test_schedules_mix_at_the_right_alpha_in_each_phase(schedule, alpha, in_enp_
             torch.testing.assert_close(x_out, mix_inputs(x, torch.randperm(4), lam))
 
 
+def test_with_mix_prob_below_one_the_report_says_which_batches_were_mixed():
+    """mix.prob=0.5: about half the batches come out clean (lambda 1), and the step report (what the
+    epoch's `mixing` share counts) says so for each one."""
+    s = strategy(EveryStep(), alpha=1.0, prob=0.5)
+    x, y = torch.randn(8, 2), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    np.random.seed(0)
+    reported = []
+    for _ in range(40):
+        x_out, _ = s.prepare(x, y, phase(in_enp=True))
+        assert s.report().mixed == (not torch.equal(x_out, x))
+        reported.append(s.report().mixed)
+    assert 5 < sum(reported) < 35
+
+
 def test_pause_also_pauses_cutmix():
     s = strategy(MixupPause(), alpha=0.0, cutmix_alpha=1.0)
     x, y = torch.randn(4, 1, 8, 8), torch.tensor([0, 1, 2, 0])

@@ -63,9 +63,9 @@ class Plan:
 
 @dataclass(frozen=True)
 class StepReport:
-    """What a step did, for the epoch's metrics: the alpha it mixed at (0: none), whether its mixer ran
-    (with `mix.prob` < 1 a batch may still come out clean, as in timm), and the samples left out of
-    its loss (a Python int: no device sync)."""
+    """What a step did, for the epoch's metrics: the alpha its plan mixed at (0: none), whether its batch
+    was mixed (with `mix.prob` < 1 a batch may come out clean, as in timm), and the samples left out
+    of its loss (a Python int: no device sync)."""
 
     alpha: float = 0.0
     mixed: bool = False
@@ -132,7 +132,8 @@ class Strategy:
         self._dropped = 0
         if not self._mixed:
             return x, self.mixer.clean_targets(y)
-        return self.mixer.mix(x, y, self._plan.alpha)
+        x, targets, self._mixed = self.mixer.mix(x, y, self._plan.alpha)
+        return x, targets
 
     def forward(self, model: nn.Module, x: Tensor) -> Tensor:
         return self.mixer.forward(model, x)

@@ -100,20 +100,22 @@ class Mixer:
     def clean_targets(self, y: Tensor) -> Tensor:
         return mixed_targets(y, None, 1.0, self.num_classes, self.label_smoothing)
 
-    def mix(self, x: Tensor, y: Tensor, alpha: float) -> tuple[Tensor, Tensor]:
-        """(mixed inputs, soft targets) at `alpha`, out of place; Manifold Mixup mixes in `forward`."""
+    def mix(self, x: Tensor, y: Tensor, alpha: float) -> tuple[Tensor, Tensor, bool]:
+        """(inputs, soft targets, whether the batch was mixed) at `alpha`, out of place; Manifold Mixup
+        mixes in `forward`. With `prob` < 1 a batch may come out clean (lambda 1). timm's per-pair and
+        per-sample modes count as mixed: which of their samples were is timm's to know."""
         if self.kind == "manifold":
             lam = float(np.random.beta(alpha, alpha))
             layer = int(np.random.randint(0, self._num_mix_layers))
             partner = partners(len(x), self.pairing, x.device)
             self._manifold_mix = (lam, layer, partner)
-            return x, mixed_targets(y, partner, lam, self.num_classes, self.label_smoothing)
+            return x, mixed_targets(y, partner, lam, self.num_classes, self.label_smoothing), True
         if self.timm_mixer is not None:  # timm mixes in place, so it gets a copy
             self.timm_mixer.mixup_alpha = alpha
-            return self.timm_mixer(x.clone(), y)
+            return *self.timm_mixer(x.clone(), y), True
         lam, use_cutmix = draw_lambda(alpha, self.cutmix_alpha, self.prob, self.switch_prob)
         if lam == 1.0:
-            return x, self.clean_targets(y)
+            return x, self.clean_targets(y), False
         partner = partners(len(x), self.pairing, x.device)
         if use_cutmix:
             from timm.data.mixup import cutmix_bbox_and_lam  # imported when used (about 2 s)
@@ -122,7 +124,7 @@ class Mixer:
             x = cutmix_inputs(x, partner, box)
         else:
             x = mix_inputs(x, partner, lam)
-        return x, mixed_targets(y, partner, lam, self.num_classes, self.label_smoothing)
+        return x, mixed_targets(y, partner, lam, self.num_classes, self.label_smoothing), True
 
     def forward(self, model: nn.Module, x: Tensor) -> Tensor:
         if self._manifold_mix is None:
