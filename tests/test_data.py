@@ -111,8 +111,13 @@ def test_train_batches_drop_last_and_cover_each_sample_once():
     batches = list(data.train_batches(32, gen))
     assert len(batches) == data.steps_per_epoch(32) == 3
     assert all(x.shape == (32, 1, 8, 8) and x.dtype == torch.float32 for x, _ in batches)
-    ys = torch.cat([y for _, y in batches])
-    assert len(ys) == 96
+    seen = torch.cat([x for x, _ in batches]).flatten(1)  # no augmentation: the training images themselves
+    images = torch.cat([x for x, _ in data.eval_batches("train", 1000)]).flatten(1)
+    match = (seen[:, None, :] == images[None, :, :]).all(-1)  # [96 seen, 100 training images]
+    assert match.sum(1).eq(1).all()  # each batch row is one training image ...
+    assert len(set(match.int().argmax(1).tolist())) == 96  # ... and no image comes twice in the epoch
+    labels = torch.cat([y for _, y in batches])
+    assert torch.equal(labels, data.train_y[match.int().argmax(1)])  # with its own label
 
 
 def test_normalize_matches_the_definition():
