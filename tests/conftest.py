@@ -112,3 +112,76 @@ def cifar_folder(tmp_path_factory) -> Path:
         capture_output=True,
     )
     return out
+
+
+TIMING_KEYS = ("samples_per_sec", "wall_time_s")  # the only values two identical runs may differ in
+
+
+def without_timing(rows: list[dict]) -> list[dict]:
+    """Metrics rows without their timings, for comparing runs bitwise."""
+    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in rows]
+
+
+def outcome(run_dir: Path) -> tuple:
+    """Everything a run reports that must not depend on interruptions: metrics, diagnostics, the
+    summary's numbers."""
+    metrics, summary = read_run(run_dir)
+    diagnostics = [json.loads(x) for x in (run_dir / "diagnostics.jsonl").read_text().splitlines()]
+    detector = (run_dir / "detector.jsonl").read_text() if (run_dir / "detector.jsonl").exists() else ""
+    keep = {
+        k: v
+        for k, v in summary.items()
+        if k.startswith(("final_", "best_", "enp_", "steps", "epochs", "status", "num_params"))
+    }
+    return without_timing(metrics), diagnostics, detector, keep
+
+
+# One epoch takes about a second on a CPU: long enough to be killed in its middle.
+KILLABLE = [
+    "dataset=synthetic",
+    "dataset.num_train=2048",
+    "dataset.num_test=256",
+    "dataset.image_size=16",
+    "model=cnn",
+    "trainer.batch_size=32",
+    "trainer.epochs=4",
+    "trainer.deterministic=true",
+    "trainer.train_eval_samples=256",
+    "strategy=mixup_pause",
+    "phase=accuracy",
+    "phase.threshold=0.3",
+    "diagnostics.enp_every_steps=10",
+    "diagnostics.every_steps=20",
+    "logger=wandb",
+    "trainer.device=cpu",
+]
+
+
+SYNCS = {"item", "tolist", "numpy", "__bool__", "__float__", "__int__", "__index__"}  # reads to the host
+
+
+def counting_syncs():
+    """`with counting_syncs() as counter:` counts in `counter.count` the calls that read a tensor's
+    value on the host (each one waits for the device)."""
+    from torch.overrides import TorchFunctionMode  # torch only after the thread settings above
+
+    class CountSyncs(TorchFunctionMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.count = 0
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            self.count += getattr(func, "__name__", "") in SYNCS
+            return func(*args, **(kwargs or {}))
+
+    return CountSyncs()
+
+
+TORCHVISION_SETS = {"cifar10", "cifar100", "mnist", "fashion_mnist"}
+FOLDER_SETS = {"image_folder", "tiny_imagenet", "imagenet"}
+
+
+def options(group: str) -> list[str]:
+    """Every option of a group, those in sub-folders too (`experiment=hlr/ucr`)."""
+    root = REPO / "conf" / group
+    return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))

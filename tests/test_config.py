@@ -13,16 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from enlighten.config import GROUPS, ConfigError, validate
-from tests.conftest import REPO, SHARED_DATA, compose_cfg
-
-TORCHVISION_SETS = {"cifar10", "cifar100", "mnist", "fashion_mnist"}
-FOLDER_SETS = {"image_folder", "tiny_imagenet", "imagenet"}
-
-
-def options(group: str) -> list[str]:
-    """Every option of a group, those in sub-folders too (`experiment=hlr/ucr`)."""
-    root = REPO / "conf" / group
-    return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
+from tests.conftest import FOLDER_SETS, REPO, SHARED_DATA, TORCHVISION_SETS, compose_cfg, options
 
 
 def test_default_config_is_resnet18_mixup_cifar10(tmp_path):

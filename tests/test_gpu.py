@@ -12,9 +12,7 @@ import torch
 from torch._dynamo.utils import counters
 
 from enlighten.run import run
-from tests.conftest import compose_cfg, read_run
-from tests.test_performance import CountSyncs
-from tests.test_resume import _outcome
+from tests.conftest import compose_cfg, counting_syncs, outcome, read_run
 
 pytestmark = [
     pytest.mark.gpu,
@@ -85,7 +83,7 @@ def test_data_lives_on_the_gpu_and_no_step_reads_the_host(tmp_path):
             ],
             tmp_path / str(num_train),
         )
-        with CountSyncs() as counter:
+        with counting_syncs() as counter:
             run(cfg)
         reads.append(counter.count)
     assert reads[0] == reads[1]
@@ -122,7 +120,7 @@ def test_exact_resume_on_cuda(tmp_path):
     summary = run(compose_cfg(overrides, resumed))
     torch.use_deterministic_algorithms(False)
     assert summary["resumed_from"].endswith("epoch_0002.pt")
-    assert _outcome(resumed) == _outcome(reference)
+    assert outcome(resumed) == outcome(reference)
 
 
 def test_dataset_scope_diagnostics_on_cuda_match_the_cpu(tmp_path):

@@ -23,8 +23,7 @@ from enlighten.run import run
 from enlighten.training.checkpoint import list_checkpoints
 from enlighten.training.loop import Trainer
 from tests import conftest
-from tests.conftest import REPO, compose_cfg, read_run, user_env
-from tests.test_resume import _outcome
+from tests.conftest import REPO, compose_cfg, outcome, read_run, user_env
 
 # Three epochs of 8 steps, every diagnostic on (its ENP rows, BENR within the epoch, ATD), a detector
 # that measures (detector.jsonl) and ends the ENP at step 6: a checkpoint within an epoch must carry all of it.
@@ -79,7 +78,7 @@ def test_sigterm_within_an_epoch_writes_a_checkpoint_there_and_an_interrupted_su
     monkeypatch.undo()
     resumed = _run(run_dir)  # the same command again
     assert resumed["resumed_from"].endswith("epoch_0001_step_000000011.pt")
-    assert _outcome(run_dir) == _outcome(reference)
+    assert outcome(run_dir) == outcome(reference)
     assert (run_dir / "detector.jsonl").read_text().count("train_acc") == 3  # steps 2, 4 and 6
     # Both attempts counted: the first up to its checkpoint, the second whole.
     assert len(resumed["attempts"]) == 2 and resumed["wall_time_s"] == pytest.approx(
@@ -119,7 +118,7 @@ def test_a_crash_resumes_from_the_last_checkpoint_within_the_epoch_and_leftovers
     monkeypatch.undo()
     resumed = _run(run_dir, "trainer.checkpoint_every_steps=3")
     assert resumed["resumed_from"].endswith(newest[0])
-    assert _outcome(run_dir) == _outcome(reference)
+    assert outcome(run_dir) == outcome(reference)
     assert not list(run_dir.glob("**/.*.tmp"))
     # Completed: of its checkpoints (within the third epoch at 18 and 21, at its end 24) the final one is
     # kept (trainer.keep_checkpoints=1).

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import torch
 from torch._dynamo.utils import counters
-from torch.overrides import TorchFunctionMode
 
 from enlighten.data import reuse
 from enlighten.data.synthetic import synthetic
 from enlighten.run import run
 from tests import conftest
-from tests.conftest import compose_cfg, read_run
+from tests.conftest import compose_cfg, counting_syncs, read_run, without_timing
 
 TINY = [
     *conftest.TINY,
@@ -24,25 +23,13 @@ TINY = [
     "diagnostics=off",
 ]
 
+
 # Tensor methods that read a value back to the host: on a GPU each one waits for the device.
-SYNCS = {"item", "tolist", "numpy", "__bool__", "__float__", "__int__", "__index__"}
-
-
-class CountSyncs(TorchFunctionMode):
-    def __init__(self) -> None:
-        super().__init__()
-        self.count = 0
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        self.count += getattr(func, "__name__", "") in SYNCS
-        return func(*args, **(kwargs or {}))
-
-
 def _syncs(tmp_path, overrides: list[str], num_train: int) -> int:
     cfg = compose_cfg(
         [*TINY, f"dataset.num_train={num_train}", "trainer.sync_every=1000", *overrides], tmp_path / f"{num_train}"
     )
-    with CountSyncs() as counter:
+    with counting_syncs() as counter:
         run(cfg)
     return counter.count
 
@@ -78,10 +65,7 @@ def test_data_is_reused_by_the_next_run_with_the_same_dataset_config(tmp_path, m
     ):
         cfg = compose_cfg([*TINY, "dataset.num_train=128", "trainer.deterministic=true", *extra], tmp_path / name)
         run(cfg)
-        results[name] = [
-            {k: v for k, v in m.items() if k not in ("samples_per_sec", "wall_time_s")}
-            for m in read_run(tmp_path / name)[0]
-        ]
+        results[name] = [*without_timing(read_run(tmp_path / name)[0])]
     torch.use_deterministic_algorithms(False)
     # Loaded for the first run, reused by the second, loaded again with reuse off and for another config.
     assert loads == [128, 128, 96]

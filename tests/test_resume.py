@@ -19,48 +19,17 @@ import torch
 from enlighten.config import ConfigError
 from enlighten.run import run
 from enlighten.training.checkpoint import list_checkpoints, load_latest
-from tests.conftest import REPO, SHARED_DATA, TINY, compose_cfg, read_run, run_train, user_env
-
-TIMING = ("samples_per_sec", "wall_time_s")
-
-
-def _strip(rows: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
-
-
-def _outcome(run_dir: Path) -> tuple:
-    """Everything a run reports that must not depend on interruptions: metrics, diagnostics, the
-    summary's numbers."""
-    metrics, summary = read_run(run_dir)
-    diagnostics = [json.loads(x) for x in (run_dir / "diagnostics.jsonl").read_text().splitlines()]
-    detector = (run_dir / "detector.jsonl").read_text() if (run_dir / "detector.jsonl").exists() else ""
-    keep = {
-        k: v
-        for k, v in summary.items()
-        if k.startswith(("final_", "best_", "enp_", "steps", "epochs", "status", "num_params"))
-    }
-    return _strip(metrics), diagnostics, detector, keep
-
-
-# One epoch takes about a second on a CPU: long enough to be killed in its middle.
-KILLABLE = [
-    "dataset=synthetic",
-    "dataset.num_train=2048",
-    "dataset.num_test=256",
-    "dataset.image_size=16",
-    "model=cnn",
-    "trainer.batch_size=32",
-    "trainer.epochs=4",
-    "trainer.deterministic=true",
-    "trainer.train_eval_samples=256",
-    "strategy=mixup_pause",
-    "phase=accuracy",
-    "phase.threshold=0.3",
-    "diagnostics.enp_every_steps=10",
-    "diagnostics.every_steps=20",
-    "logger=wandb",
-    "trainer.device=cpu",
-]
+from tests.conftest import (
+    KILLABLE,
+    REPO,
+    SHARED_DATA,
+    TINY,
+    compose_cfg,
+    outcome,
+    read_run,
+    run_train,
+    user_env,
+)
 
 
 def test_sigkill_in_the_third_epoch_then_the_same_command_ends_exactly_as_an_uninterrupted_run(tmp_path):
@@ -83,7 +52,7 @@ def test_sigkill_in_the_third_epoch_then_the_same_command_ends_exactly_as_an_uni
     assert len((killed / "metrics.jsonl").read_text().splitlines()) == 2
 
     run_train([*KILLABLE, f"hydra.run.dir={killed}"], cwd=tmp_path)  # the same command again
-    assert _outcome(killed) == _outcome(reference)
+    assert outcome(killed) == outcome(reference)
     summary = read_run(killed)[1]
     assert summary["resumed_from"].endswith("epoch_0002.pt")
     # The W&B run continues under the same id: two offline run folders (two processes), one id.
@@ -114,7 +83,7 @@ def test_a_damaged_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog):
     assert re.search(r"Checkpoint .*epoch_0003\.pt is unreadable .*trying the previous one", caplog.text)
     assert any("is unreadable" in w for w in summary["attempts"][-1]["warnings"])
     assert summary["resumed_from"].endswith("epoch_0002.pt")
-    assert _outcome(tmp_path / "run") == _outcome(tmp_path / "ref")
+    assert outcome(tmp_path / "run") == outcome(tmp_path / "ref")
 
 
 def test_a_checkpoint_from_another_config_is_refused_naming_the_difference(tmp_path, caplog):
@@ -375,7 +344,7 @@ def test_a_preempted_submitit_job_is_requeued_and_resumes_exactly(tmp_path):
     os.kill(workers[0], signal.SIGUSR2)  # what SLURM sends before preempting or at the time limit
     assert launcher.wait(timeout=300) == 0
     job = next(p.parent for p in sweep.glob("*/summary.json"))
-    assert _outcome(job) == _outcome(reference)
+    assert outcome(job) == outcome(reference)
     summary = read_run(job)[1]
     # submitit's handler ran after a checkpoint at the step the signal arrived (not the epoch before)
     assert "_step_" in Path(summary["resumed_from"]).name and len(summary["attempts"]) == 2
@@ -408,7 +377,7 @@ def test_fp16_with_its_gradient_scaler_resumes_exactly(tmp_path):
     (tmp_path / "run" / "summary.json").unlink()
     resumed = _run(tmp_path, "run", *fp16)
     assert resumed["resumed_from"] == str(previous)
-    assert _outcome(tmp_path / "run") == _outcome(tmp_path / "reference")
+    assert outcome(tmp_path / "run") == outcome(tmp_path / "reference")
     final = [
         torch.load(d / "checkpoints" / "epoch_0003.pt", weights_only=True)
         for d in (tmp_path / "reference", tmp_path / "run")

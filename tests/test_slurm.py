@@ -20,8 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, read_run, run_train, user_env
-from tests.test_resume import KILLABLE, _outcome
+from tests.conftest import KILLABLE, REPO, outcome, read_run, run_train, user_env
 
 pytestmark = pytest.mark.slurm
 
@@ -121,7 +120,7 @@ def _preempted(tmp_path: Path, act) -> tuple[dict, Path]:
     out = _finish(launcher)
     assert launcher.returncode == 0 and f"Sweep {sweep}: 1 jobs (1 completed)" in out, out[-3000:]
     job = next(p.parent for p in sweep.glob("*/summary.json"))
-    assert _outcome(job) == _outcome(reference)  # metrics, diagnostics, detector, summary numbers: bitwise
+    assert outcome(job) == outcome(reference)  # metrics, diagnostics, detector, summary numbers: bitwise
     return read_run(job)[1], job
 
 

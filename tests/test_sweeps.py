@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO, TINY, compose_cfg, read_run, run_train, user_env
+from tests.conftest import FOLDER_SETS, REPO, TINY, compose_cfg, options, read_run, run_train, user_env
 
 FAST = ["dataset=digits", "model=cnn", "trainer.epochs=1", "logger=none", "diagnostics=off"]
 
@@ -300,7 +300,6 @@ def test_the_plans_check_without_imports_accepts_every_option_the_real_check_acc
     the callables, passes; and the same refusal for an unknown key."""
     from enlighten.config import ConfigError, validate
     from enlighten.sweeps import static_signature
-    from tests.test_config import FOLDER_SETS, options
 
     for option in options(group):
         overrides = [f"{group}={option}"] + (

@@ -21,7 +21,7 @@ from enlighten.strategies.schedules import MixupPause
 from enlighten.strategies.weighting import Mean
 from enlighten.training.loop import Trainer
 from enlighten.training.optim import cosine, multistep, sgd
-from tests.conftest import TINY, compose_cfg, read_run
+from tests.conftest import TINY, compose_cfg, read_run, without_timing
 
 FAST = [*TINY, "trainer.deterministic=false"]
 
@@ -32,9 +32,8 @@ def test_same_seed_same_metrics_other_seed_differs(tmp_path):
         cfg = compose_cfg([*FAST, f"seed={seed}", "trainer.deterministic=true"], tmp_path / name)
         run(cfg)
         results.append(read_run(tmp_path / name)[0])
-    strip = lambda ms: [{k: v for k, v in m.items() if k not in ("samples_per_sec", "wall_time_s")} for m in ms]  # noqa: E731
-    assert strip(results[0]) == strip(results[1])
-    assert strip(results[0]) != strip(results[2])
+    assert without_timing(results[0]) == without_timing(results[1])
+    assert without_timing(results[0]) != without_timing(results[2])
 
 
 def test_training_lowers_the_loss_and_summary_matches_metrics(tmp_path):
@@ -193,8 +192,8 @@ def test_an_epoch_end_hook_sees_each_row_and_never_changes_training(tmp_path):
     overrides = [*FAST, "trainer.deterministic=true", "strategy=mixup"]
     run(compose_cfg(overrides, tmp_path / "plain"))
     run(compose_cfg(overrides, tmp_path / "hooked"), on_epoch_end=[hook])
-    strip = lambda ms: [{k: v for k, v in m.items() if k not in ("samples_per_sec", "wall_time_s")} for m in ms]  # noqa: E731
-    assert rows == [0, 1] and strip(read_run(tmp_path / "hooked")[0]) == strip(read_run(tmp_path / "plain")[0])
+    assert rows == [0, 1]
+    assert without_timing(read_run(tmp_path / "hooked")[0]) == without_timing(read_run(tmp_path / "plain")[0])
 
 
 class FiresAt(PhaseDetector):
