@@ -18,8 +18,8 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
     # `make test` runs several pytest workers (pytest-xdist): each, and the train.py processes it starts,
     # gets its share of the cores, set before torch starts its thread pool. Oversubscribed, torch's
     # threads wait on each other and a run slows down several times.
-    _share = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
-    os.environ["OMP_NUM_THREADS"] = str(_share)
+    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _cores // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("ENLIGHTEN_DATA_DIR", REPO.parent / "shared" / "data")).resolve()

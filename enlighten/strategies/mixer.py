@@ -121,10 +121,10 @@ class Mixer:
             from timm.data.mixup import cutmix_bbox_and_lam  # imported when used (about 2 s)
 
             box, lam = cutmix_bbox_and_lam(x.shape, lam, correct_lam=True)
-            x = cutmix_inputs(x, partner, box)
+            x = cutmix_inputs(x, partner, box)  # an empty box (lambda corrected to 1) leaves it clean
         else:
             x = mix_inputs(x, partner, lam)
-        return x, mixed_targets(y, partner, lam, self.num_classes, self.label_smoothing), True
+        return x, mixed_targets(y, partner, lam, self.num_classes, self.label_smoothing), bool(lam < 1.0)
 
     def forward(self, model: nn.Module, x: Tensor) -> Tensor:
         if self._manifold_mix is None:
