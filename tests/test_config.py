@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,19 @@ def test_each_option_that_is_its_callables_only_option_repeats_its_defaults_exac
             ):
                 differ.append(f"{path.relative_to(REPO)}: {key}: {value!r} in the YAML, {default!r} in {target}")
     assert compared > 100 and not differ, "\n".join(differ)
+
+
+def test_every_option_of_every_group_is_in_the_docs_options_table():
+    """docs/running.md's table lists each group's options: a new YAML file under conf/<group>/ must be
+    added there (a newcomer finds the options in one place)."""
+    rows = {}
+    for line in (REPO / "docs" / "running.md").read_text().splitlines():
+        cells = line.split("|")
+        if len(cells) > 3 and cells[1].strip().startswith("`"):
+            rows[cells[1].strip().strip("`")] = set(re.findall(r"`([^`]+)`", cells[2]))
+    groups = sorted(p.name for p in (REPO / "conf").iterdir() if p.is_dir() and p.name != "hydra")
+    missing = {g: sorted(set(options(g)) - rows.get(g, set())) for g in groups}
+    assert not {g: m for g, m in missing.items() if m}, missing
 
 
 @pytest.mark.parametrize(
