@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.enlighten-installed
 DEMO_DIR ?= outputs/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
 
-.PHONY: install data demo claims claims-report claims-smoke test test-slow test-slurm lint bench ddp gpu-data gpu-wheels gpu-check clean
+.PHONY: install data demo claims claims-report claims-smoke test test-unit test-slow test-slurm lint bench ddp gpu-data gpu-wheels gpu-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+
+## test-unit: the inner loop, without the tests marked e2e (runs, processes, whole grids): under a minute
+test-unit: $(STAMP)
+	$(PY) -m pytest -m "not e2e and not slow and not slurm" -n auto --maxprocesses $(TEST_WORKERS) --durations 5
 
 ## test-slow: only the tests marked slow
 test-slow: $(STAMP)

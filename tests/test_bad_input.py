@@ -203,6 +203,7 @@ RUN_CASES = {
 }
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("case", list(RUN_CASES))
 def test_bad_input_stops_the_run_before_training_with_its_message(case, tmp_path):
     overrides, error, message = RUN_CASES[case]
@@ -227,6 +228,7 @@ def test_bad_input_stops_the_run_before_training_with_its_message(case, tmp_path
     assert not (run_dir / "metrics.jsonl").exists()  # no epoch was trained
 
 
+@pytest.mark.e2e
 @needs_shared("cifar10", "prepare.py")
 def test_empty_class_folder_and_corrupt_image_are_named(cifar_folder, tmp_path):
     broken = tmp_path / "broken"
@@ -249,6 +251,7 @@ def test_empty_class_folder_and_corrupt_image_are_named(cifar_folder, tmp_path):
     assert not (tmp_path / "a" / "metrics.jsonl").exists() and not (tmp_path / "b" / "metrics.jsonl").exists()
 
 
+@pytest.mark.e2e
 def test_results_directory_that_cannot_be_written_fails_first_and_keeps_earlier_results(tmp_path):
     earlier = tmp_path / "earlier"
     run(compose_cfg(BASE, earlier))
@@ -260,6 +263,7 @@ def test_results_directory_that_cannot_be_written_fails_first_and_keeps_earlier_
     assert {p.name: p.read_bytes() for p in earlier.iterdir() if p.is_file()} == before
 
 
+@pytest.mark.e2e
 def test_choices_are_used_as_validated_whatever_their_case(tmp_path):
     """Validated case-insensitively, so used in the case validated: `trainer.channels_last=true` (a YAML
     bool in a str field, 'True') enables it, BF16 trains in bf16, CPU is the CPU, NEVER never resumes."""
@@ -273,6 +277,7 @@ def test_choices_are_used_as_validated_whatever_their_case(tmp_path):
     assert "resumed_from" not in run(compose_cfg([*BASE, *chosen], run_dir))
 
 
+@pytest.mark.e2e
 def test_required_settings_tag_limits_and_uncreatable_run_directories_are_named_before_any_work(tmp_path):
     """Through train.py, as a user meets them: a dataset option's required key left unset (???), an
     experiment name over W&B's 64-character tag limit, and a run directory under a file: each a one-line
@@ -317,6 +322,7 @@ def test_required_settings_tag_limits_and_uncreatable_run_directories_are_named_
     assert not (tmp_path / "a_file" / "run").exists()
 
 
+@pytest.mark.e2e
 def test_shell_slips_in_overrides_are_named_with_the_quoting_that_works(tmp_path):
     """A value with spaces left unquoted (the shell splits it) and an unquoted value with non-ASCII
     letters: Hydra answers with its grammar's errors; train.py names the slip and the quoting that works,
@@ -351,6 +357,7 @@ def test_shell_slips_in_overrides_are_named_with_the_quoting_that_works(tmp_path
     assert all("Traceback" not in p.stderr for p in (split, accent))
 
 
+@pytest.mark.e2e
 def test_a_setting_the_chosen_option_lacks_is_explained_beyond_hydras_hint(tmp_path):
     """`phase.threshold=0.3` under the default `phase=never`: Hydra suggests `+phase.threshold`, which our
     validation would refuse too; train.py adds which option was chosen and which have the setting."""

@@ -75,6 +75,7 @@ def test_bench_quick_prints_and_writes_the_report(tmp_path):
     assert "pipeline_ratio" in proc.stdout.split("}")[-1]  # the readable table follows the JSON
 
 
+@pytest.mark.e2e
 def test_bench_refuses_an_unknown_section():
     proc = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "bench.py"), "--only", "loops"],
@@ -117,6 +118,7 @@ def test_bench_throughput_section_runs_on_cpu(tmp_path):
         )
 
 
+@pytest.mark.e2e
 def test_gpu_check_refuses_without_cuda_before_any_work(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA: the refusal cannot be seen here")

@@ -22,6 +22,8 @@ from enlighten.strategies.schedules import WeighDuringEnp
 from enlighten.strategies.weighting import DropHighest
 from tests.conftest import SHARED_DATA, compose_cfg, needs_shared, read_run, run_train
 
+pytestmark = pytest.mark.e2e  # trains or starts train.py: apart from the unit tests (make test-unit)
+
 TEXT = SHARED_DATA / "tinyshakespeare" / "input.txt"
 # A small language model on the first 60,000 characters: seconds per run.
 SMALL = [

@@ -294,6 +294,7 @@ def test_the_minimum_detectable_effect_is_at_the_verdicts_level():
     assert minimum_detectable_effect(1.0, need, 0.05 / m) <= 1.5 < minimum_detectable_effect(1.0, need - 1, 0.05 / m)
 
 
+@pytest.mark.e2e
 def test_runs_whose_enp_never_ended_are_left_out_of_c(tmp_path):
     """A Pause run that never leaves the ENP is vanilla: planted here 3 points below Mixup for seed 0 in
     every cell. Left out with its pairs, c1 is the planted gain of the other seeds."""
@@ -379,6 +380,7 @@ def test_duplicate_runs_are_refused_naming_both(tmp_path):
     assert str(original) in str(error.value) and str(copy) in str(error.value)
 
 
+@pytest.mark.e2e
 def test_the_data_file_holds_what_the_report_reads(tmp_path):
     """The report from the run directories and from the data file alone (the directories deleted) are
     the same text after the header, figures included."""
@@ -503,6 +505,7 @@ def test_an_arm_under_an_experiment_that_sets_its_own_strategy_is_refused():
         check_arm(*composed_with_choices(ok))
 
 
+@pytest.mark.e2e
 def test_train_py_refuses_the_arm_and_experiment_conflict_before_any_data(tmp_path):
     proc = subprocess.run(
         [
@@ -523,6 +526,7 @@ def test_train_py_refuses_the_arm_and_experiment_conflict_before_any_data(tmp_pa
     assert "not found" not in proc.stderr  # refused before the data were looked for
 
 
+@pytest.mark.e2e
 def test_the_paper_profile_lists_arms_controls_and_planned_seeds(tmp_path):
     proc = subprocess.run(
         [
@@ -632,6 +636,7 @@ def test_the_dose_matched_runs_withhold_their_pause_runs_dose(tmp_path):
         check_override_syntax(command[2:])
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("profile", ["cpu", "cifar"])  # smoke's run whole in test_claims_smoke_runs_the_whole_pipeline
 def test_every_sweep_of_every_profile_composes_and_validates(profile, tmp_path):
     """Stage 1's and stage 2's commands (stage 2 from the committed design) at the first point of each
@@ -661,6 +666,7 @@ def test_every_sweep_of_every_profile_composes_and_validates(profile, tmp_path):
                 assert cfg.dataset._target_.endswith("image_folder") and cfg.trainer.max_steps in (1, 10000)
 
 
+@pytest.mark.e2e
 def test_claims_py_never_overwrites_the_committed_report_with_other_runs(tmp_path):
     """--report-only --dir D with the default --out would replace docs/results/claims.md and its data with a
     report of D: refused; with an --out of its own, D without claims runs is refused too."""

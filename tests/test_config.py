@@ -26,6 +26,7 @@ def test_default_config_is_resnet18_mixup_cifar10(tmp_path):
     validate(cfg)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("group", GROUPS)
 def test_every_option_composes_validates_and_instantiates(group, tmp_path):
     for option in options(group):
@@ -66,6 +67,7 @@ def test_every_option_composes_validates_and_instantiates(group, tmp_path):
             instantiate(node)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("name", options("experiment"))
 def test_every_experiment_composes_and_validates(name, tmp_path):
     cfg = compose_cfg(
@@ -183,6 +185,7 @@ def test_output_stamp_is_fixed_in_a_process_and_differs_between_processes():
 PAPER = sorted(p.stem for p in (REPO / "conf" / "experiment" / "paper").glob("*.yaml"))
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("name", PAPER)
 def test_paper_experiment_composes_for_every_point_of_its_grid(name, tmp_path):
     import subprocess
@@ -205,6 +208,7 @@ def test_paper_experiment_composes_for_every_point_of_its_grid(name, tmp_path):
             assert cfg.phase.epochs == int(phase.removeprefix("paper/fixed"))
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("name", ["hlr/ucr", "hlr/charlm"])
 def test_hlr_experiments_compose_and_build_for_every_point_of_their_grid(name, tmp_path):
     """Every strategy x share of the sweep composes, validates and builds; none mixes (the language
@@ -238,6 +242,7 @@ def test_long_job_directory_names_are_cut_and_stay_distinct():
     assert len(a.encode()) <= 160 and len(b.encode()) <= 160 and a != b
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("name", options("experiment"))
 def test_debug_quick_shortens_every_experiment(name, tmp_path):
     """`debug=quick` is composed after the experiment: ten steps and no W&B, whatever the experiment sets."""

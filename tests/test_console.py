@@ -12,9 +12,13 @@ import subprocess
 import sys
 import termios
 
+import pytest
+
 from enlighten import console
 from enlighten.console import EpochProgress, result_line
 from tests.conftest import REPO, read_run, user_env
+
+pytestmark = pytest.mark.e2e  # trains or starts train.py: apart from the unit tests (make test-unit)
 
 RUN = ["dataset=digits", "model=cnn", "trainer.epochs=2", "logger=none", "phase=accuracy", "phase.threshold=0.3"]
 

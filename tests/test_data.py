@@ -227,6 +227,7 @@ def test_prepare_data_expands_a_sweep_as_hydra_does_and_finds_each_dataset_once(
     assert len(prepare.datasets(prepare.expand(["dataset=mnist,digits", "seed=0,1"]))) == 2
 
 
+@pytest.mark.e2e
 @needs_shared("MNIST")
 def test_prepare_data_loads_what_a_sweep_needs_and_names_what_is_missing(tmp_path):
     script = [sys.executable, str(REPO / "scripts" / "prepare_data.py")]
@@ -252,6 +253,7 @@ def test_prepare_data_loads_what_a_sweep_needs_and_names_what_is_missing(tmp_pat
     assert missing.stderr.startswith(f"error: image_folder: {tmp_path / 'nowhere'} is not a folder.")
 
 
+@pytest.mark.e2e
 def test_a_download_waits_for_another_process_holding_the_datasets_lock(tmp_path):
     """Two tasks of an array that start together: the second waits while the first downloads."""
     import time

@@ -400,6 +400,7 @@ def _train(diagnostics, tmp_path):
     return model, opt, summary, np.random.get_state()[1].copy(), torch.get_rng_state()
 
 
+@pytest.mark.e2e
 def test_diagnostics_never_change_training(tmp_path):
     on = _train(
         Diagnostics(
@@ -430,6 +431,7 @@ def test_diagnostics_never_change_training(tmp_path):
 TINY_RUN = [*TINY, "dataset.channels=1", "trainer.deterministic=false"]
 
 
+@pytest.mark.e2e
 def test_a_run_with_diagnostics_writes_every_key(tmp_path):
     from enlighten.run import run
 
@@ -531,6 +533,7 @@ def test_cutmix_and_mixup_are_both_measured_as_training_mixes(tmp_path):
     assert row["diag/r_perp_clean"] == pytest.approx(0.75 * mixup_q + 0.25 * cutmix_q)
 
 
+@pytest.mark.e2e
 def test_dataset_scope_records_both_pairings_and_every_size_starts_from_the_same_weights(tmp_path, monkeypatch):
     from enlighten.data import synthetic as synthetic_module
     from enlighten.run import run
@@ -586,6 +589,7 @@ def test_the_dataset_scope_is_refused_on_several_processes(tmp_path, monkeypatch
     assert not (tmp_path / "metrics.jsonl").exists()
 
 
+@pytest.mark.e2e
 @needs_shared("MNIST", "raw")
 def test_dataset_scope_on_mnist_with_permutation_pairing(tmp_path):
     """The issue's run: MNIST, mix.pairing=permutation, the dataset scope: r at initialization per

@@ -18,6 +18,8 @@ from enlighten.data.text import char_text
 from enlighten.run import run
 from tests.conftest import REPO, SHARED_DATA, compose_cfg, needs_shared, read_run, user_env, without_timing
 
+pytestmark = pytest.mark.e2e  # trains or starts train.py: apart from the unit tests (make test-unit)
+
 # digits through an MLP (no batch norm: per-process batch statistics would make two processes differ
 # from one by design), deterministic, the ENP detected at 50% clean accuracy.
 SETTING = [

@@ -11,6 +11,8 @@ import pytest
 from tests import wandb_records
 from tests.conftest import REPO, SHARED_DATA, needs_shared, read_run, run_train, user_env
 
+pytestmark = pytest.mark.e2e  # trains or starts train.py: apart from the unit tests (make test-unit)
+
 METRIC_KEYS = {
     "epoch",
     "step",

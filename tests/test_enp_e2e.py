@@ -9,6 +9,8 @@ import pytest
 
 from tests.conftest import SHARED_DATA, needs_shared, read_run, run_train
 
+pytestmark = pytest.mark.e2e  # trains or starts train.py: apart from the unit tests (make test-unit)
+
 STRATEGIES = ["mixup", "mixup_pause", "alpha_boost", "high_loss_removal", "mixup_early"]
 BATCH = 128
 

@@ -25,6 +25,8 @@ from enlighten.training.loop import Trainer
 from tests import conftest
 from tests.conftest import REPO, compose_cfg, outcome, read_run, user_env
 
+pytestmark = pytest.mark.e2e  # trains or starts train.py: apart from the unit tests (make test-unit)
+
 # Three epochs of 8 steps, every diagnostic on (its ENP rows, BENR within the epoch, ATD), a detector
 # that measures (detector.jsonl) and ends the ENP at step 6: a checkpoint within an epoch must carry all of it.
 TINY = [

@@ -4,6 +4,7 @@ is measured by scripts/bench.py, not here.)"""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch._dynamo.utils import counters
 
@@ -34,6 +35,7 @@ def _syncs(tmp_path, overrides: list[str], num_train: int) -> int:
     return counter.count
 
 
+@pytest.mark.e2e
 def test_no_host_sync_per_step(tmp_path):
     """Doubling the steps per epoch adds no reads to the host: metrics stay on the device until the
     epoch ends (schedules switch at steps from the detector, not from device values)."""
@@ -51,6 +53,7 @@ def test_no_host_sync_per_step(tmp_path):
         assert few == many, f"{overrides}: {few} host reads with 8 steps per epoch, {many} with 16"
 
 
+@pytest.mark.e2e
 def test_data_is_reused_by_the_next_run_with_the_same_dataset_config(tmp_path, monkeypatch):
     loads = []
     real = reuse.build
@@ -73,6 +76,7 @@ def test_data_is_reused_by_the_next_run_with_the_same_dataset_config(tmp_path, m
     assert len(reuse._last) == 1  # only the latest dataset is held
 
 
+@pytest.mark.e2e
 def test_compile_trains_and_compiles_once_per_process(tmp_path):
     base = [*TINY, "dataset.num_train=128", "trainer.deterministic=false"]
     summaries = []

@@ -31,6 +31,8 @@ from tests.conftest import (
     user_env,
 )
 
+pytestmark = pytest.mark.e2e  # trains or starts train.py: apart from the unit tests (make test-unit)
+
 
 def test_sigkill_in_the_third_epoch_then_the_same_command_ends_exactly_as_an_uninterrupted_run(tmp_path):
     """The one real SIGKILL (crashes at a chosen step are tested in-process: test_interruptions.py). The

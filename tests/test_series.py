@@ -16,6 +16,8 @@ from enlighten.models.series import fcn1d, resnet1d
 from enlighten.run import run
 from tests.conftest import REPO, SHARED_DATA, compose_cfg, needs_shared, read_run, run_train
 
+pytestmark = pytest.mark.e2e  # trains or starts train.py: apart from the unit tests (make test-unit)
+
 BASE = ["model=mlp", "trainer.epochs=1", "logger=none", "trainer.device=cpu"]
 
 

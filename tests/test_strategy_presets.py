@@ -30,6 +30,7 @@ def test_the_readme_example_is_the_shipped_strategy_and_needs_nothing_else():
     assert mentions == {p.relative_to(REPO) for p in EXAMPLE.values()}
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "strategy, overrides, mixing",
     [

@@ -11,6 +11,8 @@ import pytest
 
 from tests.conftest import FOLDER_SETS, REPO, TINY, compose_cfg, options, read_run, run_train, user_env
 
+pytestmark = pytest.mark.e2e  # trains or starts train.py: apart from the unit tests (make test-unit)
+
 FAST = ["dataset=digits", "model=cnn", "trainer.epochs=1", "logger=none", "diagnostics=off"]
 
 

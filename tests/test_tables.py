@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO, read_run
 
 
@@ -39,6 +41,7 @@ def tables(*args):
     ).stdout
 
 
+@pytest.mark.e2e
 def test_paired_difference_ci_and_p_value(tmp_path):
     for seed, (base, pause) in enumerate([(0.90, 0.91), (0.80, 0.82), (0.70, 0.73)]):
         write_run(tmp_path, f"m{seed}", "mixup", seed, base)
@@ -79,6 +82,7 @@ def test_enp_columns_say_when_the_enp_was_not_reached(tmp_path):
     assert lines["alpha_boost"][enp[2]] == "0.400 ± 0.000"
 
 
+@pytest.mark.e2e
 def test_runs_are_compared_at_a_step_of_the_shared_grid_paired_by_seed(tmp_path):
     """--at-step: a diag/ measure read from each run's diagnostics.jsonl row at that grid step."""
     zero_act = {"vanilla": [0.50, 0.52, 0.48], "mixup": [0.47, 0.50, 0.44]}  # differences -0.03, -0.02, -0.04
@@ -224,6 +228,7 @@ def _figure(tmp_path, **kwargs):
     return fig, panels
 
 
+@pytest.mark.e2e
 def test_plot_tradeoff_writes_png_and_pdf(tmp_path):
     _plot_runs(tmp_path)
     out = subprocess.run(
@@ -291,6 +296,7 @@ def _tables(*args):
     )
 
 
+@pytest.mark.e2e
 def test_pairs_agree_on_every_setting_but_the_seed_and_the_compared_key(tmp_path):
     """Mixup Pause is planted 1 point above Mixup at alpha 0.2 and 3 points at alpha 1, on baselines 40
     points apart. Rows asked by strategy alone would pool the two alphas as seeds of one cell: the table
@@ -310,6 +316,7 @@ def test_pairs_agree_on_every_setting_but_the_seed_and_the_compared_key(tmp_path
     assert [(p[1], p[2], p[-3]) for p in pause] == [("0.2", "3", "+1.00"), ("1.0", "3", "+3.00")]
 
 
+@pytest.mark.e2e
 def test_a_run_repeated_in_another_directory_is_refused_or_counted_once(tmp_path):
     for seed in range(2):
         for strategy, acc in (("mixup", 0.80), ("mixup_pause", 0.81 + 0.01 * seed)):
@@ -339,6 +346,7 @@ def test_a_baseline_or_row_key_that_matches_no_run_is_an_error_listing_the_valid
     assert rows.returncode != 0 and "['mix.alfa'] match no completed run" in rows.stderr and "mix.alpha" in rows.stderr
 
 
+@pytest.mark.e2e
 def test_a_summary_holding_null_where_a_number_was_expected_gives_a_table_not_a_traceback(tmp_path):
     write_run(tmp_path, "null", "mixup", 0, None)
     write_run(tmp_path, "number", "mixup", 1, 0.9)
@@ -352,6 +360,7 @@ def test_a_summary_holding_null_where_a_number_was_expected_gives_a_table_not_a_
         assert "90.00 ± 0.00" in out
 
 
+@pytest.mark.e2e
 def test_collect_writes_one_row_per_run_for_pandas(tmp_path):
     """The swept keys, the choices and the summary's numbers, as CSV and as Parquet, read back equal."""
     import csv
@@ -503,6 +512,7 @@ def test_results_written_before_the_validation_split_read_under_todays_names(tmp
     assert mixup[2] == "70.00 ± 0.00" and "+20.00" in mixup
 
 
+@pytest.mark.e2e
 def test_runs_of_different_experiments_are_never_one_cell(tmp_path):
     """An `experiment=demo` run and a plain run, both seed 0 and strategy mixup, differ in what the experiment
     sets (its name, batch size, learning rate, detector): the table splits them by the experiment's name and
@@ -546,6 +556,7 @@ def test_runs_of_different_experiments_are_never_one_cell(tmp_path):
     assert figure.returncode != 0 and "runs that differ in name would be drawn as seeds of one curve" in figure.stderr
 
 
+@pytest.mark.e2e
 def test_collect_refuses_a_folder_without_our_runs_and_names_what_it_skipped(tmp_path):
     empty, mixed = tmp_path / "empty", tmp_path / "mixed"
     empty.mkdir()

@@ -26,6 +26,7 @@ from tests.conftest import TINY, compose_cfg, read_run, without_timing
 FAST = [*TINY, "trainer.deterministic=false"]
 
 
+@pytest.mark.e2e
 def test_same_seed_same_metrics_other_seed_differs(tmp_path):
     results = []
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
@@ -123,6 +124,7 @@ def test_bf16_autocast_channels_last_and_grad_clip_train_on_cpu(tmp_path):
     assert summary["config"]["trainer"]["precision"] == "bf16"  # recorded as used
 
 
+@pytest.mark.e2e
 def test_cpu_defaults_channels_last_for_conv_nets_and_cache_sized_evaluation(tmp_path):
     """On a CPU the defaults choose NHWC for conv nets only, fp32, evaluation in batches of 128,
     torch's threads (all cores); each explicit setting wins."""
@@ -138,6 +140,7 @@ def test_cpu_defaults_channels_last_for_conv_nets_and_cache_sized_evaluation(tmp
         assert runtime["device"] == "cpu" and runtime["torch_threads"] == torch.get_num_threads()
 
 
+@pytest.mark.e2e
 def test_accuracy_detector_estimators_run_through_the_loop(tmp_path):
     """batch (clean batch before mixing) and val (the validation split) estimators, on the real loop: the
     ENP ends by the criterion."""
@@ -163,6 +166,7 @@ def test_accuracy_detector_estimators_run_through_the_loop(tmp_path):
         assert summary["enp_end_value"] >= 0.3 and summary["enp_end_step"] % 2 == 0
 
 
+@pytest.mark.e2e
 def test_the_evaluation_batch_changes_only_the_rounding_of_evaluation(tmp_path):
     """The CPU default evaluates in batches of 128 instead of 1024: training is bitwise the same and the
     evaluated numbers agree to float rounding (the loss is summed in another order)."""
@@ -176,6 +180,7 @@ def test_the_evaluation_batch_changes_only_the_rounding_of_evaluation(tmp_path):
         assert small["test_loss"] == pytest.approx(large["test_loss"], rel=1e-5)
 
 
+@pytest.mark.e2e
 def test_an_epoch_end_hook_sees_each_row_and_never_changes_training(tmp_path):
     """A hook that draws from every random generator, the data order's included, leaves training as it
     is without it."""
@@ -208,6 +213,7 @@ class FiresAt(PhaseDetector):
         return 1.0 if progress.step >= self.k else None
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("k", [3, 8, 11])  # within the first epoch, at its last step, within the second
 def test_the_loop_asks_the_detector_and_the_strategy_follows_it(tmp_path, k):
     """The Trainer alone, with a detector that fires at step k: Mixup Pause does not mix through step k
