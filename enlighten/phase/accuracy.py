@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from enlighten.phase.base import PhaseDetector, Progress
+from enlighten.phase.base import PhaseDetector, Progress, Signals
 
 
 class AccuracyThreshold(PhaseDetector):
@@ -57,7 +57,7 @@ class AccuracyThreshold(PhaseDetector):
             return signals.batch_accuracy()
         return signals.train_accuracy(self.probe_size)
 
-    def criterion(self, progress: Progress, signals) -> Optional[float]:
+    def criterion(self, progress: Progress, signals: Signals) -> Optional[float]:
         if progress.step % self.check_every:
             return None
         acc = self.measure(signals)

@@ -15,7 +15,7 @@ docs/enp.md.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Optional
+from typing import Optional, Protocol
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,24 @@ class EnpEnd:
     value: Optional[float] = None
 
 
+class Signals(Protocol):
+    """What a detector may read after a step (the training loop's `StepSignals` gives it): each value
+    costs a device sync or a forward pass, is computed only when asked for and at most once per step,
+    and what was read is recorded in detector.jsonl."""
+
+    def loss(self) -> float:
+        """The step's training loss (the objective as optimized; the mean over the processes)."""
+
+    def train_accuracy(self, n: int) -> float:
+        """Clean accuracy (eval mode) on the first `n` samples of the fixed training probe."""
+
+    def val_accuracy(self, n: int) -> float:
+        """Accuracy on the first `n` samples of the validation split (never the test split)."""
+
+    def batch_accuracy(self) -> float:
+        """Clean accuracy on this step's training batch before any mixing."""
+
+
 class PhaseDetector:
     """Base class; subclasses define `criterion`. `starts_in_enp=False` means there is no ENP."""
 
@@ -81,11 +99,11 @@ class PhaseDetector:
             enp_end_step=self.end.step,
         )
 
-    def criterion(self, progress: Progress, signals) -> Optional[float]:
+    def criterion(self, progress: Progress, signals: Signals) -> Optional[float]:
         """The signal value that ends the ENP at this step, or None while it goes on."""
         return None
 
-    def observe(self, progress: Progress, signals=None) -> None:
+    def observe(self, progress: Progress, signals: Optional[Signals] = None) -> None:
         if not self.in_enp:
             return
         if self.max_epochs is not None and progress.step >= self.max_epochs * progress.steps_per_epoch:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Optional
 
-from enlighten.phase.base import PhaseDetector, Progress
+from enlighten.phase.base import PhaseDetector, Progress, Signals
 
 
 class LossStage(PhaseDetector):
@@ -39,7 +39,7 @@ class LossStage(PhaseDetector):
         self.history: deque = deque(maxlen=window + 1)
         self.peak_rate = 0.0
 
-    def criterion(self, progress: Progress, signals) -> Optional[float]:
+    def criterion(self, progress: Progress, signals: Signals) -> Optional[float]:
         if progress.step % self.check_every:
             return None
         loss = signals.loss()

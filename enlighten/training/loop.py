@@ -44,8 +44,8 @@ def bits(loss_nats: Optional[float]) -> Optional[float]:
 
 
 class StepSignals:
-    """What a phase detector may read after a step. Each value is computed only when asked for
-    (it costs a forward pass or a device sync), and at most once per step."""
+    """What a phase detector may read after a step (`enlighten.phase.base.Signals`), from this
+    trainer. Each value is computed only when asked for, and at most once per step."""
 
     def __init__(self, trainer: Trainer, loss: Tensor, x_clean: Tensor, y: Tensor) -> None:
         self._trainer, self._loss, self._x, self._y = trainer, loss, x_clean, y
