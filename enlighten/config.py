@@ -53,8 +53,8 @@ RESULT_NEUTRAL_KEYS = (
     "trainer.keep_checkpoints",
     "trainer.sync_every",
     "trainer.progress_every_s",
-    "trainer.eval_batch_size",
-)  # evaluation's rounding only (its default changed from 1024 to null)
+    "trainer.eval_batch_size",  # changes only the rounding of the evaluation's sums
+)
 
 
 def flatten(tree, prefix: str = "") -> dict:
