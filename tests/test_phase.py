@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
+from hydra.utils import instantiate
 
 from enlighten.phase.accuracy import AccuracyThreshold, ChanceAdjusted
 from enlighten.phase.base import Progress
 from enlighten.phase.fixed import FixedEpochs, Fraction
 from enlighten.phase.loss_stage import LossStage
 from enlighten.phase.never import Never
+from tests.conftest import compose_cfg, options
 
 SPE = 10  # steps per epoch
 
@@ -132,6 +136,41 @@ def test_never_has_no_enp_and_state_round_trips():
     fresh = AccuracyThreshold(check_every=1)
     fresh.load_state_dict(det.state_dict())
     assert not fresh.in_enp and fresh.end == det.end
+
+
+def _rising_acc(s: int) -> float:
+    return min(1.0, s / 400)
+
+
+def _plateau_then_descent(s: int) -> float:
+    return 2.3 if s < 100 else max(0.5, 2.3 - 1.8 * (s - 100) / 100) - 0.0005 * max(0, s - 200)
+
+
+@pytest.mark.parametrize("cut", [60, 195, 300])  # loss-stage: on the plateau, in the descent, past its peak rate
+@pytest.mark.parametrize("option", options("phase"))
+def test_every_detector_resumed_from_its_state_mid_run_ends_where_it_would_have(option, cut, tmp_path):
+    """Each conf/phase option, as composed: a detector saved at step `cut` and loaded into a fresh one (as
+    a resumed run does) sees the rest of the run exactly as the uninterrupted one (its averages, windows
+    and counters are in its state)."""
+    signals = dict(acc=_rising_acc, loss=_plateau_then_descent)
+    steps = 600
+    node = compose_cfg([f"phase={option}"], tmp_path).phase
+    whole, first, resumed = instantiate(node), instantiate(node), instantiate(node)
+
+    def observe(detector, first_step: int, last_step: int) -> list[bool]:
+        trace = []
+        for step in range(first_step, last_step + 1):
+            trace.append(detector.in_enp)
+            detector.observe(Progress(step, (step - 1) // SPE, SPE, steps), Stream(step, **signals))
+        return trace
+
+    for detector in (whole, first, resumed):
+        detector.setup(10, SPE, steps)
+    reference = observe(whole, 1, steps)
+    observe(first, 1, cut)
+    resumed.load_state_dict(copy.deepcopy(first.state_dict()))
+    trace = observe(resumed, cut + 1, steps)
+    assert trace == reference[cut:] and resumed.end == whole.end
 
 
 @pytest.mark.parametrize("kwargs", [dict(threshold=1.0), dict(threshold=0.0), dict(source="test"), dict(check_every=0)])
