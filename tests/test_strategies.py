@@ -67,6 +67,27 @@ def test_flip_pairing_reproduces_timms_mixup_and_cutmix_bitwise(alpha, cutmix_al
         assert s.report() == StepReport(alpha=alpha, mixed=not torch.equal(ours[0], x), dropped=0)
 
 
+@pytest.mark.parametrize("mode", ["pair", "elem"])
+def test_timms_per_pair_and_per_sample_modes_mix_each_sample_with_its_mirror_at_its_own_lambda(mode):
+    """mix.mode=pair|elem run through timm's Mixup: sample i is mixed with sample B-1-i at its own
+    lambda, the soft target at the same lambda, the input batch untouched."""
+    s = strategy(alpha=1.0, mode=mode, pairing="flip", num_classes=4)
+    x, y = torch.randn(6, 3), torch.tensor([0, 1, 2, 3, 1, 2])
+    original = x.clone()
+    np.random.seed(0)
+    x_out, target = s.prepare(x, y, phase())
+    assert torch.equal(x, original) and s.report().mixed
+    lam = target[torch.arange(6), y]  # where the two labels differ, the weight of the sample's own label
+    mirrored = x.flip(0)
+    for i in range(6):
+        if y[i] != y.flip(0)[i]:
+            torch.testing.assert_close(x_out[i], lam[i] * x[i] + (1 - lam[i]) * mirrored[i])
+    lams = {round(float(v), 6) for v, a, b in zip(lam, y, y.flip(0)) if a != b}
+    assert len(lams) > 1  # a lambda of its own per pair or sample, not one for the batch
+    if mode == "pair":  # a pair shares its lambda
+        assert all(abs(lam[i] - lam[5 - i]) < 1e-6 for i in range(3) if y[i] != y[5 - i])
+
+
 def test_permutation_pairing_mixes_each_sample_with_a_fresh_random_partner():
     from enlighten.strategies.mixing import draw_lambda
 

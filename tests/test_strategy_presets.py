@@ -3,11 +3,12 @@ shipped files, nothing else in the package names them, and both new presets trai
 
 from __future__ import annotations
 
+import random
 import re
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, compose_cfg, options
 
 EXAMPLE = {
     "python": REPO / "enlighten" / "strategies" / "late_off.py",
@@ -92,3 +93,25 @@ def test_a_strategy_that_needs_an_enp_under_a_detector_without_one_is_warned_of(
         "trains as after the ENP from the first step (the baseline of the paper's phase sweeps). For an "
         "ENP, choose a detector, e.g. phase=accuracy."
     ]
+
+
+@pytest.mark.parametrize("name", options("strategy"))
+def test_every_strategys_plan_is_a_function_of_the_phase_alone(name, tmp_path):
+    """A schedule is pure: the plan for a phase is the same whenever and however often it is asked
+    (the loop asks once per step; a resumed run asks from the middle), so it can keep no hidden state."""
+    from hydra.utils import instantiate
+
+    from enlighten.phase.base import Phase
+
+    strategy = instantiate(compose_cfg([f"strategy={name}"], tmp_path).strategy)
+    total, spe = 200, 10
+    phases = [
+        Phase(step, step // spe, spe, total, in_enp=step < 37, enp_end_step=None if step < 37 else 37)
+        for step in range(total)
+    ]
+    in_order = [strategy.plan(p) for p in phases]
+    shuffled = list(range(total))
+    random.Random(0).shuffle(shuffled)
+    for i in shuffled:
+        assert strategy.plan(phases[i]) == in_order[i], (name, phases[i])
+    assert [strategy.plan(p) for p in phases] == in_order
