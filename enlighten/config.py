@@ -164,7 +164,7 @@ class TrainerConfig:
     # agreement on a stop signal
     sync_every: int = 50
     deterministic: bool = False
-    channels_last: str = "auto"  # auto (on for conv nets, CPU and CUDA: 1.1-1.7x faster on a CPU) | true | false
+    channels_last: str = "auto"  # auto (on for conv nets, CPU and CUDA: docs/performance.md) | true | false
     compile: bool = False  # torch.compile the training step's model (once per process)
     checkpoint_every: int = 1  # epochs between checkpoints in <run dir>/checkpoints (0: only after the last epoch)
     checkpoint_every_steps: int = 0  # also every N steps within an epoch (0: off; for epochs of hours)
