@@ -37,14 +37,17 @@ class Stream:
         return self._loss(self.step)
 
 
-def drive(detector, steps: int, num_classes: int = 10, **signals) -> list[bool]:
-    """Run a detector over `steps` steps; return in_enp as read before each step."""
-    detector.setup(num_classes, SPE, steps)
+def drive(detector, steps: int, num_classes: int = 10, first: int = 1, total=None, **signals) -> list[bool]:
+    """Run a detector over steps `first`..`steps` of a run of `total` (default `steps`) steps; return
+    in_enp as read before each step. From step 1 it is set up first; later, it goes on as it stands."""
+    total = total or steps
+    if first == 1:
+        detector.setup(num_classes, SPE, total)
     trace, reads = [], 0
-    for step in range(1, steps + 1):
+    for step in range(first, steps + 1):
         trace.append(detector.in_enp)
         stream = Stream(step, **signals)
-        detector.observe(Progress(step, (step - 1) // SPE, SPE, steps), stream)
+        detector.observe(Progress(step, (step - 1) // SPE, SPE, total), stream)
         reads += stream.reads
     detector.reads = reads
     return trace
@@ -157,19 +160,11 @@ def test_every_detector_resumed_from_its_state_mid_run_ends_where_it_would_have(
     node = compose_cfg([f"phase={option}"], tmp_path).phase
     whole, first, resumed = instantiate(node), instantiate(node), instantiate(node)
 
-    def observe(detector, first_step: int, last_step: int) -> list[bool]:
-        trace = []
-        for step in range(first_step, last_step + 1):
-            trace.append(detector.in_enp)
-            detector.observe(Progress(step, (step - 1) // SPE, SPE, steps), Stream(step, **signals))
-        return trace
-
-    for detector in (whole, first, resumed):
-        detector.setup(10, SPE, steps)
-    reference = observe(whole, 1, steps)
-    observe(first, 1, cut)
+    reference = drive(whole, steps, **signals)
+    drive(first, cut, total=steps, **signals)
+    resumed.setup(10, SPE, steps)  # as a resumed run: set up, then its state loaded
     resumed.load_state_dict(copy.deepcopy(first.state_dict()))
-    trace = observe(resumed, cut + 1, steps)
+    trace = drive(resumed, steps, first=cut + 1, **signals)
     assert trace == reference[cut:] and resumed.end == whole.end
 
 
