@@ -67,70 +67,10 @@ def flatten(tree, prefix: str = "") -> dict:
     return {prefix[:-1]: tree}
 
 
-# The strategies before the strategy contract (2026-12-01): one class each, with flat keys.
-_STRATEGIES_BEFORE = {
-    "enlighten.strategies.vanilla.Vanilla": ("NoMixing", "Mean"),
-    "enlighten.strategies.mixup.MixupStrategy": ("EveryStep", "Mean"),
-    "enlighten.strategies.schedules.MixupPause": ("MixupPause", "Mean"),
-    "enlighten.strategies.schedules.AlphaBoost": ("AlphaBoost", "Mean"),
-    "enlighten.strategies.schedules.MixupEarly": ("MixupEarly", "Mean"),
-    "enlighten.strategies.high_loss_removal.HighLossRemoval": ("WeighDuringEnp", "DropHighest"),
-    "enlighten.strategies.high_loss_removal.LowLossRemoval": ("WeighDuringEnp", "DropLowest"),
-    "enlighten.strategies.high_loss_removal.RandomRemoval": ("WeighDuringEnp", "DropRandom"),
-}
-# The loaders that hold a validation split (dataset.val_fraction, 2026-12-07; before it, none).
-_LOADERS_WITH_VALIDATION = tuple(
-    f"enlighten.data.{m}"
-    for m in (
-        "torchvision_sets.torchvision_dataset",
-        "digits.digits",
-        "synthetic.synthetic",
-        "image_folder.image_folder",
-        "ucr.ucr",
-    )
-)
-_MIXER_KEYS = ("alpha", "cutmix_alpha", "label_smoothing", "mode", "prob", "switch_prob", "kind", "pairing")
-
-
-def upgrade_config(config: dict) -> dict:
-    """A resolved config that an earlier version saved (summary.json, a checkpoint), in today's layout,
-    so that its completed jobs are still skipped, its checkpoints still resume and its runs still pair
-    with today's in tables. Each change of layout here trained bitwise the same before and after it:
-    the strategy contract (a strategy's flat keys became its mixer, weighting and schedule),
-    `trainer.log_every` renamed `trainer.sync_every`, enlighten/phase/schedule.py renamed fixed.py, and
-    `dataset.val_fraction` added (0: no validation split, as before)."""
-    config = dict(config)
-    phase = config.get("phase")
-    if isinstance(phase, dict) and str(phase.get("_target_", "")).startswith("enlighten.phase.schedule."):
-        config["phase"] = {**phase, "_target_": phase["_target_"].replace(".schedule.", ".fixed.", 1)}
-    strategy = config.get("strategy")
-    if isinstance(strategy, dict) and strategy.get("_target_") in _STRATEGIES_BEFORE:
-        schedule, weighting = _STRATEGIES_BEFORE[strategy["_target_"]]
-        mix = {**config.get("mix", {}), **{k: v for k, v in strategy.items() if k in _MIXER_KEYS}}
-        weights = {k: strategy[k] for k in ("drop_fraction", "scope") if k in strategy}
-        plan = {k: strategy[k] for k in ("boost_alpha", "whole_run") if k in strategy}
-        config["strategy"] = {
-            "_target_": "enlighten.strategies.Strategy",
-            "mixer": {"_target_": "enlighten.strategies.mixer.Mixer", **{k: mix[k] for k in _MIXER_KEYS if k in mix}},
-            "weighting": {"_target_": f"enlighten.strategies.weighting.{weighting}", **weights},
-            "schedule": {"_target_": f"enlighten.strategies.schedules.{schedule}", **plan},
-        }
-    dataset = config.get("dataset")
-    if (
-        isinstance(dataset, dict)
-        and dataset.get("_target_") in _LOADERS_WITH_VALIDATION
-        and "val_fraction" not in dataset
-    ):
-        config["dataset"] = {**dataset, "val_fraction": 0.0}
-    trainer = config.get("trainer")
-    if isinstance(trainer, dict) and "log_every" in trainer:
-        config["trainer"] = {("sync_every" if k == "log_every" else k): v for k, v in trainer.items()}
-    return config
-
-
 def config_differences(saved: dict, current: dict) -> list[str]:
-    """`key: saved -> current` for every setting that differs, except those that change no result."""
-    a, b = flatten(upgrade_config(saved)), flatten(current)
+    """`key: saved -> current` for every setting that differs, except those that change no result.
+    `saved` in today's layout: read through `enlighten.compat` (summaries, checkpoints)."""
+    a, b = flatten(saved), flatten(current)
     return [
         f"{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}"
         for k in sorted(set(a) | set(b))
@@ -502,6 +442,16 @@ def check_target_node(prefix: str, node: DictConfig, runtime_args: set[str] = fr
         child = node[key] if not OmegaConf.is_missing(node, key) else None
         if isinstance(child, DictConfig) and "_target_" in child:  # a part built first (a strategy's mixer, ...)
             check_target_node(f"{prefix}.{key}", child, resolve=resolve)
+        elif isinstance(child, DictConfig) and (_is_mapping(hints.get(key)) or _holds_parts(child)):  # named parts
+            for name in child.keys():
+                part = child[name] if not OmegaConf.is_missing(child, name) else None
+                if part is None:
+                    continue  # turned off
+                if not (isinstance(part, DictConfig) and "_target_" in part):
+                    raise ConfigError(
+                        f"{prefix}.{key}.{name} must be a node with a _target_ (or null to turn it off), got {part!r}."
+                    )
+                check_target_node(f"{prefix}.{key}.{name}", part, resolve=resolve)
         elif key in hints and not OmegaConf.is_missing(node, key):
             _check_type(f"{prefix}.{key}", node[key], hints[key])
     for name, p in params.items():
@@ -532,6 +482,17 @@ def _accepted_params(fn: Any) -> tuple[dict, bool, dict]:
         if not takes_kwargs:
             break
     return params, takes_kwargs, hints
+
+
+def _holds_parts(node: DictConfig) -> bool:
+    """Whether every value of `node` is a `_target_` node or null (the diagnostics' measures)."""
+    values = [None if OmegaConf.is_missing(node, k) else node[k] for k in node.keys()]
+    return bool(values) and all(v is None or (isinstance(v, DictConfig) and "_target_" in v) for v in values)
+
+
+def _is_mapping(hint: Any) -> bool:
+    """Whether a type hint is a mapping (`Mapping[str, Measure]`, `dict[...]`)."""
+    return typing.get_origin(hint) in (dict, collections.abc.Mapping) or hint in (dict, collections.abc.Mapping)
 
 
 def _check_type(key: str, value: Any, hint: Any) -> None:

@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from enlighten.compat import upgrade_summary
 from enlighten.errors import UserError
 
 METRICS_FILE = "metrics.jsonl"
@@ -190,39 +191,6 @@ class RunDirLock:
             os.ftruncate(self.fd, 0)  # a lock file that names nobody: no holder to report
             os.close(self.fd)  # closing releases the lock
             self.fd = None
-
-
-# 2026-12-07: the numbers on the test split were named val_* (there was no validation split). Since then
-# val_* is the validation split (dataset.val_fraction) and test_* the test split; results written before
-# are read under today's names, recognised by their format (a row or summary without any test_* key).
-_TEST_ROW_NAMES = {"val_loss": "test_loss", "val_acc": "test_acc", "val_bpc": "test_bpc"}
-_TEST_SUMMARY_NAMES = {
-    "final_val_acc": "final_test_acc",
-    "final_val_loss": "final_test_loss",
-    "final_val_bpc": "final_test_bpc",
-    "best_val_acc": "best_test_acc",
-}
-
-
-def upgrade_metrics_row(row: dict) -> dict:
-    """A metrics.jsonl or detector.jsonl row of a run written before 2026-12-07 in today's names (see
-    _TEST_ROW_NAMES): call it only for such runs (`written_before_test_names`), since a detector row of
-    today with `val_acc` (the validation split) has no `test_acc` either."""
-    return {_TEST_ROW_NAMES.get(k, k): v for k, v in row.items()}
-
-
-def written_before_test_names(summary: dict) -> bool:
-    """Whether a summary.json was written before the test split's numbers were named test_* (it has none
-    of today's held-out or data-size keys)."""
-    return not any(k in summary for k in ("final_test_acc", "num_test", "final_test_bpc"))
-
-
-def upgrade_summary(summary: dict) -> dict:
-    """A summary.json in today's names (see _TEST_SUMMARY_NAMES); an old `best_val_acc` was the best
-    test accuracy over the epochs, kept as `best_test_acc` (a selection on the test split: report only)."""
-    if written_before_test_names(summary):
-        return {_TEST_SUMMARY_NAMES.get(k, k): v for k, v in summary.items()}
-    return summary
 
 
 def to_jsonable(value: Any) -> Any:

@@ -26,6 +26,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from enlighten.callbacks import check_launcher, swept_overrides
+from enlighten.compat import CONFIG_VERSION
 from enlighten.config import ConfigError, build, check_arm, config_differences, validate
 from enlighten.console import into_log_files, log, result_line, show_messages
 from enlighten.data.reuse import load_dataset
@@ -258,6 +259,7 @@ def record_refusal(cfg: DictConfig, error: BaseException, locked: bool = False) 
                 "choices": info.get("choices", {}),
                 "overrides": info.get("overrides", []),
                 "config": config,
+                "config_version": CONFIG_VERSION,
             },
         )
     except (UserError, OSError):  # busy or unwritable: the console still shows the error
@@ -363,9 +365,11 @@ def _check_and_build_before_data(cfg: DictConfig, group) -> tuple:
             f"trainer.batch_size={t.batch_size} is the global batch and must split evenly over the {group.world_size} "
             f"processes: use a multiple of {group.world_size}."
         )
-    if group.enabled and (cfg.diagnostics.get("dataset_steps") or cfg.diagnostics.get("dataset_at_enp_end")):
+    interference = OmegaConf.select(cfg, "diagnostics.measures.interference")
+    if group.enabled and interference and (interference.get("dataset_steps") or interference.get("dataset_at_enp_end")):
         raise ConfigError(
-            "The diagnostics' dataset scope (diagnostics.dataset_steps, diagnostics.dataset_at_enp_end) runs on one "
+            "The diagnostics' dataset scope (diagnostics.measures.interference.dataset_steps, "
+            "diagnostics.measures.interference.dataset_at_enp_end) runs on one "
             "process: the others would wait in their next collective for its passes over the whole training set. "
             "Measure it in a one-process run (same seed, same weights at initialization), or use diagnostics=default."
         )
@@ -374,6 +378,7 @@ def _check_and_build_before_data(cfg: DictConfig, group) -> tuple:
         strategy.check(t.batch_size // group.world_size)  # the batch one process sees
         detector = build(cfg.phase)
         diagnostics = build(cfg.diagnostics) if group.main else NoDiagnostics()  # same weights everywhere
+        diagnostics.check(strategy)
     except (ValueError, TypeError) as e:
         raise ConfigError(str(e)) from e
     if group.main and not detector.in_enp and strategy.uses_the_enp():
@@ -614,6 +619,7 @@ def _write_summary(
     summary["choices"] = info.get("choices", {})
     summary["overrides"] = info.get("overrides", [])
     summary["config"] = config
+    summary["config_version"] = CONFIG_VERSION  # the layout of `config` (enlighten.compat)
     if group.enabled:
         summary["world_size"] = group.world_size
     results.write_summary(summary)

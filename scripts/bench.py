@@ -323,7 +323,10 @@ def measurement_costs(
 
     step_s = best_seconds(lambda: [step() for _ in range(5)], repeats) / 5
     row_s = best_seconds(lambda: read_values([monitor.measure(in_enp)]), repeats)
-    dataset_s = best_seconds(lambda: read_values([monitor.measure_dataset(0, 0, "init", in_enp)]), max(1, repeats // 2))
+    dataset_s = best_seconds(
+        lambda: read_values([monitor.measures["interference"].measure_dataset(0, 0, "init", in_enp)]),
+        max(1, repeats // 2),
+    )
     epoch_s = step_s * (num_train // batch)
     return {
         "setting": f"{model_name} {'x'.join(map(str, input_shape))}, batch {batch}, dataset scope over {num_train}",

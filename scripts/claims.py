@@ -86,7 +86,11 @@ PROFILES = {
         per_sweep={
             "interference": ["dataset.fraction=0.0125,0.0375", "model.width=0.5", "seed=0,1"],
             "interference_mlp": ["dataset.fraction=0.0125,0.0375", "seed=0,1"],
-            "interference_enp": ["dataset.fraction=0.0125", "seed=0", "diagnostics.dataset_steps=[0,10]"],
+            "interference_enp": [
+                "dataset.fraction=0.0125",
+                "seed=0",
+                "diagnostics.measures.interference.dataset_steps=[0,10]",
+            ],
             "pause_grid": ["phase.fraction=0.1,0.4"],
         },
     ),
@@ -311,7 +315,7 @@ def paper_commands(root: Path, n: int, extra: list[str]) -> list[tuple]:
                 *first,
                 "arm=mixup_a1",
                 "diagnostics=dataset",
-                "diagnostics.dataset_at_enp_end=false",
+                "diagnostics.measures.interference.dataset_at_enp_end=false",
                 "trainer.max_steps=1",
                 "dataset.fraction=0.1,0.3,1.0",
                 "model.width=0.25,0.5,1.0",

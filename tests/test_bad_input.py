@@ -110,9 +110,9 @@ RUN_CASES = {
         "mix.pairing='reverse' is not one of ['permutation', 'flip'].",
     ),
     "diagnostics lambda above 0.5": (
-        ["diagnostics.lambdas=[0.3,0.7]"],
+        ["diagnostics.measures.interference.lambdas=[0.3,0.7]"],
         ConfigError,
-        "diagnostics.lambdas must be in (0, 0.5], got 0.7.",
+        "diagnostics.measures.interference.lambdas must be in (0, 0.5], got 0.7.",
     ),
     "threshold above 1": (
         ["phase=accuracy", "phase.threshold=1.5"],
@@ -170,7 +170,11 @@ RUN_CASES = {
     "NaN alpha": (["mix.alpha=nan"], ConfigError, "mix.alpha=nan is not a finite number: give it a number"),
     "NaN learning rate": (["optim.lr=nan"], ConfigError, "optim.lr=nan is not a finite number"),
     "infinite grad clip": (["trainer.grad_clip=inf"], ConfigError, "trainer.grad_clip=inf is not a finite number"),
-    "NaN in a list": (["diagnostics.lambdas=[0.1,nan]"], ConfigError, "diagnostics.lambdas=[0.1, nan] is not a finite"),
+    "NaN in a list": (
+        ["diagnostics.measures.interference.lambdas=[0.1,nan]"],
+        ConfigError,
+        "diagnostics.measures.interference.lambdas=[0.1, nan] is not a finite",
+    ),
     "class count set by hand": (
         ["+model.num_classes=5"],
         ConfigError,

@@ -156,14 +156,14 @@ def test_diagnostics_on_a_language_model_skip_what_needs_mixing(text_slice, tmp_
                     *SMALL,
                     f"paths.data_dir={text_slice}",
                     "trainer.max_steps=10",
-                    "diagnostics=default",
+                    "diagnostics=stiffness",
                     "diagnostics.enp_every_steps=5",
-                    "diagnostics.stiffness=true",
                 ],
                 tmp_path,
             )
         )
-    assert "cannot be mixed: gradient interference (probe and dataset scope), stiffness" in caplog.text
+    assert "cannot be mixed: gradient interference (probe and dataset scope) is not measured" in caplog.text
+    assert "no single class: stiffness is not measured" in caplog.text
     metrics, _ = read_run(tmp_path)
     assert 0 < metrics[0]["diag/zero_act"] < 1 and metrics[0]["diag/benr"] >= 1  # GELU inputs <= 0; a path
     assert not any(k.startswith(("diag/cos", "diag/stiffness", "diag/zero_act_mix")) for k in metrics[0])

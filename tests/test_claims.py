@@ -31,6 +31,7 @@ from enlighten.analysis.stats import (
     paired,
     seeds_needed,
 )
+from enlighten.compat import CONFIG_VERSION
 from enlighten.config import ConfigError, check_arm, flatten, under, validate
 from tests.conftest import REPO, SHARED_DATA, compose_cfg, needs_shared
 
@@ -76,13 +77,14 @@ def write_run(
         "model": {"width": width},
         "mix": {"alpha": alpha},
         "strategy": {"schedule": {"_target_": strategy}},
-        "diagnostics": {"alpha": alpha},
+        "diagnostics": {"measures": {"interference": {"alpha": alpha}}},
         "phase": phase_cfg or {"threshold": 0.5},
         "trainer": {"max_steps": 3000, "batch_size": 64},
     }
     summary = {
         "status": "completed",
         "config": config,
+        "config_version": CONFIG_VERSION,
         "wall_time_s": 60.0,
         "steps": 3000,
         "num_train": SIZES[fraction],

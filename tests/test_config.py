@@ -256,30 +256,3 @@ def test_debug_quick_runs_ten_steps(tmp_path):
 
     summary = run(compose_cfg(["dataset=digits", "model=cnn", "debug=quick", "trainer.device=cpu"], tmp_path))
     assert summary["status"] == "completed" and summary["steps"] == 10
-
-
-def test_configs_saved_before_the_strategy_contract_read_as_todays(tmp_path):
-    """Every strategy preset as the code before the strategy contract composed it (a summary.json's
-    `config`, written by that code: tests/data), upgraded, is exactly today's: its completed jobs are
-    skipped, its checkpoints resume and its runs pair with today's in tables (both trained bitwise the
-    same when the layout changed)."""
-    import json
-
-    from enlighten.config import config_differences, flatten, upgrade_config
-
-    saved = json.loads((REPO / "tests" / "data" / "configs_before_strategy_contract.json").read_text())
-    assert len(saved) == 18  # 9 presets, with the defaults and with other mix/removal settings
-    for overrides, old in saved.items():
-        # paths.data_dir as the file was written without ENLIGHTEN_DATA_DIR (dataset.root follows it)
-        cfg = compose_cfg([*overrides.split(), "trainer.sync_every=7", "paths.data_dir=./data"], tmp_path)
-        new = OmegaConf.to_container(cfg, resolve=True)
-        new.pop("paths")
-        new["trainer"].pop("keep_checkpoints")  # added later, and changes no result (RESULT_NEUTRAL_KEYS)
-        assert flatten(upgrade_config(old)) == flatten(new), overrides
-        assert config_differences(old, new) == []
-        assert config_differences(old, {**new, "seed": 1}) == ["seed: 0 -> 1"]  # a real difference still shows
-    new["trainer"]["keep_checkpoints"] = 1
-    assert upgrade_config(new) == new  # today's layout is left as it is
-    fixed = OmegaConf.to_container(compose_cfg(["phase=fixed_epochs"], tmp_path).phase, resolve=True)
-    moved = {"phase": {**fixed, "_target_": "enlighten.phase.schedule.FixedEpochs"}}  # before fixed.py's rename
-    assert upgrade_config(moved) == {"phase": fixed}

@@ -13,6 +13,8 @@ from torch import nn
 
 from enlighten.config import TrainerConfig
 from enlighten.data.synthetic import synthetic
+from enlighten.diagnostics.activations import Activations
+from enlighten.diagnostics.interference import Interference
 from enlighten.diagnostics.measures import (
     BatchEpochNormRatio,
     Variant,
@@ -26,7 +28,8 @@ from enlighten.diagnostics.measures import (
     trajectory_distance,
 )
 from enlighten.diagnostics.monitor import Diagnostics, NoDiagnostics, on_grid
-from enlighten.diagnostics.stiffness import stiffness
+from enlighten.diagnostics.stiffness import Stiffness, stiffness
+from enlighten.diagnostics.trajectories import ATD, BENR
 from enlighten.loggers.base import NoLogger
 from enlighten.models.cnn import cnn
 from enlighten.phase.accuracy import AccuracyThreshold
@@ -310,7 +313,7 @@ def test_per_group_expectations_equal_the_overall_ones_for_a_one_group_model():
 
     x, y = two_classes(256, seed=3)
     data = InMemoryData(x, y, x[:16], y[:16], num_classes=2, name="two_classes")
-    monitor = Diagnostics(alpha=0.4, dataset_chunk_size=64)
+    monitor = Diagnostics({"interference": Interference(alpha=0.4, dataset_chunk_size=64)})
     torch.manual_seed(0)
     model = SigmoidLinear(DIM, torch.randn(1, DIM) * 0.1)
     monitor.setup(model, data, Vanilla())
@@ -325,12 +328,12 @@ def test_manifold_mixup_is_measured_at_every_layer_training_draws_from():
     data = synthetic(num_train=128, num_test=16, image_size=8, channels=1)
     strategy = MixupStrategy(alpha=1.0, kind="manifold")
     strategy.setup(10, model)
-    monitor = Diagnostics(kind="manifold", lambdas=[0.3], dataset_chunk_size=32)
+    monitor = Diagnostics({"interference": Interference(lambdas=[0.3], dataset_chunk_size=32)})  # kind: the mixer's
     monitor.setup(model, data, strategy)
     row = read_values([monitor.measure(phase(False))])[0]
     assert row["diag/mix_kind"] == "manifold"
     # the mean over the layers 0 (the input) and 1 (after the first stage), as training draws them
-    x, y, partner = monitor.x, monitor.y, monitor.probe_partners["permutation"]
+    x, y, partner = monitor.probe.x, monitor.probe.y, monitor.probe.partners["permutation"]
     _, by_layer = interference(
         model,
         lambda: [(x, y, {"permutation": partner})],
@@ -346,24 +349,34 @@ def test_the_diagnostics_follow_the_runs_seed(tmp_path):
     data = synthetic(num_train=256, num_test=16, image_size=8, channels=1)
     probes = []
     for seed in (0, 0, 1):
-        monitor = Diagnostics(seed=seed)
+        monitor = Diagnostics({}, seed=seed)
         monitor.setup(cnn(10, (1, 8, 8)), data, Vanilla())
-        probes.append(monitor.x)
+        probes.append(monitor.probe.x)
     assert torch.equal(probes[0], probes[1]) and not torch.equal(probes[0], probes[2])
 
 
-def test_settings_are_checked_when_the_monitor_is_built():
+def test_settings_are_checked_when_the_measures_are_built_or_checked_against_the_strategy():
     for kwargs, message in (
-        ({"lambdas": [0.3, 0.7]}, "lambdas"),
+        ({"lambdas": [0.3, 0.7]}, "interference.lambdas"),
         ({"lambdas": [0.3, 0.2]}, "increasing"),
-        ({"alpha": float("nan")}, "alpha"),
-        ({"pairing": "reverse"}, "diagnostics.pairing"),
+        ({"alpha": float("nan")}, "interference.alpha"),
+        ({"dataset_pairings": ["reverse"]}, "dataset_pairings"),
         ({"dataset_steps": [-1]}, "dataset_steps"),
-        ({"alpha": 0.0}, "interference"),
-        ({"kind": "manifold", "alpha": 0.0, "cutmix_alpha": 1.0}, "manifold"),
     ):
         with pytest.raises(ValueError, match=message):
-            Diagnostics(**kwargs)
+            Interference(**kwargs)
+    for measure, mixer, message in (
+        (Interference(alpha=0.0), {}, "interference needs a Mixup"),
+        (Interference(alpha=0.0), {"kind": "manifold", "cutmix_alpha": 1.0}, "manifold"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            Diagnostics({"interference": measure}).check(MixupStrategy(**mixer))
+    Diagnostics({"interference": Interference(alpha=0.0, probe=False)}).check(MixupStrategy())  # measures nothing
+    Diagnostics({"interference": Interference(alpha=0.0)}).check(MixupStrategy(cutmix_alpha=1.0))  # CutMix only
+    with pytest.raises(ValueError, match="diagnostics.measures.atd is a dict, not a Measure"):
+        Diagnostics({"atd": {"_target_": "x"}})
+    with pytest.raises(ValueError, match="stiffness.samples"):
+        Stiffness(samples=1)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -404,14 +417,16 @@ def _train(diagnostics, tmp_path):
 def test_diagnostics_never_change_training(tmp_path):
     on = _train(
         Diagnostics(
+            {
+                "interference": Interference(dataset_chunk_size=32, dataset_steps=[0, 5], dataset_at_enp_end=True),
+                "activations": Activations(),
+                "benr": BENR(),
+                "atd": ATD(),
+                "stiffness": Stiffness(samples=4),
+            },
             every_steps=2,
             enp_every_steps=1,
             probe_size=16,
-            stiffness=True,
-            stiffness_samples=4,
-            dataset_chunk_size=32,
-            dataset_steps=[0, 5],
-            dataset_at_enp_end=True,
         ),
         tmp_path / "on",
     )
@@ -443,7 +458,7 @@ def test_a_run_with_diagnostics_writes_every_key(tmp_path):
             "phase.epochs=1",
             "diagnostics.enp_every_steps=2",
             "diagnostics.every_steps=3",
-            "diagnostics.stiffness=true",
+            "diagnostics=stiffness",
             "mix.alpha=0.4",
         ],
         tmp_path,
@@ -512,7 +527,7 @@ def test_cutmix_and_mixup_are_both_measured_as_training_mixes(tmp_path):
                 "strategy=mixup",
                 "mix.cutmix_alpha=1.0",
                 "mix.switch_prob=0.25",
-                "diagnostics.lambdas=[0.2,0.5]",
+                "diagnostics.measures.interference.lambdas=[0.2,0.5]",
             ],
             tmp_path,
         )

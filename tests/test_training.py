@@ -9,6 +9,7 @@ import torch
 
 from enlighten.config import TrainerConfig
 from enlighten.data.synthetic import synthetic
+from enlighten.diagnostics.activations import Activations
 from enlighten.diagnostics.monitor import Diagnostics
 from enlighten.loggers.base import NoLogger
 from enlighten.models.cnn import cnn
@@ -240,7 +241,7 @@ def test_the_loop_asks_the_detector_and_the_strategy_follows_it(tmp_path, k):
         NoLogger(),
         torch.Generator().manual_seed(0),
         torch.device("cpu"),
-        diagnostics=Diagnostics(probe_size=16, enp_every_steps=100, every_steps=100),
+        diagnostics=Diagnostics({"activations": Activations()}, probe_size=16, enp_every_steps=100, every_steps=100),
         on_epoch_end=[
             lambda trainer, row: hooked.append((trainer.step, row, len(read_jsonl(tmp_path / "metrics.jsonl"))))
         ],

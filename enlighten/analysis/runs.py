@@ -12,14 +12,15 @@ import json
 import re
 from pathlib import Path
 
-from enlighten.config import RESULT_NEUTRAL_KEYS, flatten, under, upgrade_config
-from enlighten.results import RunDirLock, upgrade_metrics_row, upgrade_summary, written_before_test_names
+from enlighten.compat import upgrade_metrics_row, upgrade_summary, written_before_test_names
+from enlighten.config import RESULT_NEUTRAL_KEYS, flatten, under
+from enlighten.results import RunDirLock
 
 # Config groups whose options set keys outside their own subtree (`# @package _global_`): comparing
 # two of their options compares everything they set. An arm (conf/arm/) sets the strategy and the
 # Mixup alpha, which the diagnostics' alpha follows; tests/test_claims.py checks that every arm file
 # sets nothing else.
-SET_BY_GROUP = {"arm": ("strategy", "mix.alpha", "diagnostics.alpha")}
+SET_BY_GROUP = {"arm": ("strategy", "mix.alpha", "diagnostics.measures.interference.alpha")}
 
 
 class DuplicateRuns(ValueError):
@@ -48,14 +49,13 @@ def load_runs(dirs) -> list[dict]:
         for path in sorted(root.rglob("summary.json")):
             try:
                 run = json.loads(path.read_text())
-                if written_before_test_names(run):
-                    run = {**upgrade_summary(run), "_old_names": True}  # its rows are read under today's names too
+                if isinstance(run, dict):  # written by an earlier version: in today's names and layout
+                    old_names = written_before_test_names(run)  # its rows are read under today's names too
+                    run = {**upgrade_summary(run), "_old_names": True} if old_names else upgrade_summary(run)
             except (OSError, json.JSONDecodeError) as e:
                 run = {"status": "unreadable", "error": str(e)}
             if RunDirLock.held(path.parent):  # another copy of the sweep is running it again (a resume, a re-run)
                 run = {**run, "status": "running", "error": "a live process is training it"}
-            if isinstance(run.get("config"), dict):  # written by an earlier version: in today's layout
-                run["config"] = upgrade_config(run["config"])
             if "num_train" not in run and (size := _num_train_from_log(path.parent)) is not None:
                 run["num_train"] = size  # summaries before 2026-12-07 did not record it; the start line did
             run["_dir"] = str(path.parent)

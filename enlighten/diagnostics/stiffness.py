@@ -1,11 +1,41 @@
 """Stiffness (Fort et al. 2019): the mean cosine between per-example gradients, within a class and
-between classes: gradient interference seen pair by pair. Off by default (one backward per sample)."""
+between classes: gradient interference seen pair by pair. Off by default (one backward per sample):
+`diagnostics=stiffness` turns it on."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from enlighten.console import log
+from enlighten.diagnostics.base import Measure, Probe
+from enlighten.phase.base import Phase
+
+
+class Stiffness(Measure):
+    """`diag/stiffness_within`, `diag/stiffness_between` in the probe rows, on the first `samples`
+    probe samples (hard labels, so not on token sequences)."""
+
+    def __init__(self, samples: int = 16) -> None:
+        if samples < 2:
+            raise ValueError(
+                f"diagnostics.measures.stiffness.samples must be >= 2 (a cosine needs a pair), got {samples}."
+            )
+        self.samples = samples
+
+    def setup(self, probe: Probe) -> None:
+        super().setup(probe)
+        if not probe.can_mix:
+            log.info(
+                f"diagnostics: {probe.data.name} gives token sequences, which have no single class: stiffness is "
+                f"not measured."
+            )
+
+    def row(self, phase: Phase) -> dict:
+        if not self.probe.can_mix:
+            return {}
+        return stiffness(self.probe.model, self.probe.x[: self.samples], self.probe.y[: self.samples])
 
 
 def stiffness(model: nn.Module, x: Tensor, y: Tensor) -> dict[str, Tensor]:

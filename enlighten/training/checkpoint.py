@@ -23,9 +23,10 @@ from typing import Optional
 import numpy as np
 import torch
 
+from enlighten.compat import upgrade_checkpoint
 from enlighten.config import config_differences
 from enlighten.errors import UserError
-from enlighten.results import atomic_torch_save, upgrade_metrics_row
+from enlighten.results import atomic_torch_save
 
 CHECKPOINT_DIR = "checkpoints"
 KEEP = 2
@@ -122,33 +123,6 @@ def load_latest(
             note(f"Resuming {path} with a different config (trainer.resume=force): {'; '.join(diffs)}")
         return path, state
     return None
-
-
-def upgrade_checkpoint(state: dict) -> dict:
-    """A checkpoint an earlier version wrote, in today's format (its config is upgraded where it is
-    compared: `config_differences`). 2026-12-01: the metrics column `images_per_sec` became
-    `samples_per_sec`, and the epoch tally's `counters` (the strategy's, summed) its `dropped_summed`.
-    2026-12-07: the test split's numbers, named val_*, became test_* (`upgrade_metrics_row`; the
-    trainer's `held_out`)."""
-    results = state.get("results") or {}
-    old_names = "held_out" not in state  # written before the test split's numbers were named test_*
-    results["metrics"] = [
-        {("samples_per_sec" if k == "images_per_sec" else k): v for k, v in row.items()}
-        for row in results.get("metrics", [])
-    ]
-    if old_names:
-        for name in ("metrics", "detector"):
-            results[name] = [upgrade_metrics_row(row) for row in results.get(name, [])]
-    if old_names and "final_val_acc" in state:
-        state["held_out"] = {
-            "final_test_acc": state.pop("final_val_acc"),
-            "final_test_loss": state.pop("final_val_loss", None),
-        }
-        state.pop("best_val_acc", None)  # the best test accuracy: no longer kept (a selection on the test split)
-    tally = state.get("tally")
-    if tally and "counters" in tally:
-        tally["dropped_summed"] = tally.pop("counters").get("dropped", 0)
-    return state
 
 
 def rng_state(data_generator: torch.Generator, device: torch.device) -> dict:

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from enlighten.compat import CONFIG_VERSION
 from enlighten.config import TrainerConfig
 from enlighten.console import EpochProgress, log
 from enlighten.diagnostics.monitor import NoDiagnostics
@@ -254,6 +255,7 @@ class Trainer:
         with the `tally` of the epoch in progress, at the current step within it."""
         return {
             **(self.checkpoint_meta() if self.checkpoint_meta else {}),
+            "config_version": CONFIG_VERSION,  # the layout of its config and state (enlighten.compat)
             "tally": tally.state_dict() if tally else None,
             "world_size": self.dist.world_size,
             "epoch": self.epoch,

@@ -1,0 +1,97 @@
+"""Results and checkpoints of earlier versions read in today's layout (enlighten/compat.py): the
+configs those versions composed (written by their code: tests/data) upgrade to exactly today's, so
+their completed jobs are skipped, their checkpoints resume and their runs pair with today's."""
+
+from __future__ import annotations
+
+import json
+
+from omegaconf import OmegaConf
+
+from enlighten.compat import CONFIG_VERSION, upgrade_checkpoint, upgrade_config, upgrade_summary
+from enlighten.config import config_differences, flatten
+from tests.conftest import REPO, compose_cfg
+
+
+def today(overrides: list[str], tmp_path) -> dict:
+    # paths.data_dir as the files were written without ENLIGHTEN_DATA_DIR (dataset.root follows it)
+    new = OmegaConf.to_container(compose_cfg([*overrides, "paths.data_dir=./data"], tmp_path), resolve=True)
+    new.pop("paths")
+    return new
+
+
+def test_configs_saved_before_the_strategy_contract_read_as_todays(tmp_path):
+    """Every strategy preset as the code before the strategy contract composed it (both trained bitwise
+    the same when the layout changed)."""
+    saved = json.loads((REPO / "tests" / "data" / "configs_before_strategy_contract.json").read_text())
+    assert len(saved) == 18  # 9 presets, with the defaults and with other mix/removal settings
+    for overrides, old in saved.items():
+        new = today([*overrides.split(), "trainer.sync_every=7"], tmp_path)
+        new["trainer"].pop("keep_checkpoints")  # added later, and changes no result (RESULT_NEUTRAL_KEYS)
+        assert flatten(upgrade_config(old)) == flatten(new), overrides
+        assert config_differences(upgrade_config(old), new) == []
+        assert config_differences(upgrade_config(old), {**new, "seed": 1}) == ["seed: 0 -> 1"]  # a real one shows
+    new["trainer"]["keep_checkpoints"] = 1
+    assert upgrade_config(new, CONFIG_VERSION) == new  # today's layout is left as it is
+    fixed = OmegaConf.to_container(compose_cfg(["phase=fixed_epochs"], tmp_path).phase, resolve=True)
+    moved = {"phase": {**fixed, "_target_": "enlighten.phase.schedule.FixedEpochs"}}  # before fixed.py's rename
+    assert upgrade_config(moved) == {"phase": fixed}
+
+
+# What each command of tests/data/configs_before_measures.json is called today.
+TODAYS_OVERRIDES = {
+    "diagnostics.stiffness=true diagnostics.stiffness_samples=8": (
+        "diagnostics=stiffness diagnostics.measures.stiffness.samples=8"
+    ),
+    "diagnostics.interference=false diagnostics.benr=false": (
+        "diagnostics.measures.interference.probe=false diagnostics.measures.benr=null"
+    ),
+    "diagnostics.lambdas=[0.2,0.5] diagnostics.dataset_steps=[0,10] mix.cutmix_alpha=1.0 mix.pairing=flip": (
+        "diagnostics.measures.interference.lambdas=[0.2,0.5] diagnostics.measures.interference.dataset_steps=[0,10] "
+        "mix.cutmix_alpha=1.0 mix.pairing=flip"
+    ),
+}
+
+
+def test_configs_saved_before_the_measures_became_plug_ins_read_as_todays(tmp_path):
+    """The diagnostics' flat layout (before config_version 2), as the code of 3d1f6dc composed it for
+    the presets, the claims and measurement experiments and single settings: upgraded, exactly today's
+    (both measure bitwise the same: docs/results/README.md). A measurement of another mixing than
+    training's, which today's layout cannot express, stays a difference."""
+    saved = json.loads((REPO / "tests" / "data" / "configs_before_measures.json").read_text())
+    assert len(saved) == 14
+    for overrides, old in saved.items():
+        if overrides == "diagnostics.pairing=flip":
+            continue
+        new = today(TODAYS_OVERRIDES.get(overrides, overrides).split(), tmp_path)
+        assert flatten(upgrade_config(old)) == flatten(new), overrides
+        summary = upgrade_summary({"status": "completed", "final_test_acc": 0.5, "config": old})
+        assert summary["config_version"] == CONFIG_VERSION and config_differences(summary["config"], new) == []
+    other = upgrade_config(saved["diagnostics.pairing=flip"])
+    assert config_differences(other, today([], tmp_path)) == ["diagnostics.pairing: 'flip' -> '<absent>'"]
+
+
+def test_a_checkpoint_of_before_the_stamp_gets_one_state_per_measure():
+    old = {
+        "held_out": {},
+        "config_json": json.dumps({"diagnostics": {"_target_": "enlighten.diagnostics.monitor.Diagnostics"}}),
+        "diagnostics": {
+            "enp_rows": [{"step": 0}],
+            "enp_ended": True,
+            "dataset_summary": {"init/data/clean_sq": 1.0},
+            "prev_features": None,
+            "benr": None,
+        },
+    }
+    state = upgrade_checkpoint(old)
+    assert state["config_version"] == CONFIG_VERSION
+    assert state["diagnostics"] == {
+        "enp_rows": [{"step": 0}],
+        "enp_ended": True,
+        "measures": {
+            "interference": {"dataset_summary": {"init/data/clean_sq": 1.0}},
+            "benr": {"benr": None},
+            "atd": {"prev_features": None},
+        },
+    }
+    assert "measures" in json.loads(state["config_json"])["diagnostics"]
