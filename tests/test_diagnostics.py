@@ -4,6 +4,7 @@ guarantee that measuring never changes training."""
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -42,7 +43,7 @@ from enlighten.strategies.schedules import EveryStep, NoMixing
 from enlighten.strategies.weighting import Mean
 from enlighten.training.loop import Trainer
 from enlighten.training.optim import cosine, sgd
-from tests.conftest import SHARED_DATA, TINY, compose_cfg, needs_shared, read_run
+from tests.conftest import REPO, SHARED_DATA, TINY, compose_cfg, needs_shared, read_run
 
 
 def MixupStrategy(**mixer) -> Strategy:  # noqa: N802 - reads as the preset it builds
@@ -637,3 +638,61 @@ def test_dataset_scope_on_mnist_with_permutation_pairing(tmp_path):
             key = f"data/{pairing}/r_perp_clean@{lam:g}"
             assert 0 < row[key] < 2 and summary[f"init/{key}"] == row[key]
         assert summary[f"init/data/{pairing}/r_perp_clean"] == row[f"data/{pairing}/r_perp_clean"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Adding a measure: the worked example of docs/diagnostics.md
+# --------------------------------------------------------------------------------------------------
+
+MEASURE_EXAMPLE = {
+    "python": REPO / "enlighten" / "diagnostics" / "weight_norms.py",
+    "yaml": REPO / "conf" / "diagnostics" / "weight_norms.yaml",
+}
+
+
+def test_the_docs_example_is_the_shipped_measure_and_needs_nothing_else():
+    docs = (REPO / "docs" / "diagnostics.md").read_text()
+    section = docs.split("## Adding a measure", 1)[1].split("\n## ", 1)[0]
+    blocks = dict(re.findall(r"```(python|yaml)\n(.*?)```", section, flags=re.S))
+    assert blocks == {kind: path.read_text() for kind, path in MEASURE_EXAMPLE.items()}
+    names = ("weight_norms", "WeightNorms")  # no registry, no import elsewhere in the package or its configs
+    mentions = {
+        p.relative_to(REPO)
+        for p in [*(REPO / "enlighten").rglob("*.py"), *(REPO / "conf").rglob("*.yaml")]
+        if any(n in p.read_text() for n in names)
+    }
+    assert mentions == {p.relative_to(REPO) for p in MEASURE_EXAMPLE.values()}
+
+
+def test_weight_norms_of_known_weights():
+    """Known answer: every weight 1 except the head's (2): sqrt(n) per group, sqrt(sum) overall."""
+    from enlighten.diagnostics.base import Probe
+    from enlighten.diagnostics.weight_norms import WeightNorms
+
+    model = cnn(10, (1, 8, 8), width=0.25)
+    counts = {}
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.fill_(2.0 if name.startswith("head") else 1.0)
+            group = name.split(".")[0] if not name.startswith("stages") else ".".join(name.split(".")[:2])
+            counts[group] = counts.get(group, 0) + p.numel() * (4.0 if name.startswith("head") else 1.0)
+    measure = WeightNorms()
+    measure.setup(Probe(model, None, None, torch.zeros(2, 1, 8, 8), torch.zeros(2), {}, 0))
+    row = read_values([measure.row(phase(False))])[0]
+    assert {k: row[f"diag/weight_norm/{k}"] for k in counts} == pytest.approx(
+        {k: math.sqrt(v) for k, v in counts.items()}
+    )
+    assert row["diag/weight_norm"] == pytest.approx(math.sqrt(sum(counts.values())))
+
+
+@pytest.mark.e2e
+def test_a_run_with_the_example_measure_writes_its_keys_and_changes_no_other_value(tmp_path):
+    from enlighten.run import run
+
+    rows = {}
+    for preset in ("default", "weight_norms"):
+        run(compose_cfg([*TINY_RUN, f"diagnostics={preset}"], tmp_path / preset))
+        rows[preset] = read_jsonl(tmp_path / preset / "diagnostics.jsonl")
+    with_norms = rows["weight_norms"]
+    assert all(r["diag/weight_norm"] > 0 and "diag/weight_norm/head" in r for r in with_norms)
+    assert [{k: v for k, v in r.items() if "weight_norm" not in k} for r in with_norms] == rows["default"]
