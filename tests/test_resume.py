@@ -128,12 +128,14 @@ def test_a_forced_resume_with_a_larger_batch_stops_at_the_step_budget(tmp_path):
 
 
 def test_a_checkpoint_written_before_the_renames_resumes_with_todays_names(tmp_path):
-    """A checkpoint whose config has the old layout (flat strategy keys, trainer.log_every, no
-    dataset.val_fraction) and whose metrics rows have `images_per_sec` and the test split's numbers as
-    `val_*` resumes without a config difference, and metrics.jsonl and the summary then have one name
-    for each column."""
+    """A checkpoint of before the config_version stamp, whose config has the old layout (flat strategy
+    keys, trainer.log_every, no dataset.val_fraction, the diagnostics' flat switches) and whose metrics
+    rows have `images_per_sec` and the test split's numbers as `val_*`, and whose diagnostics state is
+    one dict, resumes without a config difference and ends exactly as a run never stopped; metrics.jsonl
+    and the summary then have one name for each column."""
     from enlighten.results import atomic_torch_save
 
+    _run(tmp_path, "reference")
     _run(tmp_path, "run", "trainer.keep_checkpoints=2")
     last, path = list_checkpoints(tmp_path / "run")  # epochs 3 and 2
     last.unlink()  # as if the run had been killed in its third epoch
@@ -143,7 +145,21 @@ def test_a_checkpoint_written_before_the_renames_resumes_with_todays_names(tmp_p
     config["strategy"] = {"_target_": "enlighten.strategies.schedules.AlphaBoost", "boost_alpha": 2.0, **config["mix"]}
     config["trainer"] = {("log_every" if k == "sync_every" else k): v for k, v in config["trainer"].items()}
     config["dataset"].pop("val_fraction")
+    diagnostics = config["diagnostics"]
+    interference = diagnostics.pop("measures")["interference"]
+    interference.pop("_target_")
+    interference["interference"] = interference.pop("probe")
+    mixing = {k: config["mix"][k] for k in ("cutmix_alpha", "switch_prob", "kind", "pairing", "label_smoothing")}
+    switches = {"activations": True, "benr": True, "atd": True, "stiffness": False, "stiffness_samples": 16}
+    config["diagnostics"] = {**diagnostics, **interference, **mixing, **switches}
     state["config_json"] = json.dumps(config)
+    measures = state["diagnostics"].pop("measures")
+    state["diagnostics"].update(
+        dataset_summary=measures["interference"]["dataset_summary"],
+        prev_features=measures["atd"]["prev_features"],
+        benr=measures["benr"]["benr"],
+    )
+    state.pop("config_version")
     old = {"samples_per_sec": "images_per_sec", "test_acc": "val_acc", "test_loss": "val_loss"}
     state["results"]["metrics"] = [{old.get(k, k): v for k, v in row.items()} for row in state["results"]["metrics"]]
     held_out = state.pop("held_out")
@@ -159,6 +175,7 @@ def test_a_checkpoint_written_before_the_renames_resumes_with_todays_names(tmp_p
     assert len(metrics) == 3 and all("samples_per_sec" in m and "images_per_sec" not in m for m in metrics)
     assert all("test_acc" in m and "val_acc" not in m for m in metrics) and "final_val_acc" not in summary
     assert summary["final_test_acc"] == metrics[-1]["test_acc"]
+    assert outcome(tmp_path / "run") == outcome(tmp_path / "reference")
 
 
 class NotData:
