@@ -54,7 +54,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
-from omegaconf import open_dict  # noqa: E402
+from omegaconf import OmegaConf, open_dict  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from enlighten.config import register_configs  # noqa: E402
@@ -62,7 +62,6 @@ from enlighten.data.base import InMemoryData, Normalize  # noqa: E402
 from enlighten.data.reuse import load_dataset  # noqa: E402
 from enlighten.results import atomic_write_text, read_json, read_jsonl  # noqa: E402
 from enlighten.run import build_model, build_optimization, resolve_device, run, uses_channels_last  # noqa: E402
-from enlighten.strategies.base import soft_cross_entropy  # noqa: E402
 
 DATA = os.environ.get("ENLIGHTEN_DATA_DIR", str(REPO.parent / "shared" / "data"))
 # Dense bf16 peak FLOP/s by device name, for the utilization figure (--peak-tflops overrides).
@@ -270,16 +269,19 @@ def bench_pipeline(device: torch.device, quick: bool) -> dict:
 def measurement_costs(
     model_name: str, input_shape: tuple, num_train: int, batch: int, device: torch.device, repeats: int
 ) -> dict:
-    """Seconds of one training step (Mixup, SGD, channels_last; bf16 on CUDA, as the loop trains),
-    one probe row and one dataset-scope measurement of the same model (fp32) in this process, and the
+    """Seconds of one training step (the loop's own `Trainer.train_step`: Mixup, SGD, channels_last;
+    bf16 on CUDA), one probe row and one dataset-scope measurement of the same model (fp32) in this process, and the
     overhead they mean at the default cadence: a probe row every `enp_every_steps` steps during the ENP
     and every `every_steps` after it; the dataset scope in epochs of training (one pass over the same
     `num_train` samples)."""
     from enlighten.data.synthetic import synthetic
     from enlighten.diagnostics.measures import read_values
+    from enlighten.loggers.base import NoLogger
     from enlighten.models.cnn import cnn
     from enlighten.models.resnet import resnet18
     from enlighten.phase.base import Phase
+    from enlighten.results import RunResults
+    from enlighten.training.loop import Runtime, Trainer
 
     factory = {"cnn": cnn, "resnet18": resnet18}[model_name]
     data = synthetic(num_train=num_train, num_test=64, channels=input_shape[0], image_size=input_shape[1]).to(device)
@@ -287,28 +289,36 @@ def measurement_costs(
     cuda = device.type == "cuda"  # the GPU path trains in bf16; the measures run in fp32
     layout = torch.channels_last  # both models are conv nets: trainer.channels_last=auto
     model = factory(10, input_shape, width=0.25 if model_name == "resnet18" else 1.0).to(device, memory_format=layout)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose(
-            config_name="config", overrides=[f"trainer.batch_size={batch}", "mix.alpha=1.0", "strategy=mixup"]
+            config_name="config",
+            overrides=[f"trainer.batch_size={batch}", "mix.alpha=1.0", "strategy=mixup", "optim=sgd", "phase=never"],
         )
     strategy = instantiate(cfg.strategy)
     strategy.setup(10, model)
+    optimizer, scheduler = build_optimization(cfg, model, data.steps_per_epoch(batch))
     after_enp = Phase(step=0, epoch=0, steps_per_epoch=1, total_steps=1, in_enp=False)  # training mixes
     in_enp = Phase(step=0, epoch=0, steps_per_epoch=1, total_steps=1, in_enp=True)  # rows on the ENP cadence
     monitor = instantiate(cfg.diagnostics)  # the default settings
-    monitor.setup(model, data, strategy)
+    trainer = Trainer(
+        OmegaConf.to_object(cfg.trainer),
+        model,
+        data,
+        strategy,
+        instantiate(cfg.phase),
+        optimizer,
+        scheduler,
+        RunResults("unused", write=False),  # train_step writes nothing
+        NoLogger(),
+        torch.Generator().manual_seed(0),
+        device,
+        diagnostics=monitor,  # set up by the Trainer, as in a run
+        runtime=Runtime(bf16=cuda, channels_last=True),
+    )
     x, y = next(data.train_batches(batch, torch.Generator().manual_seed(0)))
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda else contextlib.nullcontext
 
-    def step() -> None:  # as the loop's train_step
-        xm, target = strategy.prepare(x, y, after_enp)
-        with autocast():
-            logits = model(xm.contiguous(memory_format=layout))
-        loss = soft_cross_entropy(logits, target).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    def step() -> None:
+        trainer.train_step(x, y, after_enp)
 
     def best_seconds(fn, times: int) -> float:
         fn()  # warm-up

@@ -101,13 +101,13 @@ def test_a_sequence_loss_is_its_mean_token_loss_and_removal_drops_whole_sequence
     strategy = Strategy(Mixer(alpha=0.0), DropHighest(drop_fraction=0.25), WeighDuringEnp())
     strategy.setup(11)
     in_enp = Phase(step=0, epoch=0, steps_per_epoch=1, total_steps=1, in_enp=True)
-    _, target = strategy.prepare(torch.zeros(8, 5, dtype=torch.long), y, in_enp)
-    losses = soft_cross_entropy(logits, target)
+    batch = strategy.prepare(torch.zeros(8, 5, dtype=torch.long), y, in_enp)
+    losses = soft_cross_entropy(logits, batch.target)
     per_token = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none").view(8, 5)
     torch.testing.assert_close(losses, per_token.mean(1))
-    kept = strategy.reduce(losses)
+    kept = batch.reduce(losses)
     torch.testing.assert_close(kept, losses.sort().values[:6].mean())  # the 2 worst sequences left out
-    assert strategy.report().dropped == 2
+    assert batch.report().dropped == 2
 
 
 def test_language_model_trains_with_per_token_metrics_and_bits_per_character(text_slice, tmp_path):

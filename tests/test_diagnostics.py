@@ -220,9 +220,9 @@ def test_clean_gradient_has_the_label_smoothing_training_uses():
     x, y = torch.randn(8, 1, 8, 8), torch.tensor([0, 1, 2, 3] * 2)
     vanilla = Vanilla(label_smoothing=0.1)
     vanilla.setup(4)
-    _, target = vanilla.prepare(x, y, phase(False))
+    batch = vanilla.prepare(x, y, phase(False))
     expected = torch.autograd.grad(
-        vanilla.reduce(nn.functional.cross_entropy(model(x), y, label_smoothing=0.1, reduction="none")),
+        batch.reduce(nn.functional.cross_entropy(model(x), y, label_smoothing=0.1, reduction="none")),
         list(model.parameters()),
     )
     for a, b in zip(clean_gradients(model, x, y, 4, 0.1), expected):

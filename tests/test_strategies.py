@@ -42,10 +42,10 @@ def test_vanilla_is_cross_entropy_with_label_smoothing():
     for smoothing in (0.0, 0.1):
         s = strategy(NoMixing(), num_classes=4, label_smoothing=smoothing, cutmix_alpha=1.0)  # CutMix too: never
         x = torch.randn(4, 3)
-        x_out, target = s.prepare(x, y, phase())
-        assert x_out is x and s.report() == StepReport(alpha=0.0, mixed=False, dropped=0) and not s.may_mix()
+        batch = s.prepare(x, y, phase())
+        assert batch.x is x and batch.report() == StepReport(alpha=0.0, mixed=False, dropped=0) and not s.may_mix()
         torch.testing.assert_close(
-            s.reduce(soft_cross_entropy(logits, target)),
+            batch.reduce(soft_cross_entropy(logits, batch.target)),
             torch.nn.functional.cross_entropy(logits, y, label_smoothing=smoothing),
         )
 
@@ -62,9 +62,9 @@ def test_flip_pairing_reproduces_timms_mixup_and_cutmix_bitwise(alpha, cutmix_al
         ours = s.prepare(x, y, phase())
         np.random.seed(seed)
         theirs = timm_mixup(x.clone(), y)
-        assert torch.equal(ours[0], theirs[0]) and torch.equal(ours[1], theirs[1])
+        assert torch.equal(ours.x, theirs[0]) and torch.equal(ours.target, theirs[1])
         # mixed, unless CutMix's box came out empty (lambda corrected to 1: the batch is clean)
-        assert s.report() == StepReport(alpha=alpha, mixed=not torch.equal(ours[0], x), dropped=0)
+        assert ours.report() == StepReport(alpha=alpha, mixed=not torch.equal(ours.x, x), dropped=0)
 
 
 @pytest.mark.parametrize("mode", ["pair", "elem"])
@@ -75,8 +75,9 @@ def test_timms_per_pair_and_per_sample_modes_mix_each_sample_with_its_mirror_at_
     x, y = torch.randn(6, 3), torch.tensor([0, 1, 2, 3, 1, 2])
     original = x.clone()
     np.random.seed(0)
-    x_out, target = s.prepare(x, y, phase())
-    assert torch.equal(x, original) and s.report().mixed
+    batch = s.prepare(x, y, phase())
+    x_out, target = batch.x, batch.target
+    assert torch.equal(x, original) and batch.report().mixed
     lam = target[torch.arange(6), y]  # where the two labels differ, the weight of the sample's own label
     mirrored = x.flip(0)
     for i in range(6):
@@ -98,7 +99,8 @@ def test_permutation_pairing_mixes_each_sample_with_a_fresh_random_partner():
     for seed in range(5):
         np.random.seed(seed)
         torch.manual_seed(seed)
-        xm, target = s.prepare(x, y, phase())
+        batch = s.prepare(x, y, phase())
+        xm, target = batch.x, batch.target
         np.random.seed(seed)
         torch.manual_seed(seed)
         lam, _ = draw_lambda(0.4, 0.0)  # numpy's generator, as timm draws it
@@ -120,8 +122,8 @@ def test_permutation_pairing_mixes_each_sample_with_a_fresh_random_partner():
 def test_mixup_with_zero_alpha_does_not_mix_and_odd_batches_are_refused():
     s = strategy(alpha=0.0, num_classes=10)
     x = torch.randn(4, 3)
-    x_out, _ = s.prepare(x, torch.arange(4), phase())
-    assert x_out is x and not s.report().mixed and not s.may_mix()
+    batch = s.prepare(x, torch.arange(4), phase())
+    assert batch.x is x and not batch.report().mixed and not s.may_mix()
     with pytest.raises(ValueError, match="odd"):
         strategy(alpha=1.0, pairing="flip").check(127)
     strategy(NoMixing(), alpha=1.0, pairing="flip").check(127)  # never mixes: any batch will do
@@ -156,8 +158,9 @@ def test_schedules_mix_at_the_right_alpha_in_each_phase(schedule, alpha, in_enp_
         original = x.clone()
         np.random.seed(0)
         torch.manual_seed(0)
-        x_out, target = s.prepare(x, y, phase(in_enp))
-        assert s.report() == StepReport(alpha=planned or 0.0, mixed=mixes, dropped=0)  # what the step did
+        batch = s.prepare(x, y, phase(in_enp))
+        x_out = batch.x
+        assert batch.report() == StepReport(alpha=planned or 0.0, mixed=mixes, dropped=0)  # what the step did
         assert torch.equal(x, x_out) != mixes  # mixed exactly when the plan has an alpha > 0 ...
         assert torch.equal(x, original)  # ... and never in place
         if mixes:  # ... at lambda drawn from Beta(alpha, alpha)
@@ -175,19 +178,18 @@ def test_with_mix_prob_below_one_the_report_says_which_batches_were_mixed():
     np.random.seed(0)
     reported = []
     for _ in range(40):
-        x_out, _ = s.prepare(x, y, phase(in_enp=True))
-        assert s.report().mixed == (not torch.equal(x_out, x))
-        reported.append(s.report().mixed)
+        batch = s.prepare(x, y, phase(in_enp=True))
+        assert batch.report().mixed == (not torch.equal(batch.x, x))
+        reported.append(batch.report().mixed)
     assert 5 < sum(reported) < 35
 
 
 def test_pause_also_pauses_cutmix():
     s = strategy(MixupPause(), alpha=0.0, cutmix_alpha=1.0)
     x, y = torch.randn(4, 1, 8, 8), torch.tensor([0, 1, 2, 0])
-    s.prepare(x, y, phase(in_enp=True))
-    assert not s.report().mixed
-    s.prepare(x, y, phase(in_enp=False))
-    assert s.report() == StepReport(alpha=0.0, mixed=True, dropped=0)  # CutMix mixes at Mixup alpha 0
+    assert not s.prepare(x, y, phase(in_enp=True)).report().mixed
+    after = s.prepare(x, y, phase(in_enp=False)).report()
+    assert after == StepReport(alpha=0.0, mixed=True, dropped=0)  # CutMix mixes at Mixup alpha 0
 
 
 def test_the_phase_record_cannot_be_changed_by_a_strategy():
@@ -203,13 +205,19 @@ def test_high_loss_removal_drops_exactly_the_top_k_losses_in_the_enp():
     losses = torch.tensor([0.1, 5.0, 0.3, 0.2, 4.0, 0.6, 0.7, 0.8])  # top 2 of 8: 5.0 and 4.0
     x, y = torch.randn(8, 2), torch.arange(8)
 
-    def reduce(in_enp: bool, s=s, losses=losses) -> torch.Tensor:
-        s.prepare(x, y, phase(in_enp))
-        return s.reduce(losses)
+    def reduce(in_enp: bool, s=s, losses=losses, reports=None) -> torch.Tensor:
+        batch = s.prepare(x, y, phase(in_enp))
+        loss = batch.reduce(losses)
+        if reports is not None:
+            reports.append(batch.report())
+        return loss
 
-    assert reduce(True).item() == pytest.approx(torch.tensor([0.1, 0.3, 0.2, 0.6, 0.7, 0.8]).mean().item())
-    assert s.report().dropped == 2
-    assert reduce(False).item() == pytest.approx(losses.mean().item()) and s.report().dropped == 0
+    reports = []
+    assert reduce(True, reports=reports).item() == pytest.approx(
+        torch.tensor([0.1, 0.3, 0.2, 0.6, 0.7, 0.8]).mean().item()
+    )
+    assert reduce(False, reports=reports).item() == pytest.approx(losses.mean().item())
+    assert [r.dropped for r in reports] == [2, 0]
     whole = strategy(WeighDuringEnp(whole_run=True), DropHighest(drop_fraction=0.25), num_classes=10, alpha=0.0)
     assert reduce(False, whole).item() == pytest.approx(reduce(True).item())
     losses.requires_grad_(True)
@@ -235,13 +243,14 @@ def test_manifold_mixup_mixes_hidden_states_after_the_drawn_stage(pairing):
     layers = set()
     for seed in range(20):
         np.random.seed(seed)
-        x_out, target = s.prepare(x, y, phase())
-        lam, layer, partner = s.mixer._manifold_mix
+        batch = s.prepare(x, y, phase())
+        x_out, target = batch.x, batch.target
+        lam, layer, partner = batch.manifold
         assert x_out is x  # the input itself is untouched
         assert pairing == "permutation" or partner.tolist() == [3, 2, 1, 0]
         layers.add(layer)
         with torch.no_grad():
-            logits = s.forward(model, x)
+            logits = batch.forward(model, x)
             mix = lambda h: lam * h + (1 - lam) * h[partner]  # noqa: E731
             h = model.stem(mix(x) if layer == 0 else x)
             for i, stage in enumerate(model.stages, start=1):
@@ -251,8 +260,8 @@ def test_manifold_mixup_mixes_hidden_states_after_the_drawn_stage(pairing):
         onehot = torch.nn.functional.one_hot(y, 3).float()
         torch.testing.assert_close(target, lam * onehot + (1 - lam) * onehot[partner])
     assert layers == {0, 1}  # the input, or after the first of the cnn's two stages
-    with torch.no_grad():
-        torch.testing.assert_close(s.forward(model, x), model(x))  # nothing pending: a plain forward
+    with torch.no_grad():  # a clean batch of the same strategy: a plain forward, nothing left from the last
+        torch.testing.assert_close(strategy(NoMixing(), model=model).prepare(x, y, phase()).forward(model, x), model(x))
 
 
 def test_manifold_mixup_needs_a_staged_model_only_when_it_mixes():
@@ -268,17 +277,21 @@ def test_removal_controls_drop_the_lowest_or_random_losses_in_the_enp():
     losses = torch.arange(10, dtype=torch.float32)  # 0..9
     x, y = torch.randn(10, 2), torch.arange(10)
 
+    dropped = []
+
     def reduce(s: Strategy, in_enp: bool) -> float:
-        s.prepare(x, y, phase(in_enp))
-        return s.reduce(losses).item()
+        batch = s.prepare(x, y, phase(in_enp))
+        loss = batch.reduce(losses).item()
+        dropped.append(batch.report().dropped)
+        return loss
 
     low = strategy(WeighDuringEnp(), DropLowest(drop_fraction=0.2), num_classes=10, alpha=0.0)
-    assert reduce(low, True) == pytest.approx(sum(range(2, 10)) / 8) and low.report().dropped == 2  # 0 and 1 dropped
+    assert reduce(low, True) == pytest.approx(sum(range(2, 10)) / 8) and dropped[-1] == 2  # 0 and 1 dropped
     assert reduce(low, False) == pytest.approx(4.5)  # after the ENP every sample counts
     rand = strategy(WeighDuringEnp(), DropRandom(drop_fraction=0.3), num_classes=10, alpha=0.0)
     torch.manual_seed(0)
     means = {round(reduce(rand, True), 4) for _ in range(20)}
-    assert len(means) > 1 and rand.report().dropped == 3  # a different subset each time
+    assert len(means) > 1 and dropped[-1] == 3  # a different subset each time
     torch.manual_seed(0)
     again = {round(reduce(rand, True), 4) for _ in range(20)}
     assert again == means  # drawn from torch's seeded generator

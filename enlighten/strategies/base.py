@@ -9,12 +9,13 @@ A strategy is three parts, each a small object of its own module:
 - a **schedule** (`enlighten.strategies.schedules`): from the phase record of the step, the `Plan`:
   mix or not, at which alpha, and whether the weighting applies.
 
-The loop asks the strategy three things per step and reads what it did afterwards:
+The loop asks the strategy for each step's batch, which carries everything the step needs (the
+strategy itself keeps no state between steps):
 
-    x, target = strategy.prepare(x, y, phase)     # the schedule's plan for `phase`; never in place
-    logits = strategy.forward(model, x)           # model(x); Manifold Mixup mixes inside
-    loss = strategy.reduce(per_sample_loss)       # the weighting, if the plan applies it
-    strategy.report()                             # what the step did: alpha, mixed, samples dropped
+    batch = strategy.prepare(x, y, phase)         # the schedule's plan for `phase`; never in place
+    logits = batch.forward(model, batch.x)        # model(x); Manifold Mixup mixes inside
+    loss = batch.reduce(per_sample_loss)          # the weighting, if the plan applies it
+    batch.report()                                # what the step did: alpha, mixed, samples dropped
 
 `phase` (`enlighten.phase.base.Phase`) is immutable: a strategy may read where training stands
 (step, epoch, the run's length, in the ENP, where the ENP ended) and may touch nothing else: not the
@@ -36,7 +37,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from enlighten.phase.base import Phase
-from enlighten.strategies.mixer import Mixer
+from enlighten.strategies.mixer import Mixed, Mixer
+from enlighten.strategies.mixing import manifold_forward
 from enlighten.strategies.weighting import Mean
 
 
@@ -72,6 +74,37 @@ class StepReport:
     dropped: int = 0
 
 
+@dataclass
+class Batch:
+    """One step's batch as the strategy prepared it: the inputs `x` and soft targets `target`, how to
+    forward them (Manifold Mixup mixes hidden states inside), how per-sample losses become the loss,
+    and, once reduced, what the step did."""
+
+    x: Tensor
+    target: Tensor
+    plan: Plan
+    mixed: bool
+    weighting: Mean
+    manifold: Optional[tuple[float, int, Tensor]] = None  # (lambda, layer, partners) to mix hidden states
+    dropped: int = 0  # samples left out of the loss, set by `reduce`
+
+    def forward(self, model: nn.Module, x: Tensor) -> Tensor:
+        """The logits of `x` (this batch's inputs, perhaps in the model's memory layout)."""
+        if self.manifold is None:
+            return model(x)
+        lam, layer, partner = self.manifold
+        return manifold_forward(model, x, partner, lam, layer)
+
+    def reduce(self, losses: Tensor) -> Tensor:
+        if not self.plan.weigh:
+            return losses.mean()
+        loss, self.dropped = self.weighting.reduce(losses)
+        return loss
+
+    def report(self) -> StepReport:
+        return StepReport(alpha=self.plan.alpha or 0.0, mixed=self.mixed, dropped=self.dropped)
+
+
 class Schedule:
     """When to mix, at which alpha, and when the weighting applies, as a function of the phase. This
     base class mixes at `alpha` on every step and always applies the weighting. Subclasses override
@@ -92,9 +125,6 @@ class Strategy:
 
     def __init__(self, mixer: Mixer, weighting: Mean, schedule: Schedule) -> None:
         self.mixer, self.weighting, self.schedule = mixer, weighting, schedule
-        self._plan = Plan()
-        self._mixed = False
-        self._dropped = 0
 
     def may_mix(self) -> bool:
         """Whether any step of the run can mix (a data or batch-size rule that only mixing needs)."""
@@ -126,23 +156,11 @@ class Strategy:
     def plan(self, phase: Phase) -> Plan:
         return self.schedule.plan(phase, self.mixer.alpha)
 
-    def prepare(self, x: Tensor, y: Tensor, phase: Phase) -> tuple[Tensor, Tensor]:
-        self._plan = self.plan(phase)
-        self._mixed = self._plan.alpha is not None and self.mixer.mixes(self._plan.alpha)
-        self._dropped = 0
-        if not self._mixed:
-            return x, self.mixer.clean_targets(y)
-        x, targets, self._mixed = self.mixer.mix(x, y, self._plan.alpha)
-        return x, targets
-
-    def forward(self, model: nn.Module, x: Tensor) -> Tensor:
-        return self.mixer.forward(model, x)
-
-    def reduce(self, losses: Tensor) -> Tensor:
-        if not self._plan.weigh:
-            return losses.mean()
-        loss, self._dropped = self.weighting.reduce(losses)
-        return loss
-
-    def report(self) -> StepReport:
-        return StepReport(alpha=self._plan.alpha or 0.0, mixed=self._mixed, dropped=self._dropped)
+    def prepare(self, x: Tensor, y: Tensor, phase: Phase) -> Batch:
+        """The batch of the step trained under `phase`: mixed as its plan says (never in place)."""
+        plan = self.plan(phase)
+        if plan.alpha is None or not self.mixer.mixes(plan.alpha):
+            mixed = Mixed(x, self.mixer.clean_targets(y), False)
+        else:
+            mixed = self.mixer.mix(x, y, plan.alpha)
+        return Batch(mixed.x, mixed.target, plan, mixed.mixed, self.weighting, mixed.manifold)

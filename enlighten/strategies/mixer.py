@@ -5,6 +5,8 @@ diagnostics, so a measurement mixes exactly as training does."""
 
 from __future__ import annotations
 
+from typing import NamedTuple, Optional
+
 import numpy as np
 from torch import Tensor, nn
 
@@ -13,11 +15,20 @@ from enlighten.strategies.mixing import (
     check_pairing,
     cutmix_inputs,
     draw_lambda,
-    manifold_forward,
     mix_inputs,
     mixed_targets,
     partners,
 )
+
+
+class Mixed(NamedTuple):
+    """A batch as the mixer left it: inputs, soft targets, whether it was mixed, and for Manifold Mixup
+    the (lambda, layer, partners) to mix the hidden states with in the forward pass."""
+
+    x: Tensor
+    target: Tensor
+    mixed: bool
+    manifold: Optional[tuple[float, int, Tensor]] = None
 
 
 class Mixer:
@@ -55,7 +66,6 @@ class Mixer:
         self.kind, self.pairing = kind, pairing
         self.num_classes = 0
         self.timm_mixer = None  # timm's Mixup, for mode=pair|elem only
-        self._manifold_mix: tuple[float, int, Tensor] | None = None
 
     def mixes(self, alpha: float) -> bool:
         """Whether a step planned at `alpha` mixes (CutMix mixes at any Mixup alpha, on inputs)."""
@@ -100,22 +110,22 @@ class Mixer:
     def clean_targets(self, y: Tensor) -> Tensor:
         return mixed_targets(y, None, 1.0, self.num_classes, self.label_smoothing)
 
-    def mix(self, x: Tensor, y: Tensor, alpha: float) -> tuple[Tensor, Tensor, bool]:
-        """(inputs, soft targets, whether the batch was mixed) at `alpha`, out of place; Manifold Mixup
-        mixes in `forward`. With `prob` < 1 a batch may come out clean (lambda 1). timm's per-pair and
-        per-sample modes count as mixed: which of their samples were is timm's to know."""
+    def mix(self, x: Tensor, y: Tensor, alpha: float) -> Mixed:
+        """The batch mixed at `alpha`, out of place; Manifold Mixup leaves the inputs and says how to mix
+        in the forward pass (`forward`). With `prob` < 1 a batch may come out clean (lambda 1). timm's
+        per-pair and per-sample modes count as mixed: which of their samples were is timm's to know."""
         if self.kind == "manifold":
             lam = float(np.random.beta(alpha, alpha))
             layer = int(np.random.randint(0, self._num_mix_layers))
             partner = partners(len(x), self.pairing, x.device)
-            self._manifold_mix = (lam, layer, partner)
-            return x, mixed_targets(y, partner, lam, self.num_classes, self.label_smoothing), True
+            target = mixed_targets(y, partner, lam, self.num_classes, self.label_smoothing)
+            return Mixed(x, target, True, (lam, layer, partner))
         if self.timm_mixer is not None:  # timm mixes in place, so it gets a copy
             self.timm_mixer.mixup_alpha = alpha
-            return *self.timm_mixer(x.clone(), y), True
+            return Mixed(*self.timm_mixer(x.clone(), y), True)
         lam, use_cutmix = draw_lambda(alpha, self.cutmix_alpha, self.prob, self.switch_prob)
         if lam == 1.0:
-            return x, self.clean_targets(y), False
+            return Mixed(x, self.clean_targets(y), False)
         partner = partners(len(x), self.pairing, x.device)
         if use_cutmix:
             from timm.data.mixup import cutmix_bbox_and_lam  # imported when used (about 2 s)
@@ -124,11 +134,4 @@ class Mixer:
             x = cutmix_inputs(x, partner, box)  # an empty box (lambda corrected to 1) leaves it clean
         else:
             x = mix_inputs(x, partner, lam)
-        return x, mixed_targets(y, partner, lam, self.num_classes, self.label_smoothing), bool(lam < 1.0)
-
-    def forward(self, model: nn.Module, x: Tensor) -> Tensor:
-        if self._manifold_mix is None:
-            return model(x)
-        lam, layer, partner = self._manifold_mix
-        self._manifold_mix = None
-        return manifold_forward(model, x, partner, lam, layer)
+        return Mixed(x, mixed_targets(y, partner, lam, self.num_classes, self.label_smoothing), bool(lam < 1.0))

@@ -353,11 +353,13 @@ class Trainer:
         )
         return loss_sum.item() / count.item(), correct.item() / count.item()
 
-    def train_step(self, x: Tensor, y: Tensor, phase: Phase) -> Tensor:
-        x, target = self.strategy.prepare(x, y, phase)
+    def train_step(self, x: Tensor, y: Tensor, phase: Phase) -> tuple[Tensor, StepReport]:
+        """One optimizer step on the batch the strategy prepares for `phase`: the loss (on the device)
+        and what the step did."""
+        batch = self.strategy.prepare(x, y, phase)
         with self.autocast():
-            logits = self.strategy.forward(self.train_model, self._to_model_layout(x))
-        loss = self.strategy.reduce(soft_cross_entropy(logits, target))
+            logits = batch.forward(self.train_model, self._to_model_layout(batch.x))
+        loss = batch.reduce(soft_cross_entropy(logits, batch.target))
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if self.cfg.grad_clip:
@@ -367,7 +369,7 @@ class Trainer:
         self.scaler.update()
         self.scheduler.step()
         self.step += 1
-        return loss.detach()
+        return loss.detach(), batch.report()
 
     def _phase(self, epoch: int) -> Phase:
         """The phase record of the next step (one of `epoch`)."""
@@ -455,8 +457,8 @@ class Trainer:
                 tally.steps += 1
                 phase = self._phase(epoch)
                 tally.lr = self.optimizer.param_groups[0]["lr"]
-                loss = self.train_step(x, y, phase)
-                tally.add(phase, self.strategy.report())
+                loss, report = self.train_step(x, y, phase)
+                tally.add(phase, report)
                 tally.loss_sum += loss
                 progress.step()
                 signals = StepSignals(self, loss, x, y)
