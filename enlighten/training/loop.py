@@ -426,6 +426,55 @@ class Trainer:
             raise Interrupted(signum, self.step, path)
         self.interrupted = None  # the earlier handler let the run go on
 
+    def _at_enp_end(self, epoch: int, tally: EpochTally, signals: StepSignals) -> None:
+        """The ENP ended at this step: the clean training accuracy here, and the diagnostics' ENP-end rows."""
+        self.enp_end_train_acc = signals.train_accuracy(len(self.train_probe))
+        after = self._phase(epoch + (tally.steps >= self.steps_per_epoch))  # the next step's record
+        tally.diag_rows += self.diagnostics.at_enp_end(self.step, epoch, after)
+        rank = f"[rank {self.dist.rank}] " if self.dist.enabled else ""
+        log.info(f"{rank}ENP ended at step {self.step} (epoch {epoch}, {self.detector.end.reason})")
+
+    def _epoch_row(
+        self, epoch: int, tally: EpochTally, train_loss: float, train_acc: float, test, val, dropped: int, diag_cols
+    ) -> dict:
+        """The epoch's metrics.jsonl row, without its timings (added by the caller)."""
+        return {
+            "epoch": epoch,
+            "step": self.step,
+            "lr": tally.lr,
+            "train_loss": train_loss,
+            "train_acc": train_acc,
+            **({"val_loss": val[0], "val_acc": val[1]} if self.has_val else {}),
+            "test_loss": test[0],
+            "test_acc": test[1],
+            **({"test_bpc": bits(test[0])} if self.tokens else {}),
+            "alpha": tally.alpha_sum / tally.steps,
+            "mixing": tally.mixing_steps / tally.steps,
+            "in_enp": tally.enp_steps / tally.steps,
+            "dropped": dropped,
+            **diag_cols,
+        }
+
+    def _publish(self, epoch: int, row: dict, diag_rows: list[dict], detector_rows: list[dict]) -> None:
+        """The epoch's rows to the run's files, the logger and the console."""
+        # in step order: W&B drops a row logged at a step before its latest
+        for r in sorted(diag_rows + [{**r, "event": "detector"} for r in detector_rows], key=lambda r: r["step"]):
+            self.logger.log_probe(r)
+        self.results.log_diagnostics(diag_rows)
+        self.results.log_detector(detector_rows)
+        self.results.log_epoch(row)
+        self.logger.log_metrics(row, step=self.step)
+        held_out = "".join(
+            f"  {k} {row[k]:.{3 if k.endswith('bpc') else 4}f}"
+            for k in ("val_acc", "test_acc", "test_bpc")
+            if row.get(k) is not None
+        )
+        if self.dist.main:  # one line per epoch, not one per process
+            log.info(
+                f"epoch {epoch} of {self.num_epochs}  step {self.step}  loss {row['train_loss']:.4f}  train_acc "
+                f"{row['train_acc']:.4f}{held_out}  {row['samples_per_sec']:.0f} samples/s"
+            )
+
     def fit(self) -> dict:
         progress = EpochProgress(
             self.steps_per_epoch, self.num_epochs, self.cfg.progress_every_s, enabled=self.dist.main
@@ -466,12 +515,8 @@ class Trainer:
                 if measured := signals.measured():
                     tally.detector_rows.append({"step": self.step, "epoch": epoch, **measured})
                 tally.diag_rows += self.diagnostics.after_step(self.step, phase)
-                if phase.in_enp and not self.detector.in_enp:  # the ENP ended at this step: record where we stand
-                    self.enp_end_train_acc = signals.train_accuracy(len(self.train_probe))
-                    after = self._phase(epoch + (tally.steps >= self.steps_per_epoch))  # the next step's record
-                    tally.diag_rows += self.diagnostics.at_enp_end(self.step, epoch, after)
-                    rank = f"[rank {self.dist.rank}] " if self.dist.enabled else ""
-                    log.info(f"{rank}ENP ended at step {self.step} (epoch {epoch}, {self.detector.end.reason})")
+                if phase.in_enp and not self.detector.in_enp:  # the ENP ended at this step
+                    self._at_enp_end(epoch, tally, signals)
                 if (signum := self._periodic_check(tally, epoch)) is not None:
                     self._on_stop_signal(signum, epoch, tally, start)
                 elif (
@@ -497,45 +542,12 @@ class Trainer:
             if (epoch + 1) % cfg.eval_every == 0 or last:
                 test, val = self.evaluate("test"), (self.evaluate("val") if self.has_val else None)
                 self.held_out.update(self.step, test, val)
-            row = {
-                "epoch": epoch,
-                "step": self.step,
-                "lr": tally.lr,
-                "train_loss": train_loss,
-                "train_acc": train_acc,
-                **({"val_loss": val[0], "val_acc": val[1]} if self.has_val else {}),
-                "test_loss": test[0],
-                "test_acc": test[1],
-                **({"test_bpc": bits(test[0])} if self.tokens else {}),
-                "alpha": tally.alpha_sum / tally.steps,
-                "mixing": tally.mixing_steps / tally.steps,
-                "in_enp": tally.enp_steps / tally.steps,
-                "dropped": self._summed({"dropped": tally.dropped})["dropped"] + tally.dropped_summed,
-                **diag_cols,
-                # samples (sequences for token data) per second, over the steps this process trained
-                "samples_per_sec": (tally.steps - steps_before) * cfg.batch_size / train_time,
-                "wall_time_s": time.perf_counter() - start,
-            }
-            # in step order: W&B drops a row logged at a step before its latest
-            for r in sorted(
-                diag_rows + [{**r, "event": "detector"} for r in tally.detector_rows], key=lambda r: r["step"]
-            ):
-                self.logger.log_probe(r)
-            self.results.log_diagnostics(diag_rows)
-            self.results.log_detector(tally.detector_rows)
-            self.results.log_epoch(row)
-            self.logger.log_metrics(row, step=self.step)
-            held_out = "".join(
-                f"  {k} {row[k]:.{3 if k.endswith('bpc') else 4}f}"
-                for k in ("val_acc", "test_acc", "test_bpc")
-                if row.get(k) is not None
-            )
-            if self.dist.main:  # one line per epoch, not one per process
-                log.info(
-                    f"epoch {epoch} of {self.num_epochs}  step {self.step}  loss {train_loss:.4f}  train_acc "
-                    f"{train_acc:.4f}{held_out}  "
-                    f"{row['samples_per_sec']:.0f} samples/s"
-                )
+            dropped = self._summed({"dropped": tally.dropped})["dropped"] + tally.dropped_summed  # a collective
+            row = self._epoch_row(epoch, tally, train_loss, train_acc, test, val, dropped, diag_cols)
+            # samples (sequences for token data) per second, over the steps this process trained
+            row["samples_per_sec"] = (tally.steps - steps_before) * cfg.batch_size / train_time
+            row["wall_time_s"] = time.perf_counter() - start
+            self._publish(epoch, row, diag_rows, tally.detector_rows)
             for hook in self.on_epoch_end:
                 with isolated_rng(self.generator, self.device):  # a hook never changes what training draws next
                     hook(self, row)
