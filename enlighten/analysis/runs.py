@@ -12,7 +12,14 @@ import json
 import re
 from pathlib import Path
 
-from enlighten.compat import upgrade_metrics_row, upgrade_summary, written_before_test_names
+from enlighten.compat import (
+    CONFIG_VERSION,
+    upgrade_config,
+    upgrade_metrics_row,
+    upgrade_summary,
+    version_of,
+    written_before_test_names,
+)
 from enlighten.config import RESULT_NEUTRAL_KEYS, flatten, under
 from enlighten.results import RunDirLock
 
@@ -235,14 +242,20 @@ def export_runs(
 
 
 def load_runs_file(path: Path | str) -> tuple[dict, list[dict]]:
-    """(meta, runs) of a data file written by `export_runs`."""
+    """(meta, runs) of a data file written by `export_runs`, each run's config in today's layout (the
+    file keeps it as its runs wrote it; its names are today's already)."""
     import gzip
 
     with gzip.open(path, "rt") as f:
         records = [json.loads(line) for line in f if line.strip()]
     if not records or "meta" not in records[0]:
         raise ValueError(f"{path} is not a runs data file (its first line holds no meta)")
-    return records[0]["meta"], records[1:]
+    runs = records[1:]
+    for run in runs:
+        if isinstance(run.get("config"), dict):
+            run["config"] = upgrade_config(run["config"], version_of(run))
+            run["config_version"] = CONFIG_VERSION
+    return records[0]["meta"], runs
 
 
 # Summary metrics a comparison can use: (column title, scale, digits); accuracies read in points.
