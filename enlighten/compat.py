@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 
 # 1: everything written before the stamp. 2 (2026-12-07): the diagnostics' measures as plug-ins
-# (`diagnostics.measures.<name>`; the mixing settings read from the strategy's mixer).
+# (`diagnostics.measures.<name>`; the mixing settings read from the strategy's mixer), and the step
+# grid's start a setting (`diagnostics.grid_from`; it was 1).
 CONFIG_VERSION = 2
 
 
@@ -122,6 +123,7 @@ def _version_2(config: dict) -> dict:
         return config
     old, mix = dict(diagnostics), config.get("mix", {})
     new = {k: old.pop(k) for k in ("_target_", "every_steps", "enp_every_steps", "probe_size", "seed") if k in old}
+    new["grid_from"] = 1  # the grid had rows at steps 1, 2 and 5 then
     old["probe"] = old.pop("interference", True)  # the switch was the probe's: the dataset scope ran without it
     switches = {name: old.pop(name, name != "stiffness") for name in _MEASURE_TARGETS if name != "interference"}
     switches["interference"] = True

@@ -13,6 +13,11 @@ from enlighten.config import config_differences, flatten
 from tests.conftest import REPO, compose_cfg
 
 
+# The defaults of then that changed with version 2 (the claims and measures experiments pin them).
+AS_THEN = ["diagnostics.grid_from=1", "diagnostics.measures.interference.lambdas=[0.1,0.2,0.3,0.4,0.5]"]
+PINNED = ("experiment=claims/training", "experiment=claims/interference", "experiment=measures/")
+
+
 def today(overrides: list[str], tmp_path) -> dict:
     # paths.data_dir as the files were written without ENLIGHTEN_DATA_DIR (dataset.root follows it)
     new = OmegaConf.to_container(compose_cfg([*overrides, "paths.data_dir=./data"], tmp_path), resolve=True)
@@ -26,7 +31,7 @@ def test_configs_saved_before_the_strategy_contract_read_as_todays(tmp_path):
     saved = json.loads((REPO / "tests" / "data" / "configs_before_strategy_contract.json").read_text())
     assert len(saved) == 18  # 9 presets, with the defaults and with other mix/removal settings
     for overrides, old in saved.items():
-        new = today([*overrides.split(), "trainer.sync_every=7"], tmp_path)
+        new = today([*overrides.split(), "trainer.sync_every=7", *AS_THEN], tmp_path)
         new["trainer"].pop("keep_checkpoints")  # added later, and changes no result (RESULT_NEUTRAL_KEYS)
         assert flatten(upgrade_config(old)) == flatten(new), overrides
         assert config_differences(upgrade_config(old), new) == []
@@ -63,12 +68,20 @@ def test_configs_saved_before_the_measures_became_plug_ins_read_as_todays(tmp_pa
     for overrides, old in saved.items():
         if overrides == "diagnostics.pairing=flip":
             continue
-        new = today(TODAYS_OVERRIDES.get(overrides, overrides).split(), tmp_path)
+        now = TODAYS_OVERRIDES.get(overrides, overrides).split()
+        if "diagnostics=off" not in now and not any(o.startswith(PINNED) for o in now):
+            now += AS_THEN if "lambdas" not in overrides else AS_THEN[:1]
+        new = today(now, tmp_path)
         assert flatten(upgrade_config(old)) == flatten(new), overrides
         summary = upgrade_summary({"status": "completed", "final_test_acc": 0.5, "config": old})
         assert summary["config_version"] == CONFIG_VERSION and config_differences(summary["config"], new) == []
     other = upgrade_config(saved["diagnostics.pairing=flip"])
-    assert config_differences(other, today([], tmp_path)) == ["diagnostics.pairing: 'flip' -> '<absent>'"]
+    assert config_differences(other, today(AS_THEN, tmp_path)) == ["diagnostics.pairing: 'flip' -> '<absent>'"]
+    defaults_of_then = upgrade_config(saved[""])
+    assert config_differences(defaults_of_then, today([], tmp_path)) == [  # today's defaults measure otherwise
+        "diagnostics.grid_from: 1 -> 10",
+        "diagnostics.measures.interference.lambdas: [0.1, 0.2, 0.3, 0.4, 0.5] -> [0.1, 0.3, 0.5]",
+    ]
 
 
 def test_a_checkpoint_of_before_the_stamp_gets_one_state_per_measure():

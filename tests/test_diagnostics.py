@@ -305,6 +305,7 @@ def test_stiffness_of_one_repeated_example_is_one():
 
 def test_the_shared_step_grid():
     assert [s for s in range(0, 1001) if on_grid(s)] == [0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
+    assert [s for s in range(0, 1001) if on_grid(s, first=10)] == [0, 10, 20, 50, 100, 200, 500, 1000]
 
 
 def test_per_group_expectations_equal_the_overall_ones_for_a_one_group_model():

@@ -57,7 +57,7 @@ class Interference(Measure):
     def __init__(
         self,
         alpha: float = 1.0,
-        lambdas: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5),
+        lambdas: Sequence[float] = (0.1, 0.3, 0.5),
         probe: bool = True,
         dataset_chunk_size: int = 128,
         dataset_steps: Sequence[int] = (),

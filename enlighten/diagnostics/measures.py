@@ -366,15 +366,17 @@ class ActivationRecorder:
     def _hook(self, name: str, pre: bool):
         def hook(module, inputs, output):
             a = inputs[0] if pre else output
-            zero = (a <= 0) if pre else (a == 0)
+            # units last (conv maps: channels, a free view of channels_last maps; vectors, tokens: the
+            # last dimension), then one count of zeros per unit gives both the total and the dead units
+            units = a.movedim(1, -1) if a.ndim == 4 else a
+            zero = (units <= 0) if pre else (units == 0)
+            per_unit = zero.reshape(-1, zero.shape[-1]).sum(0)
             k = self._calls.get(name, 0)
             self._calls[name] = k + 1
             site = name if k == 0 else f"{name}.{k}"
-            unit_dim = 1 if a.ndim == 4 else a.ndim - 1  # conv maps: channels; vectors and tokens: last
-            reduce = [d for d in range(a.ndim) if d != unit_dim]
-            self.zeros[site] = self.zeros.get(site, 0) + zero.sum()
+            self.zeros[site] = self.zeros.get(site, 0) + per_unit.sum()
             self.total[site] = self.total.get(site, 0) + zero.numel()
-            alive = (~zero).any(dim=reduce) if reduce else ~zero
+            alive = per_unit < zero.numel() // zero.shape[-1]  # some element of the unit was not zero
             self.alive[site] = alive if site not in self.alive else self.alive[site] | alive
 
         return hook

@@ -29,11 +29,13 @@ from enlighten.phase.base import Phase
 from enlighten.strategies.mixing import PAIRINGS, partners
 
 
-def on_grid(step: int) -> bool:
-    """The step grid every run shares: 0 (initialization) and 1, 2, 5 x 10^k (1, 2, 5, 10, 20, 50,
-    100, ...), dense early where the ENP is, a few rows per decade after."""
+def on_grid(step: int, first: int = 1) -> bool:
+    """The step grid every run shares: 0 (initialization) and the steps 1, 2, 5 x 10^k from `first` on
+    (`first` 10: 10, 20, 50, 100, ...), dense early where the ENP is, a few rows per decade after."""
     if step == 0:
         return True
+    if step < first:
+        return False
     while step % 10 == 0:
         step //= 10
     return step in (1, 2, 5)
@@ -43,7 +45,7 @@ class Diagnostics:
     """The measures (`measures`: name -> a `Measure`, or None for one turned off; docs/diagnostics.md)
     on the probe, a fixed batch of `probe_size` training samples drawn from `seed`.
 
-    Probe rows go to diagnostics.jsonl at the steps of the shared grid (`on_grid`), every
+    Probe rows go to diagnostics.jsonl at the steps of the shared grid (`on_grid` from `grid_from`), every
     `enp_every_steps` steps during the ENP and every `every_steps` steps after it, at the ENP end,
     and at initialization (step 0); each measure adds its values to the row (`Measure.row`) and may
     write rows of its own (the dataset scope). The per-epoch columns go to metrics.jsonl. The monitor
@@ -58,8 +60,13 @@ class Diagnostics:
         enp_every_steps: int = 50,
         probe_size: int = 64,
         seed: int = 0,
+        grid_from: int = 10,
     ) -> None:
-        for name, value in (("every_steps", every_steps), ("enp_every_steps", enp_every_steps)):
+        for name, value in (
+            ("every_steps", every_steps),
+            ("enp_every_steps", enp_every_steps),
+            ("grid_from", grid_from),
+        ):
             if value < 1:
                 raise ValueError(f"diagnostics.{name} must be >= 1, got {value}.")
         if probe_size < 2:
@@ -74,7 +81,7 @@ class Diagnostics:
                 )
         self.measures = {name: m for name, m in measures.items() if m is not None}
         self.every_steps, self.enp_every_steps = every_steps, enp_every_steps
-        self.probe_size, self.seed = probe_size, seed
+        self.probe_size, self.seed, self.grid_from = probe_size, seed, grid_from
         self.enp_rows: list[dict] = []
         self.enp_ended = False
 
@@ -113,7 +120,7 @@ class Diagnostics:
 
     def _rows(self, step: int, phase: Phase) -> list[dict]:
         rows = []
-        grid = on_grid(step)
+        grid = on_grid(step, self.grid_from)
         in_enp, epoch = phase.in_enp, phase.epoch
         if grid or step % (self.enp_every_steps if in_enp else self.every_steps) == 0:
             row = {"step": step, "epoch": epoch, "in_enp": in_enp, "grid": grid, **self.measure(phase)}
