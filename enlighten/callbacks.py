@@ -21,6 +21,7 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from enlighten.compat import moved_diagnostics_setting
 from enlighten.errors import UserError
 
 OURS = {"submitit_slurm": "slurm", "submitit_local": "local"}
@@ -112,6 +113,8 @@ def explain_missing_setting(args: list[str], conf_dir: Path) -> str | None:
             if not isinstance(node, Node) or first in node:
                 continue
             chosen = cfg.hydra.runtime.choices.get(group)
+            if group == "diagnostics" and (moved := moved_diagnostics_setting(first)):
+                return f"note: {key} is a setting of before 2026-12-07, when the measures became plug-ins: {moved}."
             having = sorted(p.stem for p in (conf_dir / group).glob("*.yaml") if f"\n{first}:" in "\n" + p.read_text())
             return (
                 f"note: {key} is not a setting of {group}={chosen}, the option chosen for {group} (adding it with + "

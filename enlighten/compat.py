@@ -6,7 +6,8 @@ was written before the stamp (version 1) is recognised by its shape; each change
 a version number, and a reader applies the changes after the version a file was written with. Every
 layout change listed here trained and measured bitwise the same before and after it, so that a
 completed job of an earlier version is still skipped, its checkpoints still resume and its runs still
-pair with today's in tables.
+pair with today's in tables, as long as its settings are today's: a setting whose default changed
+(CHANGELOG.md) keeps the value the run had, and shows as a difference from today's default.
 
     upgrade_summary(summary)      # summary.json: today's names, its config in today's layout
     upgrade_checkpoint(state)     # a checkpoint: today's format, its config_json in today's layout
@@ -18,9 +19,9 @@ from __future__ import annotations
 import json
 
 # 1: everything written before the stamp. 2 (2026-12-07): the diagnostics' measures as plug-ins
-# (`diagnostics.measures.<name>`; the mixing settings read from the strategy's mixer), and the step
-# grid's start a setting (`diagnostics.grid_from`; it was 1).
-CONFIG_VERSION = 2
+# (`diagnostics.measures.<name>`; the mixing settings read from the strategy's mixer). 3 (2026-12-07):
+# the step grid's start a setting (`diagnostics.grid_from`; it was 1).
+CONFIG_VERSION = 3
 
 
 def version_of(record: dict) -> int:
@@ -123,7 +124,6 @@ def _version_2(config: dict) -> dict:
         return config
     old, mix = dict(diagnostics), config.get("mix", {})
     new = {k: old.pop(k) for k in ("_target_", "every_steps", "enp_every_steps", "probe_size", "seed") if k in old}
-    new["grid_from"] = 1  # the grid had rows at steps 1, 2 and 5 then
     old["probe"] = old.pop("interference", True)  # the switch was the probe's: the dataset scope ran without it
     switches = {name: old.pop(name, name != "stiffness") for name in _MEASURE_TARGETS if name != "interference"}
     switches["interference"] = True
@@ -137,14 +137,44 @@ def _version_2(config: dict) -> dict:
         name: (parts.get(name, {"_target_": target}) if switches[name] else None)
         for name, target in _MEASURE_TARGETS.items()
     }
+    mixer = (config.get("strategy") or {}).get("mixer") or {}  # what today's measurement reads
     for key in _MIX_COPIES:
-        if key in old and old[key] == mix.get(key):
+        if key in old and old[key] == mixer.get(key, mix.get(key)):
             old.pop(key)
     config["diagnostics"] = {**new, **old}  # what is left differs from today's layout, and shows
     return config
 
 
-_CONFIG_CHANGES = {2: _version_2}  # version -> the change that made it from the one before
+def _version_3(config: dict) -> dict:
+    """The step grid's start became a setting, `diagnostics.grid_from` (default 10); it was 1."""
+    diagnostics = config.get("diagnostics")
+    if isinstance(diagnostics, dict) and diagnostics.get("_target_") == _DIAGNOSTICS and "grid_from" not in diagnostics:
+        config["diagnostics"] = {**diagnostics, "grid_from": 1}
+    return config
+
+
+_CONFIG_CHANGES = {2: _version_2, 3: _version_3}
+
+
+def moved_diagnostics_setting(name: str) -> str | None:
+    """Where a `diagnostics.<name>` setting of before version 2 went (for the message about an override
+    that no longer exists), or None."""
+    if name in _INTERFERENCE_KEYS:
+        return f"it is diagnostics.measures.interference.{name}"
+    if name == "interference":
+        return (
+            "diagnostics.measures.interference.probe=false turns the probe's off, "
+            "diagnostics.measures.interference=null all of it"
+        )
+    if name == "stiffness":
+        return "diagnostics=stiffness turns it on"
+    if name == "stiffness_samples":
+        return "it is diagnostics.measures.stiffness.samples (with diagnostics=stiffness)"
+    if name in _MEASURE_TARGETS:
+        return f"diagnostics.measures.{name}=null turns it off"
+    if name in _MIX_COPIES:
+        return f"the measurement mixes as the strategy's mixer does: set mix.{name}"
+    return None  # version -> the change that made it from the one before
 
 
 def upgrade_config(config: dict, version: int = 1) -> dict:

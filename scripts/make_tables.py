@@ -117,7 +117,7 @@ def build_table(
     if metric not in METRICS and not any(r.get(metric) is not None for r in done):
         sys.exit(
             f"error: --metric {metric!r} is in no completed run's summary.json (e.g. {', '.join(METRICS)}; "
-            f"with --at-step, a diag/ key of the diagnostics.jsonl row at a step of the grid 0, 1, 2, 5, 10, ...)"
+            f"with --at-step, a diag/ key of the diagnostics.jsonl row at a step of the grid 0, 10, 20, 50, ...)"
         )
     losses = ["final_test_loss"] + (
         ["final_test_bpc"] if any(r.get("final_test_bpc") is not None for r in done) else []

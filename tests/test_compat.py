@@ -12,10 +12,8 @@ from enlighten.compat import CONFIG_VERSION, upgrade_checkpoint, upgrade_config,
 from enlighten.config import config_differences, flatten
 from tests.conftest import REPO, compose_cfg
 
-
-# The defaults of then that changed with version 2 (the claims and measures experiments pin them).
+# The defaults of then that changed on 2026-12-07 (the experiments with committed results pin them).
 AS_THEN = ["diagnostics.grid_from=1", "diagnostics.measures.interference.lambdas=[0.1,0.2,0.3,0.4,0.5]"]
-PINNED = ("experiment=claims/training", "experiment=claims/interference", "experiment=measures/")
 
 
 def today(overrides: list[str], tmp_path) -> dict:
@@ -69,7 +67,7 @@ def test_configs_saved_before_the_measures_became_plug_ins_read_as_todays(tmp_pa
         if overrides == "diagnostics.pairing=flip":
             continue
         now = TODAYS_OVERRIDES.get(overrides, overrides).split()
-        if "diagnostics=off" not in now and not any(o.startswith(PINNED) for o in now):
+        if "diagnostics=off" not in now:
             now += AS_THEN if "lambdas" not in overrides else AS_THEN[:1]
         new = today(now, tmp_path)
         assert flatten(upgrade_config(old)) == flatten(new), overrides
@@ -108,3 +106,29 @@ def test_a_checkpoint_of_before_the_stamp_gets_one_state_per_measure():
         },
     }
     assert "measures" in json.loads(state["config_json"])["diagnostics"]
+
+
+def test_each_version_upgrades_only_what_changed_after_it():
+    """A config stamped 2 (the measures' layout, before `grid_from`) gets the grid it ran with; one
+    stamped 3 is left alone; a copy of a mixing setting compares with the mixer training used."""
+    diagnostics = {"_target_": "enlighten.diagnostics.monitor.Diagnostics", "measures": {}}
+    assert upgrade_config({"diagnostics": diagnostics}, 2)["diagnostics"]["grid_from"] == 1
+    assert "grid_from" not in upgrade_config({"diagnostics": diagnostics}, 3)["diagnostics"]
+    old = {
+        "mix": {"pairing": "permutation"},
+        "strategy": {"mixer": {"pairing": "flip"}},  # the mixer overridden directly: it measured permutation
+        "diagnostics": {"_target_": "enlighten.diagnostics.monitor.Diagnostics", "pairing": "permutation"},
+    }
+    assert upgrade_config(old)["diagnostics"]["pairing"] == "permutation"  # kept: today it would measure flip
+    old["strategy"]["mixer"]["pairing"] = "permutation"
+    assert "pairing" not in upgrade_config(old)["diagnostics"]
+
+
+def test_an_override_of_a_setting_that_moved_says_where_it_went(tmp_path):
+    from enlighten.callbacks import explain_missing_setting
+
+    conf = REPO / "conf"
+    assert "it is diagnostics.measures.interference.lambdas" in explain_missing_setting(
+        ["diagnostics.lambdas=[0.2]"], conf
+    )
+    assert "diagnostics=stiffness turns it on" in explain_missing_setting(["diagnostics.stiffness=true"], conf)

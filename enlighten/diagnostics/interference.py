@@ -119,10 +119,11 @@ class Interference(Measure):
         self.mixer = probe.strategy.mixer
         self.num_classes = probe.data.num_classes
         if not probe.can_mix:
-            log.info(
-                f"diagnostics: {probe.data.name} gives token ids, which cannot be mixed: gradient interference "
-                f"(probe and dataset scope) is not measured."
-            )
+            if self.on_probe or self.dataset_scope:
+                log.info(
+                    f"diagnostics: {probe.data.name} gives token ids, which cannot be mixed: gradient "
+                    f"interference (probe and dataset scope) is not measured."
+                )
             return
         if self.mixer.kind == "manifold":
             check_manifold(probe.model)

@@ -6,8 +6,8 @@ A strategy is three parts, each a small object of its own module:
   CutMix, Manifold Mixup; the pairing);
 - a **sample weighting** (`enlighten.strategies.weighting`): how per-sample losses become the loss
   (the mean; or drop the highest, lowest or a random share);
-- a **schedule** (`enlighten.strategies.schedules`): from the phase record of the step, the `Plan`:
-  mix or not, at which alpha, and whether the weighting applies.
+- a **schedule** (`enlighten.strategies.schedules`, or a file of its own): from the phase record of
+  the step, the `Plan`: mix or not, at which alpha, and whether the weighting applies.
 
 The loop asks the strategy for each step's batch, which carries everything the step needs (the
 strategy itself keeps no state between steps):
