@@ -385,23 +385,25 @@ def monitor_seconds(device: torch.device):
         total.append(spent[0])
 
 
+# The diagnostics section's runs: the cnn on 10% of MNIST through its ENP.
+MNIST_RUN = [
+    "dataset=mnist",
+    f"paths.data_dir={DATA}",
+    "dataset.download=false",
+    "model=cnn",
+    "strategy=mixup",
+    "phase=accuracy",
+    "dataset.fraction=0.1",
+]
+
+
 def short_run_share(device: torch.device, repeats: int) -> dict | None:
     """The default diagnostics' share of a short run (the target: at most 0.10): 2 epochs of the cnn on
     10% of MNIST through its ENP (93 steps; the ENP ends near step 40), the seconds inside the monitor
     over the run's other seconds, in the same run; the best of `repeats` runs."""
     if not (Path(DATA) / "MNIST" / "raw").exists():
         return None
-    overrides = [
-        "dataset=mnist",
-        f"paths.data_dir={DATA}",
-        "dataset.download=false",
-        "model=cnn",
-        "strategy=mixup",
-        "phase=accuracy",
-        "dataset.fraction=0.1",
-        "trainer.epochs=2",
-        "logger=none",
-    ]
+    overrides = [*MNIST_RUN, "trainer.epochs=2", "logger=none"]
     shares = []
     for _ in range(repeats):
         with monitor_seconds(device) as spent:
@@ -425,16 +427,7 @@ def bench_diagnostics(device: torch.device, quick: bool, loop: dict | None = Non
     if quick and loop is not None:  # --quick: the loop section's on/off runs stand in (no time for more)
         out["loop_runs"] = {"ratio": loop["diagnostics_time_ratio"]}
     elif (Path(DATA) / "MNIST" / "raw").exists():
-        overrides = [
-            "dataset=mnist",
-            f"paths.data_dir={DATA}",
-            "dataset.download=false",
-            "model=cnn",
-            "strategy=mixup",
-            "phase=accuracy",
-            "dataset.fraction=0.1",
-            f"trainer.epochs={3 if quick else 6}",
-        ]
+        overrides = [*MNIST_RUN, f"trainer.epochs={3 if quick else 6}"]
         seconds: dict[str, list[float]] = {"off": [], "default": []}
         for _ in range(1 if quick else 2):
             for mode in seconds:
