@@ -80,14 +80,19 @@ def test_every_experiment_composes_and_validates(name, tmp_path):
 def test_each_option_that_is_its_callables_only_option_repeats_its_defaults_exactly():
     """A group option's YAML and its callable's signature both hold the defaults (YAML: what Hydra
     composes and overrides; the signature: what Python callers and the plan's static check read). Where
-    a callable has one option the two must agree. Options that share a callable (the torchvision
-    datasets) are presets of it."""
+    a callable has one option the two must agree (each measure of the diagnostics too). Options that
+    share a callable (the torchvision datasets) are presets of it."""
     by_target: dict[str, list[tuple[Path, dict]]] = {}
     for group in GROUPS:
         for path in sorted((REPO / "conf" / group).rglob("*.yaml")):
             node = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
             if isinstance(node, dict) and "_target_" in node:
                 by_target.setdefault(node["_target_"], []).append((path, node))
+    for path in sorted((REPO / "conf" / "diagnostics").glob("*.yaml")):  # the measures: parts of one option
+        node = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+        for part in (node.get("measures") or {}).values():
+            if isinstance(part, dict) and "_target_" in part:
+                by_target.setdefault(part["_target_"], []).append((path, part))
     compared, differ = 0, []
     for target, nodes in by_target.items():
         if len(nodes) > 1:
