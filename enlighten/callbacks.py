@@ -92,6 +92,8 @@ def explain_missing_setting(args: list[str], conf_dir: Path) -> str | None:
         with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
             return compose("config", overrides, return_hydra_config=True)
 
+    if any(a.lower() == "trainer.channels_last=auto" for a in args):  # the string choice of before 2026-12-07
+        return "note: trainer.channels_last is true, false or null (null: on for conv nets, what auto was)."
     try:  # a hint must never add a traceback to Hydra's message
         overrides = [a for a in args if not a.startswith("-") and "=" in a and not a.startswith("hydra.")]
         try:

@@ -20,8 +20,9 @@ import json
 
 # 1: everything written before the stamp. 2 (2026-12-07): the diagnostics' measures as plug-ins
 # (`diagnostics.measures.<name>`; the mixing settings read from the strategy's mixer). 3 (2026-12-07):
-# the step grid's start a setting (`diagnostics.grid_from`; it was 1).
-CONFIG_VERSION = 3
+# the step grid's start a setting (`diagnostics.grid_from`; it was 1). 4 (2026-12-07):
+# `trainer.channels_last` a boolean or null (auto), not the string auto|true|false.
+CONFIG_VERSION = 4
 
 
 def version_of(record: dict) -> int:
@@ -153,7 +154,18 @@ def _version_3(config: dict) -> dict:
     return config
 
 
-_CONFIG_CHANGES = {2: _version_2, 3: _version_3}
+def _version_4(config: dict) -> dict:
+    """`trainer.channels_last` became true, false or null (auto) from the strings "true", "false", "auto"."""
+    trainer = config.get("trainer")
+    if isinstance(trainer, dict) and isinstance(trainer.get("channels_last"), str):
+        value = {"true": True, "false": False, "auto": None}.get(
+            trainer["channels_last"].lower(), trainer["channels_last"]
+        )
+        config["trainer"] = {**trainer, "channels_last": value}
+    return config
+
+
+_CONFIG_CHANGES = {2: _version_2, 3: _version_3, 4: _version_4}
 
 
 def moved_diagnostics_setting(name: str) -> str | None:

@@ -104,7 +104,7 @@ class TrainerConfig:
     # agreement on a stop signal
     sync_every: int = 50
     deterministic: bool = False
-    channels_last: str = "auto"  # auto (on for conv nets, CPU and CUDA: docs/performance.md) | true | false
+    channels_last: Optional[bool] = None  # null: on for conv nets, CPU and CUDA (docs/performance.md) | true | false
     compile: bool = False  # torch.compile the training step's model (once per process)
     checkpoint_every: int = 1  # epochs between checkpoints in <run dir>/checkpoints (0: only after the last epoch)
     checkpoint_every_steps: int = 0  # also every N steps within an epoch (0: off; for epochs of hours)
@@ -247,7 +247,6 @@ _CHOICES = {
     "trainer.device": ("auto", "cpu", "cuda"),
     "trainer.resume": ("auto", "force", "never"),
     "trainer.precision": ("auto", "fp32", "bf16", "fp16"),
-    "trainer.channels_last": ("auto", "true", "false"),
     "mix.mode": ("batch", "pair", "elem"),
     "mix.kind": ("input", "manifold"),
     "mix.pairing": ("permutation", "flip"),
@@ -288,8 +287,7 @@ def validate(cfg: DictConfig, resolve=get_object) -> None:
         value = str(OmegaConf.select(cfg, key))
         if value.lower() not in allowed:
             raise ConfigError(f"{key}={value!r} is not one of {list(allowed)}.")
-        # Used as written from here on: `trainer.channels_last=true` arrives as the string 'True'
-        # (a YAML bool in a str field), `trainer.precision=BF16` as typed.
+        # Used as validated from here on: `trainer.precision=BF16` arrives as typed.
         OmegaConf.update(cfg, key, value.lower())
     if cfg.paths.output_dir is None:  # Hydra sets it when a run starts; the compose API does not
         raise ConfigError("paths.output_dir is null: run through train.py, or set paths.output_dir=DIR.")

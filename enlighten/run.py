@@ -514,7 +514,8 @@ def uses_channels_last(cfg: DictConfig, model: torch.nn.Module) -> bool:
     (tensor cores) and on a CPU too (oneDNN's NHWC kernels: 1.1-1.7x for training, up to 3x for
     evaluation, measured in docs/performance.md)."""
     has_conv = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
-    return cfg.trainer.channels_last == "true" or (cfg.trainer.channels_last == "auto" and has_conv)
+    chosen = cfg.trainer.channels_last
+    return has_conv if chosen is None else bool(chosen)
 
 
 def build_optimization(cfg: DictConfig, model: torch.nn.Module, steps_per_epoch: int) -> tuple:

@@ -559,7 +559,7 @@ def bench_throughput(device: torch.device, quick: bool, override_tflops: float |
             "trainer.epochs=3",
             "trainer.train_eval_samples=512",
             "trainer.precision=bf16",
-            f"trainer.channels_last={'true' if model == 'resnet18' else 'auto'}",
+            f"trainer.channels_last={'true' if model == 'resnet18' else 'null'}",
         ]
         with tempfile.TemporaryDirectory() as out_dir:
             cfg = compose_run(base, out_dir, device)

@@ -269,8 +269,8 @@ def test_results_directory_that_cannot_be_written_fails_first_and_keeps_earlier_
 
 @pytest.mark.e2e
 def test_choices_are_used_as_validated_whatever_their_case(tmp_path):
-    """Validated case-insensitively, so used in the case validated: `trainer.channels_last=true` (a YAML
-    bool in a str field, 'True') enables it, BF16 trains in bf16, CPU is the CPU, NEVER never resumes."""
+    """Validated case-insensitively, so used in the case validated: BF16 trains in bf16, CPU is the CPU,
+    NEVER never resumes; `trainer.channels_last=true` (a bool) enables it."""
     run_dir = tmp_path / "run"
     chosen = ["trainer.channels_last=true", "trainer.device=CPU", "trainer.precision=BF16", "trainer.resume=NEVER"]
     first = run(compose_cfg([*BASE, *chosen], run_dir))
