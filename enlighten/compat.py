@@ -21,7 +21,7 @@ import json
 # 1: everything written before the stamp. 2 (2026-12-07): the diagnostics' measures as plug-ins
 # (`diagnostics.measures.<name>`; the mixing settings read from the strategy's mixer). 3 (2026-12-07):
 # the step grid's start a setting (`diagnostics.grid_from`; it was 1). 4 (2026-12-07):
-# `trainer.channels_last` a boolean or null (auto), not the string auto|true|false.
+# `trainer.channels_last` and `dataset.in_memory` a boolean or null (auto), not the string auto|true|false.
 CONFIG_VERSION = 4
 
 
@@ -155,13 +155,13 @@ def _version_3(config: dict) -> dict:
 
 
 def _version_4(config: dict) -> dict:
-    """`trainer.channels_last` became true, false or null (auto) from the strings "true", "false", "auto"."""
-    trainer = config.get("trainer")
-    if isinstance(trainer, dict) and isinstance(trainer.get("channels_last"), str):
-        value = {"true": True, "false": False, "auto": None}.get(
-            trainer["channels_last"].lower(), trainer["channels_last"]
-        )
-        config["trainer"] = {**trainer, "channels_last": value}
+    """`trainer.channels_last` and `dataset.in_memory` became true, false or null (auto) from the strings
+    "true", "false", "auto"."""
+    for section, key in (("trainer", "channels_last"), ("dataset", "in_memory")):
+        node = config.get(section)
+        if isinstance(node, dict) and isinstance(node.get(key), str):
+            value = {"true": True, "false": False, "auto": None}.get(node[key].lower(), node[key])
+            config[section] = {**node, key: value}
     return config
 
 

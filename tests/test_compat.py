@@ -134,7 +134,8 @@ def test_an_override_of_a_setting_that_moved_says_where_it_went(tmp_path):
     assert "diagnostics=stiffness turns it on" in explain_missing_setting(["diagnostics.stiffness=true"], conf)
 
 
-def test_channels_last_of_before_version_4_reads_as_a_bool_or_null():
+def test_tri_states_of_before_version_4_read_as_a_bool_or_null():
     for old, new in (("auto", None), ("true", True), ("false", False)):
         assert upgrade_config({"trainer": {"channels_last": old}}, 3) == {"trainer": {"channels_last": new}}
+        assert upgrade_config({"dataset": {"in_memory": old}}, 3) == {"dataset": {"in_memory": new}}
     assert upgrade_config({"trainer": {"channels_last": True}}, 4) == {"trainer": {"channels_last": True}}

@@ -168,7 +168,7 @@ def test_image_folder_real_cifar_and_cache(cifar_folder, tmp_path):
 
 
 def test_image_folder_streaming_matches_interface(cifar_folder, tmp_path):
-    data = image_folder(str(cifar_folder), in_memory="false", num_workers=0, fraction=0.05)
+    data = image_folder(str(cifar_folder), in_memory=False, num_workers=0, fraction=0.05)
     gen = torch.Generator().manual_seed(0)
     x, y = next(iter(data.train_batches(16, gen)))
     assert x.shape == (16, 3, 32, 32) and x.dtype == torch.float32 and y.shape == (16,)

@@ -50,7 +50,7 @@ def test_processes_take_disjoint_slices_that_make_up_the_one_process_batch(cifar
     datasets = {
         "images": synthetic(num_train=40, num_test=8, image_size=8, crop_padding=2, flip=True),
         "text": char_text("the quick brown fox jumps over the lazy dog. " * 20, block_size=6),
-        "stream": image_folder(str(cifar_folder), in_memory="false", num_workers=0, fraction=0.02, flip=True),
+        "stream": image_folder(str(cifar_folder), in_memory=False, num_workers=0, fraction=0.02, flip=True),
     }
     for name, data in datasets.items():
         one, halves = _batches(data, 0, 1), [_batches(data, r, 2) for r in range(2)]
@@ -59,7 +59,7 @@ def test_processes_take_disjoint_slices_that_make_up_the_one_process_batch(cifar
             assert len(x0) == len(x1) == 4, name
             torch.testing.assert_close(torch.cat([x0, x1]), x, msg=name)
             torch.testing.assert_close(torch.cat([y0, y1]), y, msg=name)
-    with_workers = image_folder(str(cifar_folder), in_memory="false", num_workers=2, fraction=0.02, flip=True)
+    with_workers = image_folder(str(cifar_folder), in_memory=False, num_workers=2, fraction=0.02, flip=True)
     for (x, y), (xw, yw) in zip(_batches(datasets["stream"], 0, 1), _batches(with_workers, 0, 1), strict=True):
         torch.testing.assert_close(xw, x)
         torch.testing.assert_close(yw, y)

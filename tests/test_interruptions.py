@@ -161,7 +161,7 @@ def test_train_batches_from_a_start_are_the_rest_of_the_epoch(flip, crop):
 
 
 def test_streamed_image_folder_batches_from_a_start_are_the_rest_of_the_epoch(cifar_folder):
-    data = image_folder(str(cifar_folder), in_memory="false", num_workers=0, fraction=0.05)
+    data = image_folder(str(cifar_folder), in_memory=False, num_workers=0, fraction=0.05)
     _rest_of_epoch_matches(data)
 
 

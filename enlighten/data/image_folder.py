@@ -117,12 +117,12 @@ def image_folder(
     std: Optional[list] = None,
     crop_padding: int = 4,
     flip: bool = True,
-    in_memory: str = "auto",
+    in_memory: Optional[bool] = None,
     max_memory_gb: float = 16.0,
     num_workers: int = 8,
     cache_dir: str = "",
 ) -> InMemoryData | StreamingImageFolder:
-    """An image-classification folder, in memory when it fits (`in_memory`: auto | true | false)."""
+    """An image-classification folder, in memory when it fits (`in_memory`: null, or true | false)."""
     path = Path(root).expanduser()
     if not path.is_dir():
         raise DataError(
@@ -130,12 +130,12 @@ def image_folder(
             f"{train_split}/<class>/* and {test_split}/<class>/* (for the shared CIFAR-10 copy: "
             f"python ../shared/data/cifar10/prepare.py OUT, then dataset.root=OUT)."
         )
-    if in_memory not in ("auto", "true", "false"):
-        raise DataError(f"dataset.in_memory must be auto, true or false, got {in_memory!r}.")
-    if in_memory == "auto":
+    if in_memory not in (None, True, False):
+        raise DataError(f"dataset.in_memory must be true, false or null (when it fits), got {in_memory!r}.")
+    if in_memory is None:
         _, files, _ = list_split(path / train_split)
-        in_memory = "true" if len(files) * channels * image_size**2 <= max_memory_gb * 2**30 else "false"
-    if in_memory == "false":
+        in_memory = len(files) * channels * image_size**2 <= max_memory_gb * 2**30
+    if not in_memory:
         if val_fraction:
             raise DataError(
                 f"dataset.val_fraction={val_fraction}: a validation split is held only in memory, and "
