@@ -29,6 +29,7 @@ from enlighten.diagnostics.measures import (
     trajectory_distance,
 )
 from enlighten.diagnostics.monitor import Diagnostics, NoDiagnostics, on_grid
+from enlighten.diagnostics.sharpness import Sharpness
 from enlighten.diagnostics.stiffness import Stiffness, stiffness
 from enlighten.diagnostics.trajectories import ATD, BENR
 from enlighten.loggers.base import NoLogger
@@ -425,6 +426,7 @@ def test_diagnostics_never_change_training(tmp_path):
                 "benr": BENR(),
                 "atd": ATD(),
                 "stiffness": Stiffness(samples=4),
+                "sharpness": Sharpness(iterations=3),
             },
             every_steps=2,
             enp_every_steps=1,
@@ -697,3 +699,56 @@ def test_a_run_with_the_example_measure_writes_its_keys_and_changes_no_other_val
     with_norms = rows["weight_norms"]
     assert all(r["diag/weight_norm"] > 0 and "diag/weight_norm/head" in r for r in with_norms)
     assert [{k: v for k, v in r.items() if "weight_norm" not in k} for r in with_norms] == rows["default"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Sharpness: the top Hessian eigenvalue by power iteration
+# --------------------------------------------------------------------------------------------------
+
+
+def test_sharpness_is_the_top_eigenvalue_of_the_exact_hessian():
+    """Known answer: for a small softmax regression (and a small MLP) the Hessian of the probe loss is
+    computed whole (torch.autograd.functional.hessian) and its eigenvalue of largest magnitude taken
+    by numpy; power iteration on Hessian-vector products finds it."""
+    from torch.func import functional_call
+
+    from enlighten.diagnostics.base import Probe
+
+    torch.manual_seed(0)
+    x, y = torch.randn(32, 5), torch.randint(0, 3, (32,))
+    for model in (nn.Linear(5, 3), nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 3))):
+        names = [n for n, _ in model.named_parameters()]
+        shapes = [p.shape for p in model.parameters()]
+        flat = torch.cat([p.detach().flatten() for p in model.parameters()]).double()
+
+        def loss_of(w, model=model, names=names, shapes=shapes):
+            parts, i = {}, 0
+            for n, s in zip(names, shapes):
+                parts[n] = w[i : i + s.numel()].view(s).float()
+                i += s.numel()
+            return nn.functional.cross_entropy(functional_call(model, parts, (x,)), y).double()
+
+        eigenvalues = np.linalg.eigvalsh(torch.autograd.functional.hessian(loss_of, flat).numpy())
+        expected = eigenvalues[np.argmax(np.abs(eigenvalues))]
+        measure = Sharpness(iterations=200)
+        measure.setup(Probe(model, None, None, x, y, {}, 0))
+        row = read_values([measure.row(phase(True))])[0]
+        assert row["diag/sharpness"] == pytest.approx(expected, rel=1e-3)
+        assert model.training  # the mode it was in
+
+
+@pytest.mark.e2e
+def test_a_run_with_sharpness_records_it_and_trains_as_without(tmp_path):
+    from enlighten.run import run
+
+    rows, metrics = {}, {}
+    for preset, extra in (("default", []), ("sharpness", ["diagnostics.measures.sharpness.iterations=5"])):
+        run(compose_cfg([*TINY_RUN, f"diagnostics={preset}", *extra], tmp_path / preset))
+        rows[preset] = read_jsonl(tmp_path / preset / "diagnostics.jsonl")
+        metrics[preset] = read_run(tmp_path / preset)[0]
+    assert all(r["diag/sharpness"] > 0 for r in rows["sharpness"])
+    assert [{k: v for k, v in r.items() if k != "diag/sharpness"} for r in rows["sharpness"]] == rows["default"]
+    drop = ("wall_time_s", "samples_per_sec")
+    assert [{k: v for k, v in m.items() if k not in drop} for m in metrics["sharpness"]] == [
+        {k: v for k, v in m.items() if k not in drop} for m in metrics["default"]
+    ]
