@@ -15,6 +15,7 @@ from torch import nn
 from enlighten.config import TrainerConfig
 from enlighten.data.synthetic import synthetic
 from enlighten.diagnostics.activations import Activations
+from enlighten.diagnostics.gradient_norms import GradientNorms
 from enlighten.diagnostics.interference import Interference
 from enlighten.diagnostics.measures import (
     BatchEpochNormRatio,
@@ -427,6 +428,7 @@ def test_diagnostics_never_change_training(tmp_path):
                 "atd": ATD(),
                 "stiffness": Stiffness(samples=4),
                 "sharpness": Sharpness(iterations=3),
+                "gradient_norms": GradientNorms(),
             },
             every_steps=2,
             enp_every_steps=1,
@@ -752,3 +754,34 @@ def test_a_run_with_sharpness_records_it_and_trains_as_without(tmp_path):
     assert [{k: v for k, v in m.items() if k not in drop} for m in metrics["sharpness"]] == [
         {k: v for k, v in m.items() if k not in drop} for m in metrics["default"]
     ]
+
+
+def test_gradient_norms_of_a_softmax_regression_are_the_closed_form():
+    """Known answer: for a linear layer and the mean cross-entropy, dL/dW = (P - Y)' X / n and
+    dL/db = mean(P - Y), with P the softmax of the logits."""
+    from types import SimpleNamespace
+
+    from enlighten.diagnostics.base import Probe
+
+    torch.manual_seed(0)
+    model, x, y = nn.Linear(5, 3), torch.randn(16, 5), torch.randint(0, 3, (16,))
+    measure = GradientNorms()
+    measure.setup(Probe(model, SimpleNamespace(num_classes=3, tokens=False), Vanilla(), x, y, {}, 0))
+    row = read_values([measure.row(phase(True))])[0]
+    with torch.no_grad():
+        residual = torch.softmax(model(x), 1) - nn.functional.one_hot(y, 3).float()
+        expected = torch.cat([(residual.T @ x / 16).flatten(), residual.mean(0)]).double().norm().item()
+    assert row["diag/grad_norm"] == pytest.approx(expected, rel=1e-5)
+    assert row["diag/grad_norm/embed"] == pytest.approx(expected, rel=1e-5)  # a bare layer: one group
+    assert all(p.grad is None for p in model.parameters())  # `.grad` untouched
+
+
+@pytest.mark.e2e
+def test_a_run_with_gradient_norms_records_them_per_group(tmp_path):
+    from enlighten.run import run
+
+    run(compose_cfg([*TINY_RUN, "diagnostics=gradient_norms"], tmp_path))
+    rows = read_jsonl(tmp_path / "diagnostics.jsonl")
+    for r in rows:
+        groups = [r[f"diag/grad_norm/{g}"] for g in ("stem", "stages.0", "stages.1", "head")]
+        assert r["diag/grad_norm"] == pytest.approx(math.sqrt(sum(g * g for g in groups)))
