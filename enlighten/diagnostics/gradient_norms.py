@@ -5,10 +5,8 @@ training sees them; the running statistics restored), with the targets training 
 
 from __future__ import annotations
 
-import torch
-
 from enlighten.diagnostics.base import Measure, Probe
-from enlighten.diagnostics.measures import clean_gradients, parameter_groups, preserved_buffers
+from enlighten.diagnostics.measures import clean_gradients, group_norms, parameter_groups, preserved_buffers
 from enlighten.phase.base import Phase
 
 
@@ -26,6 +24,4 @@ class GradientNorms(Measure):
                 grads = clean_gradients(model, p.x, p.y, p.data.num_classes, p.strategy.mixer.label_smoothing)
         finally:
             model.train(was_training)
-        norms = {g: torch.stack([grads[i].double().norm() for i in idx]).norm() for g, idx in self.groups.items()}
-        total = torch.stack(list(norms.values())).norm()
-        return {"diag/grad_norm": total, **{f"diag/grad_norm/{g}": n for g, n in norms.items()}}
+        return group_norms(grads, self.groups, "diag/grad_norm")

@@ -51,6 +51,14 @@ def parameter_groups(model: nn.Module) -> dict[str, list[int]]:
     return {k: v for k, v in groups.items() if v}
 
 
+@torch.no_grad()
+def group_norms(tensors: Sequence[Tensor], groups: dict[str, list[int]], key: str) -> dict[str, Tensor]:
+    """`key`, the L2 norm of all of `tensors` (one per parameter), and `key/<group>` per parameter group
+    (`parameter_groups`), as 0-d float64 tensors: the monitor reads them with the epoch's rows."""
+    norms = {g: torch.stack([tensors[i].double().norm() for i in idx]).norm() for g, idx in groups.items()}
+    return {key: torch.stack(list(norms.values())).norm(), **{f"{key}/{g}": n for g, n in norms.items()}}
+
+
 # --------------------------------------------------------------------------------------------------
 # Gradient interference
 # --------------------------------------------------------------------------------------------------
