@@ -353,9 +353,9 @@ def measurement_costs(
 
 @contextlib.contextmanager
 def monitor_seconds(device: torch.device):
-    """Yields a list that receives, once the block ends, the seconds spent inside the diagnostics
-    monitor's hooks (everything it measures, reads and keeps) during the block: timed in the run itself,
-    so the share of the run they took holds on a noisy machine, unlike two runs' wall times."""
+    """Yields a one-item list holding the seconds spent inside the diagnostics monitor's hooks (all it
+    measures, reads and keeps) during the block: timed in the run itself, so the share of the run they
+    took holds on a noisy machine, unlike two runs' wall times."""
     from enlighten.diagnostics.monitor import Diagnostics
 
     hooks = ("start", "after_step", "at_enp_end", "read", "end_epoch", "summary")
@@ -374,15 +374,13 @@ def monitor_seconds(device: torch.device):
 
         return wrapper
 
-    total: list[float] = []
     for name, fn in originals.items():
         setattr(Diagnostics, name, timed(fn))
     try:
-        yield total
+        yield spent
     finally:
         for name, fn in originals.items():
             setattr(Diagnostics, name, fn)
-        total.append(spent[0])
 
 
 # The diagnostics section's runs: the cnn on 10% of MNIST through its ENP.

@@ -58,7 +58,7 @@ def load_runs(dirs) -> list[dict]:
                 run = json.loads(path.read_text())
                 if isinstance(run, dict):  # written by an earlier version: in today's names and layout
                     old_names = written_before_test_names(run)  # its rows are read under today's names too
-                    run = {**upgrade_summary(run), "_old_names": True} if old_names else upgrade_summary(run)
+                    run = {**upgrade_summary(run), **({"_old_names": True} if old_names else {})}
             except (OSError, json.JSONDecodeError) as e:
                 run = {"status": "unreadable", "error": str(e)}
             if RunDirLock.held(path.parent):  # another copy of the sweep is running it again (a resume, a re-run)
