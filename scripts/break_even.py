@@ -1,0 +1,83 @@
+"""The break-even point at CPU scale (Jastrzebski et al. 2020), under the plan of
+docs/results/break_even_plan.md: the sweeps, the data file, the report and its figure.
+
+    python scripts/break_even.py [--dir DIR] [--threads T] [OVERRIDE...]   # the sweeps, then the report
+    python scripts/break_even.py --report-only                            # the report from the data file
+
+The sweeps write into DIR (outputs/break_even) and skip completed jobs, so an interrupted run resumes.
+OVERRIDEs go to every sweep (e.g. `paths.data_dir=/data`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
+from claims import cpu_name, git_commit  # noqa: E402
+
+from enlighten.analysis.runs import drop_duplicates, export_runs, load_runs, load_runs_file  # noqa: E402
+
+RESULTS = REPO / "docs" / "results"
+SEEDS = ",".join(str(s) for s in range(8))
+# name -> the overrides of one sweep; the cell lr 0.03, batch 128 is in `lr` only (the batch axis reads it there).
+SWEEPS = {
+    "lr": ["optim.lr=0.01,0.03,0.1"],
+    "batch": ["trainer.batch_size=32,512"],
+}
+ROWS = {
+    "diagnostics.jsonl": ("step", "event", "in_enp", "diag/grad_noise_top", "diag/grad_noise_trace", "diag/sharpness"),
+}
+
+
+def run_sweeps(root: Path, threads: int, extra: list[str]) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    for name, overrides in SWEEPS.items():
+        cmd = [sys.executable, str(REPO / "train.py"), "-m", "experiment=break_even/base", *overrides, f"seed={SEEDS}"]
+        print(f"break_even: sweep {name}", flush=True)
+        if subprocess.run([*cmd, *extra, f"hydra.sweep.dir={root / name}"], env=env).returncode:
+            sys.exit(f"error: the sweep {name} failed (its jobs' logs are under {root / name}); run again to resume")
+
+
+def export(root: Path, data: Path, threads: int, extra: list[str]) -> None:
+    runs = drop_duplicates(load_runs([root / name for name in SWEEPS if (root / name).exists()]))
+    done = [r for r in runs if r.get("status") == "completed"]
+    meta = {
+        "command": " ".join(["python scripts/break_even.py", f"--dir {root}", f"--threads {threads}", *extra]),
+        "commit": git_commit(),
+        "date": str(datetime.date.today()),
+        "machine": f"{cpu_name()}, {os.cpu_count()} cores visible",
+        "runs": len(done),
+        "run_minutes": round(sum(r.get("wall_time_s", 0) for r in done) / 60, 1),
+    }
+    export_runs(data, done, ROWS, lambda run, name: True, root, meta)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dir", type=Path, default=REPO / "outputs" / "break_even")
+    parser.add_argument("--data", type=Path, default=RESULTS / "break_even_data.jsonl.gz")
+    parser.add_argument("--out", type=Path, default=RESULTS / "break_even.md")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads per run (results depend on it)")
+    parser.add_argument("--report-only", action="store_true", help="rebuild the report from --data")
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args(argv)
+    if not args.report_only:
+        run_sweeps(args.dir, args.threads, args.overrides)
+        export(args.dir, args.data, args.threads, args.overrides)
+    meta, runs = load_runs_file(args.data)
+    from enlighten.analysis.break_even import write_report
+
+    write_report(meta, runs, args.out, json.dumps)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
