@@ -51,9 +51,8 @@ def gradient_covariance(grads: list[Tensor]) -> dict[str, Tensor]:
     eigenvalues are those of the n x n Gram matrix of the centred gradients, which is all we form."""
     n = grads[0].shape[0]
     gram = torch.zeros(n, n, dtype=torch.float64, device=grads[0].device)
-    for g in grads:
-        centred = g.flatten(1).double()
-        centred = centred - centred.mean(0)
-        gram += centred @ centred.T
+    for g in grads:  # products in the gradients' precision (float32: the cost), sums in float64
+        centred = g.flatten(1) - g.flatten(1).mean(0)
+        gram += (centred @ centred.T).double()
     gram /= n - 1
     return {"diag/grad_noise_top": torch.linalg.eigvalsh(gram)[-1], "diag/grad_noise_trace": gram.trace()}
