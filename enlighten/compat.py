@@ -22,7 +22,8 @@ import json
 # (`diagnostics.measures.<name>`; the mixing settings read from the strategy's mixer). 3 (2026-12-07):
 # the step grid's start a setting (`diagnostics.grid_from`; it was 1). 4 (2026-12-07):
 # `trainer.channels_last` and `dataset.in_memory` a boolean or null (auto), not the string auto|true|false.
-CONFIG_VERSION = 4
+# 5 (2026-12-07): `model.init_scale` and `dataset.label_noise` added.
+CONFIG_VERSION = 5
 
 
 def version_of(record: dict) -> int:
@@ -165,7 +166,17 @@ def _version_4(config: dict) -> dict:
     return config
 
 
-_CONFIG_CHANGES = {2: _version_2, 3: _version_3, 4: _version_4}
+def _version_5(config: dict) -> dict:
+    """Two settings the run applies itself were added: `model.init_scale` (1: the initial weights as
+    built) and `dataset.label_noise` (0: every label as given)."""
+    for section, key, value in (("model", "init_scale", 1.0), ("dataset", "label_noise", 0.0)):
+        node = config.get(section)
+        if isinstance(node, dict) and key not in node:
+            config[section] = {**node, key: value}
+    return config
+
+
+_CONFIG_CHANGES = {2: _version_2, 3: _version_3, 4: _version_4, 5: _version_5}
 
 
 def moved_diagnostics_setting(name: str) -> str | None:

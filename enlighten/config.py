@@ -243,6 +243,21 @@ RUNTIME_ARGS = {
     "diagnostics": set(),
 }
 
+# Settings of a group that the run applies itself, not the group's callable: their defaults are in
+# conf/config.yaml, and they are left out when the group is built (`without_applied`). model.init_scale
+# multiplies the initial weights (`enlighten.run.build_model`); dataset.label_noise replaces a share of
+# the training labels, drawn from the run's seed (`enlighten.data.base.InMemoryData.with_label_noise`).
+APPLIED_BY_THE_RUN = {"model": ("init_scale",), "dataset": ("label_noise",)}
+
+
+def without_applied(cfg: DictConfig, group: str) -> DictConfig:
+    """`cfg[group]` without the settings the run applies itself (resolved), ready to build."""
+    node, applied = cfg[group], APPLIED_BY_THE_RUN.get(group, ())
+    if not any(key in node for key in applied):
+        return node
+    return OmegaConf.create({k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if k not in applied})
+
+
 _CHOICES = {
     "trainer.device": ("auto", "cpu", "cuda"),
     "trainer.resume": ("auto", "force", "never"),
@@ -251,6 +266,19 @@ _CHOICES = {
     "mix.kind": ("input", "manifold"),
     "mix.pairing": ("permutation", "flip"),
 }
+
+
+def _check_applied(cfg: DictConfig) -> None:
+    """model.init_scale and dataset.label_noise (APPLIED_BY_THE_RUN), before any work."""
+    model, dataset = cfg.get("model"), cfg.get("dataset")
+    scale = model.get("init_scale", 1.0) if isinstance(model, DictConfig) else 1.0
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
+        raise ConfigError(f"model.init_scale must be a number > 0 (it multiplies the initial weights), got {scale!r}.")
+    noise = dataset.get("label_noise", 0.0) if isinstance(dataset, DictConfig) else 0.0
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0.0 <= noise < 1.0:
+        raise ConfigError(
+            f"dataset.label_noise must be a number in [0, 1) (the share of training labels replaced), got {noise!r}."
+        )
 
 
 def check_fraction(fraction) -> None:
@@ -339,6 +367,7 @@ def validate(cfg: DictConfig, resolve=get_object) -> None:
         check_fraction(fraction)
     val_fraction = cfg.dataset.get("val_fraction", 0.0) if isinstance(cfg.dataset, DictConfig) else 0.0
     check_val_fraction(val_fraction)
+    _check_applied(cfg)
     if isinstance(cfg.phase, DictConfig) and cfg.phase.get("source") == "val" and not val_fraction:
         raise ConfigError(
             "phase.source=val reads the validation split, and dataset.val_fraction is 0 (none): hold one "
@@ -353,7 +382,7 @@ def validate(cfg: DictConfig, resolve=get_object) -> None:
                 f"{key} has no value: the {group} option chosen requires it (??? in its YAML). Give it "
                 f"on the command line, e.g. {key}=..."
             )
-        check_target_node(group, node, RUNTIME_ARGS[group], resolve)
+        check_target_node(group, node, RUNTIME_ARGS[group], resolve, skip=APPLIED_BY_THE_RUN.get(group, ()))
     if "wandb" in str(cfg.logger.get("_target_", "")):  # W&B refuses a tag over 64 characters, after the run began
         for tag in [cfg.name, *(cfg.logger.get("tags") or [])]:
             if len(str(tag)) > WANDB_TAG_LIMIT:
@@ -411,15 +440,18 @@ def _missing_keys(node: DictConfig, prefix: str) -> list[str]:
     return out
 
 
-def check_target_node(prefix: str, node: DictConfig, runtime_args: set[str] = frozenset(), resolve=get_object) -> None:
-    """Check the keys (and annotated basic types) of a `_target_` node against its callable."""
+def check_target_node(
+    prefix: str, node: DictConfig, runtime_args: set[str] = frozenset(), resolve=get_object, skip: tuple = ()
+) -> None:
+    """Check the keys (and annotated basic types) of a `_target_` node against its callable (`skip`: keys
+    the run applies itself, checked by `validate`)."""
     target = node["_target_"]
     try:
         fn = resolve(target)
     except Exception as e:  # noqa: BLE001 - any import problem is a config problem here
         raise ConfigError(f"{prefix}._target_={target!r} cannot be imported: {e}") from e
     params, takes_kwargs, hints = _accepted_params(fn)
-    keys = [k for k in node.keys() if not str(k).startswith("_")]
+    keys = [k for k in node.keys() if not str(k).startswith("_") and k not in skip]
     for key in keys:
         if key in runtime_args:  # the build call would silently replace it with the value it computes
             raise ConfigError(

@@ -27,9 +27,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from enlighten.callbacks import check_launcher, swept_overrides
 from enlighten.compat import CONFIG_VERSION
-from enlighten.config import ConfigError, build, check_arm, config_differences, validate
+from enlighten.config import ConfigError, build, check_arm, config_differences, validate, without_applied
 from enlighten.console import into_log_files, log, result_line, show_messages
+from enlighten.data.base import InMemoryData
 from enlighten.data.reuse import load_dataset
+from enlighten.diagnostics.base import LABEL_NOISE_STREAM, stream_generator
 from enlighten.diagnostics.monitor import NoDiagnostics
 from enlighten.errors import Interrupted, UserError
 from enlighten.loggers.base import Logger, NoLogger
@@ -128,7 +130,7 @@ def build_group(cfg: DictConfig, group: str, **runtime_args):
     """`build(cfg[group])`, where a value the callable refuses (torch's "Invalid learning rate: -1", a
     model's "width must be > 0") is a ConfigError naming the group, not a traceback."""
     try:
-        return build(cfg[group], **runtime_args)
+        return build(without_applied(cfg, group), **runtime_args)
     except (ValueError, TypeError) as e:
         if isinstance(e, UserError):
             raise
@@ -486,7 +488,7 @@ def _load_data(cfg: DictConfig, device: torch.device, group, strategy):
     if group.enabled and not group.main:
         torch.distributed.barrier()  # the main process loads (and downloads) first: one download
     try:
-        data = load_dataset(cfg.dataset, device, reuse=t.reuse_data)
+        data = load_dataset(without_applied(cfg, "dataset"), device, reuse=t.reuse_data)
     finally:  # also when loading fails: the others then load, fail with the same error and exit
         if group.enabled and group.main:
             torch.distributed.barrier()
@@ -499,6 +501,22 @@ def _load_data(cfg: DictConfig, device: torch.device, group, strategy):
             f"strategy {choice(cfg, 'strategy')} mixes inputs, but {data.name} gives token ids, which cannot be "
             f"mixed: use strategy=vanilla, high_loss_removal or its controls (with strategy.mixer.alpha=0)."
         )
+    if strategy.schedule.schedules_augmentation and not isinstance(data, InMemoryData):
+        raise ConfigError(
+            f"strategy {choice(cfg, 'strategy')} turns augmentation on and off, which needs images held in memory; "
+            f"{data.name} is not (for an image folder: dataset.in_memory=true)."
+        )
+    if cfg.dataset.label_noise:  # on a copy: a reused dataset stays clean for the next job
+        if data.tokens or not hasattr(data, "with_label_noise"):
+            why = (
+                "gives token sequences, which have no single label to replace"
+                if data.tokens
+                else ("streams its images from disk: label noise needs them in memory (dataset.in_memory=true)")
+            )
+            raise ConfigError(
+                f"dataset.label_noise={cfg.dataset.label_noise}: {data.name} {why}; or set dataset.label_noise=0."
+            )
+        data = data.with_label_noise(cfg.dataset.label_noise, stream_generator(cfg.seed, LABEL_NOISE_STREAM))
     return data
 
 
@@ -506,7 +524,13 @@ def build_model(cfg: DictConfig, data) -> torch.nn.Module:
     """The model at its initial weights, on the CPU. They depend on the seed and the model only, not on
     the data (its size, a reused copy): a sweep over dataset sizes starts every size from the same point."""
     torch.manual_seed(cfg.seed)
-    return build_group(cfg, "model", num_classes=data.num_classes, input_shape=list(data.input_shape))
+    model = build_group(cfg, "model", num_classes=data.num_classes, input_shape=list(data.input_shape))
+    if cfg.model.init_scale != 1.0:  # the weight matrices and kernels, not biases or normalization scales
+        with torch.no_grad():
+            for p in model.parameters():
+                if p.ndim >= 2:
+                    p.mul_(cfg.model.init_scale)
+    return model
 
 
 def uses_channels_last(cfg: DictConfig, model: torch.nn.Module) -> bool:
@@ -545,10 +569,18 @@ def _build_trainer(
     what `auto` chose (`summary["runtime"]`), the start line, and the Trainer."""
     t = cfg.trainer
     model = build_model(cfg, data)
-    strategy.setup(data.num_classes, model)
+    try:
+        strategy.setup(data.num_classes, model, data.input_shape)
+    except ValueError as e:
+        raise ConfigError(f"strategy {choice(cfg, 'strategy')}: {e}") from None
     summary["num_params"] = sum(p.numel() for p in model.parameters())
     summary.update(num_train=data.num_train, num_val=getattr(data, "num_val", 0), num_test=data.num_test)
     summary["init_params_sha1"] = params_digest(model)
+    if getattr(data, "noisy_labels", None) is not None:  # which labels dataset.label_noise replaced, and by what
+        index, label = data.noisy_labels
+        summary["label_noise_replaced"] = len(index)
+        if group.main:
+            write_json(results.run_dir / "label_noise.json", {"index": index.tolist(), "label": label.tolist()})
     channels_last = uses_channels_last(cfg, model)
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     steps_per_epoch = data.steps_per_epoch(t.batch_size)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import subprocess
 import sys
@@ -23,9 +22,20 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 from claims import cpu_name, git_commit  # noqa: E402
 
-from enlighten.analysis.runs import drop_duplicates, export_runs, load_runs, load_runs_file  # noqa: E402
+from enlighten.analysis.runs import (  # noqa: E402
+    drop_duplicates,
+    export_runs,
+    load_runs,
+    load_runs_file,
+    plan_deviations,
+)
+from enlighten.results import atomic_write_text  # noqa: E402
 
 RESULTS = REPO / "docs" / "results"
+PLAN = RESULTS / "break_even_plan.md"
+HEADER_END = (
+    "<!-- end of header: what follows is rebuilt byte for byte from the data file and the plan's Deviations -->"
+)
 SEEDS = ",".join(str(s) for s in range(8))
 # name -> the overrides of one sweep; the cell lr 0.03, batch 128 is in `lr` only (the batch axis reads it there).
 SWEEPS = {
@@ -60,6 +70,27 @@ def export(root: Path, data: Path, threads: int, extra: list[str]) -> None:
     export_runs(data, done, ROWS, lambda run, name: True, root, meta)
 
 
+def write_report(data: Path, out: Path, figures: bool = True) -> None:
+    """The report (and its figure, beside it) from the data file."""
+    from enlighten.analysis.break_even import analyse, figure, render
+
+    meta, runs = load_runs_file(data)
+    head = [
+        "# The break-even point at CPU scale (Jastrzebski et al. 2020)",
+        "",
+        f"- **Runs**: {meta['runs']} completed, made by `{meta['command']}` at commit {meta['commit']} on "
+        f"{meta['date']}; {meta['run_minutes']} min of run time in all. The plan: docs/results/break_even_plan.md.",
+        f"- **Machine**: {meta['machine']}.",
+        f"- **Data**: {data.name} (every number below; `python scripts/break_even.py --report-only` rebuilds "
+        f"this file from it). **Report written** at commit {git_commit()} on {datetime.date.today()}.",
+        "",
+        HEADER_END,
+    ]
+    name = figure(runs, out.parent, out.stem) if figures else None
+    atomic_write_text(out, render(analyse(runs), head, name, plan_deviations(PLAN)))
+    print(f"break_even: the report is {out}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dir", type=Path, default=REPO / "outputs" / "break_even")
@@ -67,15 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS / "break_even.md")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads per run (results depend on it)")
     parser.add_argument("--report-only", action="store_true", help="rebuild the report from --data")
+    parser.add_argument("--no-figure", action="store_true", help="the report without its figure")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args(argv)
     if not args.report_only:
         run_sweeps(args.dir, args.threads, args.overrides)
         export(args.dir, args.data, args.threads, args.overrides)
-    meta, runs = load_runs_file(args.data)
-    from enlighten.analysis.break_even import write_report
-
-    write_report(meta, runs, args.out, json.dumps)
+    write_report(args.data, args.out, figures=not args.no_figure)
     return 0
 
 

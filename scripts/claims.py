@@ -54,6 +54,7 @@ from enlighten.analysis.runs import (
     load_runs_file,  # noqa: E402
     lookup,
     pairs,
+    plan_deviations,
 )
 from enlighten.analysis.stats import minimum_detectable_effect, seeds_needed  # noqa: E402
 from enlighten.results import atomic_write_text  # noqa: E402
@@ -463,20 +464,11 @@ HEADER_END = (
 )
 
 
-def deviations(plan: Path = REPO / "docs" / "claims.md") -> list[str]:
-    """The plan's "Deviations" section (added after the runs), as the report lists it."""
-    text = plan.read_text() if plan.exists() else ""
-    if "\n## Deviations" not in text:
-        return ["None."]
-    section = text.split("\n## Deviations", 1)[1].split("\n## ", 1)[0]
-    return section.split("\n", 1)[1].strip().splitlines() or ["None."]
-
-
 def write_report(data: Path, out: Path, figures: bool, commit: str, design: Design | None) -> None:
     meta, runs = load_runs_file(data)
     report = analyse(runs, design, out.parent if figures else None, prefix=out.stem)
     head = header("The paper's four claims, tested under the plan", meta, data, commit) + ["", HEADER_END]
-    atomic_write_text(out, render(report, runs, head, deviations()))
+    atomic_write_text(out, render(report, runs, head, plan_deviations(REPO / "docs" / "claims.md")))
     print(f"claims: the report is {out}")
 
 

@@ -13,7 +13,8 @@ cell left the ENP; "(k/n reached)" where some did not: their means cover the run
 With --at-step S, keys `diag/...` (in --metric and --extra) are read from each run's diagnostics.jsonl
 row at step S of the shared grid, so runs are compared at the same point of training, paired by seed
 (e.g. activation revival: --rows strategy,mix.alpha --baseline strategy=vanilla --metric diag/zero_act
---at-step 50). With --baseline KEY=VALUE (repeatable),
+--at-step 50); with --at-enp-end, from the row where each run's ENP ended (any measure, e.g. --extra
+diag/sharpness,diag/grad_noise_top). With --baseline KEY=VALUE (repeatable),
 each cell is compared with the cell that differs only in KEY=VALUE: the mean difference of the metric
 (--metric: final_test_acc in points, or final_test_bpc when the runs report it; lower is better for
 bpc and loss) over the pairs found in both, its 95% confidence interval and a paired t-test p-value
@@ -64,6 +65,15 @@ def add_grid_row(run: dict, step: int) -> None:
     for row in read_rows(run, "diagnostics.jsonl"):
         if row.get("grid") and row.get("step") == step and "event" not in row:
             run.update({f"step{step}/{k}": v for k, v in row.items() if k.startswith("diag/")})
+            return
+
+
+def add_enp_end_row(run: dict) -> None:
+    """Copy the diag/ values of the run's diagnostics.jsonl row where the ENP ended (its `enp_end` event)
+    into the run as `enp_end/diag/...` (nothing when the ENP never ended)."""
+    for row in read_rows(run, "diagnostics.jsonl"):
+        if row.get("event") == "enp_end":
+            run.update({f"enp_end/{k}": v for k, v in row.items() if k.startswith("diag/")})
             return
 
 
@@ -261,6 +271,11 @@ def main(argv: list[str] | None = None) -> int:
         help="read diag/ keys of --metric and --extra from each run's diagnostics.jsonl row at this grid step",
     )
     ap.add_argument(
+        "--at-enp-end",
+        action="store_true",
+        help="read diag/ keys of --metric and --extra from each run's diagnostics.jsonl row where the ENP ended",
+    )
+    ap.add_argument(
         "--keep-newest",
         action="store_true",
         help="where several runs share a config and seed, keep the newest and list the others",
@@ -312,10 +327,16 @@ def main(argv: list[str] | None = None) -> int:
     else:
         extra = args.extra.split(",") if args.extra else []
         metric = args.metric
-        if args.at_step is not None:
+        if args.at_step is not None and args.at_enp_end:
+            sys.exit("error: --at-step and --at-enp-end each choose the row a diag/ key is read from: give one")
+        if args.at_step is not None or args.at_enp_end:
             for run in runs:
-                add_grid_row(run, args.at_step)
-            at = lambda key: f"step{args.at_step}/{key}" if key and key.startswith("diag/") else key  # noqa: E731
+                if args.at_step is not None:
+                    add_grid_row(run, args.at_step)
+                else:
+                    add_enp_end_row(run)
+            prefix = f"step{args.at_step}" if args.at_step is not None else "enp_end"
+            at = lambda key: f"{prefix}/{key}" if key and key.startswith("diag/") else key  # noqa: E731
             metric, extra = at(metric), [at(k) for k in extra]
             if metric and metric != args.metric and metric not in extra:
                 extra.append(metric)  # the compared measure also gets its own column

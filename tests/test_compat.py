@@ -137,5 +137,14 @@ def test_an_override_of_a_setting_that_moved_says_where_it_went(tmp_path):
 def test_tri_states_of_before_version_4_read_as_a_bool_or_null():
     for old, new in (("auto", None), ("true", True), ("false", False)):
         assert upgrade_config({"trainer": {"channels_last": old}}, 3) == {"trainer": {"channels_last": new}}
-        assert upgrade_config({"dataset": {"in_memory": old}}, 3) == {"dataset": {"in_memory": new}}
+        assert upgrade_config({"dataset": {"in_memory": old}}, 3)["dataset"]["in_memory"] == new
     assert upgrade_config({"trainer": {"channels_last": True}}, 4) == {"trainer": {"channels_last": True}}
+
+
+def test_configs_of_before_version_5_get_the_settings_the_run_applies_at_their_neutral_values():
+    """model.init_scale and dataset.label_noise came with version 5: a run before it trained as 1 and 0."""
+    old = {"model": {"_target_": "enlighten.models.cnn.cnn", "width": 1.0}, "dataset": {"name": "mnist"}}
+    new = upgrade_config(old, 4)
+    assert new["model"] == {**old["model"], "init_scale": 1.0}
+    assert new["dataset"] == {**old["dataset"], "label_noise": 0.0}
+    assert upgrade_config(new, 5) == new

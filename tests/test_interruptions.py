@@ -127,6 +127,39 @@ def test_a_crash_resumes_from_the_last_checkpoint_within_the_epoch_and_leftovers
     assert [p.name for p in list_checkpoints(run_dir)] == ["epoch_0003.pt"]
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["strategy=regularize_early", "optim.weight_decay=0.05", "dataset.crop_padding=2", "dataset.flip=true"],
+        ["strategy=blur_deficit", "strategy.schedule.until_step=14"],
+        [
+            "model.init_scale=0.5",
+            "dataset.label_noise=0.2",
+            "diagnostics=panel",
+            "diagnostics.measures.sharpness.iterations=2",
+        ],
+    ],
+    ids=["regularize_early", "blur_deficit", "init_scale_label_noise_panel"],
+)
+def test_the_early_training_settings_and_schedules_resume_exactly(tmp_path, monkeypatch, extra):
+    """Crashed at step 11 (the ENP ends at step 6; the deficit lifts at 14), resumed from the checkpoint
+    of step 9: the same numbers as a run never stopped (the schedules are functions of the phase, the
+    noisy labels and the scaled weights come again from the seed, the panel's state is in the checkpoint)."""
+    _run(tmp_path / "reference", *extra)
+
+    def crash(trainer):
+        raise RuntimeError("simulated crash")
+
+    _at_step(monkeypatch, 11, crash)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        _run(tmp_path / "run", *extra, "trainer.checkpoint_every_steps=3")
+    monkeypatch.undo()
+    assert _run(tmp_path / "run", *extra, "trainer.checkpoint_every_steps=3")["resumed_from"].endswith(
+        "step_000000009.pt"
+    )
+    assert outcome(tmp_path / "run") == outcome(tmp_path / "reference")
+
+
 def test_checkpoints_order_by_epoch_then_step():
     from enlighten.training.checkpoint import _position
 

@@ -122,6 +122,57 @@ def test_runs_are_compared_at_a_step_of_the_shared_grid_paired_by_seed(tmp_path)
     assert missing.returncode != 0 and "at a step of the grid" in missing.stderr
 
 
+def _runs_with_rows(root, values: dict[str, list[float]]) -> None:
+    """Runs whose diagnostics.jsonl holds grid rows and an enp_end row where diag/sharpness is `value`."""
+    for strategy, per_seed in values.items():
+        for seed, value in enumerate(per_seed):
+            write_run(root, f"{strategy}{seed}", strategy, seed, 0.9, enp_end_step=40 + 10 * seed)
+            rows = [
+                {"step": 0, "grid": True, "in_enp": True, "diag/sharpness": 1.0, "diag/sharpness/head": 0.5},
+                {"step": 40 + 10 * seed, "event": "enp_end", "diag/sharpness": value},
+                {"step": 100, "grid": True, "in_enp": False, "diag/sharpness": 9.0 + seed},
+            ]
+            (root / f"{strategy}{seed}" / "diagnostics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+@pytest.mark.e2e
+def test_any_measure_is_tabulated_where_each_run_s_enp_ended(tmp_path):
+    """--at-enp-end: a diag/ key read from each run's enp_end row (whatever its step), not a grid row."""
+    _runs_with_rows(tmp_path, {"vanilla": [2.0, 4.0, 6.0], "mixup": [3.0, 5.0, 10.0]})
+    out = tables(
+        tmp_path, "--rows", "strategy", "--baseline", "strategy=vanilla", "--metric", "diag/sharpness", "--at-enp-end"
+    )
+    header = [c.strip() for c in out.splitlines()[0].strip("|").split("|")]
+    mixup = [c.strip() for c in next(x for x in out.splitlines() if x.startswith("| mixup")).strip("|").split("|")]
+    assert mixup[header.index("enp_end/diag/sharpness")] == "6.000 ± 3.606"
+    assert mixup[header.index("Δ vs strategy=vanilla (enp_end/diag/sharpness)")] == "+2.000"  # 1, 1, 4
+    both = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "make_tables.py"), str(tmp_path), "--at-enp-end", "--at-step", "0"],
+        capture_output=True,
+        text=True,
+    )
+    assert both.returncode != 0 and "give one" in both.stderr
+
+
+@pytest.mark.e2e
+def test_plot_measures_draws_a_panel_per_measure_with_the_enp_end(tmp_path):
+    _runs_with_rows(tmp_path / "runs", {"vanilla": [2.0, 4.0], "mixup": [3.0, 5.0]})
+    script = str(REPO / "scripts" / "plot_measures.py")
+    out = subprocess.run(
+        [sys.executable, script, str(tmp_path / "runs"), "--group", "strategy", "--out", str(tmp_path / "fig")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip().endswith("fig.png") and (tmp_path / "fig.png").stat().st_size > 10_000
+    bad = subprocess.run(
+        [sys.executable, script, str(tmp_path / "runs"), "--measures", "diag/nothing", "--out", str(tmp_path / "f")],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode != 0 and "diag/sharpness" in bad.stderr  # names the measures there are
+
+
 def test_language_model_runs_are_compared_in_bits_per_character(tmp_path):
     """With final_test_bpc in the summaries the comparison is in bpc (lower is better), with loss and
     bpc columns; each --baseline adds its own comparison."""

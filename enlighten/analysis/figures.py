@@ -31,3 +31,42 @@ def save(fig, out_dir: Path, stem: str) -> str:
     atomic_write(Path(out_dir) / f"{stem}.png", lambda f: fig.savefig(f, format="png", dpi=110))
     fig.clf()
     return f"{stem}.png"
+
+
+def measure_keys(runs: list[dict]) -> list[str]:
+    """Every measure in the runs' probe rows (`diag/<name>`; the per-group `diag/<name>/<group>` aside)."""
+    from enlighten.analysis.runs import read_rows
+
+    keys = {k for r in runs for row in read_rows(r, "diagnostics.jsonl") for k in row if k.count("/") == 1}
+    return sorted(k for k in keys if k.startswith("diag/"))
+
+
+def measures_against_step(ax_of, groups: dict[str, list[dict]], keys: list[str], log_x: bool = True) -> None:
+    """For each measure `keys[i]`, on the axes `ax_of(i)`: its probe rows against the step, mean ± sd over
+    each group's runs (label: the group's name), and the group's ENP end, the median over its runs of
+    `enp_end_step`, as a dotted line of the group's colour (none where no run's ENP ended)."""
+    from enlighten.analysis.runs import read_rows
+
+    for i, key in enumerate(keys):
+        ax = ax_of(i)
+        for name, runs in groups.items():
+            series = [
+                {
+                    row["step"]: row[key]
+                    for row in read_rows(r, "diagnostics.jsonl")
+                    if "event" not in row and row.get(key) is not None
+                }
+                for r in runs
+            ]
+            if log_x:  # step 0 has no place on a log axis: initialization is drawn at step 1's position
+                series = [
+                    {max(step, 1) if step == 0 and 1 not in s else step: v for step, v in s.items()} for s in series
+                ]
+            band(ax, series, name, every_run=False)
+            ends = [r["enp_end_step"] for r in runs if r.get("enp_end_step") is not None]
+            if ends and ax.lines:
+                ax.axvline(float(np.median(ends)), color=ax.lines[-1].get_color(), linestyle=":", linewidth=1.2)
+        ax.set_title(key)
+        ax.set_xlabel("step (dotted: the ENP end, median)")
+        if log_x:
+            ax.set_xscale("log")

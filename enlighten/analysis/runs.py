@@ -285,3 +285,13 @@ def paired_stats(
     if len(matched) >= 2 and t.ci_low != t.ci_low:  # identical differences (small test sets): no t-test
         return t.n, t.effect, t.effect, t.effect, float("nan")
     return t.n, t.effect, t.ci_low, t.ci_high, t.p
+
+
+def plan_deviations(plan: Path | str) -> list[str]:
+    """The lines of an analysis plan's "Deviations" section (the changes made after it was committed),
+    as a report lists them; ["None."] when it has none."""
+    text = Path(plan).read_text() if Path(plan).exists() else ""
+    if "\n## Deviations" not in text:
+        return ["None."]
+    section = text.split("\n## Deviations", 1)[1].split("\n## ", 1)[0]
+    return section.split("\n", 1)[1].strip().splitlines() or ["None."]

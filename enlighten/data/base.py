@@ -13,8 +13,9 @@ generator's state can be checkpointed.
 from __future__ import annotations
 
 import contextlib
+import copy
 import fcntl
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -201,11 +202,28 @@ class InMemoryData:
             setattr(self, attr, getattr(self, attr).to(device, non_blocking=True))
         return self
 
+    def with_label_noise(self, share: float, generator: torch.Generator) -> InMemoryData:
+        """A copy whose training labels differ at round(share x num_train) samples drawn from `generator`,
+        each replaced by one of the other classes, uniformly (so exactly that share is wrong); the
+        validation and test labels stay clean. `noisy_labels`: (indices, new labels), on the CPU."""
+        y = self.train_y.cpu()
+        index = torch.randperm(len(y), generator=generator)[: round(share * len(y))]
+        label = (y[index] + torch.randint(1, self.num_classes, (len(index),), generator=generator)) % self.num_classes
+        noisy = copy.copy(self)
+        noisy.train_y = self.train_y.index_put((index.to(self.device),), label.to(self.device))
+        noisy.noisy_labels = (index, label)
+        return noisy
+
     def steps_per_epoch(self, batch_size: int) -> int:
         return self.num_train // batch_size  # drop_last: fixed shapes, even batches for Mixup
 
     def train_batches(
-        self, batch_size: int, generator: torch.Generator, shard: tuple[int, int] = (0, 1), start: int = 0
+        self,
+        batch_size: int,
+        generator: torch.Generator,
+        shard: tuple[int, int] = (0, 1),
+        start: int = 0,
+        augment: Callable[[], bool] | None = None,
     ) -> Iterator[tuple[Tensor, Tensor]]:
         """One epoch of shuffled, augmented, normalized training batches (the last partial batch dropped).
 
@@ -214,6 +232,7 @@ class InMemoryData:
         `shard=(rank, world_size)`: every process draws the same plan and takes its slice of each
         global batch of `batch_size`, so together the processes see exactly the one-process batches.
         `start`: skip that many batches (a resume within the epoch), drawing exactly what they drew.
+        `augment`: asked before each batch is cut; false gives the batch un-augmented (a strategy's plan).
         """
         steps = self.steps_per_epoch(batch_size)
         n = steps * batch_size
@@ -234,7 +253,8 @@ class InMemoryData:
             first = i * batch_size + rank * local
             cols = plan[:, first : first + local]
             idx = cols[0]
-            x = self._gather(idx, cols[1], cols[2], cols[3].bool()) if len(cols) > 1 else self._gather(idx)
+            augmented = len(cols) > 1 and (augment is None or augment())
+            x = self._gather(idx, cols[1], cols[2], cols[3].bool()) if augmented else self._gather(idx)
             yield x, self.train_y[idx]
 
     def eval_batches(

@@ -31,8 +31,8 @@ from torch import Tensor, nn
 from enlighten.phase.base import Phase
 
 # Independent random streams drawn from the run's seed (a probe seeded with s + 1 would repeat the
-# dataset order of seed s).
-PROBE_STREAM, DATASET_STREAM = 0, 1
+# dataset order of seed s); the labels dataset.label_noise replaces are drawn from the third.
+PROBE_STREAM, DATASET_STREAM, LABEL_NOISE_STREAM = 0, 1, 2
 
 
 def stream_generator(seed: int, stream: int) -> torch.Generator:

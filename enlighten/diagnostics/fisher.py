@@ -23,6 +23,8 @@ class FisherTrace(Measure):
     """The two traces on the first `samples` probe samples (eval mode, as for sharpness), and each per
     parameter group (`diag/fisher_trace/<group>`, ...). Not measured on token sequences."""
 
+    enp_means = ("diag/fisher_trace", "diag/fisher_trace_empirical")
+
     def __init__(self, samples: int = 64) -> None:
         if samples < 1:
             raise ValueError(f"diagnostics.measures.fisher.samples must be >= 1, got {samples}.")

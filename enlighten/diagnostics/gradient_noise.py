@@ -20,6 +20,8 @@ class GradientNoise(Measure):
     labels, eval mode, as for sharpness: the loss is a function of the weights alone). Not measured on
     token sequences (a sample has no single label)."""
 
+    enp_means = ("diag/grad_noise_top", "diag/grad_noise_trace")
+
     def __init__(self, samples: int = 64) -> None:
         if samples < 2:
             raise ValueError(

@@ -11,6 +11,8 @@ from enlighten.phase.base import Phase
 
 
 class GradientNorms(Measure):
+    enp_means = ("diag/grad_norm",)
+
     def setup(self, probe: Probe) -> None:
         super().setup(probe)
         self.groups = parameter_groups(probe.model)

@@ -19,6 +19,8 @@ class Sharpness(Measure):
     loss is the mean cross-entropy with hard labels in eval mode, so batch norm uses its running
     statistics and the loss is a function of the weights alone."""
 
+    enp_means = ("diag/sharpness",)
+
     def __init__(self, iterations: int = 20, seed: int = 0) -> None:
         if iterations < 1:
             raise ValueError(f"diagnostics.measures.sharpness.iterations must be >= 1, got {iterations}.")

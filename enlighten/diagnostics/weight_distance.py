@@ -20,6 +20,8 @@ class WeightDistance(Measure):
     so W1 is the mean absolute difference of the sorted amplitudes. The initial amplitudes are taken
     at setup, before the first step (a resumed run rebuilds the same initial weights from its seed)."""
 
+    enp_means = ("diag/weight_w1",)
+
     def setup(self, probe: Probe) -> None:
         super().setup(probe)
         params = list(probe.model.parameters())

@@ -38,7 +38,7 @@ from torch import Tensor, nn
 
 from enlighten.phase.base import Phase
 from enlighten.strategies.mixer import Mixed, Mixer
-from enlighten.strategies.mixing import manifold_forward
+from enlighten.strategies.mixing import gaussian_blur, manifold_forward
 from enlighten.strategies.weighting import Mean
 
 
@@ -57,10 +57,16 @@ def soft_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
 class Plan:
     """What one step does. `alpha`: the Mixup alpha to mix at, or None for no mixing at all (a mixer
     with `cutmix_alpha` > 0 also mixes at alpha 0, by CutMix). `weigh`: whether the sample weighting
-    applies (otherwise every sample counts)."""
+    applies (otherwise every sample counts). The regularization of the step, which the loop applies:
+    `weight_decay` multiplies the optimizer's weight decay (optim.weight_decay); `augment` false trains
+    on the un-augmented images (no crop, no flip: the data's draws are made all the same, so a schedule
+    changes nothing else); `blur` > 0 blurs the step's images (Gaussian, that many pixels: a deficit)."""
 
     alpha: Optional[float] = None
     weigh: bool = True
+    weight_decay: float = 1.0
+    augment: bool = True
+    blur: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -108,7 +114,10 @@ class Batch:
 class Schedule:
     """When to mix, at which alpha, and when the weighting applies, as a function of the phase. This
     base class mixes at `alpha` on every step and always applies the weighting. Subclasses override
-    `plan`, and `alphas` when they mix at other values than `alpha`."""
+    `plan`, and `alphas` when they mix at other values than `alpha`; a schedule that turns augmentation
+    off sets `schedules_augmentation` (the loop then asks the plan before each batch is cut)."""
+
+    schedules_augmentation = False
 
     def plan(self, phase: Phase, alpha: float) -> Plan:
         """The plan of the step trained under `phase`; `alpha` is the mixer's (`strategy.mixer.alpha`:
@@ -118,6 +127,9 @@ class Schedule:
     def alphas(self, alpha: float) -> tuple[float, ...]:
         """Every alpha this schedule may mix at (empty: it never mixes); checked before training."""
         return (alpha,)
+
+    def check_input(self, input_shape: tuple) -> None:
+        """Raise ValueError for inputs this schedule cannot train on (a sample's shape), before any step."""
 
 
 class Strategy:
@@ -137,10 +149,17 @@ class Strategy:
         return self._effect(Phase(**first, in_enp=True)) != self._effect(Phase(**first, in_enp=False))
 
     def _effect(self, phase: Phase) -> tuple:
-        """What a plan does: the alpha it mixes at (None: no mixing) and whether samples are dropped."""
+        """What a plan does: the alpha it mixes at (None: no mixing), whether samples are dropped, and
+        its regularization."""
         plan = self.plan(phase)
         mixes = plan.alpha is not None and self.mixer.mixes(plan.alpha)
-        return (plan.alpha if mixes else None, plan.weigh and self.weighting.drops)
+        return (
+            plan.alpha if mixes else None,
+            plan.weigh and self.weighting.drops,
+            plan.weight_decay,
+            plan.augment,
+            plan.blur,
+        )
 
     def check(self, batch_size: int) -> None:
         """Raise ValueError for a setting this strategy cannot train with (called before any work). The
@@ -149,9 +168,11 @@ class Strategy:
             self.mixer.check(batch_size)
         self.weighting.check(batch_size)
 
-    def setup(self, num_classes: int, model: nn.Module | None = None) -> None:
-        """Called once the data and the model are known."""
+    def setup(self, num_classes: int, model: nn.Module | None = None, input_shape: tuple | None = None) -> None:
+        """Called once the data and the model are known (`input_shape`: a sample's, [C, H, W] for images)."""
         self.mixer.setup(num_classes, model, mixes=self.may_mix())
+        if input_shape is not None:
+            self.schedule.check_input(tuple(input_shape))
 
     def plan(self, phase: Phase) -> Plan:
         return self.schedule.plan(phase, self.mixer.alpha)
@@ -159,6 +180,8 @@ class Strategy:
     def prepare(self, x: Tensor, y: Tensor, phase: Phase) -> Batch:
         """The batch of the step trained under `phase`: mixed as its plan says (never in place)."""
         plan = self.plan(phase)
+        if plan.blur > 0:
+            x = gaussian_blur(x, plan.blur)
         if plan.alpha is None or not self.mixer.mixes(plan.alpha):
             mixed = Mixed(x, self.mixer.clean_targets(y), False)
         else:

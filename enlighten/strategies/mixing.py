@@ -1,5 +1,6 @@
 """How a batch is mixed: each sample's partner (the pairing), and Mixup, CutMix and Manifold Mixup at a
-given lambda. Training (the Mixup strategies) and the diagnostics both mix through these functions,
+given lambda (and the one other change a strategy makes to a batch's images: the blur of a deficit).
+Training (the Mixup strategies) and the diagnostics both mix through these functions,
 so a measurement mixes exactly as training does.
 
 Pairings (`mix.pairing`):
@@ -15,8 +16,11 @@ Pairings (`mix.pairing`):
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 PAIRINGS = ("permutation", "flip")
@@ -115,3 +119,17 @@ def check_manifold(model: nn.Module | None) -> None:
             f"mix.kind=manifold mixes hidden states between stages, but {type(model).__name__} has no "
             f"stem/stages: use resnet18, preactresnet18, preactresnet50, cnn or mlp, or mix.kind=input."
         )
+
+
+def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
+    """Images [B, C, H, W] blurred by a Gaussian of `sigma` pixels (a separable kernel of radius 3 sigma,
+    reflected at the borders). Linear with weights summing to 1, so blurring normalized images is
+    blurring the images, then normalizing."""
+    radius = max(1, min(math.ceil(3 * sigma), x.shape[-1] - 1, x.shape[-2] - 1))
+    offsets = torch.arange(-radius, radius + 1, device=x.device, dtype=torch.float64)
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel = (kernel / kernel.sum()).to(x.dtype)
+    c = x.shape[1]
+    x = F.pad(x, (radius, radius, radius, radius), mode="reflect")
+    x = F.conv2d(x, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(x, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)

@@ -218,6 +218,8 @@ class Trainer:
         self.train_model = torch.compile(train_model) if cfg.compile else train_model
         self.strategy, self.detector = strategy, detector
         self.optimizer, self.scheduler = optimizer, scheduler
+        # Each parameter group's weight decay as configured: a step's plan multiplies it (Plan.weight_decay).
+        self.base_weight_decay = [g.get("weight_decay", 0.0) for g in optimizer.param_groups]
         # fp16's gradients underflow unless the loss is scaled up first; the scaler adapts the scale
         # (its state is in every checkpoint, so a resume continues with the same scale). Off: a no-op.
         self.scaler = torch.amp.GradScaler(device.type, enabled=runtime.fp16)
@@ -357,6 +359,8 @@ class Trainer:
         """One optimizer step on the batch the strategy prepares for `phase`: the loss (on the device)
         and what the step did."""
         batch = self.strategy.prepare(x, y, phase)
+        for group, base in zip(self.optimizer.param_groups, self.base_weight_decay):
+            group["weight_decay"] = base * batch.plan.weight_decay
         with self.autocast():
             logits = batch.forward(self.train_model, self._to_model_layout(batch.x))
         loss = batch.reduce(soft_cross_entropy(logits, batch.target))
@@ -500,7 +504,13 @@ class Trainer:
             t0, steps_before = time.perf_counter(), tally.steps
             progress.start(epoch, tally.steps)
             shard = (self.dist.rank, self.dist.world_size)
-            for x, y in self.data.train_batches(cfg.batch_size, self.generator, shard, start=tally.steps):
+            # A schedule that turns augmentation off is asked before each batch is cut (the draws stay the same).
+            augment = (
+                {"augment": lambda epoch=epoch: self.strategy.plan(self._phase(epoch)).augment}
+                if self.strategy.schedule.schedules_augmentation
+                else {}
+            )
+            for x, y in self.data.train_batches(cfg.batch_size, self.generator, shard, start=tally.steps, **augment):
                 if self.step >= self.total_steps:  # trainer.max_steps reached inside this epoch
                     break
                 tally.steps += 1
