@@ -59,7 +59,7 @@ from hydra.utils import instantiate  # noqa: E402
 from omegaconf import OmegaConf, open_dict  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from enlighten.config import register_configs  # noqa: E402
+from enlighten.config import register_configs, without_applied  # noqa: E402
 from enlighten.data.base import InMemoryData, Normalize  # noqa: E402
 from enlighten.data.reuse import load_dataset  # noqa: E402
 from enlighten.results import atomic_write_text, read_json, read_jsonl  # noqa: E402
@@ -107,7 +107,7 @@ class BareLoop:
 
     def __init__(self, cfg, device: torch.device) -> None:
         self.device, self.batch_size = device, cfg.trainer.batch_size
-        data = load_dataset(cfg.dataset, device)  # the very tensors the run trains on
+        data = load_dataset(without_applied(cfg, "dataset"), device)  # the very tensors the run trains on
         model = build_model(cfg, data)  # built as run() builds it
         cuda = device.type == "cuda"
         self.layout = torch.channels_last if uses_channels_last(cfg, model) else torch.contiguous_format
@@ -340,10 +340,20 @@ def measurement_costs(
         max(1, repeats // 2),
     )
     epoch_s = step_s * (num_train // batch)
+    # The measures off by default (diagnostics=panel's), each on the monitor's probe: ms per row.
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        panel = compose(config_name="config", overrides=["diagnostics=panel"]).diagnostics.measures
+    instruments = {}
+    for name in (n for n, node in panel.items() if node is not None and n not in monitor.measures):
+        measure = instantiate(panel[name])
+        measure.setup(monitor.probe)
+        instruments[name] = round(1000 * best_seconds(lambda m=measure: read_values([m.row(in_enp)]), repeats), 1)
     return {
         "setting": f"{model_name} {'x'.join(map(str, input_shape))}, batch {batch}, dataset scope over {num_train}",
         "step_ms": round(1000 * step_s, 2),
         "probe_row_ms": round(1000 * row_s, 1),
+        "off_by_default_row_ms": instruments,  # each measure of diagnostics=panel the defaults leave off
+        "off_by_default_row_in_steps": {n: round(ms / (1000 * step_s), 2) for n, ms in instruments.items()},
         "enp_overhead": round(row_s / (monitor.enp_every_steps * step_s), 3),
         "after_enp_overhead": round(row_s / (monitor.every_steps * step_s), 4),
         "dataset_scope_seconds": round(dataset_s, 2),
@@ -561,7 +571,7 @@ def bench_throughput(device: torch.device, quick: bool, override_tflops: float |
         ]
         with tempfile.TemporaryDirectory() as out_dir:
             cfg = compose_run(base, out_dir, device)
-            net = instantiate(cfg.model, num_classes=10, input_shape=[3, 32, 32]).to(device)
+            net = instantiate(without_applied(cfg, "model"), num_classes=10, input_shape=[3, 32, 32]).to(device)
             flops = training_flops_per_image(net, (3, 32, 32), device)
         row = {"gflop_per_image": round(flops / 1e9, 3)}
         for compiled in ("false", "true"):

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from omegaconf import OmegaConf  # noqa: E402
 
-from enlighten.config import register_configs  # noqa: E402
+from enlighten.config import register_configs, without_applied  # noqa: E402
 from enlighten.errors import UserError  # noqa: E402
 from enlighten.sweeps import check_job, compose_job, expand, one_line_errors  # noqa: E402
 
@@ -43,7 +43,7 @@ def datasets(jobs: list[list[str]]) -> dict[str, dict]:
         seen.add(data_overrides)
         cfg = compose_job(job)
         check_job(cfg, Path("prepare_data"))  # a required setting left unset is named as train.py names it
-        node = OmegaConf.to_container(cfg.dataset, resolve=True)
+        node = OmegaConf.to_container(without_applied(cfg, "dataset"), resolve=True)
         key = f"{node['_target_']}:{node.get('name', '')}:{node.get('root', '')}"
         found.setdefault(key, node)
     return found

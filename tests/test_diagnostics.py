@@ -16,6 +16,8 @@ from torch import nn
 from enlighten.config import TrainerConfig
 from enlighten.data.synthetic import synthetic
 from enlighten.diagnostics.activations import Activations
+from enlighten.diagnostics.fisher import FisherTrace
+from enlighten.diagnostics.gradient_noise import GradientNoise
 from enlighten.diagnostics.gradient_norms import GradientNorms
 from enlighten.diagnostics.interference import Interference
 from enlighten.diagnostics.measures import (
@@ -34,6 +36,7 @@ from enlighten.diagnostics.monitor import Diagnostics, NoDiagnostics, on_grid
 from enlighten.diagnostics.sharpness import Sharpness
 from enlighten.diagnostics.stiffness import Stiffness, stiffness
 from enlighten.diagnostics.trajectories import ATD, BENR
+from enlighten.diagnostics.weight_distance import WeightDistance
 from enlighten.loggers.base import NoLogger
 from enlighten.models.cnn import cnn
 from enlighten.phase.accuracy import AccuracyThreshold
@@ -430,6 +433,9 @@ def test_diagnostics_never_change_training(tmp_path):
                 "stiffness": Stiffness(samples=4),
                 "sharpness": Sharpness(iterations=3),
                 "gradient_norms": GradientNorms(),
+                "gradient_noise": GradientNoise(samples=8),
+                "fisher": FisherTrace(samples=8),
+                "weight_distance": WeightDistance(),
             },
             every_steps=2,
             enp_every_steps=1,
