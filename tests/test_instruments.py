@@ -77,6 +77,23 @@ def test_gradient_noise_of_a_softmax_regression_is_the_covariance_of_the_closed_
     assert model.training and all(p.grad is None for p in model.parameters())
 
 
+def test_per_sample_gradients_one_by_one_equal_the_vectorized_ones():
+    """The fallback for models vmap cannot batch (one backward per sample) gives the same gradients, on
+    a model with batch norm in eval mode and an unused parameter."""
+    from enlighten.models.cnn import cnn
+
+    torch.manual_seed(0)
+    model = cnn(3, (1, 8, 8), width=0.25).eval()
+    model.unused = nn.Parameter(torch.ones(2))
+    x, y = torch.randn(5, 1, 8, 8), torch.randint(0, 3, (5,))
+    fast, slow = per_sample_gradients(model, x, y), per_sample_gradients(model, x, y, vectorized=False)
+    assert len(fast) == len(slow) == len(list(model.parameters()))
+    for a, b in zip(fast, slow):
+        assert torch.allclose(a, b, atol=1e-6)
+    unused = [n for n, _ in model.named_parameters()].index("unused")
+    assert torch.equal(fast[unused], torch.zeros(5, 2))  # the unused parameter: zeros in both
+
+
 # --------------------------------------------------------------------------------------------------
 # Fisher trace
 # --------------------------------------------------------------------------------------------------

@@ -59,23 +59,38 @@ def group_norms(tensors: Sequence[Tensor], groups: dict[str, list[int]], key: st
     return {key: torch.stack(list(norms.values())).norm(), **{f"{key}/{g}": n for g, n in norms.items()}}
 
 
-def per_sample_gradients(model: nn.Module, x: Tensor, y: Tensor, loss: Callable = None) -> list[Tensor]:
+def per_sample_gradients(
+    model: nn.Module, x: Tensor, y: Tensor, loss: Callable | None = None, vectorized: bool = True
+) -> list[Tensor]:
     """Each sample's gradient of its own loss (`loss(logits, target)`, default the cross-entropy with hard
-    labels), one tensor [n, *p.shape] per parameter in `model.parameters()` order, by torch.func (vmap
-    of grad): no `.grad`, no buffer written. Call it in eval mode: a batch-norm layer in train mode
-    has no statistics of one sample."""
+    labels), one tensor [n, *p.shape] per parameter in `model.parameters()` order; no `.grad`, no buffer
+    written. Vectorized by torch.func (vmap of grad); a model whose operations vmap cannot batch falls
+    back to one backward pass per sample (`vectorized=False` forces it). Call it in eval mode: a
+    batch-norm layer in train mode has no statistics of one sample."""
     from torch.func import functional_call, grad, vmap
 
     loss = loss or (lambda logits, target: torch.nn.functional.cross_entropy(logits.float(), target))
     names = [n for n, _ in model.named_parameters()]
-    params = {n: p.detach() for n, p in model.named_parameters()}
-    buffers = dict(model.named_buffers())
+    if vectorized:
+        params = {n: p.detach() for n, p in model.named_parameters()}
+        buffers = dict(model.named_buffers())
 
-    def sample_loss(weights: dict, xi: Tensor, yi: Tensor) -> Tensor:
-        return loss(functional_call(model, (weights, buffers), (xi.unsqueeze(0),)), yi.unsqueeze(0))
+        def sample_loss(weights: dict, xi: Tensor, yi: Tensor) -> Tensor:
+            return loss(functional_call(model, (weights, buffers), (xi.unsqueeze(0),)), yi.unsqueeze(0))
 
-    per_sample = vmap(grad(sample_loss), in_dims=(None, 0, 0))(params, x, y)
-    return [per_sample[n] for n in names]
+        try:
+            per_sample = vmap(grad(sample_loss), in_dims=(None, 0, 0))(params, x, y)
+            return [per_sample[n] for n in names]
+        except (RuntimeError, NotImplementedError):  # an operation vmap has no batching rule for
+            pass
+    params = list(model.parameters())
+    rows = [
+        torch.autograd.grad(loss(model(x[i : i + 1]), y[i : i + 1]), params, allow_unused=True) for i in range(len(x))
+    ]
+    return [
+        torch.stack([g if g is not None else torch.zeros_like(p) for g in (r[j] for r in rows)])
+        for j, p in enumerate(params)
+    ]
 
 
 # --------------------------------------------------------------------------------------------------
