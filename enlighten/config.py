@@ -270,12 +270,16 @@ _CHOICES = {
 
 def _check_applied(cfg: DictConfig) -> None:
     """model.init_scale and dataset.label_noise (APPLIED_BY_THE_RUN), before any work."""
-    model, dataset = cfg.get("model"), cfg.get("dataset")
-    scale = model.get("init_scale", 1.0) if isinstance(model, DictConfig) else 1.0
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
+
+    def given(group: str, key: str) -> bool:
+        return isinstance(cfg.get(group), DictConfig) and key in cfg[group]
+
+    def number(value) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    if given("model", "init_scale") and not (number(scale := cfg.model.init_scale) and scale > 0):
         raise ConfigError(f"model.init_scale must be a number > 0 (it multiplies the initial weights), got {scale!r}.")
-    noise = dataset.get("label_noise", 0.0) if isinstance(dataset, DictConfig) else 0.0
-    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0.0 <= noise < 1.0:
+    if given("dataset", "label_noise") and not (number(noise := cfg.dataset.label_noise) and 0 <= noise < 1):
         raise ConfigError(
             f"dataset.label_noise must be a number in [0, 1) (the share of training labels replaced), got {noise!r}."
         )

@@ -35,6 +35,7 @@ from enlighten.diagnostics.base import LABEL_NOISE_STREAM, stream_generator
 from enlighten.diagnostics.monitor import NoDiagnostics
 from enlighten.errors import Interrupted, UserError
 from enlighten.loggers.base import Logger, NoLogger
+from enlighten.models.layers import is_weight
 from enlighten.provenance import provenance
 from enlighten.results import (
     SUMMARY_FILE,
@@ -501,10 +502,15 @@ def _load_data(cfg: DictConfig, device: torch.device, group, strategy):
             f"strategy {choice(cfg, 'strategy')} mixes inputs, but {data.name} gives token ids, which cannot be "
             f"mixed: use strategy=vanilla, high_loss_removal or its controls (with strategy.mixer.alpha=0)."
         )
-    if strategy.schedule.schedules_augmentation and not isinstance(data, InMemoryData):
+    if strategy.schedule.schedules_augmentation and (data.tokens or not isinstance(data, InMemoryData)):
+        why = (
+            "gives token sequences, which are not augmented"
+            if data.tokens
+            else "streams its images from disk (for an image folder: dataset.in_memory=true)"
+        )
         raise ConfigError(
-            f"strategy {choice(cfg, 'strategy')} turns augmentation on and off, which needs images held in memory; "
-            f"{data.name} is not (for an image folder: dataset.in_memory=true)."
+            f"strategy {choice(cfg, 'strategy')} turns augmentation on and off, which needs images held in "
+            f"memory; {data.name} {why}."
         )
     if cfg.dataset.label_noise:  # on a copy: a reused dataset stays clean for the next job
         if data.tokens or not hasattr(data, "with_label_noise"):
@@ -528,7 +534,7 @@ def build_model(cfg: DictConfig, data) -> torch.nn.Module:
     if cfg.model.init_scale != 1.0:  # the weight matrices and kernels, not biases or normalization scales
         with torch.no_grad():
             for p in model.parameters():
-                if p.ndim >= 2:
+                if is_weight(p):
                     p.mul_(cfg.model.init_scale)
     return model
 

@@ -5,7 +5,7 @@
 One panel per measure (default: every `diag/<name>` in the runs' diagnostics.jsonl, per-group values
 aside): mean ± sd over the runs of each group (--group: a config key such as optim.lr, or a group such as
 strategy; default: all runs together), each group's ENP end (the median of its runs' `enp_end_step`)
-dotted in its colour. The step axis is logarithmic (initialization drawn at step 1) unless --linear.
+dotted in its colour. The step axis is logarithmic (initialization drawn at step 0.5) unless --linear.
 Reads summary.json and diagnostics.jsonl only. To tabulate a measure where the ENP ends:
 `scripts/make_tables.py DIR --at-enp-end --extra diag/<name>`.
 """

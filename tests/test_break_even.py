@@ -33,7 +33,8 @@ def planted_run(lr: float, batch: int, seed: int, peak: float, peak_step: int, e
                 "diag/sharpness": 2 * value,
             }
         )
-    rows.append({"step": enp_end, "event": "enp_end", "diag/grad_noise_top": 0.0})
+    if enp_end is not None:
+        rows.append({"step": enp_end, "event": "enp_end", "diag/grad_noise_top": 0.0})
     return {
         "status": "completed",
         "config": {"optim": {"lr": lr}, "trainer": {"batch_size": batch}, "seed": seed},
@@ -80,6 +81,14 @@ def test_no_effect_is_inconclusive_and_a_late_peak_fails_the_timing():
     mixed = analyse(design(lambda lr, b: b / lr, lambda lr, b: 500 if lr == 0.01 or b == 512 else 80))
     assert mixed["verdicts"]["P3"] == "mixed" and mixed["near_share"] == 0.6  # 3 of the 5 cells near
     assert mixed["verdicts"]["overall"] == "reproduced"
+
+
+def test_a_run_whose_enp_never_ended_counts_as_not_near_its_end():
+    runs = design(lambda lr, b: b / lr, lambda lr, b: 80)
+    for run in runs[: len(runs) // 2]:
+        run["enp_end_step"] = None
+    result = analyse(runs)
+    assert result["near_runs"] == (len(runs) - len(runs) // 2, len(runs)) and result["verdicts"]["P3"] == "mixed"
 
 
 def test_the_committed_report_is_rebuilt_from_the_committed_data(tmp_path):

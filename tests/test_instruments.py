@@ -94,6 +94,31 @@ def test_per_sample_gradients_one_by_one_equal_the_vectorized_ones():
     assert torch.equal(fast[unused], torch.zeros(5, 2))  # the unused parameter: zeros in both
 
 
+class ReadsAValue(nn.Linear):
+    """A layer whose forward reads a value to the host, which vmap cannot batch."""
+
+    def forward(self, x):
+        return super().forward(x) * (1.0 if float(x.abs().sum()) >= 0 else 0.0)
+
+
+def test_a_model_vmap_cannot_batch_falls_back_to_one_backward_per_sample_with_the_same_values(caplog):
+    torch.manual_seed(0)
+    plain, reads = nn.Linear(5, 3), ReadsAValue(5, 3)
+    reads.load_state_dict(plain.state_dict())
+    x, y = torch.randn(6, 5), torch.randint(0, 3, (6,))
+    with torch.no_grad():  # as a caller under no_grad: the fallback takes its gradients all the same
+        expected, got = per_sample_gradients(plain, x, y), per_sample_gradients(reads, x, y)
+    for a, b in zip(expected, got):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_a_measure_on_more_samples_than_the_probe_is_refused_naming_both_settings():
+    from enlighten.diagnostics.monitor import Diagnostics
+
+    with pytest.raises(ValueError, match=r"diagnostics.measures.gradient_noise.samples=65 .*diagnostics.probe_size=64"):
+        Diagnostics({"gradient_noise": GradientNoise(samples=65)}, probe_size=64)
+
+
 # --------------------------------------------------------------------------------------------------
 # Fisher trace
 # --------------------------------------------------------------------------------------------------

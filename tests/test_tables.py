@@ -154,6 +154,24 @@ def test_any_measure_is_tabulated_where_each_run_s_enp_ended(tmp_path):
     assert both.returncode != 0 and "give one" in both.stderr
 
 
+def test_each_group_s_enp_end_is_drawn_at_its_median_in_its_colour(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from enlighten.analysis.figures import measures_against_step
+    from enlighten.analysis.runs import load_runs
+
+    _runs_with_rows(tmp_path, {"vanilla": [2.0, 4.0, 6.0]})  # ENP ends at 40, 50, 60
+    fig, ax = plt.subplots()
+    measures_against_step(lambda i: ax, {"vanilla": load_runs([tmp_path])}, ["diag/sharpness"])
+    mean_line, enp_line = ax.lines
+    assert list(enp_line.get_xdata()) == [50.0, 50.0] and enp_line.get_color() == mean_line.get_color()
+    assert list(mean_line.get_xdata()) == [0.5, 100.0]  # probe rows only (not the enp_end events); step 0 at 0.5
+    plt.close(fig)
+
+
 @pytest.mark.e2e
 def test_plot_measures_draws_a_panel_per_measure_with_the_enp_end(tmp_path):
     _runs_with_rows(tmp_path / "runs", {"vanilla": [2.0, 4.0], "mixup": [3.0, 5.0]})

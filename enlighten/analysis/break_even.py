@@ -53,17 +53,21 @@ def _slope_test(cells: list[dict], axis: str, values: tuple, held: tuple[str, fl
         if c[held[0]] == held[1] and c[axis] in values:
             by_seed[c["seed"]][c[axis]] = c[outcome]
     per_seed = []
-    for seed in sorted(by_seed):
-        if len(by_seed[seed]) == len(values):
+    for seed in sorted(by_seed):  # a seed without every value, or with a peak <= 0 (no log), is left out
+        if len(by_seed[seed]) == len(values) and all(by_seed[seed][v] > 0 for v in values):
             x = [math.log(v) for v in values]
             per_seed.append(slopes([math.log(by_seed[seed][v]) for v in values], {"x": x})["x"])
     return one_sample(per_seed)
 
 
+def _near(cell: dict) -> bool:
+    return bool(cell["enp_end"]) and cell["peak_step"] <= NEAR * cell["enp_end"]
+
+
 def _verdict(t: TestResult, sign: int) -> str:
     """`sign` -1: the prediction is a negative slope."""
     if not math.isfinite(t.ci_low):
-        return "inconclusive (too few seeds)"
+        return "inconclusive (no CI: fewer than 2 seeds, or every slope the same)"
     if (sign < 0 and t.ci_high < 0) or (sign > 0 and t.ci_low > 0):
         return "reproduced"
     if (sign < 0 and t.ci_low > 0) or (sign > 0 and t.ci_high < 0):
@@ -81,10 +85,13 @@ def analyse(runs: list[dict]) -> dict:
         for outcome in ("peak_K", "peak_H", "peak_trK")
     }
     timed = [c for c in cells if c["enp_end"]]
-    near = [c["peak_step"] <= NEAR * c["enp_end"] for c in timed]
+    near = [_near(c) for c in cells]  # a run whose ENP never ended is not near its end
     share = float(np.mean(near)) if near else math.nan
     p1, p2 = _verdict(tests[("lr", "peak_K")], -1), _verdict(tests[("batch", "peak_K")], +1)
-    p3 = "holds" if share >= HOLDS else "fails" if share < FAILS else "mixed"
+    if not near:
+        p3 = "inconclusive (no run)"
+    else:
+        p3 = "holds" if share >= HOLDS else "fails" if share < FAILS else "mixed"
     reproduced = [p1, p2].count("reproduced")
     overall = {2: "reproduced", 1: "partly reproduced", 0: "not reproduced"}[reproduced]
     return {
@@ -163,15 +170,37 @@ def _cell_table(cells: list[dict], axis: str, values: tuple) -> list[str]:
             x = np.array([scale * c[key] for c in cs], dtype=float)
             return f"{x.mean():.{digits}f} ± {x.std(ddof=1) if len(x) > 1 else 0.0:.{digits}f}"
 
-        ratio = np.median([c["peak_step"] / c["enp_end"] for c in cs if c["enp_end"]])
+        ratios = [c["peak_step"] / c["enp_end"] for c in cs if c["enp_end"]]
+        ratio = float(np.median(ratios)) if ratios else math.nan
         lines.append(
             f"| {v:g} | {len(cs)} | {ms('peak_K', digits=2)} | {ms('peak_step', digits=0)} | "
             f"{ms('enp_end', digits=0)} | {ratio:.1f} (median) | "
-            f"{sum(c['peak_step'] <= NEAR * c['enp_end'] for c in cs if c['enp_end'])}/{len(cs)} | "
+            f"{sum(_near(c) for c in cs)}/{len(cs)} | "
             f"{sum(c['interior'] for c in cs)}/{len(cs)} | {ms('peak_trK', digits=1)} | {ms('peak_H', digits=1)} | "
             f"{ms('test_acc', scale=100.0, digits=2)} |"
         )
     return lines
+
+
+def _plateaus(result: dict) -> list[str]:
+    """The plan's caveat: the cells where under half the runs rose and fell inside the window."""
+    cells = [("lr", c["lr"], c) for c in result["lr_cells"]] + [
+        ("batch", c["batch"], c) for c in result["batch_cells"] if c["batch"] != LR_BATCH
+    ]
+    by_cell: dict[tuple, list[dict]] = defaultdict(list)
+    for axis, value, c in cells:
+        by_cell[(axis, value)].append(c)
+    flat = [
+        f"{axis} {value:g}" for (axis, value), cs in by_cell.items() if sum(c["interior"] for c in cs) < len(cs) / 2
+    ]
+    if not flat:
+        return []
+    return [
+        f'In {", ".join(flat)}, under half of the runs have an interior peak: there the "peak" is the largest '
+        f"value in the window (lambda_1(K) still rising, or level, at step {LAST_STEP:,}), not a rise and fall, "
+        "and the comparison is of window maxima.",
+        "",
+    ]
 
 
 def render(result: dict, head: list[str], figure_name: str | None, deviations: list[str]) -> str:
@@ -193,6 +222,7 @@ def render(result: dict, head: list[str], figure_name: str | None, deviations: l
         f"{result['near_share']:.2f}; holds at >= {HOLDS:g}, fails under {FAILS:g}); the median peak step / ENP "
         f"end is {result['ratio_median']:.1f}.",
         "",
+        *_plateaus(result),
         "## The cells",
         'Mean ± sd over seeds; "near": runs whose peak step is at most twice the ENP end; "interior": the peak is '
         "not the window's last row and lambda_1(K) at step 1,000 is below 0.8x the peak.",

@@ -58,15 +58,13 @@ def measures_against_step(ax_of, groups: dict[str, list[dict]], keys: list[str],
                 }
                 for r in runs
             ]
-            if log_x:  # step 0 has no place on a log axis: initialization is drawn at step 1's position
-                series = [
-                    {max(step, 1) if step == 0 and 1 not in s else step: v for step, v in s.items()} for s in series
-                ]
+            if log_x:  # step 0 has no place on a log axis: initialization is drawn at step 0.5
+                series = [{(0.5 if step == 0 else step): v for step, v in s.items()} for s in series]
             band(ax, series, name, every_run=False)
             ends = [r["enp_end_step"] for r in runs if r.get("enp_end_step") is not None]
             if ends and ax.lines:
                 ax.axvline(float(np.median(ends)), color=ax.lines[-1].get_color(), linestyle=":", linewidth=1.2)
         ax.set_title(key)
-        ax.set_xlabel("step (dotted: the ENP end, median)")
+        ax.set_xlabel("step (initialization at 0.5; dotted: the ENP end)" if log_x else "step (dotted: the ENP end)")
         if log_x:
             ax.set_xscale("log")

@@ -22,6 +22,7 @@ import torch
 from scipy.special import betainc
 from torch import Tensor, nn
 
+from enlighten.console import log
 from enlighten.strategies.base import soft_cross_entropy
 from enlighten.strategies.mixing import centred_box, cutmix_inputs, manifold_forward, mix_inputs, mixed_targets
 
@@ -81,16 +82,26 @@ def per_sample_gradients(
         try:
             per_sample = vmap(grad(sample_loss), in_dims=(None, 0, 0))(params, x, y)
             return [per_sample[n] for n in names]
-        except (RuntimeError, NotImplementedError):  # an operation vmap has no batching rule for
-            pass
+        except (RuntimeError, NotImplementedError) as e:
+            if "vmap" not in str(e) and "atching rule" not in str(e):
+                raise  # not vmap's refusal (out of memory, a bug): never hidden behind the slow path
+            if not _said_per_sample_loop:
+                _said_per_sample_loop.append(type(model).__name__)
+                log.info(
+                    f"diagnostics: vmap cannot batch {type(model).__name__} ({str(e).splitlines()[0][:120]}); "
+                    f"per-sample gradients take one backward pass per sample."
+                )
     params = list(model.parameters())
-    rows = [
-        torch.autograd.grad(loss(model(x[i : i + 1]), y[i : i + 1]), params, allow_unused=True) for i in range(len(x))
-    ]
-    return [
-        torch.stack([g if g is not None else torch.zeros_like(p) for g in (r[j] for r in rows)])
-        for j, p in enumerate(params)
-    ]
+    trainable = [p for p in params if p.requires_grad]
+    rows = []
+    with torch.enable_grad():
+        for i in range(len(x)):
+            grads = torch.autograd.grad(loss(model(x[i : i + 1]), y[i : i + 1]), trainable, allow_unused=True)
+            rows.append({id(p): g for p, g in zip(trainable, grads) if g is not None})
+    return [torch.stack([r.get(id(p), torch.zeros_like(p)) for r in rows]) for p in params]
+
+
+_said_per_sample_loop: list[str] = []  # the fallback is said once per process
 
 
 # --------------------------------------------------------------------------------------------------

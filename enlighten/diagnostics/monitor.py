@@ -79,6 +79,12 @@ class Diagnostics:
                     f"diagnostics.measures.{name} is a {type(measure).__name__}, not a Measure "
                     f"(enlighten.diagnostics.base.Measure): give it a _target_ that builds one, or null to turn it off."
                 )
+        for name, measure in measures.items():  # a measure on the first `samples` of the probe
+            if measure is not None and getattr(measure, "samples", 0) > probe_size:
+                raise ValueError(
+                    f"diagnostics.measures.{name}.samples={measure.samples} is more than the probe holds "
+                    f"(diagnostics.probe_size={probe_size}): lower it, or raise diagnostics.probe_size."
+                )
         self.measures = {name: m for name, m in measures.items() if m is not None}
         self.every_steps, self.enp_every_steps = every_steps, enp_every_steps
         self.probe_size, self.seed, self.grid_from = probe_size, seed, grid_from

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from enlighten.diagnostics.base import Measure, Probe
 from enlighten.diagnostics.measures import parameter_groups
+from enlighten.models.layers import is_weight
 from enlighten.phase.base import Phase
 
 
@@ -26,9 +27,9 @@ class WeightDistance(Measure):
         super().setup(probe)
         params = list(probe.model.parameters())
         self.groups = {
-            g: [i for i in idx if params[i].ndim >= 2]
+            g: [i for i in idx if is_weight(params[i])]
             for g, idx in parameter_groups(probe.model).items()
-            if any(params[i].ndim >= 2 for i in idx)
+            if any(is_weight(params[i]) for i in idx)
         }
         self.initial = {g: _amplitudes(params, idx) for g, idx in self.groups.items()}
         self.initial_all = torch.sort(torch.cat(list(self.initial.values())))[0]

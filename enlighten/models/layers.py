@@ -8,6 +8,12 @@ import torch
 from torch import nn
 
 
+def is_weight(p: torch.Tensor) -> bool:
+    """A weight matrix or kernel (2 or more dimensions), not a bias or a normalization scale: what
+    `model.init_scale` multiplies and `diagnostics=weight_distance` follows."""
+    return p.ndim >= 2
+
+
 def check_width(width: float) -> float:
     """Reject non-positive width multipliers early, with the offending value in the message."""
     if not width > 0:
