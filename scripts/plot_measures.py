@@ -2,8 +2,8 @@
 
     python scripts/plot_measures.py DIR... --out FIG [--measures diag/a,diag/b] [--group KEY] [--linear]
 
-One panel per measure (default: every `diag/<name>` in the runs' diagnostics.jsonl, per-group values
-aside): mean ± sd over the runs of each group (--group: a config key such as optim.lr, or a group such as
+One panel per measure (default: every `diag/<name>` in the runs' diagnostics.jsonl, its per-group and
+per-lambda variants aside: name those with --measures): mean ± sd over the runs of each group (--group: a config key such as optim.lr, or a group such as
 strategy; default: all runs together), each group's ENP end (the median of its runs' `enp_end_step`)
 dotted in its colour. The step axis is logarithmic (initialization drawn at step 0.5) unless --linear.
 Reads summary.json and diagnostics.jsonl only. To tabulate a measure where the ENP ends:

@@ -34,11 +34,16 @@ def save(fig, out_dir: Path, stem: str) -> str:
 
 
 def measure_keys(runs: list[dict]) -> list[str]:
-    """Every measure in the runs' probe rows (`diag/<name>`; the per-group `diag/<name>/<group>` aside)."""
+    """Every measure in the runs' probe rows (`diag/<name>` with numbers), without the variants of one
+    (per group `diag/<name>/<group>`, per lambda `diag/<name>@<lambda>`) and the rows' labels (the
+    alpha measured at, `diag/pairing`, ...)."""
     from enlighten.analysis.runs import read_rows
 
-    keys = {k for r in runs for row in read_rows(r, "diagnostics.jsonl") for k in row if k.count("/") == 1}
-    return sorted(k for k in keys if k.startswith("diag/"))
+    rows = [row for r in runs for row in read_rows(r, "diagnostics.jsonl")]
+    numbers = {k for row in rows for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return sorted(
+        k for k in numbers if k.startswith("diag/") and k.count("/") == 1 and "@" not in k and k != "diag/alpha"
+    )
 
 
 def measures_against_step(ax_of, groups: dict[str, list[dict]], keys: list[str], log_x: bool = True) -> None:
