@@ -3,9 +3,10 @@
     python scripts/plot_measures.py DIR... --out FIG [--measures diag/a,diag/b] [--group KEY] [--linear]
 
 One panel per measure (default: every `diag/<name>` in the runs' diagnostics.jsonl, its per-group and
-per-lambda variants aside: name those with --measures): mean ± sd over the runs of each group (--group: a config key such as optim.lr, or a group such as
-strategy; default: all runs together), each group's ENP end (the median of its runs' `enp_end_step`)
-dotted in its colour. The step axis is logarithmic (initialization drawn at step 0.5) unless --linear.
+per-lambda variants aside: name those with --measures): mean ± sd over the runs of each group
+(--group: a config key such as optim.lr, or a group such as strategy; default: all runs together),
+each group's ENP end (the median of its runs' `enp_end_step`) dotted in its colour. The step axis is
+logarithmic (initialization drawn at step 0.5) unless --linear.
 Reads summary.json and diagnostics.jsonl only. To tabulate a measure where the ENP ends:
 `scripts/make_tables.py DIR --at-enp-end --extra diag/<name>`.
 """
@@ -25,7 +26,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from enlighten.analysis.figures import measure_keys, measures_against_step, save  # noqa: E402
-from enlighten.analysis.runs import DuplicateRuns, drop_duplicates, load_runs, lookup  # noqa: E402
+from enlighten.analysis.runs import completed_runs, lookup  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,11 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--linear", action="store_true", help="a linear step axis")
     args = ap.parse_args(argv)
     try:
-        runs = [r for r in drop_duplicates(load_runs(args.dirs)) if r.get("status") == "completed"]
-    except (FileNotFoundError, DuplicateRuns) as e:
+        runs = completed_runs(args.dirs)
+    except (FileNotFoundError, ValueError) as e:  # no folder, no completed run, a run repeated
         sys.exit(f"error: {e}")
-    if not runs:
-        sys.exit(f"error: no completed run under {', '.join(args.dirs)}")
     available = measure_keys(runs)
     keys = args.measures.split(",") if args.measures else available
     if unknown := [k for k in keys if k not in available]:

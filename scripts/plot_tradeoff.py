@@ -34,9 +34,7 @@ from matplotlib.ticker import NullFormatter  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from enlighten.analysis.figures import band  # noqa: E402
 from enlighten.analysis.runs import (
-    DuplicateRuns,
-    drop_duplicates,
-    load_runs,
+    completed_runs,
     lookup,
     paired_stats,  # noqa: E402
     read_rows,
@@ -263,11 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cell", help="KEY=VALUE,... choosing the cell whose learning curves are shown")
     args = ap.parse_args(argv)
     try:
-        runs = [r for r in drop_duplicates(load_runs(args.dirs)) if r.get("status") == "completed"]
-    except (FileNotFoundError, DuplicateRuns) as e:
+        runs = completed_runs(args.dirs)
+    except (FileNotFoundError, ValueError) as e:  # no folder, no completed run, a run repeated
         sys.exit(f"error: {e}")
-    if not runs:
-        sys.exit("error: no completed runs")
     drawn_by = ["strategy", "mix.alpha", "dataset.fraction", "model.width"]  # what separates the figure's curves
     if added := separating_keys(runs, drawn_by):
         sys.exit(

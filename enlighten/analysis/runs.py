@@ -171,6 +171,15 @@ def drop_duplicates(runs: list[dict], keep_newest: bool = False) -> list[dict]:
     return runs
 
 
+def completed_runs(dirs) -> list[dict]:
+    """The completed runs under `dirs`, each config and seed once (a repeat is a `DuplicateRuns` error);
+    a ValueError naming the folders when there is none (FileNotFoundError for a folder that is not)."""
+    runs = [r for r in drop_duplicates(load_runs(dirs)) if r.get("status") == "completed"]
+    if not runs:
+        raise ValueError(f"no completed run under {', '.join(map(str, dirs))}")
+    return runs
+
+
 def pairs(members: list[dict], baseline: list[dict], keys: tuple[str, ...]) -> list[tuple[dict, dict]]:
     """(member, baseline run) for each member whose config equals a baseline run's in everything
     but `keys` (and what they set). Two baseline runs that differ only in `keys` would make the
