@@ -15,7 +15,7 @@ from torch import Tensor
 
 from enlighten.console import log
 from enlighten.diagnostics.base import Measure, Probe
-from enlighten.diagnostics.measures import parameter_groups, per_sample_gradients
+from enlighten.diagnostics.measures import in_mode, parameter_groups, per_sample_gradients
 from enlighten.phase.base import Phase
 
 
@@ -40,9 +40,7 @@ class FisherTrace(Measure):
         if not self.probe.can_mix:
             return {}
         model, x, y = self.probe.model, self.probe.x[: self.samples], self.probe.y[: self.samples]
-        was_training = model.training
-        model.eval()
-        try:
+        with in_mode(model, training=False):
             with torch.no_grad():
                 probs = torch.softmax(model(x).float(), -1).double()
             empirical = _squared_norms(per_sample_gradients(model, x, y))  # [n, parameters]
@@ -50,8 +48,6 @@ class FisherTrace(Measure):
                 probs[:, c, None] * _squared_norms(per_sample_gradients(model, x, torch.full_like(y, c)))
                 for c in range(probs.shape[1])
             )
-        finally:
-            model.train(was_training)
         return {**self._traces(fisher, "diag/fisher_trace"), **self._traces(empirical, "diag/fisher_trace_empirical")}
 
     def _traces(self, per_parameter: Tensor, key: str) -> dict[str, Tensor]:

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from enlighten.console import log
 from enlighten.diagnostics.base import Measure, Probe
-from enlighten.diagnostics.measures import per_sample_gradients
+from enlighten.diagnostics.measures import in_mode, per_sample_gradients
 from enlighten.phase.base import Phase
 
 
@@ -38,12 +38,8 @@ class GradientNoise(Measure):
         if not self.probe.can_mix:
             return {}
         model = self.probe.model
-        was_training = model.training
-        model.eval()
-        try:
+        with in_mode(model, training=False):
             grads = per_sample_gradients(model, self.probe.x[: self.samples], self.probe.y[: self.samples])
-        finally:
-            model.train(was_training)
         return gradient_covariance(grads)
 
 

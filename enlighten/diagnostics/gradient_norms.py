@@ -6,7 +6,13 @@ training sees them; the running statistics restored), with the targets training 
 from __future__ import annotations
 
 from enlighten.diagnostics.base import Measure, Probe
-from enlighten.diagnostics.measures import clean_gradients, group_norms, parameter_groups, preserved_buffers
+from enlighten.diagnostics.measures import (
+    clean_gradients,
+    group_norms,
+    in_mode,
+    parameter_groups,
+    preserved_buffers,
+)
 from enlighten.phase.base import Phase
 
 
@@ -19,11 +25,6 @@ class GradientNorms(Measure):
 
     def row(self, phase: Phase) -> dict:
         model, p = self.probe.model, self.probe
-        was_training = model.training
-        model.train()
-        try:
-            with preserved_buffers(model):
-                grads = clean_gradients(model, p.x, p.y, p.data.num_classes, p.strategy.mixer.label_smoothing)
-        finally:
-            model.train(was_training)
+        with in_mode(model, training=True), preserved_buffers(model):
+            grads = clean_gradients(model, p.x, p.y, p.data.num_classes, p.strategy.mixer.label_smoothing)
         return group_norms(grads, self.groups, "diag/grad_norm")

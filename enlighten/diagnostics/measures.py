@@ -128,6 +128,17 @@ def at_lambda_0(measure: str) -> float:
 
 
 @contextlib.contextmanager
+def in_mode(model: nn.Module, training: bool) -> Iterator[None]:
+    """The model in train (`training`) or eval mode inside, and in the mode it was in on exit."""
+    was_training = model.training
+    model.train(training)
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+@contextlib.contextmanager
 def preserved_buffers(model: nn.Module) -> Iterator[None]:
     """Restore every buffer (batch-norm running statistics, counters) on exit."""
     saved = [b.detach().clone() for b in model.buffers()]

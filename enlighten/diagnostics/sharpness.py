@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from enlighten.diagnostics.base import Measure, Probe
+from enlighten.diagnostics.measures import in_mode
 from enlighten.phase.base import Phase
 
 
@@ -35,9 +36,7 @@ class Sharpness(Measure):
 
     def row(self, phase: Phase) -> dict:
         model, x, y = self.probe.model, self.probe.x, self.probe.y
-        was_training = model.training
-        model.eval()
-        try:
+        with in_mode(model, training=False):
             logits = model(x)
             loss = F.cross_entropy(logits.flatten(0, -2).float(), y.flatten())
             grads = torch.autograd.grad(loss, self.params, create_graph=True)
@@ -46,8 +45,6 @@ class Sharpness(Measure):
                 hv = torch.autograd.grad(grads, self.params, grad_outputs=v, retain_graph=True)
                 eigenvalue = sum((h * u).sum() for h, u in zip(hv, v))  # v has unit norm
                 v = _unit([h.detach() for h in hv])
-        finally:
-            model.train(was_training)
         return {"diag/sharpness": eigenvalue.detach().double()}
 
 
