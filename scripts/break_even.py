@@ -1,7 +1,7 @@
 """The break-even point at CPU scale (Jastrzebski et al. 2020), under the plan of
 docs/results/break_even_plan.md: the sweeps, the data file, the report and its figure.
 
-    python scripts/break_even.py [--dir DIR] [--threads T] [OVERRIDE...]   # the sweeps, then the report
+    python scripts/break_even.py [--dir DIR] [--threads 2] [OVERRIDE...]   # the sweeps, then the report
     python scripts/break_even.py --report-only                            # the report from the data file
 
 The sweeps write into DIR (outputs/break_even) and skip completed jobs, so an interrupted run resumes.
@@ -87,7 +87,7 @@ def write_report(data: Path, out: Path, figures: bool = True) -> None:
         HEADER_END,
     ]
     name = figure(runs, out.parent, out.stem) if figures else None
-    atomic_write_text(out, render(analyse(runs), head, name, plan_deviations(PLAN)))
+    atomic_write_text(out, render(analyse(runs), head, name, plan_deviations(PLAN), runs))
     print(f"break_even: the report is {out}")
 
 
@@ -96,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=REPO / "outputs" / "break_even")
     parser.add_argument("--data", type=Path, default=RESULTS / "break_even_data.jsonl.gz")
     parser.add_argument("--out", type=Path, default=RESULTS / "break_even.md")
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads per run (results depend on it)")
+    parser.add_argument(
+        "--threads", type=int, default=2, help="CPU threads per run (results depend on it; the committed runs: 2)"
+    )
     parser.add_argument("--report-only", action="store_true", help="rebuild the report from --data")
     parser.add_argument("--no-figure", action="store_true", help="the report without its figure")
     parser.add_argument("overrides", nargs="*")

@@ -94,16 +94,35 @@ def test_a_run_with_label_noise_records_what_it_replaced(tmp_path):
 def test_regularize_in_window_regularizes_inside_only():
     enp = RegularizeInWindow(window="enp")
     inside, outside = enp.plan(phase(in_enp=True), 1.0), enp.plan(phase(in_enp=False), 1.0)
-    assert (inside.alpha, inside.weight_decay, inside.augment) == (None, 1.0, True)
-    assert (outside.alpha, outside.weight_decay, outside.augment) == (None, 0.0, False)
-    late = RegularizeInWindow(window="after_enp", weight_decay_outside=0.5)
-    assert late.plan(phase(in_enp=True), 0.0).weight_decay == 0.5 and late.plan(phase(in_enp=False), 0.0).augment
+    assert (inside.alpha, inside.weight_decay_scale, inside.augment) == (None, 1.0, True)
+    assert (outside.alpha, outside.weight_decay_scale, outside.augment) == (None, 0.0, False)
+    late = RegularizeInWindow(window="after_enp", weight_decay_scale_outside=0.5)
+    assert late.plan(phase(in_enp=True), 0.0).weight_decay_scale == 0.5 and late.plan(phase(in_enp=False), 0.0).augment
     epochs = RegularizeInWindow(window="epochs", epochs=(2, 4))
     assert [epochs.plan(phase(epoch=e), 0.0).augment for e in range(6)] == [False, False, True, True, False, False]
     with pytest.raises(ValueError, match="strategy.schedule.window"):
         RegularizeInWindow(window="early")
     with pytest.raises(ValueError, match="strategy.schedule.epochs"):
         RegularizeInWindow(window="epochs", epochs=(3, 3))
+
+
+def test_a_schedule_that_turns_augmentation_off_must_say_so():
+    """The loop asks for the plan before cutting the batch only when the schedule sets
+    `schedules_augmentation`; a plan without augmentation from one that does not is refused, not ignored."""
+    from enlighten.strategies.base import Plan, Schedule, Strategy
+    from enlighten.strategies.mixer import Mixer
+    from enlighten.strategies.weighting import Mean
+
+    class Unannounced(Schedule):
+        def plan(self, phase, alpha):
+            return Plan(alpha=None, augment=False)
+
+    strategy = Strategy(Mixer(), Mean(), Unannounced())
+    strategy.setup(3)
+    with pytest.raises(ValueError, match="schedules_augmentation"):
+        strategy.prepare(torch.zeros(4, 1, 8, 8), torch.zeros(4, dtype=torch.long), phase())
+    Unannounced.schedules_augmentation = True
+    assert strategy.prepare(torch.zeros(4, 1, 8, 8), torch.zeros(4, dtype=torch.long), phase()).plan.augment is False
 
 
 def test_blur_deficit_blurs_until_its_step_or_the_enp_end():

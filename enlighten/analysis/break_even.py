@@ -24,13 +24,25 @@ NEAR = 2.0  # "near the ENP end": the peak at most this many times the ENP's len
 HOLDS, FAILS = 0.75, 0.5  # P3: the share of runs near the ENP end that holds it, and under which it fails
 
 
+def _probe_rows(run: dict) -> list[dict]:
+    """The run's probe rows of steps 0-1,000. The `enp_end` event rows are left out: each repeats the
+    probe where the ENP ended, between two probe rows (never a run's maximum in the committed data)."""
+    return [r for r in read_rows(run, "diagnostics.jsonl") if "event" not in r and r["step"] <= LAST_STEP]
+
+
+def _interior(series: list[tuple[float, int]]) -> bool:
+    """(value, step) pairs rise and fall inside the window: the maximum is not the last row, and the last
+    row is below 0.8x the maximum."""
+    (peak, peak_step), last = max(series), max(series, key=lambda v: v[1])
+    return peak_step != last[1] and last[0] < 0.8 * peak
+
+
 def outcomes(run: dict) -> dict:
     """The plan's outcomes of one run: the peaks of K's top eigenvalue, of tr K and of the sharpness over
-    the probe rows of steps 0-1,000, the peak's step, the ENP end, and whether the peak is interior."""
-    rows = [r for r in read_rows(run, "diagnostics.jsonl") if "event" not in r and r["step"] <= LAST_STEP]
+    the probe rows of steps 0-1,000, the peak's step, the ENP end, and whether the peaks are interior."""
+    rows = _probe_rows(run)
     top = [(r[K], r["step"]) for r in rows if r.get(K) is not None]
     peak, peak_step = max(top)
-    last = max(top, key=lambda v: v[1])
     return {
         "lr": lookup(run, "optim.lr"),
         "batch": lookup(run, "trainer.batch_size"),
@@ -40,7 +52,8 @@ def outcomes(run: dict) -> dict:
         "enp_end": run.get("enp_end_step"),
         "peak_trK": max(r[TRACE] for r in rows if r.get(TRACE) is not None),
         "peak_H": max(r[H] for r in rows if r.get(H) is not None),
-        "interior": peak_step != last[1] and last[0] < 0.8 * peak,
+        "interior": _interior(top),
+        "interior_H": _interior([(r[H], r["step"]) for r in rows if r.get(H) is not None]),
         "test_acc": run.get("final_test_acc"),
     }
 
@@ -167,8 +180,12 @@ def _cell_table(cells: list[dict], axis: str, values: tuple) -> list[str]:
             continue
 
         def ms(key, scale=1.0, digits=1, cs=cs):
-            x = np.array([scale * c[key] for c in cs], dtype=float)
-            return f"{x.mean():.{digits}f} ± {x.std(ddof=1) if len(x) > 1 else 0.0:.{digits}f}"
+            x = np.array([scale * c[key] for c in cs if c[key] is not None], dtype=float)
+            if not len(x):
+                return "-"
+            spread = f" ± {x.std(ddof=1):.{digits}f}" if len(x) > 1 else ""
+            counted = f" ({len(x)} runs)" if len(x) < len(cs) else ""
+            return f"{x.mean():.{digits}f}{spread}{counted}"
 
         ratios = [c["peak_step"] / c["enp_end"] for c in cs if c["enp_end"]]
         ratio = float(np.median(ratios)) if ratios else math.nan
@@ -183,27 +200,66 @@ def _cell_table(cells: list[dict], axis: str, values: tuple) -> list[str]:
 
 
 def _plateaus(result: dict) -> list[str]:
-    """The plan's caveat: the cells where under half the runs rose and fell inside the window."""
+    """The plan's caveat: the cells where under half the runs rose and fell inside the window, for
+    lambda_1(K) (the primary outcome) and lambda_1(H)."""
     cells = [("lr", c["lr"], c) for c in result["lr_cells"]] + [
         ("batch", c["batch"], c) for c in result["batch_cells"] if c["batch"] != LR_BATCH
     ]
     by_cell: dict[tuple, list[dict]] = defaultdict(list)
     for axis, value, c in cells:
         by_cell[(axis, value)].append(c)
-    flat = [
-        f"{axis} {value:g}" for (axis, value), cs in by_cell.items() if sum(c["interior"] for c in cs) < len(cs) / 2
+    lines = []
+    for key, name in (("interior", "lambda_1(K)"), ("interior_H", "lambda_1(H)")):
+        flat = [f"{a} {v:g}" for (a, v), cs in by_cell.items() if sum(c[key] for c in cs) < len(cs) / 2]
+        if flat:
+            lines += [
+                f'For {name}, in {", ".join(flat)}, under half of the runs have an interior peak: there its "peak" '
+                f"is the largest value in the window (still rising, or level, at step {LAST_STEP:,}), not a rise "
+                "and fall, and the comparison is of window maxima.",
+                "",
+            ]
+    return lines
+
+
+GRID = (10, 20, 50, 100, 200, 500, 1000)  # steps every run has a row at (the shared grid)
+
+
+def _observations(runs: list[dict], result: dict) -> list[str]:
+    """Post-hoc, not under the plan: the cells' mean lambda_1(K) and lambda_1(H) at the grid's steps, and
+    what the design varies besides its axes."""
+    by_cell: dict[tuple, list[dict]] = defaultdict(list)
+    for run in runs:
+        if run.get("status") == "completed":
+            by_cell[(lookup(run, "optim.lr"), lookup(run, "trainer.batch_size"))].append(run)
+    lines = [
+        "## Post-hoc observations (not under the plan: no verdicts)",
+        "Mean over seeds at the steps of the shared grid, for reading the figure with numbers.",
+        "",
+        "| lr, batch | measure | " + " | ".join(f"step {s:,}" for s in GRID) + " |",
+        "|---|---|" + "---|" * len(GRID),
     ]
-    if not flat:
-        return []
-    return [
-        f'In {", ".join(flat)}, under half of the runs have an interior peak: there the "peak" is the largest '
-        f"value in the window (lambda_1(K) still rising, or level, at step {LAST_STEP:,}), not a rise and fall, "
-        "and the comparison is of window maxima.",
+    for (lr, batch), runs_ in sorted(by_cell.items()):
+        for key, name in ((K, "lambda_1(K)"), (H, "lambda_1(H)")):
+            at = {
+                s: [r[key] for run in runs_ for r in _probe_rows(run) if r["step"] == s and r.get(key) is not None]
+                for s in GRID
+            }
+            cells = " | ".join(f"{np.mean(v):.1f}" if v else "-" for v in at.values())
+            lines.append(f"| {lr:g}, {batch} | {name} | {cells} |")
+    lines += [
+        "",
+        "- At a fixed 1,000 steps the batch axis also varies the data seen: about 0.5 epochs at batch 32, "
+        "8.5 at batch 512.",
+        f'- Rows come every 20 steps after the ENP, coarser than the "near" window ({NEAR:g}x the ENP\'s length) '
+        "where the ENP ends within 10 steps (learning rate 0.1).",
+        "- With plain SGD at a constant learning rate, gradient descent is stable while lambda_1(H) < 2 / lr "
+        "(the edge of stability, Cohen et al. 2021): 2 / lr is 200, 67 and 20 for the three learning rates.",
         "",
     ]
+    return lines
 
 
-def render(result: dict, head: list[str], figure_name: str | None, deviations: list[str]) -> str:
+def render(result: dict, head: list[str], figure_name: str | None, deviations: list[str], runs: list[dict] = ()) -> str:
     v, t = result["verdicts"], result["tests"]
     k_lr, k_batch = t[("lr", "peak_K")], t[("batch", "peak_K")]
     lines = [
@@ -212,7 +268,8 @@ def render(result: dict, head: list[str], figure_name: str | None, deviations: l
         "## Verdict",
         f"**The break-even prediction: {v['overall']}** under the plan's rules (docs/results/break_even_plan.md).",
         "",
-        f"- **P1, a larger learning rate lowers the early peak of lambda_1(K): {v['P1']}.** Slope of log peak "
+        f"- **P1, a larger learning rate lowers the early peak of lambda_1(K) (the plan's peak: the largest value "
+        f"of steps 0-{LAST_STEP:,}): {v['P1']}.** Slope of log peak "
         f"on log lr {_fmt(k_lr.effect)} [{_fmt(k_lr.ci_low)}, {_fmt(k_lr.ci_high)}] over {k_lr.n} seeds "
         f"(p = {k_lr.p:.2g}).",
         f"- **P2, a smaller batch lowers it: {v['P2']}.** Slope on log batch {_fmt(k_batch.effect)} "
@@ -263,5 +320,7 @@ def render(result: dict, head: list[str], figure_name: str | None, deviations: l
             "at learning rate 0.03.",
             "",
         ]
+    if runs:
+        lines += _observations(list(runs), result)
     lines += ["## Deviations from the plan", *deviations, ""]
     return "\n".join(lines)

@@ -9,7 +9,8 @@ from torch import nn
 
 
 def is_weight(p: torch.Tensor) -> bool:
-    """A weight matrix or kernel (2 or more dimensions), not a bias or a normalization scale: what
+    """A parameter of 2 or more dimensions: weight matrices and kernels, and also embedding tables and
+    positional embeddings (a ViT's pos_embed and cls_token); not a bias or a normalization scale. What
     `model.init_scale` multiplies and `diagnostics=weight_distance` follows."""
     return p.ndim >= 2
 

@@ -58,13 +58,13 @@ class Plan:
     """What one step does. `alpha`: the Mixup alpha to mix at, or None for no mixing at all (a mixer
     with `cutmix_alpha` > 0 also mixes at alpha 0, by CutMix). `weigh`: whether the sample weighting
     applies (otherwise every sample counts). The regularization of the step, which the loop applies:
-    `weight_decay` multiplies the optimizer's weight decay (optim.weight_decay); `augment` false trains
+    `weight_decay_scale` multiplies the optimizer's weight decay (optim.weight_decay); `augment` false trains
     on the un-augmented images (no crop, no flip: the data's draws are made all the same, so a schedule
     changes nothing else); `blur` > 0 blurs the step's images (Gaussian, that many pixels: a deficit)."""
 
     alpha: Optional[float] = None
     weigh: bool = True
-    weight_decay: float = 1.0
+    weight_decay_scale: float = 1.0
     augment: bool = True
     blur: float = 0.0
 
@@ -156,7 +156,7 @@ class Strategy:
         return (
             plan.alpha if mixes else None,
             plan.weigh and self.weighting.drops,
-            plan.weight_decay,
+            plan.weight_decay_scale,
             plan.augment,
             plan.blur,
         )
@@ -180,6 +180,11 @@ class Strategy:
     def prepare(self, x: Tensor, y: Tensor, phase: Phase) -> Batch:
         """The batch of the step trained under `phase`: mixed as its plan says (never in place)."""
         plan = self.plan(phase)
+        if not plan.augment and not self.schedule.schedules_augmentation:
+            raise ValueError(
+                f"{type(self.schedule).__name__} planned a step without augmentation but does not set "
+                f"`schedules_augmentation = True`, so the loop cut the batch augmented: set it on the class."
+            )
         if plan.blur > 0:
             x = gaussian_blur(x, plan.blur)
         if plan.alpha is None or not self.mixer.mixes(plan.alpha):

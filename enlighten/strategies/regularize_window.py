@@ -3,7 +3,7 @@ outside it (Golatkar et al. 2019, "Time Matters in Regularizing Deep Networks": 
 after an early window keeps most of its benefit; applied only after it, little). No mixing.
 
 The window (`window`): `enp`, while the ENP lasts; `after_enp`, once it has ended; `epochs`, the epochs
-[start, stop) given in `epochs`. Outside it the weight decay is multiplied by `weight_decay_outside`
+[start, stop) given in `epochs`. Outside it the weight decay is multiplied by `weight_decay_scale_outside`
 (0: none) and the images are not augmented."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ class RegularizeInWindow(Schedule):
     schedules_augmentation = True
 
     def __init__(
-        self, window: str = "enp", epochs: tuple[int, int] = (0, 1), weight_decay_outside: float = 0.0
+        self, window: str = "enp", epochs: tuple[int, int] = (0, 1), weight_decay_scale_outside: float = 0.0
     ) -> None:
         if window not in WINDOWS:
             raise ValueError(f"strategy.schedule.window must be one of {', '.join(WINDOWS)}, got {window!r}.")
@@ -26,9 +26,11 @@ class RegularizeInWindow(Schedule):
             raise ValueError(
                 f"strategy.schedule.epochs must be [start, stop) with 0 <= start < stop, got {list(epochs)}."
             )
-        if weight_decay_outside < 0:
-            raise ValueError(f"strategy.schedule.weight_decay_outside must be >= 0, got {weight_decay_outside}.")
-        self.window, self.epochs, self.weight_decay_outside = window, tuple(epochs), weight_decay_outside
+        if weight_decay_scale_outside < 0:
+            raise ValueError(
+                f"strategy.schedule.weight_decay_scale_outside must be >= 0, got {weight_decay_scale_outside}."
+            )
+        self.window, self.epochs, self.weight_decay_scale_outside = window, tuple(epochs), weight_decay_scale_outside
 
     def inside(self, phase: Phase) -> bool:
         if self.window == "enp":
@@ -40,7 +42,7 @@ class RegularizeInWindow(Schedule):
     def plan(self, phase: Phase, alpha: float) -> Plan:
         if self.inside(phase):
             return Plan(alpha=None)
-        return Plan(alpha=None, weight_decay=self.weight_decay_outside, augment=False)
+        return Plan(alpha=None, weight_decay_scale=self.weight_decay_scale_outside, augment=False)
 
     def alphas(self, alpha: float) -> tuple[float, ...]:
         return ()

@@ -218,7 +218,7 @@ class Trainer:
         self.train_model = torch.compile(train_model) if cfg.compile else train_model
         self.strategy, self.detector = strategy, detector
         self.optimizer, self.scheduler = optimizer, scheduler
-        # Each parameter group's weight decay as configured: a step's plan multiplies it (Plan.weight_decay).
+        # Each parameter group's weight decay as configured: a step's plan multiplies it (Plan.weight_decay_scale).
         self.base_weight_decay = [g.get("weight_decay", 0.0) for g in optimizer.param_groups]
         # fp16's gradients underflow unless the loss is scaled up first; the scaler adapts the scale
         # (its state is in every checkpoint, so a resume continues with the same scale). Off: a no-op.
@@ -360,7 +360,7 @@ class Trainer:
         and what the step did."""
         batch = self.strategy.prepare(x, y, phase)
         for group, base in zip(self.optimizer.param_groups, self.base_weight_decay):
-            group["weight_decay"] = base * batch.plan.weight_decay
+            group["weight_decay"] = base * batch.plan.weight_decay_scale
         with self.autocast():
             logits = batch.forward(self.train_model, self._to_model_layout(batch.x))
         loss = batch.reduce(soft_cross_entropy(logits, batch.target))
