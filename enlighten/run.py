@@ -502,28 +502,25 @@ def _load_data(cfg: DictConfig, device: torch.device, group, strategy):
             f"strategy {choice(cfg, 'strategy')} mixes inputs, but {data.name} gives token ids, which cannot be "
             f"mixed: use strategy=vanilla, high_loss_removal or its controls (with strategy.mixer.alpha=0)."
         )
-    if strategy.schedule.schedules_augmentation and (data.tokens or not isinstance(data, InMemoryData)):
-        why = (
-            "gives token sequences, which are not augmented"
-            if data.tokens
-            else "streams its images from disk (for an image folder: dataset.in_memory=true)"
-        )
-        raise ConfigError(
-            f"strategy {choice(cfg, 'strategy')} turns augmentation on and off, which needs images held in "
-            f"memory; {data.name} {why}."
-        )
+    if strategy.schedule.schedules_augmentation:
+        _needs_samples_in_memory(data, f"strategy {choice(cfg, 'strategy')} (it turns augmentation on and off)")
     if cfg.dataset.label_noise:  # on a copy: a reused dataset stays clean for the next job
-        if data.tokens or not hasattr(data, "with_label_noise"):
-            why = (
-                "gives token sequences, which have no single label to replace"
-                if data.tokens
-                else ("streams its images from disk: label noise needs them in memory (dataset.in_memory=true)")
-            )
-            raise ConfigError(
-                f"dataset.label_noise={cfg.dataset.label_noise}: {data.name} {why}; or set dataset.label_noise=0."
-            )
+        _needs_samples_in_memory(data, f"dataset.label_noise={cfg.dataset.label_noise}")
         data = data.with_label_noise(cfg.dataset.label_noise, stream_generator(cfg.seed, LABEL_NOISE_STREAM))
     return data
+
+
+def _needs_samples_in_memory(data, what: str) -> None:
+    """A ConfigError unless `data` holds its training samples in memory, each with one label: what
+    turning augmentation off per step and replacing labels work on."""
+    if isinstance(data, InMemoryData) and not data.tokens:
+        return
+    why = (
+        "gives token sequences, which have no single label and are not augmented"
+        if data.tokens
+        else "streams its images from disk (for an image folder: dataset.in_memory=true)"
+    )
+    raise ConfigError(f"{what} needs training samples held in memory, each with one label; {data.name} {why}.")
 
 
 def build_model(cfg: DictConfig, data) -> torch.nn.Module:
@@ -582,7 +579,7 @@ def _build_trainer(
     summary["num_params"] = sum(p.numel() for p in model.parameters())
     summary.update(num_train=data.num_train, num_val=getattr(data, "num_val", 0), num_test=data.num_test)
     summary["init_params_sha1"] = params_digest(model)
-    if getattr(data, "noisy_labels", None) is not None:  # which labels dataset.label_noise replaced, and by what
+    if isinstance(data, InMemoryData) and data.noisy_labels is not None:  # what dataset.label_noise replaced
         index, label = data.noisy_labels
         summary["label_noise_replaced"] = len(index)
         if group.main:

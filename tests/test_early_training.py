@@ -75,6 +75,18 @@ def test_label_noise_replaces_exactly_its_share_by_other_classes_and_leaves_the_
     assert counts.min() > 0  # replacements over all the other classes
 
 
+def test_label_noise_and_augmentation_schedules_refuse_data_they_cannot_change():
+    """Both need training samples in memory with one label each: images and series pass; token streams
+    are refused naming the setting and the data, before training."""
+    from enlighten.data.text import CharText
+    from enlighten.run import _needs_samples_in_memory
+
+    _needs_samples_in_memory(synthetic(num_train=16, num_test=8, image_size=8), "dataset.label_noise=0.1")
+    text = CharText(torch.randint(0, 5, (200,)), torch.randint(0, 5, (50,)), list("abcde"), 16, name="text")
+    with pytest.raises(ConfigError, match=r"dataset.label_noise=0.1 .* text gives token sequences"):
+        _needs_samples_in_memory(text, "dataset.label_noise=0.1")
+
+
 @pytest.mark.e2e
 def test_a_run_with_label_noise_records_what_it_replaced(tmp_path):
     from enlighten.run import run

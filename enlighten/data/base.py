@@ -127,6 +127,7 @@ class InMemoryData:
     """
 
     tokens = False  # inputs are continuous (images, series): they can be mixed
+    noisy_labels: tuple[Tensor, Tensor] | None = None  # (indices, new labels) of `with_label_noise`
 
     def __init__(
         self,

@@ -20,7 +20,6 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 PAIRINGS = ("permutation", "flip")
@@ -122,14 +121,11 @@ def check_manifold(model: nn.Module | None) -> None:
 
 
 def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
-    """Images [B, C, H, W] blurred by a Gaussian of `sigma` pixels (a separable kernel of radius 3 sigma,
-    reflected at the borders). Linear with weights summing to 1, so blurring normalized images is
-    blurring the images, then normalizing."""
+    """Images [B, C, H, W] blurred by a Gaussian of `sigma` pixels: torchvision's separable kernel,
+    reflected at the borders, of radius 3 sigma (at most the image's size less one, as reflection
+    needs). Linear with weights summing to 1, so blurring normalized images is blurring the images,
+    then normalizing."""
+    from torchvision.transforms.v2.functional import gaussian_blur as blur  # imported only where a deficit blurs
+
     radius = max(1, min(math.ceil(3 * sigma), x.shape[-1] - 1, x.shape[-2] - 1))
-    offsets = torch.arange(-radius, radius + 1, device=x.device, dtype=torch.float64)
-    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
-    kernel = (kernel / kernel.sum()).to(x.dtype)
-    c = x.shape[1]
-    x = F.pad(x, (radius, radius, radius, radius), mode="reflect")
-    x = F.conv2d(x, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(x, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    return blur(x, [2 * radius + 1] * 2, [sigma, sigma])
